@@ -1,0 +1,129 @@
+// The clause catalogue: the one place ids, levels and titles live. SPEC.md §6 states the
+// contract; RW, SPL and MAP are described there as lists, and the ids below number them.
+export type Level = 'MUST' | 'SHOULD' | 'INFO';
+export type Family = 'PLT' | 'NEG' | 'BKG' | 'IOM' | 'RW' | 'SPL' | 'MAP' | 'ATT' | 'FSX' | 'LIF' | 'PRF';
+
+export interface Clause {
+  id: string;
+  family: Family;
+  level: Level;
+  title: string;
+  /** What the check observes: bytes, errno, attributes, requests (fuse tracepoints), ledger (ioctl tracepoints). */
+  observes: string;
+}
+
+export const FAMILIES: Record<Family, { suite: string; title: string }> = {
+  PLT: { suite: 'platform', title: 'the platform honours the contract' },
+  NEG: { suite: 'negotiation', title: 'negotiation' },
+  BKG: { suite: 'backing', title: 'backing-file lifecycle' },
+  IOM: { suite: 'iomodes', title: 'io modes' },
+  RW: { suite: 'readwrite', title: 'read/write correctness' },
+  SPL: { suite: 'splice', title: 'splice and sendfile' },
+  MAP: { suite: 'mmap', title: 'mmap' },
+  ATT: { suite: 'attributes', title: 'attribute freshness' },
+  FSX: { suite: 'fsx', title: 'model-checked random operations' },
+  LIF: { suite: 'lifecycle', title: 'lifecycle' },
+  PRF: { suite: 'performance', title: 'performance' },
+};
+
+const c = (id: string, level: Level, title: string, observes: string): Clause => ({
+  id,
+  family: id.split('-')[0] as Family,
+  level,
+  title,
+  observes,
+});
+
+export const CLAUSES: Clause[] = [
+  c('PLT-001', 'INFO', 'kernel offers FUSE_PASSTHROUGH in INIT', 'INIT flags seen by ptfs --init-report'),
+  c('PLT-002', 'INFO', 'BACKING_OPEN/CLOSE error codes are those of SPEC §2', 'errno of each ioctl case (ptfs --ioctl-selfcheck)'),
+  c('PLT-003', 'INFO', 'passthrough together with WRITEBACK_CACHE is refused', 'borrowed-fd probe: EPERM'),
+  c('PLT-004', 'INFO', 'each io-mode conflict of SPEC §4 gives EIO and leaves existing fds working', 'errno of open, bytes on existing fds'),
+  c('PLT-005', 'INFO', 'KEEP_CACHE with passthrough gives EIO', 'errno of open'),
+  c('PLT-006', 'INFO', 'ELOOP for a backing file on a stacked filesystem', 'ledger: BACKING_OPEN -> ELOOP'),
+  c('PLT-007', 'INFO', 'stat after a passthrough write sends GETATTR', 'requests: FUSE_GETATTR in the window'),
+
+  c('NEG-001', 'MUST', 'the server mounts, answers INIT and serves a lookup within the mount timeout', 'mountinfo, stat of the root and of a file'),
+  c('NEG-002', 'MUST', 'a server that claims passthrough gets it enabled', 'borrowed-fd probe and the ledger'),
+  c('NEG-003', 'MUST', 'no BACKING_OPEN fails with EPERM/ENOTTY for lack of negotiation', 'ledger: failed opens'),
+  c('NEG-004', 'MUST', 'reads of a passthrough-opened regular file send no FUSE_READ', 'requests: FUSE_READ count'),
+  c('NEG-005', 'MUST', 'writes to a passthrough-opened regular file send no FUSE_WRITE', 'requests: FUSE_WRITE count'),
+  c('NEG-006', 'INFO', 'negotiated stack depth (1 or 2)', 'borrowed-fd BACKING_OPEN of an overlayfs file'),
+
+  c('BKG-001', 'MUST', 'every passthrough open is served by a live backing id (no EIO on open/create)', 'errno of open, ledger'),
+  c('BKG-002', 'MUST', 'concurrent opens of one inode share one backing object', 'errno, ledger: live ids per inode'),
+  c('BKG-003', 'MUST', 'no leak: every backing id is closed after the last close, and space is freed', 'ledger balance, statfs of the backing tmpfs'),
+  c('BKG-004', 'MUST', 'no BACKING_CLOSE fails (no double close, no invalid id)', 'ledger: failed closes'),
+  c('BKG-005', 'MUST', 'files created with O_CREAT are in passthrough too', 'requests: no FUSE_WRITE/FUSE_READ, ledger'),
+  c('BKG-006', 'MUST', 'a refused backing file (ELOOP) still opens and reads right', 'bytes, errno'),
+  c('BKG-007', 'MUST', 'a refused backing file does not break later opens of files in passthrough', 'errno of open'),
+  c('BKG-008', 'MUST', 'an open/close storm gives no EIO and a balanced ledger', 'errno, ledger'),
+  c('BKG-009', 'MUST', 'unlink while open: I/O continues, space freed after close', 'bytes, statfs of the backing tmpfs'),
+
+  c('IOM-001', 'MUST', 'every pair of concurrent open flags on one file succeeds', 'errno, bytes'),
+  c('IOM-002', 'MUST', 'O_DIRECT I/O (aligned) is correct', 'bytes'),
+  c('IOM-003', 'MUST', 'shared mmap while other fds are open works and stays coherent', 'bytes'),
+  c('IOM-004', 'MUST', 'executing a binary stored in the mount works', 'exit status and output'),
+  c('IOM-005', 'MUST', 'directory opens and readdir are unaffected by files in passthrough', 'directory listing'),
+
+  c('RW-001', 'MUST', 'sequential read of a known tree equals the model', 'bytes'),
+  c('RW-002', 'MUST', 'pwrite/pread at unaligned offsets crossing page and max_write boundaries', 'bytes'),
+  c('RW-003', 'MUST', 'short reads at EOF and reads past EOF', 'byte counts'),
+  c('RW-004', 'MUST', 'holes read as zeros', 'bytes'),
+  c('RW-005', 'MUST', 'readv/writev', 'bytes'),
+  c('RW-006', 'MUST', '4 MiB reads and writes', 'bytes'),
+  c('RW-007', 'MUST', 'concurrent O_APPEND writers never overlap', 'bytes, size'),
+  c('RW-008', 'MUST', 'O_TRUNC empties the file', 'size, bytes'),
+  c('RW-009', 'MUST', 'ftruncate shrink and extend', 'size, bytes'),
+  c('RW-010', 'MUST', 'fallocate and SEEK_DATA/SEEK_HOLE', 'bytes, offsets'),
+  c('RW-011', 'MUST', 'copy_file_range inside the mount', 'bytes'),
+  c('RW-012', 'MUST', 'fsync and fdatasync succeed', 'errno'),
+  c('RW-013', 'MUST', 'writes through the mount are in the backing file at once, and the reverse', 'bytes of the backing file'),
+
+  c('SPL-001', 'MUST', 'splice file->pipe at offsets', 'bytes'),
+  c('SPL-002', 'MUST', 'splice pipe->file at offsets', 'bytes'),
+  c('SPL-003', 'MUST', 'sendfile file->file', 'bytes'),
+  c('SPL-004', 'MUST', 'sendfile file->socket', 'bytes'),
+  c('SPL-005', 'MUST', 'splice past EOF returns 0', 'byte counts'),
+  c('SPL-006', 'MUST', 'splice into an O_APPEND file appends', 'bytes, size'),
+
+  c('MAP-001', 'MUST', 'MAP_SHARED read equals the file', 'bytes'),
+  c('MAP-002', 'MUST', 'MAP_SHARED write + msync is seen by read() on another fd and in the backing file', 'bytes'),
+  c('MAP-003', 'MUST', 'MAP_PRIVATE writes stay private', 'bytes'),
+  c('MAP-004', 'MUST', 'mmap and pwrite on the same file stay coherent', 'bytes'),
+
+  c('ATT-001', 'MUST', 'size after an extending write is right at once (fstat same fd, other fd, stat by path)', 'attributes'),
+  c('ATT-002', 'MUST', 'mtime and ctime advance after a write', 'attributes'),
+  c('ATT-003', 'MUST', 'st_blocks grows after writing data', 'attributes'),
+  c('ATT-004', 'MUST', 'size after truncate (shrink and extend, by fd and by path)', 'attributes'),
+  c('ATT-005', 'MUST', 'size after concurrent O_APPEND writes', 'attributes'),
+  c('ATT-006', 'SHOULD', 'mtime after a MAP_SHARED write + msync(MS_SYNC)', 'attributes'),
+  c('ATT-007', 'MUST', 'stat through the mount equals the backing file stat (mirror servers)', 'attributes'),
+  c('ATT-008', 'MUST', 'a change made to the backing file is visible within the declared attribute timeout', 'attributes'),
+
+  c('FSX-001', 'MUST', 'seeded random operation sequences on one file agree with a model', 'bytes, size'),
+  c('FSX-002', 'MUST', 'random sequences over two fds and a shared mapping agree with a model', 'bytes, size'),
+
+  c('LIF-001', 'MUST', 'clean unmount: the server exits 0, nothing is left', 'exit status, mountinfo, processes'),
+  c('LIF-002', 'MUST', 'killing the server gives ENOTCONN and the mount can be removed', 'errno, mountinfo'),
+  c('LIF-003', 'INFO', 'what open passthrough fds do after the connection is aborted', 'errno, bytes'),
+  c('LIF-004', 'MUST', 'no fd leak in the server after thousands of operations', '/proc/PID/fd count'),
+
+  c('PRF-001', 'SHOULD', 'passthrough sequential read throughput >= 0.8 x native', 'throughput ratio'),
+  c('PRF-002', 'SHOULD', 'passthrough sequential write throughput >= 0.8 x native', 'throughput ratio'),
+  c('PRF-003', 'INFO', 'FUSE requests per MiB of passthrough I/O', 'requests'),
+  c('PRF-004', 'INFO', 'open+close latency', 'time per cycle'),
+];
+
+const byId = new Map(CLAUSES.map((cl) => [cl.id, cl]));
+
+export function clauseById(id: string): Clause {
+  const base = id.replace(/\[.*\]$/, '');
+  const cl = byId.get(base);
+  if (!cl) throw new Error(`unknown clause id ${id}: see \`fusecert clauses\` for the catalogue`);
+  return cl;
+}
+
+export function isClauseId(id: string): boolean {
+  return byId.has(id.replace(/\[.*\]$/, ''));
+}

@@ -1,0 +1,206 @@
+import { mkdirSync, writeFileSync, existsSync, readdirSync, readFileSync, mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { execa } from 'execa';
+import { startVitest } from 'vitest/node';
+import { CLAUSES, FAMILIES, type Family } from '../catalogue/index.ts';
+import { loadServer, type ServerSpec } from '../manifest/index.ts';
+import type { Platform } from '../platform/index.ts';
+import { ServerInstance, makeWorkspace, sweep, fuseMountAt, abortConnection, type Resource } from '../mount/index.ts';
+import type { RunContext } from '../harness/context.ts';
+import { ClauseCollector, applyExpectations, summarise, platformSummary, writeJUnit, summaryTable, type Results } from '../report/index.ts';
+
+export const ROOT = path.resolve(import.meta.dirname, '../..');
+export const VERSION = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')).version as string;
+
+export interface RunOptions {
+  only: string[];
+  families: string[];
+  jobs: number;
+  strict: boolean;
+  seed: number;
+  shuffle: boolean;
+  fsxRuns: number;
+  deadlineMs: number;
+  outDir: string;
+  junit: string | null;
+  quiet: boolean;
+}
+
+export class EnvironmentError extends Error {}
+
+/** The suite files a selection needs: from --family, or the families of the --only ids. */
+export function suiteFiles(opts: Pick<RunOptions, 'only' | 'families'>): string[] {
+  let fams = Object.keys(FAMILIES) as Family[];
+  if (opts.families.length) {
+    for (const f of opts.families) if (!(f.toUpperCase() in FAMILIES)) throw new EnvironmentError(`--family ${f}: unknown family (known: ${fams.join(', ')})`);
+    fams = opts.families.map((f) => f.toUpperCase() as Family);
+  }
+  if (opts.only.length) {
+    for (const id of opts.only) {
+      if (!CLAUSES.some((c) => c.id === id.replace(/\[.*\]$/, ''))) throw new EnvironmentError(`--only ${id}: unknown clause id (see \`fusecert clauses\`)`);
+    }
+    const onlyFams = new Set(opts.only.map((id) => id.split('-')[0]));
+    fams = fams.filter((f) => onlyFams.has(f));
+  }
+  return fams.map((f) => path.join(ROOT, 'suites', `${FAMILIES[f].suite}.test.ts`)).filter((f) => existsSync(f));
+}
+
+async function serverVersion(spec: ServerSpec): Promise<string> {
+  const v = spec.manifest.version;
+  if (!v) return 'unknown';
+  const exe = v[0].startsWith('./') ? path.resolve(spec.dir, v[0]) : v[0];
+  const r = await execa(exe, v.slice(1), { reject: false, timeout: 5000, all: true });
+  const line = (r.all ?? '').split('\n').find((l) => l.trim()) ?? '';
+  return line.trim().slice(0, 120) || 'unknown';
+}
+
+/** Mount once before any clause, so a server that cannot start is one clear error (exit 2). */
+async function preflight(spec: ServerSpec): Promise<void> {
+  const ws = await makeWorkspace({ tree: null });
+  try {
+    const s = await ServerInstance.start(spec, ws.source, ws.mountpoint, [], ws.scratch);
+    await s.stop();
+  } catch (e) {
+    throw new EnvironmentError((e as Error).message);
+  } finally {
+    await ws.dispose();
+  }
+}
+
+function registeredConnections(stateDir: string): number[] {
+  const conns: number[] = [];
+  for (const f of existsSync(stateDir) ? readdirSync(stateDir) : []) {
+    if (!f.startsWith('mount-')) continue;
+    const r = JSON.parse(readFileSync(path.join(stateDir, f), 'utf8')) as Resource;
+    if (r.kind === 'mount') {
+      const m = fuseMountAt(r.path);
+      if (m) conns.push(m.minor);
+    }
+  }
+  return conns;
+}
+
+function childPids(): number[] {
+  const out: number[] = [];
+  for (const p of readdirSync('/proc')) {
+    if (!/^\d+$/.test(p)) continue;
+    try {
+      const s = readFileSync(`/proc/${p}/stat`, 'utf8');
+      if (Number(s.slice(s.lastIndexOf(')') + 2).split(' ')[1]) === process.pid) out.push(Number(p));
+    } catch {
+      /* gone */
+    }
+  }
+  return out;
+}
+
+export async function runServer(spec: ServerSpec, reference: ServerSpec | null, platform: Platform, opts: RunOptions, outDir: string): Promise<Results> {
+  const started = new Date();
+  const files = suiteFiles(opts);
+  if (files.length === 0) throw new EnvironmentError('no suite matches the selection (--only/--family)');
+  await preflight(spec);
+  const version = await serverVersion(spec);
+
+  const stateDir = mkdtempSync(path.join(os.tmpdir(), 'fusecert-run-'));
+  const ctxFile = path.join(stateDir, 'context.json');
+  const cliArgs = (extra: string) => `node ${path.relative(process.cwd(), path.join(ROOT, 'bin/fusecert.mjs')) || 'bin/fusecert.mjs'} run --server ${spec.file}${spec.variant ? '@' + spec.variant : ''} ${extra}`;
+  const ctx: RunContext = {
+    server: spec,
+    reference,
+    platform,
+    only: opts.only,
+    strict: opts.strict,
+    seed: opts.seed,
+    fsxRuns: opts.fsxRuns,
+    deadlineMs: opts.deadlineMs,
+    outDir,
+    replay: cliArgs(`--seed ${opts.seed} --only {id}`),
+  };
+  writeFileSync(ctxFile, JSON.stringify(ctx));
+  Object.assign(process.env, {
+    FUSECERT_CONTEXT: ctxFile,
+    FUSECERT_STATE_DIR: path.join(stateDir, 'resources'),
+    FUSECERT_RUN_PID: String(process.pid),
+    UV_THREADPOOL_SIZE: '32', // a hung FUSE call holds a libuv thread until the abort
+  });
+
+  const collector = new ClauseCollector(opts.quiet ? () => {} : undefined);
+  // Watchdog: no clause result for too long means a worker is stuck beyond the harness deadline
+  // (a synchronous call into a hung server). First abort our connections, then kill workers.
+  const stall = opts.deadlineMs * 2 + 60_000;
+  let stage = 0;
+  const watchdog = setInterval(() => {
+    const idle = Date.now() - collector.lastProgress;
+    if (idle > stall && stage === 0) {
+      stage = 1;
+      for (const c of registeredConnections(path.join(stateDir, 'resources'))) abortConnection(c);
+      collector.errors.push(`watchdog: no progress for ${Math.round(idle / 1000)} s: aborted this run's FUSE connections`);
+    } else if (idle > stall + 30_000 && stage === 1) {
+      stage = 2;
+      for (const p of childPids()) {
+        try {
+          process.kill(p, 'SIGKILL');
+        } catch {
+          /* gone */
+        }
+      }
+      collector.errors.push('watchdog: workers still stuck after the abort: killed them');
+    } else if (idle < stall) stage = 0;
+  }, 2000);
+
+  const vitest = await startVitest(
+    'test',
+    [],
+    {
+      config: false,
+      root: ROOT,
+      watch: false,
+      include: files.map((f) => path.relative(ROOT, f)),
+      reporters: [collector],
+      pool: 'forks',
+      maxWorkers: opts.jobs,
+      fileParallelism: opts.jobs > 1,
+      sequence: { shuffle: opts.shuffle, seed: opts.seed },
+      testTimeout: opts.deadlineMs + 30_000,
+      hookTimeout: 120_000,
+      teardownTimeout: 60_000,
+      passWithNoTests: true,
+    },
+    { logLevel: 'error' },
+  );
+  await vitest.close();
+  clearInterval(watchdog);
+  process.exitCode = 0;
+
+  const leftovers = await sweep(path.join(stateDir, 'resources'));
+  for (const l of leftovers) collector.errors.push(`left behind by a suite and cleaned up: ${l}`);
+  rmSync(stateDir, { recursive: true, force: true });
+
+  const clauses = applyExpectations(collector.results, spec.expect);
+  const results: Results = {
+    tool: 'fusecert',
+    version: VERSION,
+    started: started.toISOString(),
+    durationMs: Date.now() - started.getTime(),
+    platform: platformSummary(platform),
+    server: { name: spec.name, version, manifest: spec.file, claims: spec.claims },
+    options: { only: opts.only, families: opts.families, strict: opts.strict, seed: opts.seed, jobs: opts.jobs, shuffle: opts.shuffle },
+    clauses,
+    errors: collector.errors,
+    summary: summarise(clauses, opts.strict, collector.errors),
+  };
+  mkdirSync(outDir, { recursive: true });
+  writeFileSync(path.join(outDir, 'results.json'), JSON.stringify(results, null, 2));
+  writeJUnit([results], opts.junit ?? path.join(outDir, 'junit.xml'));
+  if (!opts.quiet) process.stdout.write('\n' + summaryTable(results, opts.strict) + '\n');
+  return results;
+}
+
+export function resolveReference(): ServerSpec | null {
+  try {
+    return loadServer(path.join(ROOT, 'servers/ptfs/manifest.json'));
+  } catch {
+    return null;
+  }
+}

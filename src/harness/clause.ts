@@ -1,0 +1,154 @@
+import { test, type TestContext } from 'vitest';
+import { clauseById, type Clause } from '../catalogue/index.ts';
+import { runContext, selected } from './context.ts';
+import type { Mount } from './mount.ts';
+
+/** What a clause may need; each unmet one becomes a structured skip reason. */
+export type Requirement = 'passthrough' | 'mirror' | 'xattrs' | 'exec' | 'root' | 'tracefs' | 'ioctl-trace' | 'reference' | 'fallback' | 'attr-timeout';
+
+export interface ClauseMeta {
+  id: string;
+  family: string;
+  level: string;
+  title: string;
+  param?: string;
+  skip?: string;
+  hung?: { deadlineMs: number; waiting: number | null; stacks: Record<string, string> };
+  evidence: Record<string, unknown>;
+  stderr?: string;
+  replay?: string;
+}
+
+export class HungError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'HungError';
+  }
+}
+
+export interface ClauseContext {
+  mount: Mount;
+  clause: Clause;
+  /** Record a fact in the clause's evidence (results.json, JUnit properties). */
+  note(key: string, value: unknown): void;
+  /** Skip with a structured reason (never a pass). */
+  skip(reason: string): never;
+  signal: AbortSignal;
+}
+
+export interface ClauseOptions {
+  param?: string;
+  requires?: Requirement[];
+  mount?: Mount;
+  deadlineMs?: number;
+}
+
+export function unmetRequirement(req: Requirement, mount: Mount | undefined): string | null {
+  const ctx = runContext();
+  const p = ctx.platform;
+  const claims = mount?.claims ?? ctx.server.claims;
+  switch (req) {
+    case 'passthrough':
+      if (!claims.passthrough) return 'server does not claim passthrough';
+      if (p.passthrough === 'n') return 'kernel lacks CONFIG_FUSE_PASSTHROUGH';
+      return null;
+    case 'mirror':
+      return claims.mirror ? null : 'server does not claim to mirror its source';
+    case 'xattrs':
+      return claims.xattrs ? null : 'server does not claim xattrs';
+    case 'exec':
+      return claims.exec ? null : 'server does not claim exec';
+    case 'fallback':
+      return claims.fallback ? null : 'server does not claim fallback for refused backing files';
+    case 'attr-timeout':
+      return claims.attrTimeoutMs !== undefined ? null : 'manifest declares no attrTimeoutMs (claims.attrTimeoutMs)';
+    case 'root':
+      return p.root ? null : 'not root: mounting and tracefs need root';
+    case 'tracefs':
+      if (!p.tracefs) return 'tracefs unavailable: mount it (mount -t tracefs nodev /sys/kernel/tracing) and run as root';
+      if (!p.fuseTracepoints) return 'tracefs lacks fuse:fuse_request_send/end (Linux 6.12+)';
+      if (mount?.evidenceError) return `evidence unavailable: ${mount.evidenceError}`;
+      return null;
+    case 'ioctl-trace':
+      if (!p.syscallTracepoints) return 'tracefs lacks syscalls:sys_enter_ioctl (CONFIG_FTRACE_SYSCALLS)';
+      if (mount?.evidenceError) return `evidence unavailable: ${mount.evidenceError}`;
+      return null;
+    case 'reference':
+      return ctx.reference ? null : 'the reference server is not built (npm run build)';
+  }
+}
+
+const shellQuote = (s: string) => (/^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replaceAll("'", `'\\''`)}'`);
+
+/**
+ * Declare clause ID. The vitest test is named `ID[param] title`; its meta carries the clause so
+ * the reporter never parses names. Mount start failures, deadlines and skips are handled here.
+ */
+export function clause(id: string, body: (t: ClauseContext) => Promise<void>, opts: ClauseOptions = {}): void {
+  const cl = clauseById(id);
+  const fullId = opts.param ? `${id}[${opts.param}]` : id;
+  if (!selected(fullId)) return;
+  const ctx = runContext();
+  const deadlineMs = opts.deadlineMs ?? ctx.deadlineMs;
+  test(`${fullId} ${cl.title}`, { timeout: deadlineMs + 30_000 }, async (vctx: TestContext) => {
+    const meta: ClauseMeta = { id: fullId, family: cl.family, level: cl.level, title: cl.title, param: opts.param, evidence: {} };
+    meta.replay = ctx.replay.replace('{id}', shellQuote(fullId));
+    (vctx.task.meta as Record<string, unknown>).fusecert = meta;
+    const skip = (reason: string): never => {
+      meta.skip = reason;
+      vctx.skip(reason);
+      throw new Error('unreachable');
+    };
+    const m = opts.mount;
+    for (const r of opts.requires ?? []) {
+      if (r === 'tracefs' || r === 'ioctl-trace') continue; // need the mount's evidence state: checked below
+      const why = unmetRequirement(r, m);
+      if (why) skip(why);
+    }
+    if (m) await m.ensure();
+    for (const r of opts.requires ?? []) {
+      if (r !== 'tracefs' && r !== 'ioctl-trace') continue;
+      const why = unmetRequirement(r, m);
+      if (why) skip(why);
+    }
+    const ac = new AbortController();
+    const t: ClauseContext = {
+      mount: m as Mount,
+      clause: cl,
+      note: (k, v) => {
+        meta.evidence[k] = v;
+      },
+      skip,
+      signal: ac.signal,
+    };
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new HungError('deadline')), deadlineMs);
+    });
+    try {
+      await Promise.race([body(t), deadline]);
+    } catch (e) {
+      if (m?.server) meta.stderr = m.stderrTail(30);
+      if (e instanceof HungError && m?.server) {
+        const state = m.server.kernelState();
+        const aborted = m.server.abort();
+        m.broken = true;
+        ac.abort();
+        meta.hung = { deadlineMs, ...state };
+        throw new HungError(
+          `HUNG: no result within ${deadlineMs} ms; ${state.waiting ?? '?'} request(s) waiting on connection ${m.server.connection}; ` +
+            `${aborted ? 'connection aborted through fusectl' : 'fusectl abort failed'}; the next clause gets a fresh server`,
+        );
+      }
+      if (m?.server?.hasExited) m.broken = true;
+      throw e;
+    } finally {
+      clearTimeout(timer);
+    }
+  });
+}
+
+/** One JUnit testcase per parameter: `ID[name]`. */
+export function clauseEach<P>(id: string, params: { name: string; value: P }[], body: (t: ClauseContext, p: P) => Promise<void>, opts: Omit<ClauseOptions, 'param'> = {}): void {
+  for (const p of params) clause(id, (t) => body(t, p.value), { ...opts, param: p.name });
+}

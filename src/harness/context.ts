@@ -1,0 +1,37 @@
+// The environment contract between `fusecert run` and a suite worker: one JSON file named by
+// FUSECERT_CONTEXT. Everything a clause may rely on about the run is in here.
+import { readFileSync } from 'node:fs';
+import type { ServerSpec } from '../manifest/index.ts';
+import type { Platform } from '../platform/index.ts';
+
+export interface RunContext {
+  server: ServerSpec;
+  /** The reference server's manifest, resolved: the platform clauses run it in probe modes. */
+  reference: ServerSpec | null;
+  platform: Platform;
+  only: string[];
+  strict: boolean;
+  seed: number;
+  fsxRuns: number;
+  deadlineMs: number;
+  outDir: string;
+  /** Shell-quoted command that replays one clause: `{id}` is replaced. */
+  replay: string;
+}
+
+let cached: RunContext | null = null;
+
+export function runContext(): RunContext {
+  if (cached) return cached;
+  const f = process.env.FUSECERT_CONTEXT;
+  if (!f) throw new Error('suites run under `fusecert run` (FUSECERT_CONTEXT is not set): try `node bin/fusecert.mjs run --server servers/ptfs/manifest.json`');
+  cached = JSON.parse(readFileSync(f, 'utf8')) as RunContext;
+  return cached;
+}
+
+export function selected(id: string): boolean {
+  const ctx = runContext();
+  if (ctx.only.length === 0) return true;
+  const base = id.replace(/\[.*\]$/, '');
+  return ctx.only.some((o) => o === id || o === base);
+}

@@ -1,0 +1,169 @@
+import { readFileSync, existsSync } from 'node:fs';
+import path from 'node:path';
+import { z } from 'zod';
+import { isClauseId } from '../catalogue/index.ts';
+
+export class ManifestError extends Error {
+  constructor(
+    readonly file: string,
+    readonly field: string,
+    readonly expected: string,
+  ) {
+    super(`${file}: ${field || '(top level)'}: ${expected}`);
+    this.name = 'ManifestError';
+  }
+}
+
+const Claims = z
+  .object({
+    passthrough: z.boolean(),
+    mirror: z.boolean().default(true),
+    xattrs: z.boolean().default(false),
+    exec: z.boolean().default(true),
+    /** How long a change made behind the server's back may stay invisible (ATT-008). */
+    attrTimeoutMs: z.number().int().nonnegative().optional(),
+    /** The server falls back to FUSE_READ/FUSE_WRITE when the kernel refuses a backing file. */
+    fallback: z.boolean().default(false),
+  })
+  .strict();
+
+const Expectation = z
+  .object({
+    clause: z.string().refine(isClauseId, { message: 'a clause id from `fusecert clauses` (e.g. RW-004 or IOM-001[O_RDONLY+O_DIRECT])' }),
+    status: z.enum(['fail', 'skip', 'hung']),
+    reason: z.string().min(10, 'a written reason (at least 10 characters)'),
+    expires: z.string().regex(/^\d{4}-\d{2}-\d{2}$/, 'a date YYYY-MM-DD'),
+  })
+  .strict();
+
+const Variant = z
+  .object({
+    args: z.array(z.string()).default([]),
+    claims: Claims.partial().default({}),
+    description: z.string().optional(),
+  })
+  .strict();
+
+const ManifestSchema = z
+  .object({
+    name: z.string().regex(/^[a-zA-Z0-9._-]+$/, 'a name of letters, digits, dot, dash or underscore'),
+    description: z.string().optional(),
+    version: z.array(z.string()).min(1).optional(),
+    command: z
+      .array(z.string())
+      .min(1)
+      .refine((a) => a.some((s) => s.includes('{mountpoint}')), { message: 'an argv array containing {mountpoint}' }),
+    env: z.record(z.string(), z.string()).default({}),
+    daemonizes: z.boolean().default(false),
+    mountTimeoutMs: z.number().int().positive().default(10000),
+    unmount: z.enum(['signal', 'umount', 'fusermount']).default('signal'),
+    /** Bytes of free space the source needs (servers that refuse to create below a minimum, e.g. mergerfs). */
+    sourceSizeMb: z.number().int().positive().default(1024),
+    claims: Claims,
+    variants: z.record(z.string().regex(/^[a-z0-9-]+$/), Variant).default({}),
+    expect: z.array(Expectation).default([]),
+  })
+  .strict();
+
+export type Manifest = z.infer<typeof ManifestSchema>;
+export type Claims = z.infer<typeof Claims>;
+export type Expectation = z.infer<typeof Expectation>;
+
+/** A manifest resolved for one run: the variant's args and claims folded in, paths absolute. */
+export interface ServerSpec {
+  name: string; // name or name@variant
+  file: string;
+  dir: string;
+  manifest: Manifest;
+  variant: string | null;
+  argv: string[]; // with placeholders
+  claims: Claims;
+  expect: Expectation[];
+}
+
+function formatPath(p: PropertyKey[]): string {
+  return p.map((k, i) => (typeof k === 'number' ? `[${k}]` : i === 0 ? String(k) : `.${String(k)}`)).join('');
+}
+
+export function parseManifest(text: string, file: string): Manifest {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (e) {
+    throw new ManifestError(file, '', `not valid JSON (${(e as Error).message})`);
+  }
+  const r = ManifestSchema.safeParse(raw);
+  if (!r.success) {
+    const issue = r.error.issues[0];
+    let expected = issue.message;
+    if (issue.code === 'unrecognized_keys') expected = `unknown field ${issue.keys.map((k) => JSON.stringify(k)).join(', ')} (check the spelling; see README "Writing a manifest")`;
+    else if (issue.code === 'invalid_type') expected = `expected ${issue.expected}`;
+    throw new ManifestError(file, formatPath(issue.path), expected);
+  }
+  return r.data;
+}
+
+/** Resolve command[0]: "./x" is relative to the manifest's folder; a bare name is looked up on PATH. */
+export function resolveExecutable(cmd: string, dir: string): string | null {
+  if (cmd.startsWith('./') || cmd.startsWith('../')) {
+    const p = path.resolve(dir, cmd);
+    return existsSync(p) ? p : null;
+  }
+  if (cmd.startsWith('/')) return existsSync(cmd) ? cmd : null;
+  for (const d of (process.env.PATH ?? '').split(':')) {
+    if (d && existsSync(path.join(d, cmd))) return path.join(d, cmd);
+  }
+  return null;
+}
+
+/** Expand ${VAR} in argv entries from the environment (for servers whose binary path comes from it). */
+function expandEnv(s: string, file: string, field: string): string {
+  return s.replace(/\$\{([A-Z0-9_]+)\}/g, (_, name: string) => {
+    const v = process.env[name];
+    if (v === undefined) throw new ManifestError(file, field, `environment variable ${name} is not set (it names the server binary; export it first)`);
+    return v;
+  });
+}
+
+export function loadServer(spec: string): ServerSpec {
+  // "path/manifest.json" or "path/manifest.json@variant"
+  const m = /^(.*?)(?:@([a-z0-9-]+))?$/.exec(spec)!;
+  const file = path.resolve(m[1]);
+  const variant = m[2] ?? null;
+  if (!existsSync(file)) throw new ManifestError(file, '', 'file not found (pass the path of a manifest.json, e.g. servers/ptfs/manifest.json)');
+  const manifest = parseManifest(readFileSync(file, 'utf8'), file);
+  return resolveServer(manifest, file, variant);
+}
+
+export function resolveServer(manifest: Manifest, file: string, variant: string | null, extraArgs: string[] = []): ServerSpec {
+  const dir = path.dirname(file);
+  let claims = { ...manifest.claims };
+  let args: string[] = [];
+  if (variant) {
+    const v = manifest.variants[variant];
+    if (!v) throw new ManifestError(file, `variants.${variant}`, `no such variant (known: ${Object.keys(manifest.variants).join(', ') || 'none'})`);
+    args = v.args;
+    claims = { ...claims, ...v.claims };
+  }
+  const argv = [...manifest.command, ...args, ...extraArgs].map((a, i) => expandEnv(a, file, `command[${i}]`));
+  const exe = resolveExecutable(argv[0], dir);
+  if (!exe) {
+    const hint = argv[0].includes('ptfs') ? ' (build it: npm run build)' : ' (install the server or fix command[0])';
+    throw new ManifestError(file, 'command[0]', `executable ${argv[0]} not found${hint}`);
+  }
+  argv[0] = exe;
+  return {
+    name: variant ? `${manifest.name}@${variant}` : manifest.name,
+    file,
+    dir,
+    manifest,
+    variant,
+    argv,
+    claims,
+    expect: manifest.expect,
+  };
+}
+
+export function substitute(argv: string[], source: string, mountpoint: string, scratch = ''): string[] {
+  return argv.map((a) => a.replaceAll('{source}', source).replaceAll('{mountpoint}', mountpoint).replaceAll('{scratch}', scratch));
+}

@@ -1,0 +1,62 @@
+import { describe, expect, test } from 'vitest';
+import { readFileSync, readdirSync, existsSync } from 'node:fs';
+import path from 'node:path';
+import { parseManifest, ManifestError, substitute } from './index.ts';
+
+const good = {
+  name: 'x',
+  command: ['./x', '{source}', '{mountpoint}'],
+  claims: { passthrough: true },
+};
+const parse = (o: unknown) => parseManifest(JSON.stringify(o), '/m/manifest.json');
+const errorOf = (o: unknown) => {
+  try {
+    parse(o);
+  } catch (e) {
+    return e as ManifestError;
+  }
+  throw new Error('no error');
+};
+
+describe('manifest schema', () => {
+  test('defaults are filled in', () => {
+    const m = parse(good);
+    expect(m.mountTimeoutMs).toBe(10000);
+    expect(m.unmount).toBe('signal');
+    expect(m.claims.mirror).toBe(true);
+    expect(m.expect).toEqual([]);
+  });
+  test('a typo in a field names the file, the field and what was expected', () => {
+    const e = errorOf({ ...good, mountTimoutMs: 5 });
+    expect(e).toBeInstanceOf(ManifestError);
+    expect(e.message).toBe('/m/manifest.json: (top level): unknown field "mountTimoutMs" (check the spelling; see README "Writing a manifest")');
+  });
+  test('a wrong type names the nested field', () => {
+    const e = errorOf({ ...good, claims: { passthrough: 'yes' } });
+    expect(e.field).toBe('claims.passthrough');
+    expect(e.message).toContain('expected boolean');
+  });
+  test('command must contain {mountpoint}', () => {
+    expect(errorOf({ ...good, command: ['./x'] }).field).toBe('command');
+  });
+  test('expectations need a known clause id, a reason and a date', () => {
+    expect(errorOf({ ...good, expect: [{ clause: 'XYZ-1', status: 'fail', reason: 'long enough reason', expires: '2027-01-01' }] }).field).toBe('expect[0].clause');
+    expect(errorOf({ ...good, expect: [{ clause: 'RW-004', status: 'fail', reason: 'short', expires: '2027-01-01' }] }).field).toBe('expect[0].reason');
+    expect(errorOf({ ...good, expect: [{ clause: 'RW-004', status: 'fail', reason: 'a real reason', expires: 'soon' }] }).field).toBe('expect[0].expires');
+  });
+  test('invalid JSON is reported as such', () => {
+    expect(() => parseManifest('{', '/m.json')).toThrow(/not valid JSON/);
+  });
+  test('placeholders are substituted without a shell', () => {
+    expect(substitute(['a', '{source}', '-o', 'x={scratch}/w', '{mountpoint}'], '/s', '/m', '/t')).toEqual(['a', '/s', '-o', 'x=/t/w', '/m']);
+  });
+  test('every manifest under servers/ is valid', () => {
+    const dir = path.resolve(import.meta.dirname, '../../servers');
+    const found = readdirSync(dir).filter((d) => existsSync(path.join(dir, d, 'manifest.json')));
+    expect(found.length).toBeGreaterThanOrEqual(3);
+    for (const d of found) {
+      const f = path.join(dir, d, 'manifest.json');
+      expect(() => parseManifest(readFileSync(f, 'utf8'), f)).not.toThrow();
+    }
+  });
+});

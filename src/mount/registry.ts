@@ -1,0 +1,91 @@
+// Every resource a run creates (mount, process, tracefs instance, temp dir) is written here as
+// a small file before it exists, and removed after it is gone. The runner's parent process
+// sweeps what is left when workers finish, crash or are killed, and on SIGINT/SIGTERM.
+import { mkdirSync, writeFileSync, rmSync, readdirSync, readFileSync, existsSync, rmdirSync } from 'node:fs';
+import path from 'node:path';
+import { execa } from 'execa';
+import { mountsUnder, abortConnection } from './mountinfo.ts';
+
+export type Resource =
+  | { kind: 'mount'; path: string }
+  | { kind: 'process'; pid: number; start: string }
+  | { kind: 'tracefs'; path: string }
+  | { kind: 'tmpdir'; path: string };
+
+let counter = 0;
+
+export function stateDir(): string | null {
+  return process.env.FUSECERT_STATE_DIR ?? null;
+}
+
+/** Registers a resource; returns a function that forgets it once it has been released. */
+export function register(r: Resource): () => void {
+  const dir = stateDir();
+  if (!dir) return () => {};
+  mkdirSync(dir, { recursive: true });
+  const f = path.join(dir, `${r.kind}-${process.pid}-${++counter}.json`);
+  writeFileSync(f, JSON.stringify(r));
+  return () => rmSync(f, { force: true });
+}
+
+export function processStart(pid: number): string {
+  try {
+    // field 22 of /proc/PID/stat (after the parenthesised comm) is the start time: with the pid it
+    // names one process, so a recycled pid is never signalled.
+    const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return s.slice(s.lastIndexOf(')') + 2).split(' ')[19] ?? '';
+  } catch {
+    return '';
+  }
+}
+
+export function alive(pid: number, start?: string): boolean {
+  const s = processStart(pid);
+  return s !== '' && (start === undefined || s === start);
+}
+
+async function releaseMount(p: string, log: string[]): Promise<void> {
+  for (const m of mountsUnder(p).reverse()) {
+    if (m.fstype.startsWith('fuse')) abortConnection(m.minor);
+    const r = await execa('umount', ['-l', m.mountpoint], { reject: false });
+    log.push(`unmounted ${m.mountpoint}${r.exitCode === 0 ? '' : ` (failed: ${r.stderr.trim()})`}`);
+  }
+}
+
+/** Sweep everything registered in DIR. Order matters: processes, mounts, tracefs, temp dirs. */
+export async function sweep(dir: string): Promise<string[]> {
+  const log: string[] = [];
+  if (!existsSync(dir)) return log;
+  const entries = readdirSync(dir)
+    .filter((f) => f.endsWith('.json'))
+    .map((f) => ({ f: path.join(dir, f), r: JSON.parse(readFileSync(path.join(dir, f), 'utf8')) as Resource }));
+  const order = ['process', 'mount', 'tracefs', 'tmpdir'];
+  entries.sort((a, b) => order.indexOf(a.r.kind) - order.indexOf(b.r.kind));
+  for (const { f, r } of entries) {
+    try {
+      if (r.kind === 'process') {
+        if (alive(r.pid, r.start)) {
+          process.kill(r.pid, 'SIGKILL');
+          log.push(`killed left-over process ${r.pid}`);
+        }
+      } else if (r.kind === 'mount') {
+        await releaseMount(r.path, log);
+      } else if (r.kind === 'tracefs') {
+        if (existsSync(r.path)) {
+          rmdirSync(r.path);
+          log.push(`removed tracefs instance ${r.path}`);
+        }
+      } else if (r.kind === 'tmpdir') {
+        await releaseMount(r.path, log);
+        if (existsSync(r.path) && mountsUnder(r.path).length === 0) {
+          rmSync(r.path, { recursive: true, force: true });
+          log.push(`removed ${r.path}`);
+        }
+      }
+      rmSync(f, { force: true });
+    } catch (e) {
+      log.push(`could not release ${JSON.stringify(r)}: ${(e as Error).message}`);
+    }
+  }
+  return log;
+}

@@ -1,0 +1,251 @@
+import { readdirSync, readlinkSync, readFileSync, existsSync } from 'node:fs';
+import { execa, type ResultPromise } from 'execa';
+import type { ServerSpec } from '../manifest/index.ts';
+import { substitute } from '../manifest/index.ts';
+import { fuseMountAt, abortConnection, connectionWaiting } from './mountinfo.ts';
+import { register, alive, processStart } from './registry.ts';
+
+export class ServerStartError extends Error {
+  constructor(message: string, readonly stderr: string) {
+    super(message);
+    this.name = 'ServerStartError';
+  }
+}
+
+export interface StopReport {
+  /** Exit code of the process we started (null when killed by a signal or when it daemonized). */
+  exitCode: number | null;
+  signal: string | null;
+  /** Escalation steps beyond the manifest's unmount method; empty for a clean stop. */
+  escalations: string[];
+  leftMount: boolean;
+  leftPids: number[];
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Server processes of a FUSE connection: owners of a /dev/fuse fd whose fdinfo names it. */
+export function serverPids(conn: number): number[] {
+  const pids: number[] = [];
+  for (const p of readdirSync('/proc')) {
+    if (!/^\d+$/.test(p)) continue;
+    let fds: string[];
+    try {
+      fds = readdirSync(`/proc/${p}/fd`);
+    } catch {
+      continue;
+    }
+    for (const fd of fds) {
+      try {
+        if (readlinkSync(`/proc/${p}/fd/${fd}`) !== '/dev/fuse') continue;
+        const m = /^fuse_connection:\s*(\d+)/m.exec(readFileSync(`/proc/${p}/fdinfo/${fd}`, 'utf8'));
+        if (m && Number(m[1]) === conn) {
+          pids.push(Number(p));
+          break;
+        }
+      } catch {
+        /* the fd went away */
+      }
+    }
+  }
+  return pids;
+}
+
+export function threadIds(pid: number): number[] {
+  try {
+    return readdirSync(`/proc/${pid}/task`).map(Number);
+  } catch {
+    return [];
+  }
+}
+
+export class ServerInstance {
+  private stderrBuf = '';
+  private exited: Promise<void>;
+  private exitInfo: { exitCode: number | null; signal: string | null } | null = null;
+  private forget: Array<() => void> = [];
+  connection = -1;
+  pids: number[] = [];
+
+  private constructor(
+    readonly spec: ServerSpec,
+    readonly source: string,
+    readonly mountpoint: string,
+    private child: ResultPromise,
+  ) {
+    child.stderr?.on('data', (d: Buffer) => {
+      this.stderrBuf = (this.stderrBuf + d.toString('utf8')).slice(-64 * 1024);
+    });
+    child.stdout?.on('data', (d: Buffer) => {
+      this.stderrBuf = (this.stderrBuf + d.toString('utf8')).slice(-64 * 1024);
+    });
+    this.exited = child.then(
+      (r) => {
+        this.exitInfo = { exitCode: r.exitCode ?? null, signal: r.signal ?? null };
+      },
+      () => {
+        this.exitInfo = { exitCode: null, signal: null };
+      },
+    );
+  }
+
+  get launcherPid(): number {
+    return this.child.pid ?? -1;
+  }
+
+  stderrTail(lines = 20): string {
+    return this.stderrBuf.split('\n').slice(-lines - 1).join('\n').trim();
+  }
+
+  get hasExited(): boolean {
+    return this.exitInfo !== null;
+  }
+
+  static async start(spec: ServerSpec, source: string, mountpoint: string, extraArgs: string[] = [], scratch = ''): Promise<ServerInstance> {
+    const argv = substitute([...spec.argv, ...extraArgs], source, mountpoint, scratch);
+    let child: ResultPromise;
+    try {
+      child = execa(argv[0], argv.slice(1), {
+        env: spec.manifest.env,
+        extendEnv: true,
+        stdin: 'ignore',
+        detached: true, // own process group: a stop signals the whole group
+        reject: false,
+        cleanup: true,
+        buffer: false,
+      });
+    } catch (e) {
+      throw new ServerStartError(`${spec.name}: could not start ${argv[0]}: ${(e as Error).message}`, '');
+    }
+    const inst = new ServerInstance(spec, source, mountpoint, child);
+    if (child.pid) inst.forget.push(register({ kind: 'process', pid: child.pid, start: processStart(child.pid) }));
+    inst.forget.push(register({ kind: 'mount', path: mountpoint }));
+    const deadline = Date.now() + spec.manifest.mountTimeoutMs;
+    for (;;) {
+      const m = fuseMountAt(mountpoint);
+      if (m) {
+        inst.connection = m.minor;
+        break;
+      }
+      if (inst.exitInfo && !(spec.manifest.daemonizes && inst.exitInfo.exitCode === 0)) {
+        const how = inst.exitInfo.signal ? `was killed by ${inst.exitInfo.signal}` : `exited with code ${inst.exitInfo.exitCode}`;
+        throw new ServerStartError(`${spec.name}: the server ${how} before mounting ${mountpoint}${inst.stderrTail() ? `: ${inst.stderrTail(5)}` : ' (no output)'}`, inst.stderrTail());
+      }
+      if (Date.now() > deadline) {
+        await inst.kill();
+        throw new ServerStartError(
+          `${spec.name}: no FUSE mount appeared at ${mountpoint} within ${spec.manifest.mountTimeoutMs} ms (mountTimeoutMs in the manifest)${inst.stderrTail() ? `; server output: ${inst.stderrTail(5)}` : ''}`,
+          inst.stderrTail(),
+        );
+      }
+      await sleep(20);
+    }
+    inst.pids = serverPids(inst.connection);
+    if (inst.pids.length === 0 && child.pid) inst.pids = [child.pid];
+    for (const p of inst.pids) if (p !== child.pid) inst.forget.push(register({ kind: 'process', pid: p, start: processStart(p) }));
+    return inst;
+  }
+
+  /** Kernel-side state of a stuck server, for a HUNG report. */
+  kernelState(): { waiting: number | null; stacks: Record<string, string> } {
+    const stacks: Record<string, string> = {};
+    for (const pid of this.pids) {
+      for (const tid of threadIds(pid)) {
+        try {
+          stacks[`${pid}/${tid}`] = readFileSync(`/proc/${pid}/task/${tid}/stack`, 'utf8').trim();
+        } catch {
+          /* exited */
+        }
+      }
+    }
+    return { waiting: connectionWaiting(this.connection), stacks };
+  }
+
+  abort(): boolean {
+    return abortConnection(this.connection);
+  }
+
+  private async waitGone(ms: number): Promise<boolean> {
+    const until = Date.now() + ms;
+    while (Date.now() < until) {
+      const procsGone = (this.spec.manifest.daemonizes || this.exitInfo !== null) && this.pids.every((p) => !alive(p));
+      if (procsGone && !fuseMountAt(this.mountpoint)) return true;
+      await sleep(20);
+    }
+    return false;
+  }
+
+  private signalAll(sig: NodeJS.Signals): void {
+    const pgid = this.child.pid;
+    if (pgid && this.exitInfo === null) {
+      try {
+        process.kill(-pgid, sig);
+      } catch {
+        /* gone */
+      }
+    }
+    for (const p of this.pids) {
+      try {
+        if (alive(p)) process.kill(p, sig);
+      } catch {
+        /* gone */
+      }
+    }
+  }
+
+  /** The manifest's unmount method, then escalation: SIGTERM, SIGKILL, fusectl abort, lazy unmount. */
+  async stop(timeoutMs = 5000): Promise<StopReport> {
+    const escalations: string[] = [];
+    const method = this.spec.manifest.unmount;
+    if (this.exitInfo === null || this.pids.some((p) => alive(p)) || fuseMountAt(this.mountpoint)) {
+      if (method === 'signal') this.signalAll('SIGTERM');
+      else if (method === 'umount') await execa('umount', [this.mountpoint], { reject: false });
+      else await execa('fusermount3', ['-u', this.mountpoint], { reject: false });
+      if (!(await this.waitGone(timeoutMs))) {
+        if (method !== 'signal') {
+          escalations.push('SIGTERM');
+          this.signalAll('SIGTERM');
+        }
+        if (!(await this.waitGone(2000))) {
+          escalations.push('SIGKILL');
+          this.signalAll('SIGKILL');
+          if (!(await this.waitGone(2000))) {
+            escalations.push('fusectl abort');
+            this.abort();
+          }
+        }
+      }
+    }
+    if (fuseMountAt(this.mountpoint)) {
+      // after a kill or abort the mount stays until someone unmounts it (SPEC §5a)
+      escalations.push('umount');
+      const r = await execa('umount', [this.mountpoint], { reject: false });
+      if (r.exitCode !== 0) {
+        escalations.push('umount -l');
+        await execa('umount', ['-l', this.mountpoint], { reject: false });
+      }
+    }
+    if (this.exitInfo === null && this.child.pid) await Promise.race([this.exited, sleep(3000)]);
+    const leftPids = this.pids.filter((p) => alive(p));
+    const leftMount = fuseMountAt(this.mountpoint) !== null;
+    if (!leftMount && leftPids.length === 0) for (const f of this.forget) f();
+    return {
+      exitCode: this.spec.manifest.daemonizes ? null : (this.exitInfo?.exitCode ?? null),
+      signal: this.exitInfo?.signal ?? null,
+      escalations,
+      leftMount,
+      leftPids,
+    };
+  }
+
+  /** For a broken server: no politeness, just make everything go away. */
+  async kill(): Promise<StopReport> {
+    this.signalAll('SIGKILL');
+    if (this.connection >= 0) this.abort();
+    return this.stop(500);
+  }
+}
+
+export function isMountedFuse(p: string): boolean {
+  return existsSync(p) && fuseMountAt(p) !== null;
+}

@@ -1,0 +1,74 @@
+// Fresh directories for one mount: a tmpfs source (seeded from a fixture tree) and an empty 0700
+// mountpoint, both inside a temp dir of our own that is registered for cleanup.
+import { mkdirSync, chmodSync, rmSync, existsSync } from 'node:fs';
+import path from 'node:path';
+import { dir as tmpDir } from 'tmp-promise';
+import { execa } from 'execa';
+import { register } from './registry.ts';
+import { mountsUnder } from './mountinfo.ts';
+import { loadTree, seedTree, type TreeSpec } from './tree.ts';
+
+export type SourceKind = 'tmpfs' | 'overlay';
+
+export interface Workspace {
+  base: string;
+  /** The directory the server mirrors (for 'overlay', the merged overlayfs). */
+  source: string;
+  /** The tmpfs under the source, for space accounting (statfs). */
+  store: string;
+  /** Empty directories on the source's filesystem for servers that need more than one ({scratch}). */
+  scratch: string;
+  mountpoint: string;
+  kind: SourceKind;
+  dispose(): Promise<void>;
+}
+
+async function mustRun(cmd: string, args: string[]): Promise<void> {
+  const r = await execa(cmd, args, { reject: false });
+  if (r.exitCode !== 0) throw new Error(`${cmd} ${args.join(' ')} failed: ${r.stderr.trim() || `exit ${r.exitCode}`}`);
+}
+
+export async function makeWorkspace(opts: { tree?: string | TreeSpec | null; kind?: SourceKind; sizeMb?: number } = {}): Promise<Workspace> {
+  const kind = opts.kind ?? 'tmpfs';
+  const t = await tmpDir({ prefix: 'fusecert-' });
+  const base = t.path;
+  const forget = register({ kind: 'tmpdir', path: base });
+  const store = path.join(base, 'store');
+  const mountpoint = path.join(base, 'mnt');
+  mkdirSync(store);
+  mkdirSync(mountpoint, { mode: 0o700 });
+  chmodSync(mountpoint, 0o700);
+  await mustRun('mount', ['-t', 'tmpfs', '-o', `size=${opts.sizeMb ?? 1024}m,mode=0755`, 'fusecert-src', store]);
+  let source = path.join(store, 'src');
+  const scratch = path.join(store, 'scratch');
+  for (const d of ['scratch', 'scratch/lower', 'scratch/work']) mkdirSync(path.join(store, d));
+  if (kind === 'tmpfs') mkdirSync(source);
+  else {
+    for (const d of ['lower', 'upper', 'work', 'merged']) mkdirSync(path.join(store, d));
+    source = path.join(store, 'merged');
+    await mustRun('mount', ['-t', 'overlay', 'fusecert-ovl', '-o', `lowerdir=${store}/lower,upperdir=${store}/upper,workdir=${store}/work`, source]);
+  }
+  if (opts.tree !== null) {
+    const tree = typeof opts.tree === 'object' ? opts.tree : loadTree(opts.tree ?? 'basic');
+    seedTree(source, tree);
+  }
+  let disposed = false;
+  return {
+    base,
+    source,
+    store,
+    scratch,
+    mountpoint,
+    kind,
+    async dispose() {
+      if (disposed) return;
+      disposed = true;
+      for (const m of mountsUnder(base).reverse()) {
+        const r = await execa('umount', [m.mountpoint], { reject: false });
+        if (r.exitCode !== 0) await execa('umount', ['-l', m.mountpoint], { reject: false });
+      }
+      if (mountsUnder(base).length === 0 && existsSync(base)) rmSync(base, { recursive: true, force: true });
+      if (!existsSync(base)) forget();
+    },
+  };
+}

@@ -1,0 +1,147 @@
+import { existsSync, readFileSync, statSync, readdirSync, mkdirSync, openSync, closeSync } from 'node:fs';
+import { gunzipSync } from 'node:zlib';
+import os from 'node:os';
+import { execa } from 'execa';
+
+export const FUSECTL = '/sys/fs/fuse/connections';
+export const TRACEFS = '/sys/kernel/tracing';
+
+export interface Check {
+  name: string;
+  ok: boolean;
+  value: string;
+  fix?: string;
+}
+
+export interface Platform {
+  kernel: string;
+  kernelVersion: [number, number];
+  passthrough: 'y' | 'n' | 'unknown';
+  root: boolean;
+  capSysAdmin: boolean;
+  initialUserNs: boolean;
+  devFuse: boolean;
+  fusectl: boolean;
+  tracefs: boolean;
+  fuseTracepoints: boolean;
+  syscallTracepoints: boolean;
+  checks: Check[];
+}
+
+function kernelConfig(): Map<string, string> | null {
+  const cfg = new Map<string, string>();
+  let text: string | null = null;
+  try {
+    text = gunzipSync(readFileSync('/proc/config.gz')).toString('utf8');
+  } catch {
+    const f = `/boot/config-${os.release()}`;
+    if (existsSync(f)) text = readFileSync(f, 'utf8');
+  }
+  if (text === null) return null;
+  for (const line of text.split('\n')) {
+    const m = /^(CONFIG_[A-Z0-9_]+)=(.*)$/.exec(line);
+    if (m) cfg.set(m[1], m[2]);
+  }
+  return cfg;
+}
+
+function isMounted(target: string, fstype: string): boolean {
+  return readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .some((l) => {
+      const f = l.split(' ');
+      const dash = f.indexOf('-');
+      return f[4] === target && f[dash + 1] === fstype;
+    });
+}
+
+async function ensureMounted(target: string, fstype: string, canMount: boolean): Promise<boolean> {
+  if (isMounted(target, fstype)) return true;
+  if (!canMount || !existsSync(target)) return false;
+  // Mounting these pseudo filesystems at their standard places is what the platform expects;
+  // it is the one change fusecert makes outside its own directories, and only when absent.
+  const r = await execa('mount', ['-t', fstype, fstype === 'fusectl' ? 'none' : 'nodev', target], { reject: false });
+  return r.exitCode === 0 && isMounted(target, fstype);
+}
+
+function capEff(): bigint {
+  const m = /^CapEff:\s*([0-9a-f]+)$/m.exec(readFileSync('/proc/self/status', 'utf8'));
+  return m ? BigInt('0x' + m[1]) : 0n;
+}
+
+export async function probe(): Promise<Platform> {
+  const kernel = os.release();
+  const km = /^(\d+)\.(\d+)/.exec(kernel);
+  const kernelVersion: [number, number] = km ? [Number(km[1]), Number(km[2])] : [0, 0];
+  const cfg = kernelConfig();
+  const ptCfg = cfg === null ? 'unknown' : cfg.get('CONFIG_FUSE_PASSTHROUGH') === 'y' ? 'y' : 'n';
+  const root = process.getuid?.() === 0;
+  const capSysAdmin = (capEff() & (1n << 21n)) !== 0n;
+  let initialUserNs = false;
+  try {
+    initialUserNs = statSync('/proc/self/ns/user').ino === statSync('/proc/1/ns/user').ino;
+  } catch {
+    initialUserNs = false;
+  }
+  let devFuse = false;
+  try {
+    closeSync(openSync('/dev/fuse', 'r+'));
+    devFuse = true;
+  } catch {
+    devFuse = false;
+  }
+  if (root && !existsSync(FUSECTL)) {
+    try {
+      mkdirSync(FUSECTL, { recursive: true });
+    } catch {
+      /* sysfs decides */
+    }
+  }
+  const fusectl = await ensureMounted(FUSECTL, 'fusectl', root);
+  const tracefs = await ensureMounted(TRACEFS, 'tracefs', root);
+  const fuseTracepoints = tracefs && existsSync(`${TRACEFS}/events/fuse/fuse_request_send`) && existsSync(`${TRACEFS}/events/fuse/fuse_request_end`);
+  const syscallTracepoints = tracefs && existsSync(`${TRACEFS}/events/syscalls/sys_enter_ioctl`);
+  const versionOk = kernelVersion[0] > 6 || (kernelVersion[0] === 6 && kernelVersion[1] >= 9);
+
+  const checks: Check[] = [
+    { name: 'kernel', ok: versionOk, value: kernel, fix: 'FUSE passthrough needs Linux 6.9 or later' },
+    {
+      name: 'CONFIG_FUSE_PASSTHROUGH',
+      ok: ptCfg !== 'n',
+      value: ptCfg,
+      fix: 'rebuild the kernel with CONFIG_FUSE_PASSTHROUGH=y (passthrough clauses will be skipped)',
+    },
+    { name: 'root', ok: root, value: String(root), fix: 'run fusecert as root (mount(2), fusectl and tracefs need it)' },
+    {
+      name: 'CAP_SYS_ADMIN (initial user namespace)',
+      ok: capSysAdmin && initialUserNs,
+      value: `${capSysAdmin ? 'yes' : 'no'}${initialUserNs ? '' : ' (not the initial user namespace)'}`,
+      fix: 'BACKING_OPEN needs CAP_SYS_ADMIN in the initial user namespace: run on the host or a privileged container',
+    },
+    { name: '/dev/fuse', ok: devFuse, value: devFuse ? 'read/write' : 'not openable', fix: 'modprobe fuse; in a container pass --device /dev/fuse' },
+    { name: 'fusectl', ok: fusectl, value: fusectl ? FUSECTL : 'not mounted', fix: `mount -t fusectl none ${FUSECTL}` },
+    { name: 'tracefs', ok: tracefs, value: tracefs ? TRACEFS : 'not mounted', fix: `mount -t tracefs nodev ${TRACEFS}` },
+    { name: 'fuse tracepoints', ok: fuseTracepoints, value: String(fuseTracepoints), fix: 'fuse:fuse_request_send/end need Linux 6.12+' },
+    { name: 'syscall tracepoints', ok: syscallTracepoints, value: String(syscallTracepoints), fix: 'needs CONFIG_FTRACE_SYSCALLS=y' },
+  ];
+  return { kernel, kernelVersion, passthrough: ptCfg, root, capSysAdmin, initialUserNs, devFuse, fusectl, tracefs, fuseTracepoints, syscallTracepoints, checks };
+}
+
+/** What stops a run before anything mounts (exit 2). Missing tracefs only degrades: evidence clauses skip. */
+export function fatalProblems(p: Platform): Check[] {
+  return p.checks.filter((c) => !c.ok && ['root', '/dev/fuse', 'kernel'].includes(c.name));
+}
+
+export function formatChecks(p: Platform): string {
+  const w = Math.max(...p.checks.map((c) => c.name.length));
+  const lines = p.checks.map((c) => `${c.ok ? 'ok  ' : 'MISS'}  ${c.name.padEnd(w)}  ${c.value}${c.ok ? '' : `\n      fix: ${c.fix}`}`);
+  return lines.join('\n');
+}
+
+export function fuseConnections(): number[] {
+  try {
+    return readdirSync(FUSECTL).map(Number).filter((n) => Number.isFinite(n));
+  } catch {
+    return [];
+  }
+}

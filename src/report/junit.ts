@@ -1,0 +1,43 @@
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import junitModule, { type Builder } from 'junit-report-builder';
+import type { Results } from './results.ts';
+
+// The package is CommonJS with a default export; under NodeNext it arrives one level deep.
+const junit = ((junitModule as unknown as { default?: Builder }).default ?? junitModule) as unknown as Builder;
+
+/** One testsuite per family; testcase `ID title`; properties for kernel, server and claims. */
+export function writeJUnit(results: Results[], file: string): void {
+  const b = junit.newBuilder();
+  for (const res of results) {
+    const families = [...new Set(res.clauses.map((c) => c.family))];
+    for (const fam of families) {
+      const suite = b.testSuite().name(`${res.server.name}.${fam}`);
+      suite.property('kernel', res.platform.kernel);
+      suite.property('passthrough', res.platform.passthrough);
+      suite.property('server', `${res.server.name} ${res.server.version}`);
+      suite.property('claims', JSON.stringify(res.server.claims));
+      for (const c of res.clauses.filter((x) => x.family === fam)) {
+        const tc = suite
+          .testCase()
+          .className(`fusecert.${res.server.name}.${fam}`)
+          .name(`${c.id} ${c.title}`)
+          .time(c.durationMs / 1000);
+        const details = [
+          c.reason,
+          Object.keys(c.evidence).length ? `evidence: ${JSON.stringify(c.evidence)}` : '',
+          c.replay ? `replay: ${c.replay}` : '',
+        ]
+          .filter(Boolean)
+          .join('\n');
+        if (c.status === 'fail' || c.status === 'hung') tc.failure(`[${c.level}] ${c.status === 'hung' ? 'HUNG: ' : ''}${c.reason}`, c.status).stacktrace(details);
+        else if (c.status === 'xpass') tc.failure(`[${c.level}] unexpected pass: ${c.reason}`, 'xpass');
+        else if (c.status === 'skip' || c.status === 'xfail') tc.skipped().standardOutput(`${c.status}: ${c.reason}`);
+        else if (details) tc.standardOutput(details);
+        if (c.stderr) tc.standardError(c.stderr);
+      }
+    }
+  }
+  mkdirSync(path.dirname(file), { recursive: true });
+  b.writeTo(file);
+}

@@ -1,0 +1,64 @@
+// The vitest side of reporting: a plugin over vitest's reporter events that turns test cases into
+// ClauseResults. Writers (JSON, JUnit, console) work on ClauseResults only.
+import path from 'node:path';
+import type { Reporter, TestCase, TestModule } from 'vitest/node';
+import type { ClauseMeta } from '../harness/clause.ts';
+import type { ClauseResult } from './results.ts';
+import { progressLine } from './console.ts';
+
+export class ClauseCollector implements Reporter {
+  results: ClauseResult[] = [];
+  errors: string[] = [];
+  lastProgress = Date.now();
+  private expected = 0;
+
+  constructor(private readonly print: (line: string) => void = (l) => process.stdout.write(l + '\n')) {}
+
+  onTestModuleCollected(m: TestModule): void {
+    this.expected += [...m.children.allTests()].length;
+    this.lastProgress = Date.now();
+  }
+
+  onTestCaseResult(tc: TestCase): void {
+    this.lastProgress = Date.now();
+    const meta = (tc.meta() as { fusecert?: ClauseMeta }).fusecert;
+    const res = tc.result();
+    const diag = tc.diagnostic();
+    const id = meta?.id ?? tc.name.split(' ')[0];
+    const r: ClauseResult = {
+      id,
+      family: meta?.family ?? id.split('-')[0],
+      level: meta?.level ?? 'MUST',
+      title: meta?.title ?? tc.name,
+      status: 'pass',
+      reason: '',
+      durationMs: diag?.duration ?? 0,
+      evidence: meta?.evidence ?? {},
+      stderr: meta?.stderr,
+      replay: meta?.replay,
+    };
+    if (res.state === 'failed') {
+      r.status = meta?.hung ? 'hung' : 'fail';
+      r.reason = (res.errors ?? []).map((e) => e.message).join('\n') || 'failed';
+      if (meta?.hung) r.hung = meta.hung;
+    } else if (res.state === 'skipped') {
+      r.status = 'skip';
+      r.reason = res.note ?? meta?.skip ?? 'skipped';
+    } else if (res.state === 'pending') return;
+    this.results.push(r);
+    this.print(progressLine(this.results.length, this.expected || null, r));
+  }
+
+  onTestModuleEnd(m: TestModule): void {
+    this.lastProgress = Date.now();
+    for (const e of m.errors()) this.errors.push(`${path.relative(process.cwd(), m.moduleId)}: ${e.message}`);
+    // a module that failed before its tests ran (import error, hook failure) has failed tests with no result
+    if (m.state() === 'failed' && [...m.children.allTests()].every((t) => t.result().state === 'pending')) {
+      this.errors.push(`${path.relative(process.cwd(), m.moduleId)}: the suite did not run`);
+    }
+  }
+
+  onTestRunEnd(_modules: ReadonlyArray<TestModule>, unhandled: ReadonlyArray<{ message: string }>): void {
+    for (const e of unhandled) this.errors.push(`unhandled error: ${e.message}`);
+  }
+}

@@ -1,0 +1,54 @@
+import { describe, expect, test } from 'vitest';
+import { applyExpectations, isFailure, summarise, type ClauseResult } from './results.ts';
+
+const r = (id: string, status: ClauseResult['status'], level = 'MUST'): ClauseResult => ({
+  id,
+  family: id.split('-')[0],
+  level,
+  title: 't',
+  status,
+  reason: status === 'pass' ? '' : 'why',
+  durationMs: 1,
+  evidence: {},
+});
+const today = new Date('2026-11-23T00:00:00Z');
+const exp = (clause: string, expires = '2027-01-01') => ({ clause, status: 'fail' as const, reason: 'known deviation of this server', expires });
+
+describe('expectations', () => {
+  test('an expected failure becomes xfail and does not fail the run', () => {
+    const [x] = applyExpectations([r('RW-004', 'fail')], [exp('RW-004')], today);
+    expect(x.status).toBe('xfail');
+    expect(isFailure(x, true)).toBe(false);
+  });
+  test('a parameterised clause matches its base id', () => {
+    expect(applyExpectations([r('IOM-001[a+b]', 'fail')], [exp('IOM-001')], today)[0].status).toBe('xfail');
+  });
+  test('an unexpected pass is xpass: a warning, a failure under --strict', () => {
+    const [x] = applyExpectations([r('RW-004', 'pass')], [exp('RW-004')], today);
+    expect(x.status).toBe('xpass');
+    expect(isFailure(x, false)).toBe(false);
+    expect(isFailure(x, true)).toBe(true);
+  });
+  test('an expired entry fails the run', () => {
+    const [x] = applyExpectations([r('RW-004', 'fail')], [exp('RW-004', '2026-01-01')], today);
+    expect(x.status).toBe('fail');
+    expect(x.reason).toMatch(/expired on 2026-01-01/);
+    expect(isFailure(x, false)).toBe(true);
+  });
+});
+
+describe('exit status', () => {
+  test('MUST failures and hangs fail; SHOULD failures warn unless strict; skips fail only under strict', () => {
+    expect(isFailure(r('RW-001', 'fail'), false)).toBe(true);
+    expect(isFailure(r('RW-001', 'hung'), false)).toBe(true);
+    expect(isFailure(r('ATT-006', 'fail', 'SHOULD'), false)).toBe(false);
+    expect(isFailure(r('ATT-006', 'fail', 'SHOULD'), true)).toBe(true);
+    expect(isFailure(r('RW-001', 'skip'), false)).toBe(false);
+    expect(isFailure(r('RW-001', 'skip'), true)).toBe(true);
+  });
+  test('summary counts and exit code', () => {
+    const s = summarise([r('RW-001', 'pass'), r('RW-002', 'fail'), r('RW-003', 'skip')], false, []);
+    expect(s).toMatchObject({ pass: 1, fail: 1, skip: 1, total: 3, mustFailures: 1, exitCode: 1 });
+    expect(summarise([r('RW-001', 'pass')], false, ['suite did not load']).exitCode).toBe(1);
+  });
+});

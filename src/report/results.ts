@@ -1,0 +1,80 @@
+import type { Expectation } from '../manifest/index.ts';
+import type { Platform } from '../platform/index.ts';
+
+export type Status = 'pass' | 'fail' | 'skip' | 'hung' | 'xfail' | 'xpass';
+
+export interface ClauseResult {
+  id: string;
+  family: string;
+  level: string;
+  title: string;
+  status: Status;
+  reason: string;
+  durationMs: number;
+  evidence: Record<string, unknown>;
+  stderr?: string;
+  replay?: string;
+  hung?: unknown;
+  /** Set when a manifest expectation matched, or expired. */
+  expectation?: { status: string; reason: string; expires: string; expired: boolean };
+}
+
+export interface Results {
+  tool: string;
+  version: string;
+  started: string;
+  durationMs: number;
+  platform: { kernel: string; passthrough: string; root: boolean; tracefs: boolean };
+  server: { name: string; version: string; manifest: string; claims: Record<string, unknown> };
+  options: { only: string[]; families: string[]; strict: boolean; seed: number; jobs: number; shuffle: boolean };
+  clauses: ClauseResult[];
+  /** Problems outside any clause (a suite that failed to load, an unhandled error, a left-over resource). */
+  errors: string[];
+  summary: Record<Status, number> & { total: number; mustFailures: number; exitCode: number };
+}
+
+const matches = (e: Expectation, id: string) => e.clause === id || e.clause === id.replace(/\[.*\]$/, '');
+
+/** Fold the manifest's known deviations into the results: xfail, xpass, expired. */
+export function applyExpectations(results: ClauseResult[], expect: Expectation[], today = new Date()): ClauseResult[] {
+  const day = today.toISOString().slice(0, 10);
+  return results.map((r) => {
+    const e = expect.find((x) => matches(x, r.id));
+    if (!e) return r;
+    const expired = e.expires < day;
+    const out: ClauseResult = { ...r, expectation: { status: e.status, reason: e.reason, expires: e.expires, expired } };
+    if (expired) {
+      out.status = r.status === 'pass' ? 'pass' : 'fail';
+      out.reason = `expectation expired on ${e.expires} (${e.reason}); ${r.reason || 'the clause now ' + r.status + 'es'}: renew or remove it in the manifest`;
+      if (r.status === 'pass') out.reason = '';
+      return out;
+    }
+    if (r.status === e.status || (e.status === 'fail' && r.status === 'hung')) {
+      out.status = 'xfail';
+      out.reason = `expected ${e.status}: ${e.reason} (was: ${r.reason})`;
+    } else if (r.status === 'pass') {
+      out.status = 'xpass';
+      out.reason = `expected ${e.status} (${e.reason}) but it passed: remove the expectation`;
+    }
+    return out;
+  });
+}
+
+/** Does this result fail the run? MUST failures and hangs always; expired entries; xpass and skips under --strict. */
+export function isFailure(r: ClauseResult, strict: boolean): boolean {
+  if (r.expectation?.expired && r.status !== 'pass') return true;
+  if (r.status === 'fail' || r.status === 'hung') return r.level === 'MUST' || (strict && r.level !== 'INFO');
+  if (strict && (r.status === 'xpass' || r.status === 'skip')) return true;
+  return false;
+}
+
+export function summarise(clauses: ClauseResult[], strict: boolean, errors: string[]): Results['summary'] {
+  const s = { pass: 0, fail: 0, skip: 0, hung: 0, xfail: 0, xpass: 0 } as Record<Status, number>;
+  for (const c of clauses) s[c.status]++;
+  const mustFailures = clauses.filter((c) => isFailure(c, strict)).length;
+  return { ...s, total: clauses.length, mustFailures, exitCode: mustFailures > 0 || errors.length > 0 ? 1 : 0 };
+}
+
+export function platformSummary(p: Platform): Results['platform'] {
+  return { kernel: p.kernel, passthrough: p.passthrough, root: p.root, tracefs: p.tracefs && p.fuseTracepoints };
+}
