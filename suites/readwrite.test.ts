@@ -1,8 +1,9 @@
 import { open, readFile } from 'node:fs/promises';
-import { clause, useMount, check, expectBytes, pattern, loadTree } from '../src/harness/index.ts';
+import { clause, forEachVariant, check, expectBytes, pattern, loadTree } from '../src/harness/index.ts';
 
-const mount = useMount();
 const tree = loadTree('basic');
+
+forEachVariant({}, (mount) => {
 
 clause(
   'RW-001',
@@ -76,3 +77,4 @@ clause(
   },
   { mount },
 );
+});

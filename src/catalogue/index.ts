@@ -118,12 +118,12 @@ export const CLAUSES: Clause[] = [
 const byId = new Map(CLAUSES.map((cl) => [cl.id, cl]));
 
 export function clauseById(id: string): Clause {
-  const base = id.replace(/\[.*\]$/, '');
+  const base = id.replace(/@[a-z0-9-]+$/, '').replace(/\[.*\]$/, '');
   const cl = byId.get(base);
   if (!cl) throw new Error(`unknown clause id ${id}: see \`fusecert clauses\` for the catalogue`);
   return cl;
 }
 
 export function isClauseId(id: string): boolean {
-  return byId.has(id.replace(/\[.*\]$/, ''));
+  return byId.has(id.replace(/@[a-z0-9-]+$/, '').replace(/\[.*\]$/, ''));
 }

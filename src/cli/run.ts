@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
 import { startVitest } from 'vitest/node';
-import { CLAUSES, FAMILIES, type Family } from '../catalogue/index.ts';
+import { FAMILIES, isClauseId, type Family } from '../catalogue/index.ts';
 import { loadServer, type ServerSpec } from '../manifest/index.ts';
 import type { Platform } from '../platform/index.ts';
 import { ServerInstance, makeWorkspace, sweep, fuseMountAt, abortConnection, type Resource } from '../mount/index.ts';
@@ -38,7 +38,7 @@ export function suiteFiles(opts: Pick<RunOptions, 'only' | 'families'>): string[
   }
   if (opts.only.length) {
     for (const id of opts.only) {
-      if (!CLAUSES.some((c) => c.id === id.replace(/\[.*\]$/, ''))) throw new EnvironmentError(`--only ${id}: unknown clause id (see \`fusecert clauses\`)`);
+      if (!isClauseId(id)) throw new EnvironmentError(`--only ${id}: unknown clause id (see \`fusecert clauses\`)`);
     }
     const onlyFams = new Set(opts.only.map((id) => id.split('-')[0]));
     fams = fams.filter((f) => onlyFams.has(f));

@@ -86,7 +86,8 @@ const shellQuote = (s: string) => (/^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replac
  */
 export function clause(id: string, body: (t: ClauseContext) => Promise<void>, opts: ClauseOptions = {}): void {
   const cl = clauseById(id);
-  const fullId = opts.param ? `${id}[${opts.param}]` : id;
+  const variant = opts.mount?.variant;
+  const fullId = `${id}${opts.param ? `[${opts.param}]` : ''}${variant ? `@${variant}` : ''}`;
   if (!selected(fullId)) return;
   const ctx = runContext();
   const deadlineMs = opts.deadlineMs ?? ctx.deadlineMs;

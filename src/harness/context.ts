@@ -32,6 +32,12 @@ export function runContext(): RunContext {
 export function selected(id: string): boolean {
   const ctx = runContext();
   if (ctx.only.length === 0) return true;
-  const base = id.replace(/\[.*\]$/, '');
-  return ctx.only.some((o) => o === id || o === base);
+  const base = baseId(id);
+  const noVariant = id.replace(/@[a-z0-9-]+$/, '');
+  return ctx.only.some((o) => o === id || o === base || o === noVariant);
+}
+
+/** RW-002[size]@no-passthrough -> RW-002 */
+export function baseId(id: string): string {
+  return id.replace(/@[a-z0-9-]+$/, '').replace(/\[.*\]$/, '');
 }

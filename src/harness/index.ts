@@ -1,6 +1,6 @@
 // What a suite imports. See README "Writing a clause".
 export { clause, clauseEach, unmetRequirement, HungError, type ClauseContext, type ClauseOptions, type ClauseMeta, type Requirement } from './clause.ts';
-export { useMount, Mount, type MountOptions } from './mount.ts';
+export { useMount, forEachVariant, Mount, type MountOptions } from './mount.ts';
 export { runContext, selected, type RunContext } from './context.ts';
 export { check, fail, expectBytes, errnoFrom, errnoOf, ClauseFailure } from './expect.ts';
 export { pattern, loadTree, type TreeSpec } from '../mount/index.ts';

@@ -16,6 +16,8 @@ export interface MountOptions {
   sizeMb?: number;
   /** Open a tracefs evidence session for the mount (default true when tracefs is usable). */
   evidence?: boolean;
+  /** A variant of the server under test from its manifest's `variants` (e.g. no-passthrough). */
+  variant?: string;
 }
 
 /** One server mounted on fresh directories; restarted when a clause leaves it broken. */
@@ -33,7 +35,13 @@ export class Mount {
     if (opts.reference) {
       if (!ctx.reference) throw new Error('the reference server (servers/ptfs) is not built: npm run build');
       this.spec = ctx.reference;
+    } else if (opts.variant) {
+      this.spec = resolveServer(ctx.server.manifest, ctx.server.file, opts.variant);
     } else this.spec = ctx.server;
+  }
+
+  get variant(): string | null {
+    return this.opts.variant ?? null;
   }
 
   get claims(): Claims {
@@ -110,6 +118,16 @@ export class Mount {
   stderrTail(lines = 20): string {
     return this.server?.stderrTail(lines) ?? '';
   }
+}
+
+/**
+ * The server under test as it is, plus each variant its manifest offers (e.g. passthrough
+ * switched off), so one report shows both data paths. Clause ids of a variant end in @variant.
+ */
+export function forEachVariant(opts: MountOptions, fn: (mount: Mount, variant: string | null) => void): void {
+  const ctx = runContext();
+  const variants = ctx.server.variant ? [] : Object.keys(ctx.server.manifest.variants);
+  for (const v of [null, ...variants]) fn(useMount({ ...opts, variant: v ?? undefined }), v);
 }
 
 /** A mount for the clauses of this file (or describe block): started on first use, stopped afterAll. */

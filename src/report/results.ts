@@ -33,7 +33,8 @@ export interface Results {
   summary: Record<Status, number> & { total: number; mustFailures: number; exitCode: number };
 }
 
-const matches = (e: Expectation, id: string) => e.clause === id || e.clause === id.replace(/\[.*\]$/, '');
+const matches = (e: Expectation, id: string) =>
+  e.clause === id || e.clause === id.replace(/@[a-z0-9-]+$/, '') || e.clause === id.replace(/@[a-z0-9-]+$/, '').replace(/\[.*\]$/, '');
 
 /** Fold the manifest's known deviations into the results: xfail, xpass, expired. */
 export function applyExpectations(results: ClauseResult[], expect: Expectation[], today = new Date()): ClauseResult[] {
