@@ -712,6 +712,9 @@ static int choose_io_mode(struct handle *h, int accmode, bool is_create, struct 
 		oo->open_flags = cached_flags;
 	}
 	oo->open_flags |= cfg.open_flags_extra;
+	if (cfg.debug)
+		logmsg("   open of inode %p: open_flags 0x%x backing_id %d (pt_opens %u cached_opens %u)",
+		       (void *)ino, oo->open_flags, oo->backing_id, ino->pt_opens, ino->cached_opens);
 	pthread_mutex_unlock(&ino->lock);
 	return 0;
 }
