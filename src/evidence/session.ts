@@ -1,0 +1,532 @@
+// EvidenceSession: tracefs instances of our own that record what the kernel sent to one FUSE
+// connection and which backing-file ioctls the server made.
+//
+// Why two instances per session: `set_event_pid` filters EVERY event of an instance by thread
+// id. The ioctls must be limited to the server's threads, but fuse_request_send fires in the
+// thread of whoever touched the mount (the test, a child process, ...), so the request events
+// cannot share that filter. The requests instance filters by `connection == N` only; the
+// ioctl instance by the server's threads (all of /proc/PID/task, plus options/event-fork for
+// threads created later). Both use trace_clock `mono`, so their timestamps compare.
+//
+// How events are read without loss: each instance's `trace_pipe` is opened O_NONBLOCK and
+// drained until EAGAIN. trace_pipe is a consuming reader, so nothing is read twice and nothing
+// between two reads is missed (unlike reading `trace` and clearing it, which races with
+// writers). A timer drains both pipes every pollMs so a long workload does not wrap the ring
+// buffer, and every flush reads per_cpu/cpu*/stats: if the kernel overwrote or dropped events
+// ("overrun", "commit overrun", "dropped events") the session is marked lost and flush()
+// throws EvidenceLostError, so a clause fails instead of passing on a partial trace.
+// tracefs reads never wait on a FUSE server, so the synchronous reads are safe here.
+
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { mount as sysMount } from '../sys/index.ts';
+import { BackingLedger } from './ledger.ts';
+import { parseTrace, parseTraceLine, summariseRequests, type RequestSummary, type TraceEvent, type TraceSource } from './parse.ts';
+
+export const TRACEFS_ROOT = '/sys/kernel/tracing';
+const INSTANCE_RE = /^fusecert-(\d+)-[0-9a-f]+(?:-ioctl)?$/;
+
+export class EvidenceUnavailableError extends Error {
+  constructor(readonly reason: string) {
+    super(reason);
+    this.name = 'EvidenceUnavailableError';
+  }
+}
+
+export class EvidenceLostError extends Error {
+  constructor(readonly instance: string, readonly stats: Record<string, number>) {
+    super(
+      `trace events lost in ${instance}: ${Object.entries(stats).map(([k, v]) => `${k} ${v}`).join(', ')}` +
+        ' (ring buffer overrun; raise bufferKb or flush more often)',
+    );
+    this.name = 'EvidenceLostError';
+  }
+}
+
+export interface TracefsStatus {
+  available: boolean;
+  root: string;
+  reason?: string;
+  /** fuse:fuse_request_send/end exist (Linux 6.12+) */
+  fuseEvents?: boolean;
+  /** syscalls:sys_enter_ioctl/sys_exit_ioctl exist (CONFIG_FTRACE_SYSCALLS): the ledger works */
+  ioctlEvents?: boolean;
+  /** we mounted tracefs ourselves */
+  mounted?: boolean;
+}
+
+export async function tracefsStatus(root = TRACEFS_ROOT): Promise<TracefsStatus> {
+  if (process.platform !== 'linux') return { available: false, root, reason: 'tracefs unavailable: not Linux' };
+  if (process.getuid?.() !== 0) {
+    return { available: false, root, reason: 'tracefs unavailable: not root (run as root or skip evidence clauses)' };
+  }
+  let mounted = false;
+  if (!fs.existsSync(path.join(root, 'instances'))) {
+    try {
+      sysMount('nodev', root, 'tracefs', 0, null);
+      mounted = true;
+    } catch (e) {
+      return { available: false, root, reason: `tracefs unavailable: not mounted at ${root} and mounting it failed: ${(e as Error).message}` };
+    }
+    if (!fs.existsSync(path.join(root, 'instances'))) {
+      return { available: false, root, reason: `tracefs unavailable: ${root} has no instances/ directory` };
+    }
+  }
+  const fuseEvents = fs.existsSync(path.join(root, 'events/fuse/fuse_request_send')) &&
+    fs.existsSync(path.join(root, 'events/fuse/fuse_request_end'));
+  const ioctlEvents = fs.existsSync(path.join(root, 'events/syscalls/sys_enter_ioctl')) &&
+    fs.existsSync(path.join(root, 'events/syscalls/sys_exit_ioctl'));
+  if (!fuseEvents) {
+    return { available: false, root, fuseEvents, ioctlEvents, mounted,
+      reason: 'tracefs unavailable: kernel has no fuse:fuse_request_send/end tracepoints (Linux 6.12+)' };
+  }
+  return { available: true, root, fuseEvents, ioctlEvents, mounted };
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+function removeInstanceSync(dir: string): void {
+  // Disabling first makes the rmdir cheap and stops writers; rmdir alone would also do.
+  for (const [f, v] of [['tracing_on', '0'], ['events/enable', '0']] as const) {
+    try { fs.writeFileSync(path.join(dir, f), v); } catch { /* already gone */ }
+  }
+  for (let i = 0; ; i++) {
+    try {
+      fs.rmdirSync(dir);
+      return;
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT') return;
+      // EBUSY while a reader (ours, being closed) still holds trace_pipe; retry briefly
+      if (code !== 'EBUSY' || i >= 50) throw e;
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20);
+    }
+  }
+}
+
+/**
+ * Remove tracefs instances left by runs that died (fusecert-<pid>-* whose <pid> is not alive).
+ * `alsoRunPid`: remove the instances of this run pid too (the runner calls it with its own pid
+ * after its workers are gone). Returns the names removed.
+ */
+export function sweepStaleInstances(opts: { root?: string; alsoRunPid?: number } = {}): string[] {
+  const dir = path.join(opts.root ?? TRACEFS_ROOT, 'instances');
+  let names: string[];
+  try {
+    names = fs.readdirSync(dir);
+  } catch {
+    return [];
+  }
+  const removed: string[] = [];
+  for (const name of names) {
+    const m = INSTANCE_RE.exec(name);
+    if (!m) continue;
+    const pid = Number(m[1]);
+    const ours = [...liveSessions].some((s) => s.instancePaths.includes(path.join(dir, name)));
+    if (ours) continue;
+    if (pid !== opts.alsoRunPid && isAlive(pid)) continue;
+    try {
+      removeInstanceSync(path.join(dir, name));
+      removed.push(name);
+    } catch { /* busy: someone alive reads it */ }
+  }
+  return removed;
+}
+
+/** Thread ids of the processes (every entry of /proc/PID/task). */
+export function threadsOf(pids: readonly number[]): number[] {
+  const out: number[] = [];
+  for (const pid of pids) {
+    try {
+      for (const t of fs.readdirSync(`/proc/${pid}/task`)) out.push(Number(t));
+    } catch { /* process gone */ }
+  }
+  return out;
+}
+
+const liveSessions = new Set<EvidenceSession>();
+let exitHookInstalled = false;
+function installExitHook() {
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  // Last resort for a worker that exits without closing its sessions (SIGKILL is handled by
+  // sweepStaleInstances on the next run).
+  process.on('exit', () => {
+    for (const s of liveSessions) s.closeSync();
+  });
+}
+
+export interface EvidenceOptions {
+  /** FUSE connection number (minor of the mount's st_dev) */
+  connection: number;
+  /** server process ids; their threads' ioctls make the ledger */
+  pids: readonly number[];
+  /** free text recorded in the first marker */
+  label?: string;
+  /** ring buffer per CPU for the requests instance, KiB (default 16384) */
+  bufferKb?: number;
+  /** ring buffer per CPU for the ioctl instance, KiB (default 2048) */
+  ioctlBufferKb?: number;
+  /** drain interval, ms (default 200; 0 disables the timer) */
+  pollMs?: number;
+  /** called with each instance directory as soon as it exists (cleanup registries) */
+  onInstanceCreated?: (path: string) => void;
+  root?: string;
+  /** keep the raw trace lines (rawText()), for recording fixtures */
+  keepRaw?: boolean;
+}
+
+export interface EvidenceWindow<T = unknown> {
+  label: string;
+  result: T;
+  /** events of both instances between the window's markers, in time order */
+  events: TraceEvent[];
+  requests: RequestSummary;
+  ledger: BackingLedger;
+  /** trace-clock timestamps (µs) of the begin and end markers */
+  startTs: number;
+  endTs: number;
+}
+
+class Instance {
+  readonly pipeFd: number;
+  readonly markerFd: number;
+  private rest = '';
+  readonly events: TraceEvent[] = [];
+  /** raw lines, when the session keeps them (fixtures) */
+  readonly raw: string[] = [];
+  constructor(readonly dir: string, readonly source: TraceSource, private readonly keepRaw = false) {
+    this.pipeFd = fs.openSync(path.join(dir, 'trace_pipe'), fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
+    this.markerFd = fs.openSync(path.join(dir, 'trace_marker'), fs.constants.O_WRONLY);
+  }
+  write(file: string, value: string, flag = 'w') {
+    fs.writeFileSync(path.join(this.dir, file), value, { flag });
+  }
+  mark(text: string) {
+    fs.writeSync(this.markerFd, text.replace(/\n/g, ' '));
+  }
+  /** Drain trace_pipe; returns the new events. */
+  drain(): TraceEvent[] {
+    const buf = Buffer.allocUnsafe(1 << 16);
+    const chunks: string[] = [this.rest];
+    for (;;) {
+      let n: number;
+      try {
+        n = fs.readSync(this.pipeFd, buf, 0, buf.length, null);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === 'EAGAIN') break;
+        throw e;
+      }
+      if (n <= 0) break;
+      chunks.push(buf.toString('latin1', 0, n));
+    }
+    const text = chunks.join('');
+    const cut = text.lastIndexOf('\n');
+    this.rest = text.slice(cut + 1);
+    if (this.keepRaw) for (const l of text.slice(0, cut + 1).split('\n')) if (l) this.raw.push(l);
+    const evs = parseTrace(text.slice(0, cut + 1), this.source);
+    for (const e of evs) this.events.push(e);
+    return evs;
+  }
+  /** Summed loss counters over all CPUs. */
+  lossStats(): Record<string, number> {
+    const out: Record<string, number> = { overrun: 0, 'commit overrun': 0, 'dropped events': 0 };
+    let cpus: string[] = [];
+    try {
+      cpus = fs.readdirSync(path.join(this.dir, 'per_cpu'));
+    } catch { /* no per_cpu */ }
+    for (const cpu of cpus) {
+      let text = '';
+      try {
+        text = fs.readFileSync(path.join(this.dir, 'per_cpu', cpu, 'stats'), 'latin1');
+      } catch {
+        continue;
+      }
+      for (const line of text.split('\n')) {
+        const m = /^([a-z ]+):\s+(\d+)/.exec(line);
+        if (m && m[1]! in out) out[m[1]!] = out[m[1]!]! + Number(m[2]);
+      }
+    }
+    return out;
+  }
+  closeFds() {
+    for (const fd of [this.pipeFd, this.markerFd]) {
+      try { fs.closeSync(fd); } catch { /* closed */ }
+    }
+  }
+}
+
+function mergeByTime(a: readonly TraceEvent[], b: readonly TraceEvent[]): TraceEvent[] {
+  const out: TraceEvent[] = [];
+  let i = 0;
+  let j = 0;
+  while (i < a.length || j < b.length) {
+    if (j >= b.length || (i < a.length && a[i]!.ts <= b[j]!.ts)) out.push(a[i++]!);
+    else out.push(b[j++]!);
+  }
+  return out;
+}
+
+export class EvidenceSession {
+  /** the requests instance directory */
+  readonly instancePath: string;
+  /** every instance directory of this session (requests, and ioctl when available) */
+  readonly instancePaths: string[] = [];
+  readonly connection: number;
+  private req?: Instance;
+  private io?: Instance;
+  private timer?: NodeJS.Timeout;
+  private seq = 0;
+  private closed = false;
+  private pids: number[] = [];
+  /** set once the kernel reported lost events; every later flush throws */
+  lost?: EvidenceLostError;
+  /** why the ledger is unavailable, when it is */
+  ledgerUnavailable?: string;
+
+  private constructor(connection: number, instancePath: string) {
+    this.connection = connection;
+    this.instancePath = instancePath;
+  }
+
+  static async open(opts: EvidenceOptions): Promise<EvidenceSession> {
+    const st = await tracefsStatus(opts.root);
+    if (!st.available) throw new EvidenceUnavailableError(st.reason!);
+    if (!Number.isInteger(opts.connection) || opts.connection <= 0) {
+      throw new Error(`EvidenceSession.open: bad connection ${opts.connection}`);
+    }
+    const runPid = Number(process.env.FUSECERT_RUN_PID ?? process.pid) || process.pid;
+    const name = `fusecert-${runPid}-${crypto.randomBytes(4).toString('hex')}`;
+    const base = path.join(st.root, 'instances');
+    const s = new EvidenceSession(opts.connection, path.join(base, name));
+    installExitHook();
+    liveSessions.add(s);
+    try {
+      s.setup(opts, base, name, st.ioctlEvents === true);
+    } catch (e) {
+      await s.close();
+      throw e;
+    }
+    return s;
+  }
+
+  private makeInstance(dir: string, source: TraceSource, opts: EvidenceOptions, kb: number): Instance {
+    fs.mkdirSync(dir);
+    this.instancePaths.push(dir);
+    opts.onInstanceCreated?.(dir);
+    fs.writeFileSync(path.join(dir, 'tracing_on'), '0');
+    fs.writeFileSync(path.join(dir, 'buffer_size_kb'), String(kb));
+    fs.writeFileSync(path.join(dir, 'trace_clock'), 'mono');
+    fs.writeFileSync(path.join(dir, 'options/record-tgid'), '1');
+    return new Instance(dir, source, opts.keepRaw);
+  }
+
+  private setup(opts: EvidenceOptions, base: string, name: string, ioctl: boolean) {
+    const req = (this.req = this.makeInstance(path.join(base, name), 'requests', opts, opts.bufferKb ?? 16384));
+    for (const ev of ['fuse_request_send', 'fuse_request_end']) {
+      req.write(`events/fuse/${ev}/filter`, `connection == ${this.connection}`);
+      req.write(`events/fuse/${ev}/enable`, '1');
+    }
+    req.write('tracing_on', '1');
+
+    if (!ioctl) {
+      this.ledgerUnavailable = 'kernel has no syscalls:sys_enter_ioctl/sys_exit_ioctl tracepoints (CONFIG_FTRACE_SYSCALLS)';
+    } else {
+      const io = (this.io = this.makeInstance(path.join(base, name + '-ioctl'), 'ioctl', opts, opts.ioctlBufferKb ?? 2048));
+      io.write('options/event-fork', '1');
+      // an empty pid list would mean "trace everyone": use a pid that cannot exist instead
+      this.setPids(opts.pids, false);
+      try {
+        io.write('events/syscalls/sys_enter_ioctl/filter', 'cmd == 0x4010e501 || cmd == 0x4004e502');
+      } catch {
+        // older filter syntax: the parser and the ledger ignore other commands anyway
+      }
+      io.write('events/syscalls/sys_enter_ioctl/enable', '1');
+      io.write('events/syscalls/sys_exit_ioctl/enable', '1');
+      io.write('tracing_on', '1');
+    }
+    this.mark(`fusecert session open connection=${this.connection} pids=${opts.pids.join(',')}${opts.label ? ' ' + opts.label : ''}`);
+    const poll = opts.pollMs ?? 200;
+    if (poll > 0) {
+      this.timer = setInterval(() => {
+        try {
+          this.drain();
+        } catch { /* reported by the next flush */ }
+      }, poll);
+      this.timer.unref();
+    }
+  }
+
+  private setPids(pids: readonly number[], append: boolean) {
+    const io = this.io;
+    if (!io) return;
+    this.pids.push(...pids);
+    // Threads created between listing /proc/PID/task and the write are not covered by
+    // event-fork yet: list again until no new thread shows up.
+    const written = new Set<number>();
+    let first = !append;
+    for (let round = 0; round < 5; round++) {
+      const tids = threadsOf(pids).filter((t) => !written.has(t));
+      if (!tids.length && !first) break;
+      const list = tids.length ? tids : [0x7fffffff];
+      io.write('set_event_pid', list.join(' ') + '\n', first ? 'w' : 'a');
+      for (const t of tids) written.add(t);
+      first = false;
+      if (!tids.length) break;
+    }
+  }
+
+  /** Add server processes (e.g. after a restart); all their threads are followed. */
+  addPids(pids: readonly number[]): void {
+    this.setPids(pids, true);
+  }
+
+  /** Write a marker line into both instances. */
+  mark(label: string): void {
+    this.req?.mark(label);
+    this.io?.mark(label);
+  }
+
+  private drain(): void {
+    this.req?.drain();
+    this.io?.drain();
+  }
+
+  private checkLoss(): void {
+    if (this.lost) throw this.lost;
+    for (const inst of [this.req, this.io]) {
+      if (!inst) continue;
+      const st = inst.lossStats();
+      if (Object.values(st).some((v) => v > 0)) {
+        this.lost = new EvidenceLostError(path.basename(inst.dir), st);
+        throw this.lost;
+      }
+    }
+  }
+
+  /** Read what is new in both instances; throws EvidenceLostError if the kernel lost events. */
+  async flush(): Promise<TraceEvent[]> {
+    if (this.closed) throw new Error('EvidenceSession is closed');
+    const a = this.req ? this.req.drain() : [];
+    const b = this.io ? this.io.drain() : [];
+    this.checkLoss();
+    return mergeByTime(a, b);
+  }
+
+  /** All events read so far, both instances merged in time order. */
+  events(): TraceEvent[] {
+    return mergeByTime(this.req?.events ?? [], this.io?.events ?? []);
+  }
+
+  /**
+   * Run fn between two markers and return what the kernel and the server did meanwhile.
+   * The end marker is written and the trace flushed also when fn throws (then fn's error is
+   * rethrown). Requests are counted by their send inside the window.
+   */
+  async window<T>(label: string, fn: () => T | Promise<T>): Promise<EvidenceWindow<T>> {
+    if (this.closed) throw new Error('EvidenceSession is closed');
+    const n = ++this.seq;
+    const begin = `fusecert window ${n} begin ${label}`;
+    const end = `fusecert window ${n} end ${label}`;
+    await this.flush();
+    const from = { req: this.req?.events.length ?? 0, io: this.io?.events.length ?? 0 };
+    this.req?.mark(begin);
+    this.io?.mark(begin);
+    let result: T;
+    try {
+      result = await fn();
+    } finally {
+      this.io?.mark(end);
+      this.req?.mark(end);
+      await this.flush();
+    }
+    const slice = (inst: Instance | undefined, start: number): { evs: TraceEvent[]; b?: TraceEvent; e?: TraceEvent } => {
+      if (!inst) return { evs: [] };
+      const all = inst.events;
+      let i = start;
+      while (i < all.length && !(all[i]!.kind === 'marker' && (all[i] as { text: string }).text === begin)) i++;
+      let j = i + 1;
+      while (j < all.length && !(all[j]!.kind === 'marker' && (all[j] as { text: string }).text === end)) j++;
+      if (i >= all.length || j >= all.length) {
+        throw new Error(`evidence window "${label}": markers not found in ${path.basename(inst.dir)}`);
+      }
+      return { evs: all.slice(i + 1, j), b: all[i], e: all[j] };
+    };
+    const r = slice(this.req, from.req);
+    const io = slice(this.io, from.io);
+    const events = mergeByTime(r.evs, io.evs);
+    return {
+      label,
+      result: result!,
+      events,
+      requests: summariseRequests(r.evs, this.connection),
+      ledger: new BackingLedger(events, this.connection),
+      startTs: r.b!.ts,
+      endTs: r.e!.ts,
+    };
+  }
+
+  /** The request summary of a window, or of everything read so far. */
+  requestsOf(window?: EvidenceWindow): RequestSummary {
+    if (window) return window.requests;
+    return summariseRequests(this.req?.events ?? [], this.connection);
+  }
+
+  /** The backing-id ledger of everything read so far (call flush() first for the latest). */
+  ledger(): BackingLedger {
+    if (!this.io) throw new EvidenceUnavailableError(`backing ledger unavailable: ${this.ledgerUnavailable}`);
+    return new BackingLedger(this.events(), this.connection);
+  }
+
+  /** The raw lines read so far from both instances, merged in time order (keepRaw only). */
+  rawText(): string {
+    const tagged = (inst?: Instance) =>
+      (inst?.raw ?? []).map((line) => ({ line, ts: parseTraceLine(line)?.ts ?? 0 }));
+    const a = tagged(this.req);
+    const b = tagged(this.io);
+    const out: string[] = [];
+    let i = 0;
+    let j = 0;
+    while (i < a.length || j < b.length) {
+      if (j >= b.length || (i < a.length && a[i]!.ts <= b[j]!.ts)) out.push(a[i++]!.line);
+      else out.push(b[j++]!.line);
+    }
+    return out.join('\n') + '\n';
+  }
+
+  /** Drop the events read so far (long runs), keeping the session. */
+  forget(): void {
+    this.req?.events.splice(0);
+    this.io?.events.splice(0);
+  }
+
+  /** Disable everything and remove the instances. Safe to call more than once. */
+  async close(): Promise<void> {
+    this.closeSync();
+  }
+
+  closeSync(): void {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.timer) clearInterval(this.timer);
+    let err: unknown;
+    for (const inst of [this.io, this.req]) inst?.closeFds();
+    for (const dir of [...this.instancePaths].reverse()) {
+      try {
+        removeInstanceSync(dir);
+      } catch (e) {
+        err ??= e;
+      }
+    }
+    liveSessions.delete(this);
+    if (err) throw err;
+  }
+}
