@@ -4,7 +4,7 @@ import { CLAUSES } from '../catalogue/index.ts';
 import { loadServer, ManifestError, type ServerSpec } from '../manifest/index.ts';
 import { probe, fatalProblems, formatChecks } from '../platform/index.ts';
 import { sweep } from '../mount/index.ts';
-import { runServer, resolveReference, EnvironmentError, VERSION, type RunOptions } from './run.ts';
+import { runServer, resolveReference, suiteFiles, EnvironmentError, VERSION, type RunOptions } from './run.ts';
 import { writeComparison } from './compare.ts';
 
 const USAGE = `fusecert ${VERSION} — compliance tests for passthrough-capable FUSE servers
@@ -64,6 +64,7 @@ async function cmdRun(argv: string[]): Promise<number> {
   const names = specs.map((s) => s.name);
   if (new Set(names).size !== names.length) throw new EnvironmentError(`two --server arguments name the same server (${names.join(', ')})`);
 
+  suiteFiles(opts); // validates --only/--family before anything mounts
   const platform = await probe();
   const fatal = fatalProblems(platform);
   if (fatal.length) throw new EnvironmentError(fatal.map((c) => `${c.name}: ${c.value}: ${c.fix}`).join('; '));
@@ -95,7 +96,7 @@ async function cmdDoctor(): Promise<number> {
   console.log(`fusecert ${VERSION} doctor\n`);
   console.log(formatChecks(p));
   const { sweepStaleInstances } = await import('../evidence/index.ts');
-  const swept = await sweepStaleInstances().catch(() => [] as string[]);
+  const swept = sweepStaleInstances();
   if (swept.length) console.log(`\nremoved tracefs instances of dead fusecert runs: ${swept.join(', ')}`);
   const missing = p.checks.filter((c) => !c.ok);
   console.log(missing.length ? `\n${missing.length} problem(s): passthrough and evidence clauses that need them will be skipped with the reason.` : '\nready: every clause can run.');

@@ -4,3 +4,6 @@ export { useMount, forEachVariant, Mount, type MountOptions } from './mount.ts';
 export { runContext, selected, type RunContext } from './context.ts';
 export { check, fail, expectBytes, errnoFrom, errnoOf, ClauseFailure } from './expect.ts';
 export { pattern, loadTree, type TreeSpec } from '../mount/index.ts';
+export { MapperChild, MapperError, withMapper } from './child.ts';
+export { attrViews, fstatView, statView, statxView, expectSize, plainViews, msOf, type AttrView, type Views } from './attrs.ts';
+export { expectFile, preadFull, applyWrite, applyTruncate } from './files.ts';

@@ -88,11 +88,11 @@ export class Mount {
     if (this.opts.evidence !== false) {
       try {
         this.evidence = await EvidenceSession.open({ connection: this.server.connection, pids: this.server.pids });
-        const forget = register({ kind: 'tracefs', path: this.evidence.instancePath });
+        const forgets = this.evidence.instancePaths.map((p) => register({ kind: 'tracefs', path: p }));
         const close = this.evidence.close.bind(this.evidence);
         this.evidence.close = async () => {
           await close();
-          forget();
+          for (const f of forgets) f();
         };
       } catch (e) {
         this.evidenceError = (e as Error).message;

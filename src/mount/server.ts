@@ -94,7 +94,13 @@ export class ServerInstance {
   }
 
   stderrTail(lines = 20): string {
-    return this.stderrBuf.split('\n').slice(-lines - 1).join('\n').trim();
+    return this.stderrBuf.trim().split('\n').slice(-lines).join('\n').trim();
+  }
+
+  /** The last lines of output folded into one line, for one-line errors. */
+  private outputLine(): string {
+    const t = this.stderrTail(3);
+    return t ? t.split('\n').map((l) => l.trim()).join(' | ') : '';
   }
 
   get hasExited(): boolean {
@@ -129,12 +135,12 @@ export class ServerInstance {
       }
       if (inst.exitInfo && !(spec.manifest.daemonizes && inst.exitInfo.exitCode === 0)) {
         const how = inst.exitInfo.signal ? `was killed by ${inst.exitInfo.signal}` : `exited with code ${inst.exitInfo.exitCode}`;
-        throw new ServerStartError(`${spec.name}: the server ${how} before mounting ${mountpoint}${inst.stderrTail() ? `: ${inst.stderrTail(5)}` : ' (no output)'}`, inst.stderrTail());
+        throw new ServerStartError(`${spec.name}: the server ${how} before mounting ${mountpoint}${inst.outputLine() ? `: ${inst.outputLine()}` : ' (no output)'}`, inst.stderrTail());
       }
       if (Date.now() > deadline) {
         await inst.kill();
         throw new ServerStartError(
-          `${spec.name}: no FUSE mount appeared at ${mountpoint} within ${spec.manifest.mountTimeoutMs} ms (mountTimeoutMs in the manifest)${inst.stderrTail() ? `; server output: ${inst.stderrTail(5)}` : ''}`,
+          `${spec.name}: no FUSE mount appeared at ${mountpoint} within ${spec.manifest.mountTimeoutMs} ms (mountTimeoutMs in the manifest)${inst.outputLine() ? `; server output: ${inst.outputLine()}` : ''}`,
           inst.stderrTail(),
         );
       }
@@ -165,14 +171,18 @@ export class ServerInstance {
     return abortConnection(this.connection);
   }
 
-  private async waitGone(ms: number): Promise<boolean> {
+  private procsGone(): boolean {
+    return (this.spec.manifest.daemonizes || this.exitInfo !== null) && this.pids.every((p) => !alive(p));
+  }
+
+  /** Wait until the processes are gone (and, with `mountToo`, the mount); true when they are. */
+  private async waitGone(ms: number, mountToo: boolean): Promise<boolean> {
     const until = Date.now() + ms;
-    while (Date.now() < until) {
-      const procsGone = (this.spec.manifest.daemonizes || this.exitInfo !== null) && this.pids.every((p) => !alive(p));
-      if (procsGone && !fuseMountAt(this.mountpoint)) return true;
+    for (;;) {
+      if (this.procsGone() && (!mountToo || !fuseMountAt(this.mountpoint))) return true;
+      if (Date.now() >= until) return false;
       await sleep(20);
     }
-    return false;
   }
 
   private signalAll(sig: NodeJS.Signals): void {
@@ -197,19 +207,20 @@ export class ServerInstance {
   async stop(timeoutMs = 5000): Promise<StopReport> {
     const escalations: string[] = [];
     const method = this.spec.manifest.unmount;
-    if (this.exitInfo === null || this.pids.some((p) => alive(p)) || fuseMountAt(this.mountpoint)) {
+    if (!this.procsGone() || fuseMountAt(this.mountpoint)) {
       if (method === 'signal') this.signalAll('SIGTERM');
       else if (method === 'umount') await execa('umount', [this.mountpoint], { reject: false });
       else await execa('fusermount3', ['-u', this.mountpoint], { reject: false });
-      if (!(await this.waitGone(timeoutMs))) {
+      // a server that exits but leaves its mount is handled by the unmount below, not by signals
+      if (!(await this.waitGone(timeoutMs, true)) && !this.procsGone()) {
         if (method !== 'signal') {
           escalations.push('SIGTERM');
           this.signalAll('SIGTERM');
         }
-        if (!(await this.waitGone(2000))) {
+        if (!(await this.waitGone(2000, false))) {
           escalations.push('SIGKILL');
           this.signalAll('SIGKILL');
-          if (!(await this.waitGone(2000))) {
+          if (!(await this.waitGone(2000, false))) {
             escalations.push('fusectl abort');
             this.abort();
           }
@@ -242,7 +253,8 @@ export class ServerInstance {
   async kill(): Promise<StopReport> {
     this.signalAll('SIGKILL');
     if (this.connection >= 0) this.abort();
-    return this.stop(500);
+    await this.waitGone(2000, false);
+    return this.stop(200);
   }
 }
 

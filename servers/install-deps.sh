@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Installs what the tests need from Debian's packages when it is missing: the third-party peer
+# servers (bindfs, fuse-overlayfs), fusermount3, the toolchain ptfs builds with, and Chromium for
+# the comparison page test. Runs before `npm test`; does nothing when everything is there.
+set -euo pipefail
+need=()
+for p in bindfs fuse-overlayfs fuse3 make gcc chromium; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || need+=("$p")
+done
+[ "${#need[@]}" -eq 0 ] && exit 0
+if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
+  echo "install-deps: missing Debian packages: ${need[*]} (install them as root: apt-get install ${need[*]})" >&2
+  exit 0 # the tests that need them skip with that reason, or fail under FUSECERT_STRICT
+fi
+echo "install-deps: apt-get install ${need[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
