@@ -77,7 +77,7 @@ export function parseTraceLine(line: string): TraceEvent | null {
   if (!line || line.startsWith('#')) return null;
   // The syscall events have no "name:" prefix: "sys_ioctl(...)" / "sys_ioctl -> 0x1".
   // Rewrite them to the generic shape first.
-  const m0 = /^(\s*.+?-\d+\s+(?:\(\s*(?:\d+|-+)\)\s+)?\[\d+\]\s+(?:\S{4,6}\s+)?\d+\.\d+:\s+)(sys_\w+(?:\(| -> ).*)$/.exec(line);
+  const m0 = line.includes(': sys_') && /^(\s*.+?-\d+\s+(?:\(\s*(?:\d+|-+)\)\s+)?\[\d+\]\s+(?:\S{4,6}\s+)?\d+\.\d+:\s+)(sys_\w+(?:\(| -> ).*)$/.exec(line);
   let m: RegExpExecArray | null;
   let event: string;
   let body: string;

@@ -11,8 +11,9 @@
 // How events are read without loss: each instance's `trace_pipe` is opened O_NONBLOCK and
 // drained until EAGAIN. trace_pipe is a consuming reader, so nothing is read twice and nothing
 // between two reads is missed (unlike reading `trace` and clearing it, which races with
-// writers). A timer drains both pipes every pollMs so a long workload does not wrap the ring
-// buffer, and every flush reads per_cpu/cpu*/stats: if the kernel overwrote or dropped events
+// writers). A timer reads both pipes every pollMs (text only; parsing waits for flush(), so the
+// timer steals little from the workload) so a long workload does not wrap the ring buffer,
+// and every flush reads per_cpu/cpu*/stats: if the kernel overwrote or dropped events
 // ("overrun", "commit overrun", "dropped events") the session is marked lost and flush()
 // throws EvidenceLostError, so a clause fails instead of passing on a partial trace.
 // tracefs reads never wait on a FUSE server, so the synchronous reads are safe here.
@@ -213,10 +214,13 @@ class Instance {
   mark(text: string) {
     fs.writeSync(this.markerFd, text.replace(/\n/g, ' '));
   }
-  /** Drain trace_pipe; returns the new events. */
-  drain(): TraceEvent[] {
+  private pending: string[] = [];
+  /**
+   * Move what the kernel has into JS memory, without parsing (the poll timer calls this; it
+   * must stay cheap so it does not slow the workload it observes).
+   */
+  read(): void {
     const buf = Buffer.allocUnsafe(1 << 16);
-    const chunks: string[] = [this.rest];
     for (;;) {
       let n: number;
       try {
@@ -226,13 +230,19 @@ class Instance {
         throw e;
       }
       if (n <= 0) break;
-      chunks.push(buf.toString('latin1', 0, n));
+      this.pending.push(buf.toString('latin1', 0, n));
     }
-    const text = chunks.join('');
+  }
+  /** Read, then parse everything read so far; returns the new events. */
+  drain(): TraceEvent[] {
+    this.read();
+    const text = this.rest + this.pending.join('');
+    this.pending = [];
     const cut = text.lastIndexOf('\n');
     this.rest = text.slice(cut + 1);
-    if (this.keepRaw) for (const l of text.slice(0, cut + 1).split('\n')) if (l) this.raw.push(l);
-    const evs = parseTrace(text.slice(0, cut + 1), this.source);
+    const complete = text.slice(0, cut + 1);
+    if (this.keepRaw) for (const l of complete.split('\n')) if (l) this.raw.push(l);
+    const evs = parseTrace(complete, this.source);
     for (const e of evs) this.events.push(e);
     return evs;
   }
@@ -358,7 +368,8 @@ export class EvidenceSession {
     if (poll > 0) {
       this.timer = setInterval(() => {
         try {
-          this.drain();
+          this.req?.read();
+          this.io?.read();
         } catch { /* reported by the next flush */ }
       }, poll);
       this.timer.unref();
@@ -393,11 +404,6 @@ export class EvidenceSession {
   mark(label: string): void {
     this.req?.mark(label);
     this.io?.mark(label);
-  }
-
-  private drain(): void {
-    this.req?.drain();
-    this.io?.drain();
   }
 
   private checkLoss(): void {
