@@ -1,0 +1,444 @@
+// Platform facts: what the kernel this run is on actually does, checked with the reference
+// server (ptfs) in its probe modes. The PLT clauses assert these facts; the clauses that rely on
+// one (NEG, BKG, IOM) call requirePlatform() first, so a platform that does not honour a fact
+// gives "platform: PLT-00X failed: ..." instead of blaming the server under test.
+// Each fact is computed once per worker and cached in the run's state directory for the others.
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFile, open as fsOpen, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { makeWorkspace, ServerInstance, type Workspace, type TreeSpec, type SourceKind } from '../mount/index.ts';
+import { EvidenceSession, countOf, type EvidenceWindow } from '../evidence/index.ts';
+import { O, openAsync, closeAsync, preadAsync, pwriteAsync } from '../sys/index.ts';
+import { runContext } from './context.ts';
+import { errnoOf } from './expect.ts';
+import { quiesce } from './evidence.ts';
+import { borrowDeviceFd, backingOpen, backingClose, probeNegotiation, probeStackDepth, probeBackingOpen } from './probe.ts';
+import type { ClauseContext } from './clause.ts';
+
+export type FactId = 'PLT-001' | 'PLT-002' | 'PLT-003' | 'PLT-004' | 'PLT-005' | 'PLT-006' | 'PLT-007';
+
+export interface FactResult {
+  /** true: honoured; false: the platform does not honour it; null: could not be checked here */
+  ok: boolean | null;
+  /** what was observed, in one line (the failure reason when ok is false) */
+  detail: string;
+  evidence: Record<string, unknown>;
+}
+
+/** A reference server mounted for one check, torn down after it. */
+export interface RefMount {
+  ws: Workspace;
+  server: ServerInstance;
+  evidence: EvidenceSession | null;
+  connection: number;
+  pids: number[];
+  path(rel?: string): string;
+  backing(rel?: string): string;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export interface RefOptions {
+  args?: string[];
+  kind?: SourceKind;
+  tree?: TreeSpec | null;
+  evidence?: boolean;
+  /** abort the connection when fn has not finished by then */
+  timeoutMs?: number;
+}
+
+const DEFAULT_TREE: TreeSpec = { dirs: ['d'], files: [{ path: 'f', size: 65536, seed: 5 }, { path: 'd/g', size: 4097, seed: 6 }], symlinks: [] };
+
+/**
+ * Mount the reference server (or `spec`) in a probe mode on fresh directories, run fn, and always
+ * tear everything down. A hung fn gets the connection aborted (fusectl) so it returns.
+ */
+export async function withReference<T>(opts: RefOptions, fn: (r: RefMount) => Promise<T>): Promise<T> {
+  const ctx = runContext();
+  if (!ctx.reference) throw new Error('the reference server (servers/ptfs) is not built: npm run build');
+  const ws = await makeWorkspace({ tree: opts.tree === undefined ? DEFAULT_TREE : opts.tree, kind: opts.kind, sizeMb: 64 });
+  let server: ServerInstance | null = null;
+  let evidence: EvidenceSession | null = null;
+  try {
+    server = await ServerInstance.start(ctx.reference, ws.source, ws.mountpoint, opts.args ?? [], ws.scratch);
+    if (opts.evidence) {
+      try {
+        evidence = await EvidenceSession.open({ connection: server.connection, pids: server.pids, label: 'platform' });
+      } catch {
+        evidence = null;
+      }
+    }
+    const srv = server;
+    const r: RefMount = {
+      ws,
+      server: srv,
+      evidence,
+      connection: srv.connection,
+      pids: srv.pids,
+      path: (rel = '') => path.join(ws.mountpoint, rel),
+      backing: (rel = '') => path.join(ws.source, rel),
+    };
+    const timeoutMs = opts.timeoutMs ?? 20_000;
+    let timer: NodeJS.Timeout | undefined;
+    const work = fn(r);
+    const outcome = await Promise.race([
+      work.then((v) => ({ v }), (e: unknown) => ({ e })),
+      new Promise<{ hung: true }>((res) => {
+        timer = setTimeout(() => res({ hung: true }), timeoutMs);
+      }),
+    ]);
+    clearTimeout(timer);
+    if ('hung' in outcome) {
+      srv.abort();
+      await Promise.race([work.catch(() => {}), sleep(5000)]);
+      throw new Error(`the reference server (${(opts.args ?? []).join(' ') || 'default mode'}) did not answer within ${timeoutMs} ms: connection aborted`);
+    }
+    if ('e' in outcome) throw outcome.e;
+    return outcome.v;
+  } finally {
+    if (evidence) await evidence.close().catch(() => {});
+    if (server) await server.stop().catch(() => {});
+    await ws.dispose();
+  }
+}
+
+async function openErrno(p: string, flags: number): Promise<{ fd: number } | { code: string }> {
+  try {
+    return { fd: await openAsync(p, flags | O.O_CLOEXEC) };
+  } catch (e) {
+    return { code: errnoOf(e) };
+  }
+}
+
+function kernelAtLeast(major: number, minor: number): boolean {
+  const [a, b] = runContext().platform.kernelVersion;
+  return a > major || (a === major && b >= minor);
+}
+
+// ---------------------------------------------------------------------------------------
+// The facts
+
+async function plt001(): Promise<FactResult> {
+  return withReference({ args: ['--init-report', '{scratch}/init.json'] }, async (r) => {
+    const rep = JSON.parse(await readFile(path.join(r.ws.scratch, 'init.json'), 'utf8')) as Record<string, unknown>;
+    const probe = await probeNegotiation(r.pids, r.connection, r.backing('f'));
+    const evidence = { init: rep, probe };
+    if (rep.passthrough_offered !== true) return { ok: false, detail: `the kernel's INIT (FUSE ${rep.major}.${rep.minor}) does not offer FUSE_PASSTHROUGH (flags ${rep.flags}, flags2 ${rep.flags2})`, evidence };
+    if (!probe.granted) return { ok: false, detail: `ptfs replied FUSE_PASSTHROUGH with max_stack_depth ${rep.max_stack_depth} but the borrowed-fd probe says not granted (${probe.code})`, evidence };
+    return { ok: true, detail: `INIT FUSE ${rep.major}.${rep.minor} offers FUSE_PASSTHROUGH (flags2 ${rep.flags2}); granted to ptfs`, evidence };
+  });
+}
+
+async function plt002(): Promise<FactResult> {
+  const problems: string[] = [];
+  const evidence: Record<string, unknown> = {};
+  const expectEq = (what: string, got: string, want: string | RegExp | string[]) => {
+    const ok = typeof want === 'string' ? got === want : Array.isArray(want) ? want.includes(got) : want.test(got);
+    if (!ok) problems.push(`${what}: got ${got}, expected ${String(want)}`);
+  };
+  // 1. the error cases, run by ptfs on its own connection right after INIT
+  await withReference({ args: ['--ioctl-selfcheck', '{scratch}/selfcheck.json'] }, async (r) => {
+    let sc: Record<string, string | boolean> = {};
+    for (let i = 0; i < 100 && !existsSync(path.join(r.ws.scratch, 'selfcheck.json')); i++) await sleep(20);
+    sc = JSON.parse(await readFile(path.join(r.ws.scratch, 'selfcheck.json'), 'utf8'));
+    evidence.selfcheck = sc;
+    expectEq('BACKING_OPEN flags=1', String(sc.flags_nonzero), 'EINVAL');
+    expectEq('BACKING_OPEN padding=1', String(sc.padding_nonzero), 'EINVAL');
+    expectEq('BACKING_OPEN of a closed fd', String(sc.bad_fd), 'EBADF');
+    expectEq('BACKING_OPEN of a directory', String(sc.directory), kernelAtLeast(6, 17) ? 'EISDIR' : kernelAtLeast(6, 12) ? ['EISDIR', 'EOPNOTSUPP'] : 'EOPNOTSUPP');
+    expectEq('BACKING_OPEN of a regular file', String(sc.regular), /^id:\d+$/);
+    expectEq('BACKING_CLOSE of id 0', String(sc.close_id0), 'EINVAL');
+    expectEq('BACKING_CLOSE of an unknown id', String(sc.close_unknown), 'ENOENT');
+    expectEq('BACKING_CLOSE of a live id', String(sc.close_regular), 'ok');
+    expectEq('second BACKING_CLOSE of an id', String(sc.double_close), 'ENOENT');
+    // 2. the borrowed-fd probe on a connection with passthrough granted: negotiation is checked
+    // before flags and padding, and nothing is allocated
+    const devFd = await borrowDeviceFd(r.pids, r.connection);
+    try {
+      const f = await openAsync(r.backing('f'), O.O_RDONLY | O.O_CLOEXEC);
+      try {
+        const a = await backingOpen(devFd, f, 1);
+        const b = await backingOpen(devFd, f, 0, 1n);
+        evidence.borrowedGranted = { flags1: a, padding1: b };
+        expectEq('borrowed-fd BACKING_OPEN flags=1 (granted)', String(a), 'EINVAL');
+        expectEq('borrowed-fd BACKING_OPEN padding=1 (granted)', String(b), 'EINVAL');
+        if (typeof a === 'number') await backingClose(devFd, a);
+        if (typeof b === 'number') await backingClose(devFd, b);
+      } finally {
+        await closeAsync(f);
+      }
+    } finally {
+      await closeAsync(devFd);
+    }
+  });
+  // 3. passthrough not negotiated: every call gives EPERM
+  await withReference({ args: ['--no-passthrough'] }, async (r) => {
+    const devFd = await borrowDeviceFd(r.pids, r.connection);
+    try {
+      const f = await openAsync(r.backing('f'), O.O_RDONLY | O.O_CLOEXEC);
+      try {
+        const a = await backingOpen(devFd, f, 1);
+        const b = await backingOpen(devFd, f, 0);
+        const c = await backingClose(devFd, 1);
+        evidence.borrowedNotGranted = { flags1: a, regular: b, close1: c };
+        expectEq('borrowed-fd BACKING_OPEN flags=1 (not negotiated)', String(a), 'EPERM');
+        expectEq('borrowed-fd BACKING_OPEN of a regular file (not negotiated)', String(b), 'EPERM');
+        expectEq('borrowed-fd BACKING_CLOSE 1 (not negotiated)', c, 'EPERM');
+        if (typeof b === 'number') await backingClose(devFd, b);
+      } finally {
+        await closeAsync(f);
+      }
+    } finally {
+      await closeAsync(devFd);
+    }
+  });
+  // 4. a /dev/fuse fd that is not mounted yet
+  const dev = await openAsync('/dev/fuse', O.O_RDWR | O.O_CLOEXEC);
+  try {
+    const f = await openAsync('/proc/self/exe', O.O_RDONLY | O.O_CLOEXEC);
+    try {
+      const a = await backingOpen(dev, f, 0);
+      evidence.unmountedDevice = a;
+      expectEq('BACKING_OPEN on an unmounted /dev/fuse fd', String(a), 'EPERM');
+    } finally {
+      await closeAsync(f);
+    }
+  } finally {
+    await closeAsync(dev);
+  }
+  return problems.length
+    ? { ok: false, detail: problems.join('; '), evidence }
+    : { ok: true, detail: 'BACKING_OPEN/CLOSE errnos as SPEC §2; probe: flags=1 -> EINVAL granted / EPERM not negotiated', evidence };
+}
+
+async function plt003(): Promise<FactResult> {
+  return withReference({ args: ['--writeback-cache', '--init-report', '{scratch}/init.json'] }, async (r) => {
+    const rep = JSON.parse(await readFile(path.join(r.ws.scratch, 'init.json'), 'utf8')) as Record<string, unknown>;
+    const probe = await probeNegotiation(r.pids, r.connection, r.backing('f'));
+    const evidence = { init: rep, probe };
+    if (rep.writeback_cache !== true || rep.passthrough_requested !== true) {
+      return { ok: null, detail: `ptfs could not request both (reply flags ${rep.reply_flags}, flags2 ${rep.reply_flags2})`, evidence };
+    }
+    if (probe.granted) return { ok: false, detail: 'the kernel granted FUSE_PASSTHROUGH together with FUSE_WRITEBACK_CACHE (kernels before 6.10.y/6.11 do)', evidence };
+    if (probe.code !== 'EPERM') return { ok: false, detail: `borrowed-fd probe gave ${probe.code}, expected EPERM`, evidence };
+    return { ok: true, detail: 'INIT reply with PASSTHROUGH|WRITEBACK_CACHE: passthrough not granted (EPERM)', evidence };
+  });
+}
+
+interface Conflict {
+  name: string;
+  rule: string;
+  args: string[];
+  first: number;
+  second: number;
+}
+
+export const IO_MODE_CONFLICTS: Conflict[] = [
+  { name: 'direct-io-while-passthrough', rule: '§4.1 inode has a backing object, new open has FOPEN_DIRECT_IO without FOPEN_PASSTHROUGH', args: ['--io-policy', 'passthrough-direct', '--defect', 'mixed-modes'], first: O.O_WRONLY, second: O.O_RDONLY },
+  { name: 'passthrough-while-cached', rule: '§4.2 passthrough open while cached opens exist', args: ['--io-policy', 'by-access'], first: O.O_RDONLY, second: O.O_WRONLY },
+  { name: 'second-backing-object', rule: '§4.3 passthrough open naming a second backing id of the same file', args: ['--defect', 'backing-id-per-open'], first: O.O_RDONLY, second: O.O_RDONLY },
+  { name: 'cached-while-passthrough', rule: '§4.4 cached open while the inode is in passthrough mode', args: ['--io-policy', 'by-access'], first: O.O_WRONLY, second: O.O_RDONLY },
+];
+
+/** One §4 conflict: the second open gives EIO, the first fd keeps working, and after its close any mode is allowed. */
+export async function ioModeConflict(c: Conflict): Promise<FactResult> {
+  return withReference({ args: c.args }, async (r) => {
+    const problems: string[] = [];
+    const ev: Record<string, unknown> = { rule: c.rule, args: c.args };
+    const p = r.path('f');
+    const fd1 = await openAsync(p, c.first | O.O_CLOEXEC);
+    let fd1Open = true;
+    try {
+      const second = await openErrno(p, c.second);
+      ev.secondOpen = 'code' in second ? second.code : 'OK';
+      if ('fd' in second) {
+        await closeAsync(second.fd);
+        problems.push(`${c.rule}: the second open succeeded, expected EIO`);
+      } else if (second.code !== 'EIO') problems.push(`${c.rule}: the second open failed with ${second.code}, expected EIO`);
+      // the existing fd keeps working
+      const data = Buffer.from(`still working ${c.name}\n`);
+      try {
+        if (c.first === O.O_RDONLY) {
+          const buf = Buffer.alloc(4096);
+          const n = await preadAsync(fd1, buf, 0);
+          const want = await readFile(r.backing('f'));
+          if (n !== 4096 || !buf.equals(want.subarray(0, 4096))) problems.push(`read on the first fd after the refused open returned wrong data (${n} bytes)`);
+        } else {
+          const n = await pwriteAsync(fd1, data, 100);
+          const back = (await readFile(r.backing('f'))).subarray(100, 100 + data.length);
+          if (n !== data.length || !back.equals(data)) problems.push(`write on the first fd after the refused open did not reach the backing file`);
+        }
+        ev.firstFdAfter = 'OK';
+      } catch (e) {
+        ev.firstFdAfter = errnoOf(e);
+        problems.push(`I/O on the first fd after the refused open failed with ${errnoOf(e)}`);
+      }
+      await closeAsync(fd1);
+      fd1Open = false;
+      await quiesce(r.connection);
+      const again = await openErrno(p, c.second);
+      ev.afterRelease = 'code' in again ? again.code : 'OK';
+      if ('fd' in again) await closeAsync(again.fd);
+      else problems.push(`after the last conflicting file was released, the open still failed with ${again.code}`);
+    } finally {
+      if (fd1Open) await closeAsync(fd1).catch(() => {});
+    }
+    return problems.length ? { ok: false, detail: problems.join('; '), evidence: ev } : { ok: true, detail: `${c.rule}: EIO; the first fd kept working; after its release the open succeeded`, evidence: ev };
+  });
+}
+
+async function plt004(): Promise<FactResult> {
+  const results: Record<string, FactResult> = {};
+  for (const c of IO_MODE_CONFLICTS) results[c.name] = await ioModeConflict(c);
+  const bad = Object.entries(results).filter(([, v]) => v.ok === false);
+  const evidence = Object.fromEntries(Object.entries(results).map(([k, v]) => [k, { ok: v.ok, detail: v.detail, ...v.evidence }]));
+  return bad.length ? { ok: false, detail: bad.map(([k, v]) => `${k}: ${v.detail}`).join('; '), evidence } : { ok: true, detail: 'every §4 conflict gives EIO and leaves existing fds working', evidence };
+}
+
+async function plt005(): Promise<FactResult> {
+  return withReference({ args: ['--open-flags-extra', '2'] }, async (r) => {
+    const o = await openErrno(r.path('f'), O.O_RDONLY);
+    if ('fd' in o) {
+      await closeAsync(o.fd);
+      return { ok: false, detail: 'an open reply with FOPEN_PASSTHROUGH|FOPEN_KEEP_CACHE was accepted', evidence: { open: 'OK' } };
+    }
+    return o.code === 'EIO'
+      ? { ok: true, detail: 'FOPEN_PASSTHROUGH|FOPEN_KEEP_CACHE: open() gives EIO', evidence: { open: o.code } }
+      : { ok: false, detail: `FOPEN_PASSTHROUGH|FOPEN_KEEP_CACHE: open() gave ${o.code}, expected EIO`, evidence: { open: o.code } };
+  });
+}
+
+async function plt006(): Promise<FactResult> {
+  const problems: string[] = [];
+  const evidence: Record<string, unknown> = {};
+  // depth 1 connection, source on an overlayfs: the server's BACKING_OPEN gets ELOOP, it falls back
+  await withReference({ kind: 'overlay', evidence: true }, async (a) => {
+    const depth1 = await probeStackDepth(a.pids, a.connection);
+    evidence.depth1Overlay = depth1.result;
+    if (depth1.result !== 'ELOOP') problems.push(`max_stack_depth 1: BACKING_OPEN of an overlayfs file gave ${depth1.result}, expected ELOOP`);
+    const read = async () => readFile(a.path('f'));
+    let data: Buffer;
+    let win: EvidenceWindow<Buffer> | null = null;
+    if (a.evidence) {
+      win = await a.evidence.window('overlay read', async () => {
+        const d = await read();
+        await quiesce(a.connection);
+        return d;
+      });
+      data = win.result;
+    } else data = await read();
+    if (!data.equals(await readFile(a.backing('f')))) problems.push('the fallback read of an overlayfs-backed file returned wrong data');
+    if (win) {
+      const failed = win.ledger.failedOpens().map((o) => o.code);
+      evidence.serverLedger = win.ledger.summary();
+      if (!failed.includes('ELOOP')) problems.push(`ptfs's BACKING_OPEN of an overlayfs file did not fail with ELOOP (ledger: ${win.ledger.summary()})`);
+    }
+    // depth 2 connection: the overlayfs file is accepted; a file on the depth-1 FUSE mount too
+    await withReference({ args: ['--max-stack-depth', '2'] }, async (b) => {
+      const depth2 = await probeStackDepth(b.pids, b.connection);
+      evidence.depth2Overlay = depth2.result;
+      if (depth2.depth !== 2) problems.push(`max_stack_depth 2: BACKING_OPEN of an overlayfs file gave ${depth2.result}, expected an id`);
+      const onA = await probeBackingOpen(b.pids, b.connection, a.path('f'));
+      evidence.depth2FileOnDepth1Fuse = onA;
+      if (!onA.startsWith('id ')) problems.push(`max_stack_depth 2: BACKING_OPEN of a file on a depth-1 FUSE mount gave ${onA}, expected an id`);
+      const onB = await probeBackingOpen(a.pids, a.connection, b.path('f'));
+      evidence.depth1FileOnDepth2Fuse = onB;
+      if (onB !== 'ELOOP') problems.push(`max_stack_depth 1: BACKING_OPEN of a file on a depth-2 FUSE passthrough mount gave ${onB}, expected ELOOP`);
+    });
+  });
+  return problems.length ? { ok: false, detail: problems.join('; '), evidence } : { ok: true, detail: 'ELOOP for backing files on stacked filesystems at depth 1; accepted at depth 2', evidence };
+}
+
+async function plt007(): Promise<FactResult> {
+  return withReference({ evidence: true }, async (r) => {
+    if (!r.evidence) return { ok: null, detail: 'tracefs evidence unavailable', evidence: {} };
+    const fh = await fsOpen(r.path('f'), 'r+');
+    try {
+      await stat(r.path('f'));
+      const add = Buffer.alloc(1000, 7);
+      const w1 = await r.evidence.window('passthrough write', async () => fh.write(add, 0, add.length, 65536));
+      const win = await r.evidence.window('stat after write', async () => stat(r.path('f')));
+      const getattr = countOf(win.requests, 'FUSE_GETATTR') + countOf(win.requests, 'FUSE_STATX');
+      const evidence = { writeRequests: w1.requests.counts, statRequests: win.requests.counts, size: win.result.size };
+      if (countOf(w1.requests, 'FUSE_WRITE') > 0) return { ok: false, detail: 'the write to a passthrough file was sent to ptfs as FUSE_WRITE', evidence };
+      if (getattr === 0) return { ok: false, detail: `stat after a passthrough write sent no FUSE_GETATTR (size seen ${win.result.size})`, evidence };
+      if (win.result.size !== 66536) return { ok: false, detail: `stat after a passthrough write: size ${win.result.size}, expected 66536`, evidence };
+      return { ok: true, detail: `stat after a passthrough write sent ${getattr} FUSE_GETATTR and saw the new size`, evidence };
+    } finally {
+      await fh.close();
+    }
+  });
+}
+
+const FACTS: Record<FactId, () => Promise<FactResult>> = {
+  'PLT-001': plt001,
+  'PLT-002': plt002,
+  'PLT-003': plt003,
+  'PLT-004': plt004,
+  'PLT-005': plt005,
+  'PLT-006': plt006,
+  'PLT-007': plt007,
+};
+
+const memo = new Map<FactId, Promise<FactResult>>();
+
+function cacheFile(id: FactId): string | null {
+  const f = process.env.FUSECERT_CONTEXT;
+  return f ? path.join(path.dirname(f), 'facts', `${id}.json`) : null;
+}
+
+/** Check a platform fact now (the PLT clauses), and cache it for the dependent clauses. */
+export async function checkFact(id: FactId): Promise<FactResult> {
+  let r: FactResult;
+  try {
+    r = await FACTS[id]();
+  } catch (e) {
+    r = { ok: false, detail: `the check could not run: ${(e as Error).message}`, evidence: {} };
+  }
+  const f = cacheFile(id);
+  if (f) {
+    try {
+      mkdirSync(path.dirname(f), { recursive: true });
+      writeFileSync(f, JSON.stringify(r));
+    } catch {
+      /* cache only */
+    }
+  }
+  memo.set(id, Promise.resolve(r));
+  return r;
+}
+
+/** A platform fact, from this run's cache or checked now. */
+export function platformFact(id: FactId): Promise<FactResult> {
+  let p = memo.get(id);
+  if (!p) {
+    const f = cacheFile(id);
+    if (f && existsSync(f)) {
+      try {
+        p = Promise.resolve(JSON.parse(readFileSync(f, 'utf8')) as FactResult);
+      } catch {
+        p = undefined;
+      }
+    }
+    if (!p) p = runContext().reference ? checkFact(id) : Promise.resolve({ ok: null, detail: 'the reference server is not built', evidence: {} });
+    memo.set(id, p);
+  }
+  return p;
+}
+
+/**
+ * The facts a clause relies on. A fact the platform does not honour skips the clause with
+ * "platform: PLT-00X failed: ..." so the server is not blamed for the kernel.
+ */
+export async function requirePlatform(t: ClauseContext, ...ids: FactId[]): Promise<void> {
+  const seen: Record<string, string> = {};
+  for (const id of ids) {
+    const r = await platformFact(id);
+    seen[id] = r.ok === true ? 'honoured' : r.ok === null ? `unchecked: ${r.detail}` : `FAILED: ${r.detail}`;
+    if (r.ok === false) {
+      t.note('platform', seen);
+      t.skip(`platform: ${id} failed: ${r.detail}`);
+    }
+  }
+  t.note('platform', seen);
+}
