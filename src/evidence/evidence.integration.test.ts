@@ -147,6 +147,26 @@ describe('evidence on real mounts', () => {
     });
   });
 
+  test.skipIf(noPtfs)(`addPids: ioctls count only once the server's threads are added${why(noPtfs, 'servers/ptfs/ptfs not built')}`, async () => {
+    const m = await startMount('ptfs', [], files(4, 4096));
+    let s: EvidenceSession | undefined;
+    try {
+      s = await EvidenceSession.open({ connection: m.connection, pids: [] });
+      await openReadClose(m.mnt, 2);
+      await settle(s, () => false, 200);
+      expect(s.ledger().opens).toHaveLength(0);
+      expect(s.requestsOf().counts.FUSE_OPEN).toBe(2);
+      s.addPids([m.pid]);
+      await openReadClose(m.mnt, 4);
+      await settle(s, () => s.ledger().closes.length >= 4);
+      expect(s.ledger().opens.filter((o) => o.ok)).toHaveLength(4);
+      expect(s.ledger().liveCount()).toBe(0);
+    } finally {
+      await s?.close();
+      await m.stop();
+    }
+  });
+
   test.skipIf(noPtfs)(`ptfs --defect leak-backing-id leaves live ids${why(noPtfs, 'servers/ptfs/ptfs not built')}`, async () => {
     await withMount('ptfs', ['--defect', 'leak-backing-id'], files(20, 4096), async (m, s) => {
       await openReadClose(m.mnt, 20);

@@ -352,7 +352,8 @@ export class EvidenceSession {
     } else {
       const io = (this.io = this.makeInstance(path.join(base, name + '-ioctl'), 'ioctl', opts, opts.ioctlBufferKb ?? 2048));
       io.write('options/event-fork', '1');
-      // an empty pid list would mean "trace everyone": use a pid that cannot exist instead
+      // an empty pid list would mean "trace everyone": with no server pid yet, pid 0 (the idle
+      // task, which makes no syscalls) stands in (pids beyond PID_MAX_LIMIT are refused: EPERM)
       this.setPids(opts.pids, false);
       try {
         io.write('events/syscalls/sys_enter_ioctl/filter', 'cmd == 0x4010e501 || cmd == 0x4004e502');
@@ -387,7 +388,7 @@ export class EvidenceSession {
     for (let round = 0; round < 5; round++) {
       const tids = threadsOf(pids).filter((t) => !written.has(t));
       if (!tids.length && !first) break;
-      const list = tids.length ? tids : [0x7fffffff];
+      const list = tids.length ? tids : [0];
       io.write('set_event_pid', list.join(' ') + '\n', first ? 'w' : 'a');
       for (const t of tids) written.add(t);
       first = false;
