@@ -1,6 +1,6 @@
 // What does an active EvidenceSession cost? Times 10,000 open/close cycles on a FUSE mount
 // (servers/ptfs/ptfs if built, else bindfs) without and with a session, one run each.
-//   npx tsx bench/evidence-overhead.ts [cycles]
+//   npx tsx bench/evidence-overhead.ts [cycles]     (POLL_MS=0 turns off the session's poll timer)
 // Needs root and tracefs. Cleans up its mount, server and tracefs instances.
 import fs from 'node:fs';
 import path from 'node:path';
