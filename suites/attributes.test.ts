@@ -1,0 +1,278 @@
+// ATT: attributes are fresh right after the operation that changed them. Each clause reads them
+// several ways (fstat on the writing fd, fstat on another fd, stat and statx by path) and names
+// the view that was stale and by how much. Timestamps follow SPEC §5a: compared with values from
+// the same filesystem, never strictly against Date.now().
+import { open, writeFile, truncate, appendFile, stat, lstat } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
+import {
+  clause, forEachVariant, check, fail, pattern, loadTree, attrViews, expectSize, plainViews, msOf, withMapper, statView, statxView,
+  type Views,
+} from '../src/harness/index.ts';
+import { O } from '../src/sys/index.ts';
+
+const tree = loadTree('basic');
+/** More than one tick of the kernel's coarse clock (1-10 ms), so a later change must carry a later timestamp. */
+const TICK_GAP_MS = 30;
+
+function expectAdvanced(before: Views, after: Views, field: 'mtimeNs' | 'ctimeNs', what: string): void {
+  const name = field === 'mtimeNs' ? 'mtime' : 'ctime';
+  const bad: string[] = [];
+  for (const [k, v] of Object.entries(after)) {
+    const b = before[k] ?? before['stat by path']!;
+    if (!(v[field] > b[field])) bad.push(`${k} showed ${name} ${v[field]} ns, not later than ${b[field]} ns before (stale by at least ${TICK_GAP_MS} ms)`);
+  }
+  if (bad.length) fail(`${name} did not advance after ${what}: ${bad.join('; ')}`);
+}
+
+forEachVariant({}, (mount) => {
+  clause(
+    'ATT-001',
+    async (t) => {
+      const rel = 'att-001.bin';
+      const p = mount.path(rel);
+      const w = await open(p, 'w+');
+      const other = await open(p, 'r');
+      try {
+        await w.write(pattern(1, 4096), 0, 4096, 0);
+        expectSize(await attrViews(p, w, other), 4096, 'a 4096-byte write to an empty file');
+        await w.write(pattern(2, 8192), 0, 8192, 4096);
+        const v = await attrViews(p, w, other);
+        t.note('after 8192-byte extending pwrite', plainViews(v));
+        expectSize(v, 12288, 'a 8192-byte extending pwrite at offset 4096 (4096 -> 12288 bytes)');
+        await w.write(pattern(3, 131075), 0, 131075, 1048579 - 131075);
+        expectSize(await attrViews(p, w, other), 1048579, 'a 131075-byte extending pwrite ending at the unaligned offset 1048579');
+        await w.write(Buffer.from('x'), 0, 1, 1048579);
+        expectSize(await attrViews(p, w, other), 1048580, 'a 1-byte extending pwrite at offset 1048579');
+      } finally {
+        await w.close();
+        await other.close();
+      }
+    },
+    { mount },
+  );
+
+  clause(
+    'ATT-002',
+    async (t) => {
+      const rel = 'att-002.bin';
+      const p = mount.path(rel);
+      await writeFile(p, pattern(20, 65536));
+      const w = await open(p, 'r+');
+      const other = await open(p, 'r');
+      try {
+        for (const [what, off, len] of [
+          ['a 100-byte overwrite at offset 5000 (size unchanged)', 5000, 100],
+          ['a 70000-byte extending write at offset 60000', 60000, 70000],
+        ] as const) {
+          const before = await attrViews(p, w, other);
+          await sleep(TICK_GAP_MS);
+          // a reference timestamp from the same filesystem, taken just before the write
+          await writeFile(mount.path('att-002.ref'), 'ref');
+          const ref = await statView(mount.path('att-002.ref'));
+          await w.write(pattern(21, len), 0, len, off);
+          const after = await attrViews(p, w, other);
+          t.note(what, { before: plainViews(before), after: plainViews(after), reference: ref.mtimeNs.toString() });
+          expectAdvanced(before, after, 'mtimeNs', what);
+          expectAdvanced(before, after, 'ctimeNs', what);
+          for (const [k, v] of Object.entries(after))
+            check(v.mtimeNs >= ref.mtimeNs, `${k} showed mtime ${v.mtimeNs} ns after ${what}, earlier than the mtime ${ref.mtimeNs} ns of a file created on the same mount just before the write`);
+        }
+      } finally {
+        await w.close();
+        await other.close();
+      }
+    },
+    { mount },
+  );
+
+  clause(
+    'ATT-003',
+    async (t) => {
+      const rel = 'att-003.bin';
+      const p = mount.path(rel);
+      const w = await open(p, 'w+');
+      const other = await open(p, 'r');
+      try {
+        const before = await attrViews(p, w, other);
+        const len = 1048576 + 4097;
+        await w.write(pattern(30, len), 0, len, 0);
+        const after = await attrViews(p, w, other);
+        t.note('blocks', { before: plainViews(before), after: plainViews(after) });
+        const bad = Object.entries(after).filter(([k, v]) => !(v.blocks > (before[k]?.blocks ?? 0) && v.blocks * 512 >= len));
+        if (bad.length)
+          fail(`after writing ${len} bytes of data, ${bad.map(([k, v]) => `${k} showed st_blocks ${v.blocks} (${v.blocks * 512} bytes; ${before[k]?.blocks ?? '?'} before)`).join('; ')}; expected at least ${Math.ceil(len / 512)} blocks`);
+      } finally {
+        await w.close();
+        await other.close();
+      }
+    },
+    { mount },
+  );
+
+  clause(
+    'ATT-004',
+    async (t) => {
+      const rel = 'att-004.bin';
+      const p = mount.path(rel);
+      await writeFile(p, pattern(40, 300000));
+      const w = await open(p, 'r+');
+      const other = await open(p, 'r');
+      try {
+        const steps: [string, number, boolean][] = [
+          ['ftruncate (shrink) to 5003', 5003, true],
+          ['truncate by path (extend) to 1048579', 1048579, false],
+          ['ftruncate (extend) to 2097152', 2097152, true],
+          ['truncate by path (shrink) to 131073', 131073, false],
+          ['ftruncate to 0', 0, true],
+        ];
+        for (const [what, size, byFd] of steps) {
+          if (byFd) await w.truncate(size);
+          else await truncate(p, size);
+          expectSize(await attrViews(p, w, other), size, what);
+        }
+        t.note('steps', steps.map((s) => s[0]));
+      } finally {
+        await w.close();
+        await other.close();
+      }
+    },
+    { mount },
+  );
+
+  clause(
+    'ATT-005',
+    async (t) => {
+      const rel = 'att-005.log';
+      const p = mount.path(rel);
+      await writeFile(p, '');
+      const fhs = await Promise.all([0, 1, 2, 3].map(() => open(p, 'a')));
+      try {
+        let expected = 0;
+        await Promise.all(
+          fhs.map(async (fh, i) => {
+            for (let s = 0; s < 25; s++) {
+              const n = ((s * 4099 + i * 131) % 9000) + 1;
+              await fh.write(pattern(i * 100 + s, n));
+              expected += n;
+            }
+          }),
+        );
+        const v = await attrViews(p, fhs[0], fhs[1]);
+        t.note('views', plainViews(v));
+        expectSize(v, expected, `100 concurrent O_APPEND writes (${expected} bytes) from 4 fds`);
+      } finally {
+        await Promise.all(fhs.map((f) => f.close()));
+      }
+    },
+    { mount },
+  );
+
+  clause(
+    'ATT-006',
+    async (t) => {
+      const rel = 'att-006.bin';
+      const p = mount.path(rel);
+      await writeFile(p, pattern(60, 65536));
+      const other = await open(p, 'r');
+      try {
+        await withMapper(t.signal, async (child) => {
+          const fd = await child.open(p, O.O_RDWR);
+          const map = await child.map(fd, 65536);
+          const before = await attrViews(p, undefined, other);
+          await sleep(TICK_GAP_MS);
+          await child.write(map, 5000, pattern(61, 100));
+          await child.msync(map);
+          const viaMapFd = await child.fstat(fd);
+          const after = await attrViews(p, undefined, other);
+          after['fstat on the mapping fd'] = { ...after['stat by path']!, size: viaMapFd.size, mtimeNs: BigInt(viaMapFd.mtimeNs), ctimeNs: BigInt(viaMapFd.ctimeNs) };
+          t.note('mtime', { before: plainViews(before), after: plainViews(after) });
+          await child.unmap(map);
+          await child.closeFd(fd);
+          const stale = Object.entries(after).filter(([k, v]) => !(v.mtimeNs > (before[k] ?? before['stat by path']!).mtimeNs)).map(([k]) => k);
+          if (stale.length === 0) return;
+          // Say whether the server's answer or the kernel's attribute cache is behind, and for how long.
+          const backing = mount.claims.mirror ? (await stat(mount.backing(rel), { bigint: true })).mtimeNs : null;
+          const start = performance.now();
+          let seenAfter: number | null = null;
+          while (performance.now() - start < (mount.claims.attrTimeoutMs ?? 1000) + 500) {
+            await sleep(50);
+            if ((await statView(p)).mtimeNs > before['stat by path']!.mtimeNs) {
+              seenAfter = Math.round(performance.now() - start);
+              break;
+            }
+          }
+          fail(
+            `mtime did not advance after a 100-byte store into a MAP_SHARED mapping (mapped, then stat, then store) and msync(MS_SYNC) ${TICK_GAP_MS} ms later: ` +
+              `${stale.join(', ')} still showed mtime ${before['stat by path']!.mtimeNs} ns` +
+              (backing !== null ? `, while the backing file's mtime was ${backing} ns (${backing > before['stat by path']!.mtimeNs ? 'advanced: the stale value is cached attributes' : 'not advanced either'})` : '') +
+              `; stat by path showed the new mtime ${seenAfter === null ? 'not even' : `${seenAfter} ms`} later`,
+          );
+        });
+      } finally {
+        await other.close();
+      }
+    },
+    { mount },
+  );
+
+  clause(
+    'ATT-007',
+    async (t) => {
+      const rel = 'att-007.bin';
+      const fh = await open(mount.path(rel), 'w+');
+      await fh.write(pattern(70, 200003), 0, 200003, 4093);
+      await fh.close();
+      const files = [...tree.files.filter((f) => !f.path.startsWith('many/')).map((f) => f.path), rel, 'data', 'deep/a/b/c'];
+      const diffs: string[] = [];
+      for (const f of files) {
+        const m = await stat(mount.path(f), { bigint: true });
+        const b = await lstat(mount.backing(f), { bigint: true });
+        const pairs: [string, bigint, bigint][] = [
+          ['size', m.size, b.size],
+          ['blocks', m.blocks, b.blocks],
+          ['mode', m.mode, b.mode],
+          ['nlink', m.nlink, b.nlink],
+          ['mtime (ns)', m.mtimeNs, b.mtimeNs],
+        ];
+        for (const [k, mv, bv] of pairs) if (mv !== bv) diffs.push(`${f}: ${k} ${k === 'mode' ? mv.toString(8) : mv} through the mount, ${k === 'mode' ? bv.toString(8) : bv} in the backing file`);
+      }
+      t.note('files', files.length);
+      check(diffs.length === 0, `stat through the mount differs from the backing file's: ${diffs.slice(0, 6).join('; ')}${diffs.length > 6 ? `; and ${diffs.length - 6} more` : ''}`);
+    },
+    { mount, requires: ['mirror'] },
+  );
+
+  clause(
+    'ATT-008',
+    async (t) => {
+      const rel = 'att-008.bin';
+      const p = mount.path(rel);
+      await writeFile(p, pattern(80, 10000));
+      const timeout = mount.claims.attrTimeoutMs!;
+      const margin = Math.max(500, timeout / 2);
+      const before = await statView(p); // the kernel now caches the attributes
+      check(before.size === 10000, `stat right after creating a 10000-byte file showed size ${before.size}`);
+      await sleep(TICK_GAP_MS);
+      await appendFile(mount.backing(rel), pattern(81, 5000));
+      const want = 15000;
+      const start = performance.now();
+      let last = before;
+      let lastx = before;
+      while (performance.now() - start < timeout + margin) {
+        last = await statView(p);
+        lastx = await statxView(p);
+        if (last.size === want && lastx.size === want && last.mtimeNs > before.mtimeNs) break;
+        await sleep(25);
+      }
+      const took = Math.round(performance.now() - start);
+      t.note('visible after ms', took);
+      t.note('declared attrTimeoutMs', timeout);
+      check(
+        last.size === want && lastx.size === want,
+        `a 5000-byte append made directly to the backing file stayed invisible through the mount for ${took} ms: stat showed size ${last.size}, statx ${lastx.size}, expected ${want}; the manifest declares attrTimeoutMs ${timeout} (+${margin} ms margin)`,
+      );
+      check(last.mtimeNs > before.mtimeNs, `after ${took} ms the mount still shows the old mtime ${msOf(last.mtimeNs)} ms for a file changed directly in the backing directory`);
+    },
+    { mount, requires: ['attr-timeout', 'mirror'] },
+  );
+});
