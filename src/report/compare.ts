@@ -1,0 +1,366 @@
+// The comparison page: several results.json files side by side, one column per run.
+// buildComparison() is the model (pure, unit-tested); renderHtml()/renderMarkdown() draw it.
+// The HTML is one self-contained file: inline CSS, no scripts, no network; every string
+// that came from a results file is escaped.
+import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { FAMILIES } from '../catalogue/index.ts';
+import type { ClauseResult, Results } from './results.ts';
+
+export interface ComparisonRow {
+  id: string;
+  level: string;
+  title: string;
+  /** One cell per run; null where the run has no such clause (shown as '-'). */
+  cells: (ClauseResult | null)[];
+  /** The runs disagree on the status (a missing clause counts as a status of its own). */
+  differs: boolean;
+}
+
+export interface ComparisonFamily {
+  family: string;
+  title: string;
+  rows: ComparisonRow[];
+  differences: number;
+}
+
+export interface ComparisonColumn {
+  label: string;
+  run: Results;
+}
+
+export interface Comparison {
+  columns: ComparisonColumn[];
+  families: ComparisonFamily[];
+  differences: number;
+  /** Environment facts that differ between runs (kernel, options...): named so the page can flag them. */
+  environmentDiffers: Set<string>;
+}
+
+const FAMILY_ORDER = Object.keys(FAMILIES);
+
+/** RW-002[param]@variant -> sortable parts: family, number, param, variant. */
+function idParts(id: string): { family: string; num: number; param: string; variant: string } {
+  const m = /^([A-Z]+)-(\d+)(?:\[(.*)\])?(?:@([a-z0-9-]+))?$/.exec(id);
+  if (!m) return { family: id.split('-')[0] ?? id, num: Number.MAX_SAFE_INTEGER, param: id, variant: '' };
+  return { family: m[1]!, num: Number(m[2]), param: m[3] ?? '', variant: m[4] ?? '' };
+}
+
+/** Catalogue order: number, then the plain clause before its variants, then parameters. */
+export function compareIds(a: string, b: string): number {
+  const x = idParts(a);
+  const y = idParts(b);
+  if (x.num !== y.num) return x.num - y.num;
+  if (x.variant !== y.variant) return x.variant === '' ? -1 : y.variant === '' ? 1 : x.variant < y.variant ? -1 : 1;
+  if (x.param !== y.param) return x.param === '' ? -1 : y.param === '' ? 1 : x.param < y.param ? -1 : 1;
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+function familyOf(c: ClauseResult): string {
+  return c.family || idParts(c.id).family;
+}
+
+function columnLabels(runs: Results[]): string[] {
+  const names = runs.map((r) => r.server?.name || 'server');
+  return names.map((n, i) => (names.filter((x) => x === n).length > 1 ? `${n} #${names.slice(0, i + 1).filter((x) => x === n).length}` : n));
+}
+
+export function environmentRows(run: Results): [string, string][] {
+  const p = run.platform ?? ({} as Results['platform']);
+  const o = run.options ?? ({} as Results['options']);
+  const s = run.summary;
+  return [
+    ['server version', run.server?.version ?? 'unknown'],
+    ['manifest', run.server?.manifest ?? ''],
+    ['kernel', p.kernel ?? ''],
+    ['passthrough config', String(p.passthrough ?? '')],
+    ['root', p.root ? 'yes' : 'no'],
+    ['tracefs', p.tracefs ? 'yes' : 'no'],
+    ['seed', o.seed === undefined ? '' : String(o.seed)],
+    ['jobs', o.jobs === undefined ? '' : String(o.jobs)],
+    ['strict', o.strict ? 'yes' : 'no'],
+    ['selection', [...(o.families ?? []).map((f) => `--family ${f}`), ...(o.only ?? []).map((x) => `--only ${x}`)].join(' ') || 'all'],
+    ['fusecert', `${run.tool ?? 'fusecert'} ${run.version ?? ''}`.trim()],
+    ['started', run.started ?? ''],
+    ['duration', formatDuration(run.durationMs)],
+    ['summary', s ? `${s.pass} pass, ${s.fail} fail, ${s.skip} skip, ${s.hung} hung, ${s.xfail} xfail, ${s.xpass} xpass (exit ${s.exitCode})` : ''],
+    ['errors', String(run.errors?.length ?? 0)],
+  ];
+}
+
+export function formatDuration(ms: number | undefined): string {
+  if (ms === undefined || !Number.isFinite(ms)) return '';
+  if (ms < 1000) return `${Math.round(ms)} ms`;
+  const s = ms / 1000;
+  if (s < 120) return `${s.toFixed(1)} s`;
+  return `${Math.floor(s / 60)} min ${Math.round(s % 60)} s`;
+}
+
+export function buildComparison(runs: Results[]): Comparison {
+  const labels = columnLabels(runs);
+  const byRun = runs.map((r) => new Map((r.clauses ?? []).map((c) => [c.id, c])));
+  const all = new Map<string, ClauseResult>();
+  for (const r of runs) for (const c of r.clauses ?? []) if (!all.has(c.id)) all.set(c.id, c);
+
+  const fams = new Map<string, ComparisonRow[]>();
+  for (const [id, first] of all) {
+    const cells = byRun.map((m) => m.get(id) ?? null);
+    const statuses = new Set(cells.map((c) => c?.status ?? '-'));
+    const row: ComparisonRow = { id, level: first.level, title: first.title, cells, differs: runs.length > 1 && statuses.size > 1 };
+    const f = familyOf(first);
+    if (!fams.has(f)) fams.set(f, []);
+    fams.get(f)!.push(row);
+  }
+  const rank = (f: string) => (FAMILY_ORDER.includes(f) ? FAMILY_ORDER.indexOf(f) : FAMILY_ORDER.length);
+  const families = [...fams.entries()]
+    .sort(([a], [b]) => rank(a) - rank(b) || (a < b ? -1 : a > b ? 1 : 0))
+    .map(([family, rows]) => {
+      rows.sort((a, b) => (a.differs === b.differs ? compareIds(a.id, b.id) : a.differs ? -1 : 1));
+      const title = (FAMILIES as Record<string, { title: string }>)[family]?.title ?? family;
+      return { family, title, rows, differences: rows.filter((r) => r.differs).length };
+    });
+
+  const environmentDiffers = new Set<string>();
+  if (runs.length > 1) {
+    const envs = runs.map(environmentRows);
+    for (let i = 0; i < envs[0]!.length; i++) {
+      const key = envs[0]![i]![0];
+      if (['manifest', 'started', 'duration', 'summary', 'server version', 'errors'].includes(key)) continue;
+      if (new Set(envs.map((e) => e[i]![1])).size > 1) environmentDiffers.add(key);
+    }
+  }
+  return {
+    columns: runs.map((run, i) => ({ label: labels[i]!, run })),
+    families,
+    differences: families.reduce((n, f) => n + f.differences, 0),
+    environmentDiffers,
+  };
+}
+
+// ---- cell text ---------------------------------------------------------------------------
+
+const scalar = (v: unknown) => typeof v === 'number' || typeof v === 'string' || typeof v === 'boolean';
+
+function formatValue(v: unknown): string {
+  if (typeof v === 'number') return Number.isInteger(v) ? String(v) : String(Number(v.toPrecision(4)));
+  return String(v);
+}
+
+/** Figures worth showing in a cell: scalar evidence of SHOULD/INFO clauses (PRF ratios, latencies). */
+export function cellFigures(c: ClauseResult, max = 3): string {
+  if (c.level === 'MUST') return '';
+  return Object.entries(c.evidence ?? {})
+    .filter(([, v]) => scalar(v))
+    .slice(0, max)
+    .map(([k, v]) => `${k}=${formatValue(v)}`)
+    .join(', ');
+}
+
+/** The one-line explanation of a cell: the reason, else the figures. */
+export function cellReason(c: ClauseResult | null): string {
+  if (!c) return 'not run';
+  const reason = (c.reason ?? '').replace(/\s+/g, ' ').trim();
+  const figures = cellFigures(c);
+  return [reason, figures].filter(Boolean).join(' — ');
+}
+
+export function truncate(s: string, n: number): string {
+  return s.length <= n ? s : s.slice(0, n - 1) + '…';
+}
+
+// ---- HTML --------------------------------------------------------------------------------
+
+export function escapeHtml(s: unknown): string {
+  return String(s ?? '')
+    .replace(/&/g, '&amp;')
+    .replace(/</g, '&lt;')
+    .replace(/>/g, '&gt;')
+    .replace(/"/g, '&quot;')
+    .replace(/'/g, '&#39;');
+}
+
+const anchor = (id: string) => 'c-' + id.replace(/[^A-Za-z0-9_-]/g, (ch) => `_${ch.charCodeAt(0).toString(16)}`);
+
+const CSS = `
+:root{--pass:#1a7f37;--fail:#cf222e;--skip:#6e7781;--hung:#8250df;--xfail:#9a6700;--xpass:#bc4c00;--bg:#fff;--line:#d0d7de}
+*{box-sizing:border-box}
+body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:24px;color:#1f2328;background:var(--bg)}
+h1{font-size:22px;margin:0 0 4px}
+h2{font-size:17px;margin:24px 0 8px}
+.sub{color:#59636e;margin:0 0 16px}
+table{border-collapse:collapse;width:100%}
+th,td{border:1px solid var(--line);padding:4px 8px;text-align:left;vertical-align:top}
+thead th{background:#f6f8fa;position:sticky;top:0}
+table.env td:first-child,table.env th:first-child{width:180px;color:#59636e}
+table.env tr.envdiff td{background:#fff8c5}
+td.id{font-family:ui-monospace,SFMono-Regular,Menlo,monospace;white-space:nowrap}
+td.title{color:#59636e;max-width:380px}
+td.level{white-space:nowrap;font-size:12px}
+tr.diff td.id{border-left:4px solid var(--xpass)}
+.st{display:inline-block;min-width:44px;padding:0 6px;border-radius:10px;color:#fff;font-weight:600;font-size:12px;text-align:center}
+.st-pass{background:var(--pass)}.st-fail{background:var(--fail)}.st-skip{background:var(--skip)}
+.st-hung{background:var(--hung)}.st-xfail{background:var(--xfail)}.st-xpass{background:var(--xpass)}
+.st-none{background:#eaeef2;color:#59636e}
+.st-warn{background:#bf8700}
+.why{display:block;color:#59636e;font-size:12px;margin-top:2px;word-break:break-word}
+details{border:1px solid var(--line);border-radius:6px;margin:10px 0;padding:0 10px}
+details>summary{cursor:pointer;padding:8px 0;font-weight:600}
+details>summary .count{font-weight:400;color:#59636e}
+details[open]>summary{border-bottom:1px solid var(--line);margin-bottom:8px}
+details table{margin-bottom:10px}
+ul.diffs{columns:3;padding-left:18px}
+.errors{color:var(--fail)}
+footer{margin-top:24px;color:#59636e;font-size:12px}
+`;
+
+function statusBadge(c: ClauseResult | null): string {
+  if (!c) return '<span class="st st-none">-</span>';
+  // A failed SHOULD/INFO clause is a warning, not a failure of the run: show it as such.
+  const warn = c.status === 'fail' && c.level !== 'MUST';
+  const cls = warn ? 'st-warn' : `st-${escapeHtml(c.status)}`;
+  const text = warn ? 'warn' : c.status;
+  return `<span class="st ${cls}">${escapeHtml(text)}</span>`;
+}
+
+function htmlCell(c: ClauseResult | null): string {
+  const why = cellReason(c);
+  const title = c ? `${c.status}${c.durationMs !== undefined ? ` in ${formatDuration(c.durationMs)}` : ''}${why ? ': ' + why : ''}` : 'not run by this server';
+  const small = c && why ? `<span class="why">${escapeHtml(truncate(why, 160))}</span>` : '';
+  return `<td title="${escapeHtml(title)}">${statusBadge(c)}${small}</td>`;
+}
+
+export function renderHtml(cmp: Comparison): string {
+  const cols = cmp.columns;
+  const names = cols.map((c) => c.label);
+  const kernels = [...new Set(cols.map((c) => c.run.platform?.kernel ?? '?'))];
+  const out: string[] = [];
+  out.push('<!doctype html>', '<html lang="en"><head><meta charset="utf-8">');
+  out.push('<meta name="viewport" content="width=device-width,initial-scale=1">');
+  out.push(`<title>${escapeHtml(`fusecert comparison: ${names.join(' vs ')}`)}</title>`);
+  out.push(`<style>${CSS}</style></head><body>`);
+  out.push(`<h1>fusecert comparison: ${names.map(escapeHtml).join(' vs ')}</h1>`);
+  const versions = cols.map((c) => `${escapeHtml(c.label)} ${escapeHtml(c.run.server?.version ?? 'unknown')}`).join('; ');
+  out.push(`<p class="sub">Linux ${kernels.map(escapeHtml).join(', ')} · ${versions} · ${cmp.differences} clause${cmp.differences === 1 ? '' : 's'} differ</p>`);
+
+  // environment of each run
+  out.push('<h2>Runs</h2><table class="env"><thead><tr><th></th>');
+  for (const c of cols) out.push(`<th>${escapeHtml(c.label)}</th>`);
+  out.push('</tr></thead><tbody>');
+  const envs = cols.map((c) => environmentRows(c.run));
+  for (let i = 0; i < (envs[0]?.length ?? 0); i++) {
+    const key = envs[0]![i]![0];
+    out.push(`<tr${cmp.environmentDiffers.has(key) ? ' class="envdiff"' : ''}><td>${escapeHtml(key)}</td>`);
+    for (const e of envs) out.push(`<td>${escapeHtml(e[i]![1])}</td>`);
+    out.push('</tr>');
+  }
+  out.push('</tbody></table>');
+  for (const c of cols) {
+    if (c.run.errors?.length) {
+      out.push(`<p class="errors">${escapeHtml(c.label)}: ${c.run.errors.map(escapeHtml).join('<br>')}</p>`);
+    }
+  }
+
+  // differences at a glance
+  if (cols.length > 1) {
+    out.push(`<h2>Differences (${cmp.differences})</h2>`);
+    if (cmp.differences === 0) out.push('<p class="sub">Every clause has the same status for every server.</p>');
+    else {
+      out.push('<ul class="diffs">');
+      for (const f of cmp.families)
+        for (const r of f.rows.filter((x) => x.differs))
+          out.push(`<li><a href="#${anchor(r.id)}">${escapeHtml(r.id)}</a>: ${r.cells.map((c) => escapeHtml(c?.status ?? '-')).join(' / ')}</li>`);
+      out.push('</ul>');
+    }
+  }
+
+  // one collapsible section per family; open when it holds a difference or a failure
+  out.push('<h2>Clauses</h2>');
+  for (const f of cmp.families) {
+    const bad = f.rows.some((r) => r.cells.some((c) => c && (c.status === 'fail' || c.status === 'hung')));
+    const open = f.differences > 0 || bad || cols.length === 1;
+    out.push(`<details class="family" id="family-${escapeHtml(f.family)}"${open ? ' open' : ''}>`);
+    out.push(
+      `<summary>${escapeHtml(f.family)} — ${escapeHtml(f.title)} <span class="count">(${f.rows.length} clause${f.rows.length === 1 ? '' : 's'}, ${f.differences} differ)</span></summary>`,
+    );
+    out.push('<table><thead><tr><th>clause</th><th>level</th><th>title</th>');
+    for (const c of cols) out.push(`<th>${escapeHtml(c.label)}</th>`);
+    out.push('</tr></thead><tbody>');
+    for (const r of f.rows) {
+      out.push(`<tr id="${anchor(r.id)}"${r.differs ? ' class="diff"' : ''}><td class="id">${escapeHtml(r.id)}</td>`);
+      out.push(`<td class="level">${escapeHtml(r.level)}</td><td class="title">${escapeHtml(r.title)}</td>`);
+      for (const c of r.cells) out.push(htmlCell(c));
+      out.push('</tr>');
+    }
+    out.push('</tbody></table></details>');
+  }
+  out.push(`<footer>Generated by fusecert from ${cols.length} results file${cols.length === 1 ? '' : 's'}. A warn badge is a SHOULD or INFO clause that failed: it does not fail the run.</footer>`);
+  out.push('</body></html>');
+  return out.join('\n') + '\n';
+}
+
+// ---- Markdown ----------------------------------------------------------------------------
+
+/** Table-cell safe: no pipes, no newlines, no HTML. */
+export function escapeMd(s: unknown): string {
+  return String(s ?? '')
+    .replace(/\\/g, '\\\\')
+    .replace(/\|/g, '\\|')
+    .replace(/</g, '&lt;')
+    .replace(/>/g, '&gt;')
+    .replace(/\s*\n\s*/g, ' ')
+    .trim();
+}
+
+function mdCell(c: ClauseResult | null): string {
+  if (!c) return '-';
+  const warn = c.status === 'fail' && c.level !== 'MUST';
+  const status = warn ? 'warn' : c.status;
+  const why = cellReason(c);
+  return escapeMd(why ? `${status}: ${truncate(why, 100)}` : status);
+}
+
+export function renderMarkdown(cmp: Comparison): string {
+  const cols = cmp.columns;
+  const out: string[] = [];
+  out.push(`# fusecert comparison: ${cols.map((c) => escapeMd(c.label)).join(' vs ')}`, '');
+  out.push(`| | ${cols.map((c) => escapeMd(c.label)).join(' | ')} |`);
+  out.push(`|---|${cols.map(() => '---').join('|')}|`);
+  const envs = cols.map((c) => environmentRows(c.run));
+  for (let i = 0; i < (envs[0]?.length ?? 0); i++) {
+    const key = envs[0]![i]![0];
+    const mark = cmp.environmentDiffers.has(key) ? ' (differs)' : '';
+    out.push(`| ${escapeMd(key + mark)} | ${envs.map((e) => escapeMd(e[i]![1]) || ' ').join(' | ')} |`);
+  }
+  out.push('');
+  if (cols.length > 1) out.push(`**${cmp.differences} clause${cmp.differences === 1 ? '' : 's'} differ** (listed first in each family).`, '');
+  for (const f of cmp.families) {
+    out.push(`## ${escapeMd(f.family)} — ${escapeMd(f.title)} (${f.differences} differ)`, '');
+    out.push(`| clause | level | ${cols.map((c) => escapeMd(c.label)).join(' | ')} |`);
+    out.push(`|---|---|${cols.map(() => '---').join('|')}|`);
+    for (const r of f.rows) out.push(`| ${r.differs ? '**' + escapeMd(r.id) + '**' : escapeMd(r.id)} | ${escapeMd(r.level)} | ${r.cells.map(mdCell).join(' | ')} |`);
+    out.push('');
+  }
+  return out.join('\n');
+}
+
+// ---- files -------------------------------------------------------------------------------
+
+export function loadResults(files: string[]): Results[] {
+  return files.map((f) => {
+    let r: Results;
+    try {
+      r = JSON.parse(readFileSync(f, 'utf8')) as Results;
+    } catch (e) {
+      throw new Error(`${f}: not a readable results.json (${(e as Error).message})`);
+    }
+    if (!r || !Array.isArray(r.clauses)) throw new Error(`${f}: not a fusecert results file (no "clauses" array)`);
+    return r;
+  });
+}
+
+/** Write the comparison of results files to target: .md gives Markdown, anything else HTML. */
+export function writeComparison(files: string[], target: string): void {
+  const cmp = buildComparison(loadResults(files));
+  mkdirSync(path.dirname(target), { recursive: true });
+  writeFileSync(target, target.endsWith('.md') ? renderMarkdown(cmp) : renderHtml(cmp));
+}
