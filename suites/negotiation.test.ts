@@ -1,5 +1,7 @@
-import { stat, readFile } from 'node:fs/promises';
-import { clause, useMount, check, expectBytes, pattern, loadTree } from '../src/harness/index.ts';
+import { stat, readFile, writeFile, open } from 'node:fs/promises';
+import { clause, useMount, check, fail, errnoOf, expectBytes, pattern, loadTree } from '../src/harness/index.ts';
+import { requestsDuring, windowSummary, probeNegotiation, probeStackDepth, requirePlatform } from '../src/harness/index.ts';
+import { countOf } from '../src/evidence/index.ts';
 
 const mount = useMount();
 const tree = loadTree('basic');
@@ -17,4 +19,183 @@ clause(
     t.note('connection', mount.connection);
   },
   { mount },
+);
+
+// ---------------------------------------------------------------------------------------
+// NEG-002..006: what the kernel granted the server under test, read from outside (SPEC §5a),
+// and whether passthrough opens really bypass the server.
+
+const NOT_GRANTED_CAUSES =
+  'the kernel enables passthrough only when the INIT reply carries FUSE_PASSTHROUGH (flags2 bit 5, with FUSE_INIT_EXT), ' +
+  'a max_stack_depth of 1 or 2, and does not also enable FUSE_WRITEBACK_CACHE (SPEC §1)';
+
+/** A file the clause alone reads: created in the backing directory, so no page cache hides FUSE_READ. */
+async function freshFile(name: string, size: number, seed: number): Promise<{ rel: string; data: Buffer }> {
+  const data = pattern(seed, size);
+  if (mount.claims.mirror) {
+    await writeFile(mount.backing(name), data);
+    return { rel: name, data };
+  }
+  const f = tree.files.find((x) => x.size === 1048579)!;
+  return { rel: f.path, data: pattern(f.seed, f.size) };
+}
+
+clause(
+  'NEG-002',
+  async (t) => {
+    await requirePlatform(t, 'PLT-001', 'PLT-002');
+    const probe = await probeNegotiation(mount.server!.pids, mount.connection, mount.backing(tree.files.find((x) => x.size > 0)!.path));
+    t.note('probe', probe);
+    check(
+      probe.granted,
+      `passthrough is not enabled on connection ${mount.connection}: the borrowed-fd probe (BACKING_OPEN with flags=1 on a duplicate of the server's /dev/fuse fd) ` +
+        `gave ${probe.code}${probe.code === 'EPERM' ? ' (not granted)' : ''}; ${NOT_GRANTED_CAUSES}`,
+    );
+    if (!mount.evidence || mount.evidence.ledgerUnavailable) {
+      t.note('ledger', `unavailable: ${mount.evidenceError ?? mount.evidence?.ledgerUnavailable}`);
+      return;
+    }
+    const f = await freshFile('neg-002.bin', 65536, 202);
+    const win = await requestsDuring(mount, 'NEG-002 open', async () => {
+      const fh = await open(mount.path(f.rel), 'r');
+      await fh.close();
+    });
+    t.note('window', windowSummary(win));
+    check(
+      win.ledger.opens.some((o) => o.ok),
+      `passthrough is granted, but opening /${f.rel} made no successful BACKING_OPEN (${win.ledger.summary()}): the server does not use it`,
+    );
+  },
+  { mount, requires: ['passthrough', 'root'] },
+);
+
+clause(
+  'NEG-003',
+  async (t) => {
+    await requirePlatform(t, 'PLT-002');
+    const files = tree.files.filter((x) => x.size > 0).slice(0, 6);
+    const errors: string[] = [];
+    const win = await requestsDuring(mount, 'NEG-003 opens', async () => {
+      for (const f of files) {
+        for (const flags of ['r', 'r+'] as const) {
+          try {
+            const fh = await open(mount.path(f.path), flags);
+            await fh.close();
+          } catch (e) {
+            errors.push(`open of /${f.path} (${flags}): ${errnoOf(e)}`);
+          }
+        }
+      }
+      try {
+        const fh = await open(mount.path('neg-003.new'), 'w');
+        await fh.close();
+      } catch (e) {
+        errors.push(`create of /neg-003.new: ${errnoOf(e)}`);
+      }
+    });
+    t.note('window', windowSummary(win));
+    if (errors.length) t.note('openErrors', errors);
+    const bad = win.ledger.failedOpens().filter((o) => o.code === 'EPERM' || o.code === 'ENOTTY');
+    if (bad.length) {
+      const probe = await probeNegotiation(mount.server!.pids, mount.connection, mount.backing(files[0]!.path)).catch((e) => ({ granted: null, code: errnoOf(e) }));
+      t.note('probe', probe);
+      fail(
+        `${bad.length} BACKING_OPEN call(s) of the server failed with ${[...new Set(bad.map((o) => o.code))].join('/')} ` +
+          `(passthrough ${probe.granted ? 'is' : probe.granted === false ? 'is NOT' : 'may not be'} granted on this connection, probe: ${probe.code}): ` +
+          `the server used the backing ioctls without checking what the kernel granted in INIT (or it lacks CAP_SYS_ADMIN in the initial user namespace)` +
+          (errors.length ? `; the opens then failed: ${errors.slice(0, 3).join(', ')}` : ''),
+      );
+    }
+  },
+  { mount, requires: ['passthrough', 'ioctl-trace'] },
+);
+
+clause(
+  'NEG-004',
+  async (t) => {
+    await requirePlatform(t, 'PLT-001');
+    const f = await freshFile('neg-004.bin', 1048579, 204);
+    const win = await requestsDuring(mount, 'NEG-004 read', async () => {
+      const fh = await open(mount.path(f.rel), 'r');
+      try {
+        const buf = Buffer.alloc(f.data.length + 4096);
+        let off = 0;
+        for (;;) {
+          const { bytesRead } = await fh.read(buf, off, Math.min(131072, buf.length - off), off);
+          if (bytesRead === 0) break;
+          off += bytesRead;
+        }
+        return buf.subarray(0, off);
+      } finally {
+        await fh.close();
+      }
+    });
+    t.note('window', windowSummary(win));
+    expectBytes(win.result, f.data, `read of /${f.rel}`);
+    const reads = countOf(win.requests, 'FUSE_READ');
+    if (reads > 0) {
+      const pt = win.ledger.opens.filter((o) => o.ok).length;
+      const failed = win.ledger.failedOpens();
+      fail(
+        `reading /${f.rel} (${f.data.length} bytes) through an fd opened O_RDONLY sent ${reads} FUSE_READ to the server: ` +
+          (failed.length
+            ? `the server's BACKING_OPEN failed with ${failed[0]!.code} and it served the open without passthrough`
+            : pt === 0
+              ? 'the server answered FUSE_OPEN without FOPEN_PASSTHROUGH (no BACKING_OPEN was made)'
+              : 'a backing id was opened but the reads still went to the server'),
+      );
+    }
+  },
+  { mount, requires: ['passthrough', 'tracefs'] },
+);
+
+clause(
+  'NEG-005',
+  async (t) => {
+    await requirePlatform(t, 'PLT-001');
+    const size = 1048576 + 4099;
+    const data = pattern(205, size);
+    const win = await requestsDuring(mount, 'NEG-005 write', async () => {
+      const fh = await open(mount.path('neg-005.bin'), 'w');
+      try {
+        for (let off = 0; off < size; off += 131072) {
+          const n = Math.min(131072, size - off);
+          const { bytesWritten } = await fh.write(data, off, n, off);
+          check(bytesWritten === n, `pwrite(${n} at ${off}) wrote ${bytesWritten}`);
+        }
+      } finally {
+        await fh.close();
+      }
+    });
+    t.note('window', windowSummary(win));
+    const writes = countOf(win.requests, 'FUSE_WRITE');
+    if (writes > 0) {
+      const failed = win.ledger.failedOpens();
+      fail(
+        `writing ${size} bytes to /neg-005.bin through an fd opened O_WRONLY|O_CREAT|O_TRUNC sent ${writes} FUSE_WRITE to the server: ` +
+          (failed.length
+            ? `the server's BACKING_OPEN failed with ${failed[0]!.code} and it served the open without passthrough`
+            : win.ledger.opens.some((o) => o.ok)
+              ? 'a backing id was opened but the writes still went to the server'
+              : 'the server answered FUSE_CREATE/FUSE_OPEN without FOPEN_PASSTHROUGH (no BACKING_OPEN was made)'),
+      );
+    }
+    expectBytes(await readFile(mount.path('neg-005.bin')), data, 'read back of /neg-005.bin');
+    if (mount.claims.mirror) expectBytes(await readFile(mount.backing('neg-005.bin')), data, 'the backing file of /neg-005.bin');
+  },
+  { mount, requires: ['passthrough', 'tracefs'] },
+);
+
+clause(
+  'NEG-006',
+  async (t) => {
+    await requirePlatform(t, 'PLT-002', 'PLT-006');
+    const probe = await probeNegotiation(mount.server!.pids, mount.connection, mount.backing(tree.files.find((x) => x.size > 0)!.path));
+    if (!probe.granted) t.skip(`not measurable: passthrough is not granted on this connection (probe: ${probe.code}; see NEG-002)`);
+    const depth = await probeStackDepth(mount.server!.pids, mount.connection);
+    t.note('stackDepth', depth.depth);
+    t.note('overlayfsBackingOpen', depth.result);
+    check(depth.depth !== null, `BACKING_OPEN of an overlayfs file through the server's connection gave ${depth.result}: expected ELOOP (depth 1) or an id (depth 2)`);
+  },
+  { mount, requires: ['passthrough', 'root'] },
 );
