@@ -2,7 +2,7 @@
 // server did with backing ids (ioctl tracepoints), around one piece of a clause's workload.
 import { connectionWaiting } from '../mount/index.ts';
 import { countOf, type EvidenceWindow, type BackingLedger, type RequestSummary } from '../evidence/index.ts';
-import type { Mount } from './mount.ts';
+import type { EvidenceSession } from '../evidence/index.ts';
 import { fail } from './expect.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -20,13 +20,21 @@ export async function quiesce(connection: number, ms = 3000): Promise<boolean> {
     if (w === null) return true; // connection gone: nothing can be in flight
     zeros = w === 0 ? zeros + 1 : 0;
     if (zeros >= 3) return true;
-    await sleep(10);
+    await sleep(zeros ? 2 : 5);
   }
   return false;
 }
 
+/** What the helpers need of a mount: a Mount, or a hand-built one (nested setups). */
+export interface Observed {
+  evidence: EvidenceSession | null;
+  evidenceError?: string | null;
+  connection: number;
+  path(rel?: string): string;
+}
+
 /** Run fn inside an evidence window of the mount; the window ends once the connection is quiet. */
-export async function requestsDuring<T>(mount: Mount, label: string, fn: () => Promise<T>, opts: { settle?: boolean } = {}): Promise<EvidenceWindow<T>> {
+export async function requestsDuring<T>(mount: Observed, label: string, fn: () => Promise<T>, opts: { settle?: boolean } = {}): Promise<EvidenceWindow<T>> {
   const ev = mount.evidence;
   if (!ev) throw new Error(`evidence unavailable for ${label}: ${mount.evidenceError ?? 'no session'}`);
   return ev.window(label, async () => {

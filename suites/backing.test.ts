@@ -1,0 +1,471 @@
+// BKG: the backing-file lifecycle of the server under test. Opens are made one by one inside
+// evidence windows (FileOpens), so a failing open names what the server did with backing ids;
+// the ledger (ioctl tracepoints of the server's threads) says which ids were opened and closed.
+import { readFile, writeFile, open, unlink, statfs, mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import { afterAll } from 'vitest';
+import {
+  clause, useMount, check, fail, errnoOf, expectBytes, pattern, loadTree, runContext,
+  FileOpens, flagNames, quiesce, requestsDuring, windowSummary, counts, probeBackingOpen, requirePlatform,
+  ClauseFailure, type Observed,
+} from '../src/harness/index.ts';
+import { O, preadAsync, pwriteAsync, openAsync, closeAsync } from '../src/sys/index.ts';
+import { countOf, EvidenceSession, type EvidenceWindow } from '../src/evidence/index.ts';
+import { makeWorkspace, ServerInstance, type Workspace } from '../src/mount/index.ts';
+
+const mount = useMount();
+const overlay = useMount({ kind: 'overlay' });
+const tree = loadTree('basic');
+const MiB = 1048576;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function usedBytes(dir: string): Promise<number> {
+  const s = await statfs(dir);
+  return (s.blocks - s.bfree) * s.bsize;
+}
+
+/** Poll until the backing tmpfs usage drops to `target` (+ slack); returns the last usage. */
+async function waitFreed(dir: string, target: number, ms = 3000): Promise<number> {
+  const until = Date.now() + ms;
+  let u = await usedBytes(dir);
+  while (u > target + MiB / 2 && Date.now() < until) {
+    await sleep(25);
+    u = await usedBytes(dir);
+  }
+  return u;
+}
+
+const mb = (n: number) => `${(n / MiB).toFixed(1)} MiB`;
+
+function ledgerOk(m: Observed): boolean {
+  return !!m.evidence && !m.evidence.ledgerUnavailable;
+}
+
+clause(
+  'BKG-001',
+  async (t) => {
+    await requirePlatform(t, 'PLT-001', 'PLT-005');
+    const files = tree.files.filter((f) => f.size > 0 && f.size < 200_000).slice(0, 4);
+    for (const f of files) {
+      const fo = new FileOpens(mount, f.path);
+      try {
+        const r = await fo.open(O.O_RDONLY);
+        const buf = Buffer.alloc(f.size);
+        const n = await preadAsync(r.fd, buf, 0);
+        check(n === f.size, `read of /${f.path} returned ${n} bytes, expected ${f.size}`);
+        expectBytes(buf, pattern(f.seed, f.size), `read of /${f.path}`);
+        await fo.close(r);
+        const w = await fo.open(O.O_RDWR);
+        await pwriteAsync(w.fd, Buffer.from('x'), 0);
+        await fo.close(w);
+      } finally {
+        await fo.closeAll();
+      }
+    }
+    const fc = new FileOpens(mount, 'bkg-001.new');
+    try {
+      const c = await fc.open(O.O_CREAT | O.O_EXCL | O.O_RDWR);
+      await pwriteAsync(c.fd, pattern(1, 10000), 0);
+      await fc.close(c);
+    } finally {
+      await fc.closeAll();
+    }
+    expectBytes(await readFile(mount.path('bkg-001.new')), pattern(1, 10000), 'read back of /bkg-001.new');
+    t.note('opens', files.length * 2 + 1);
+  },
+  { mount, requires: ['passthrough'] },
+);
+
+clause(
+  'BKG-002',
+  async (t) => {
+    await requirePlatform(t, 'PLT-004');
+    const rel = 'bkg-002.bin';
+    const size = 64 * 1024;
+    const model = pattern(22, size);
+    await writeFile(mount.path(rel), model);
+    await quiesce(mount.connection);
+    const fo = new FileOpens(mount, rel);
+    const body = async () => {
+      try {
+        const a = await fo.open(O.O_RDONLY);
+        const b = await fo.open(O.O_RDWR);
+        const c = await fo.open(O.O_WRONLY);
+        // I/O through every fd while all are open
+        const x = pattern(23, 5000);
+        const y = pattern(24, 3000);
+        await pwriteAsync(b.fd, x, 100);
+        x.copy(model, 100);
+        await pwriteAsync(c.fd, y, 40000);
+        y.copy(model, 40000);
+        for (const h of [a, b]) {
+          const buf = Buffer.alloc(size);
+          const n = await preadAsync(h.fd, buf, 0);
+          check(n === size, `read through open #${h.n} returned ${n} bytes`);
+          expectBytes(buf, model, `read through open #${h.n} (${flagNames(h.flags)}) while opens #1..#3 were held`);
+        }
+        // a burst of concurrent opens of the same inode while the three are held
+        const burst = await Promise.allSettled(Array.from({ length: 8 }, (_, i) => openAsync(mount.path(rel), (i % 2 ? O.O_RDWR : O.O_RDONLY) | O.O_CLOEXEC)));
+        const failed = burst.filter((r) => r.status === 'rejected').map((r) => errnoOf((r as PromiseRejectedResult).reason));
+        for (const r of burst) if (r.status === 'fulfilled') await closeAsync(r.value);
+        if (failed.length) fail(`${failed.length} of 8 concurrent opens of /${rel} failed (${[...new Set(failed)].join(', ')}) while /${rel} was open in passthrough by opens #1..#3`);
+      } finally {
+        await fo.closeAll();
+      }
+    };
+    if (!ledgerOk(mount)) {
+      await body();
+      t.note('ledger', 'unavailable: only errno checked');
+      return;
+    }
+    const win = await requestsDuring(mount, 'BKG-002', body);
+    t.note('window', windowSummary(win));
+    const max = win.ledger.maxLive();
+    check(
+      max <= 1,
+      `while only /${rel} was open, ${max} backing ids were live at once (ledger: ${win.ledger.summary()}): concurrent opens of one inode must share one backing id`,
+    );
+  },
+  { mount, requires: ['passthrough'] },
+);
+
+clause(
+  'BKG-003',
+  async (t) => {
+    await requirePlatform(t, 'PLT-001');
+    const rel = 'bkg-003.bin';
+    const store = mount.ws!.store;
+    await quiesce(mount.connection);
+    const before = await usedBytes(store);
+    const size = 8 * MiB;
+    const win = await requestsDuring(mount, 'BKG-003', async () => {
+      const fh = await open(mount.path(rel), 'w+');
+      const data = pattern(33, MiB);
+      for (let off = 0; off < size; off += MiB) await fh.write(data, 0, MiB, off);
+      const r = await open(mount.path(rel), 'r');
+      const buf = Buffer.alloc(4096);
+      await r.read(buf, 0, 4096, MiB);
+      await r.close();
+      await fh.close();
+    });
+    t.note('window', windowSummary(win));
+    const live = win.ledger.liveCount();
+    const ok = win.ledger.opens.filter((o) => o.ok).length;
+    check(
+      live <= 0,
+      `after the last close of /${rel} the server still holds ${live} backing id(s) (BACKING_OPEN succeeded ${ok} times, BACKING_CLOSE ${ok - live} times): ` +
+        `an id must be closed when the inode's last passthrough file is released, or it pins the backing file until unmount`,
+    );
+    await unlink(mount.path(rel));
+    await quiesce(mount.connection);
+    const after = await waitFreed(store, before);
+    t.note('backingUsed', { before: mb(before), afterUnlink: mb(after) });
+    check(
+      after <= before + MiB / 2,
+      `unlinking /${rel} (${mb(size)}) after its last close left ${mb(after - before)} in use on the backing tmpfs after 3 s: something of the server still pins the backing inode`,
+    );
+  },
+  { mount, requires: ['passthrough', 'ioctl-trace'] },
+);
+
+clause(
+  'BKG-004',
+  async (t) => {
+    await requirePlatform(t, 'PLT-001');
+    const files = tree.files.filter((f) => f.size > 0).slice(0, 5);
+    const win = await requestsDuring(mount, 'BKG-004', async () => {
+      for (const f of files) {
+        const a = await open(mount.path(f.path), 'r');
+        const b = await open(mount.path(f.path), 'r+');
+        await a.close();
+        await b.close();
+        const c = await open(mount.path(f.path), 'r');
+        await c.close();
+      }
+      await Promise.all(files.map(async (f) => {
+        const h = await open(mount.path(f.path), 'r');
+        await h.close();
+      }));
+    });
+    t.note('window', windowSummary(win));
+    const bad = win.ledger.failedCloses();
+    if (bad.length) {
+      const by = new Map<string, number>();
+      for (const c of bad) by.set(`${c.code} (${c.meaning})`, (by.get(`${c.code} (${c.meaning})`) ?? 0) + 1);
+      fail(`${bad.length} BACKING_CLOSE call(s) of the server failed: ${[...by].map(([k, v]) => `${v} x ${k}`).join(', ')}; ${win.ledger.summary()}`);
+    }
+  },
+  { mount, requires: ['passthrough', 'ioctl-trace'] },
+);
+
+clause(
+  'BKG-005',
+  async (t) => {
+    await requirePlatform(t, 'PLT-001');
+    const rel = 'bkg-005.new';
+    const size = 256 * 1024;
+    const data = pattern(55, size);
+    const win = await requestsDuring(mount, 'BKG-005', async () => {
+      const fd = await openAsync(mount.path(rel), O.O_CREAT | O.O_EXCL | O.O_RDWR | O.O_CLOEXEC, 0o644);
+      try {
+        const n = await pwriteAsync(fd, data, 0);
+        check(n === size, `pwrite to the new file wrote ${n}`);
+        const back = Buffer.alloc(size);
+        await preadAsync(fd, back, 0);
+        return back;
+      } finally {
+        await closeAsync(fd);
+      }
+    });
+    t.note('window', windowSummary(win));
+    expectBytes(win.result, data, `read back of /${rel} through the fd that created it`);
+    const io = countOf(win.requests, 'FUSE_WRITE') + countOf(win.requests, 'FUSE_READ');
+    if (io > 0) {
+      const created = countOf(win.requests, 'FUSE_CREATE') > 0;
+      const made = ledgerOk(mount) ? win.ledger.opens.filter((o) => o.ok).length : null;
+      fail(
+        `I/O on /${rel}, created with O_CREAT, sent ${counts(win.requests, ['FUSE_WRITE', 'FUSE_READ'])} to the server: ` +
+          `its ${created ? 'FUSE_CREATE' : 'FUSE_OPEN'} reply lacked FOPEN_PASSTHROUGH` +
+          (made === 0 ? ' (the server made no BACKING_OPEN for it)' : made ? ` (although the server opened ${made} backing id(s))` : ''),
+      );
+    }
+  },
+  { mount, requires: ['passthrough', 'tracefs'] },
+);
+
+clause(
+  'BKG-006',
+  async (t) => {
+    await requirePlatform(t, 'PLT-006');
+    const f0 = tree.files.find((f) => f.size === 65535)!;
+    const refused = await probeBackingOpen(overlay.server!.pids, overlay.connection, overlay.backing(f0.path));
+    t.note('backingOpenOfOverlayFile', refused);
+    if (refused !== 'ELOOP') t.skip(`the kernel does not refuse this server's backing files on an overlayfs (BACKING_OPEN gave ${refused}: max_stack_depth 2), so there is no refusal to test`);
+    const files = tree.files.filter((f) => f.size > 0 && f.size < 2 * MiB).slice(0, 6);
+    const why = 'the kernel refused the backing file (source on an overlayfs, ELOOP)';
+    for (const f of files) {
+      const fo = new FileOpens(overlay, f.path);
+      try {
+        const h = await fo.open(O.O_RDONLY).catch((e) => {
+          throw e instanceof ClauseFailure ? new ClauseFailure(`${e.message}; ${why}: the open must still succeed without passthrough`) : e;
+        });
+        const buf = Buffer.alloc(f.size);
+        const n = await preadAsync(h.fd, buf, 0);
+        check(n === f.size, `read of /${f.path} returned ${n} bytes, expected ${f.size} (${why})`);
+        expectBytes(buf, pattern(f.seed, f.size), `read of /${f.path} after ${why}`);
+      } finally {
+        await fo.closeAll();
+      }
+    }
+    const data = pattern(66, 300_000);
+    try {
+      await writeFile(overlay.path('bkg-006.new'), data);
+    } catch (e) {
+      fail(`creating and writing /bkg-006.new failed with ${errnoOf(e)} (${why}): the create must still succeed without passthrough`);
+    }
+    expectBytes(await readFile(overlay.path('bkg-006.new')), data, `read back of /bkg-006.new (${why})`);
+    if (overlay.claims.mirror) expectBytes(await readFile(overlay.backing('bkg-006.new')), data, 'the backing file of /bkg-006.new');
+    t.note('files', files.length + 1);
+  },
+  { mount: overlay, requires: ['passthrough', 'root'] },
+);
+
+// BKG-007: part of the source is a second FUSE passthrough mount (the reference server), whose
+// files the kernel refuses as backing files (their superblock's stack depth is 1).
+interface Nested extends Observed {
+  outer: Workspace;
+  innerWs: Workspace;
+  inner: ServerInstance;
+  server: ServerInstance;
+  dispose(): Promise<void>;
+}
+let nested: Nested | null = null;
+
+async function buildNested(): Promise<Nested> {
+  const ctx = runContext();
+  const outer = await makeWorkspace({ tree: { dirs: [], files: [{ path: 'a', size: 70000, seed: 71 }, { path: 'b', size: 30000, seed: 72 }], symlinks: [] }, sizeMb: 64 });
+  const parts: { innerWs?: Workspace; inner?: ServerInstance; server?: ServerInstance; evidence?: EvidenceSession | null } = {};
+  const dispose = async () => {
+    if (parts.evidence) await parts.evidence.close().catch(() => {});
+    if (parts.server) await parts.server.stop().catch(() => {});
+    if (parts.inner) await parts.inner.stop().catch(() => {});
+    if (parts.innerWs) await parts.innerWs.dispose();
+    await outer.dispose();
+  };
+  try {
+    await mkdir(path.join(outer.source, 'nested'));
+    parts.innerWs = await makeWorkspace({ tree: { dirs: [], files: [{ path: 'x', size: 50000, seed: 73 }], symlinks: [] }, sizeMb: 16 });
+    parts.inner = await ServerInstance.start(ctx.reference!, parts.innerWs.source, path.join(outer.source, 'nested'), [], parts.innerWs.scratch);
+    parts.server = await ServerInstance.start(ctx.server, outer.source, outer.mountpoint, [], outer.scratch);
+    parts.evidence = await EvidenceSession.open({ connection: parts.server.connection, pids: parts.server.pids }).catch(() => null);
+  } catch (e) {
+    await dispose();
+    throw e;
+  }
+  return {
+    outer,
+    innerWs: parts.innerWs,
+    inner: parts.inner,
+    server: parts.server,
+    evidence: parts.evidence ?? null,
+    connection: parts.server.connection,
+    path: (rel = '') => path.join(outer.mountpoint, rel),
+    dispose,
+  };
+}
+
+afterAll(async () => {
+  if (nested) await nested.dispose();
+  nested = null;
+}, 60_000);
+
+clause(
+  'BKG-007',
+  async (t) => {
+    await requirePlatform(t, 'PLT-006');
+    nested = await buildNested();
+    const n = nested;
+    try {
+      const refused = await probeBackingOpen(n.server.pids, n.connection, path.join(n.outer.source, 'nested/x'));
+      t.note('backingOpenOfNestedFile', refused);
+      if (refused !== 'ELOOP') t.skip(`the kernel does not refuse this server's backing files on a FUSE passthrough mount (BACKING_OPEN gave ${refused}: max_stack_depth 2)`);
+      const a = new FileOpens(n, 'a');
+      const x = new FileOpens(n, 'nested/x');
+      try {
+        const a1 = await a.open(O.O_RDONLY);
+        const buf = Buffer.alloc(70000);
+        await preadAsync(a1.fd, buf, 0);
+        expectBytes(buf, pattern(71, 70000), 'read of /a through open #1');
+        // the refused one
+        const x1 = await x.open(O.O_RDONLY).catch((e) => {
+          throw e instanceof ClauseFailure ? new ClauseFailure(`${e.message}; the kernel refused its backing file (on a FUSE passthrough mount, ELOOP): the open must still succeed without passthrough`) : e;
+        });
+        const xb = Buffer.alloc(50000);
+        await preadAsync(x1.fd, xb, 0);
+        expectBytes(xb, pattern(73, 50000), 'read of /nested/x (backing file refused)');
+        await x.closeAll();
+        await quiesce(n.connection);
+        // later opens of a file already in passthrough
+        const after = ' after the kernel refused the backing file of /nested/x (ELOOP)';
+        for (const flags of [O.O_RDONLY, O.O_RDWR]) {
+          const h = await a.open(flags).catch((e) => {
+            throw e instanceof ClauseFailure ? new ClauseFailure(e.message + after + ': a refused backing file must not switch passthrough off for files whose inode already has a backing object') : e;
+          });
+          const b2 = Buffer.alloc(70000);
+          await preadAsync(h.fd, b2, 0);
+          expectBytes(b2, pattern(71, 70000), `read of /a through open #${h.n}${after}`);
+        }
+        await a.closeAll();
+        // a new file afterwards: must open; whether it is still in passthrough is recorded
+        const b = new FileOpens(n, 'b');
+        try {
+          const h = await b.open(O.O_RDONLY);
+          t.note('laterNewFileInPassthrough', h.pt);
+        } finally {
+          await b.closeAll();
+        }
+      } finally {
+        await a.closeAll();
+        await x.closeAll();
+      }
+    } finally {
+      nested = null;
+      await n.dispose();
+    }
+  },
+  { requires: ['passthrough', 'root', 'reference'] },
+);
+
+clause(
+  'BKG-008',
+  async (t) => {
+    await requirePlatform(t, 'PLT-001');
+    const rel = 'bkg-008.bin';
+    const content = pattern(88, 8192);
+    await writeFile(mount.path(rel), content);
+    await quiesce(mount.connection);
+    const workers = 4;
+    const cycles = 500;
+    const errors: string[] = [];
+    const win = await requestsDuring(mount, 'BKG-008 storm', async () => {
+      await Promise.all(Array.from({ length: workers }, async (_, w) => {
+        const buf = Buffer.alloc(4096);
+        for (let i = 0; i < cycles; i++) {
+          const flags = (i + w) % 3 === 0 ? O.O_RDWR : O.O_RDONLY;
+          let fd = -1;
+          try {
+            fd = await openAsync(mount.path(rel), flags | O.O_CLOEXEC);
+            const n = await preadAsync(fd, buf, 0);
+            if (n !== 4096 || !buf.equals(content.subarray(0, 4096))) errors.push(`worker ${w} cycle ${i}: read returned wrong data (${n} bytes)`);
+          } catch (e) {
+            errors.push(`worker ${w} cycle ${i} (${flagNames(flags)}): ${errnoOf(e)}`);
+          } finally {
+            if (fd >= 0) await closeAsync(fd).catch((e) => errors.push(`close: ${errnoOf(e)}`));
+          }
+        }
+      }));
+    });
+    t.note('cycles', workers * cycles);
+    t.note('window', windowSummary(win));
+    if (errors.length) {
+      const codes = [...new Set(errors.map((e) => e.split(': ').pop()))].join(', ');
+      fail(`${errors.length} of ${workers * cycles} open/read/close cycles of /${rel} (${workers} concurrent workers) failed (${codes}); first: ${errors[0]}; ${win.ledger.summary()}`);
+    }
+    const l = win.ledger;
+    check(l.failedOpens().length === 0 && l.failedCloses().length === 0, `the storm made failed backing ioctls: ${l.summary()}`);
+    check(l.liveCount() <= 0, `after the storm ${l.liveCount()} backing id(s) stayed live with /${rel} closed: ${l.summary()}`);
+    check(l.maxLive() <= 1, `during the storm on one file ${l.maxLive()} backing ids were live at once: ${l.summary()}`);
+  },
+  { mount, requires: ['passthrough', 'ioctl-trace'], deadlineMs: 60_000 },
+);
+
+clause(
+  'BKG-009',
+  async (t) => {
+    await requirePlatform(t, 'PLT-001');
+    const rel = 'bkg-009.bin';
+    const store = mount.ws!.store;
+    await quiesce(mount.connection);
+    const before = await usedBytes(store);
+    const size = 8 * MiB;
+    const data = pattern(99, MiB);
+    const run = async () => {
+      const fd = await openAsync(mount.path(rel), O.O_CREAT | O.O_RDWR | O.O_TRUNC | O.O_CLOEXEC, 0o644);
+      try {
+        for (let off = 0; off < size; off += MiB) await pwriteAsync(fd, data, off);
+        await unlink(mount.path(rel));
+        // I/O on the open fd continues after the unlink
+        const more = pattern(100, 5000);
+        const n = await pwriteAsync(fd, more, size);
+        check(n === more.length, `pwrite after unlink wrote ${n} bytes, expected ${more.length}`);
+        const back = Buffer.alloc(MiB);
+        const r = await preadAsync(fd, back, 3 * MiB);
+        check(r === MiB, `pread after unlink returned ${r} bytes`);
+        expectBytes(back, data, 'read after unlink (offset 3 MiB)');
+        const tail = Buffer.alloc(5000);
+        await preadAsync(fd, tail, size);
+        expectBytes(tail, more, 'read after unlink of the bytes written after unlink');
+      } catch (e) {
+        if (e instanceof ClauseFailure) throw e;
+        fail(`I/O on an open fd of /${rel} after unlink failed with ${errnoOf(e)}`);
+      } finally {
+        await closeAsync(fd);
+      }
+    };
+    let win: EvidenceWindow<void> | null = null;
+    if (mount.evidence) {
+      win = await requestsDuring(mount, 'BKG-009', run);
+      t.note('window', windowSummary(win));
+    } else await run();
+    const after = await waitFreed(store, before);
+    t.note('backingUsed', { before: mb(before), afterClose: mb(after) });
+    if (after > before + MiB / 2) {
+      const live = win && ledgerOk(mount) ? win.ledger.liveCount() : null;
+      fail(
+        `after the last close of the unlinked /${rel} (${mb(size)}), ${mb(after - before)} stayed in use on the backing tmpfs for 3 s: ` +
+          (live && live > 0 ? `the server never closed ${live} backing id(s), which pin the backing inode (SPEC §2)` : 'something of the server still pins the backing inode'),
+      );
+    }
+  },
+  { mount, requires: ['passthrough'] },
+);
