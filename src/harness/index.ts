@@ -7,6 +7,7 @@ export { pattern, loadTree, type TreeSpec } from '../mount/index.ts';
 export { MapperChild, MapperError, withMapper } from './child.ts';
 export { attrViews, fstatView, statView, statxView, expectSize, plainViews, msOf, type AttrView, type Views } from './attrs.ts';
 export { expectFile, preadFull, applyWrite, applyTruncate } from './files.ts';
-export { quiesce, requestsDuring, expectNoServerIO, ledgerFailures, windowSummary, counts } from './evidence.ts';
+export { quiesce, requestsDuring, expectNoServerIO, ledgerFailures, windowSummary, counts, type Observed } from './evidence.ts';
 export { devFuseFds, borrowDeviceFd, backingOpen, backingClose, probeNegotiation, probeStackDepth, probeBackingOpen, backingOpenOnOverlay, type NegotiationProbe, type StackDepthProbe } from './probe.ts';
 export { withReference, platformFact, requirePlatform, checkFact, IO_MODE_CONFLICTS, type FactId, type FactResult, type RefMount } from './platform.ts';
+export { FileOpens, flagNames, type HeldOpen } from './opens.ts';
