@@ -11,3 +11,4 @@ export { quiesce, requestsDuring, expectNoServerIO, ledgerFailures, windowSummar
 export { devFuseFds, borrowDeviceFd, backingOpen, backingClose, probeNegotiation, probeStackDepth, probeBackingOpen, backingOpenOnOverlay, type NegotiationProbe, type StackDepthProbe } from './probe.ts';
 export { withReference, platformFact, requirePlatform, checkFact, IO_MODE_CONFLICTS, type FactId, type FactResult, type RefMount } from './platform.ts';
 export { FileOpens, flagNames, type HeldOpen } from './opens.ts';
+export { runFsx, fsxCommands, MAP_LEN, type FsxModel, type FsxReal, type FsxOptions, type FsxOutcome } from './fsx-model.ts';
