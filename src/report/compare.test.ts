@@ -9,19 +9,45 @@ describe('comparison model', () => {
   test('rows where the servers differ come first within their family', () => {
     const cmp = buildComparison(twoRuns());
     const rw = cmp.families.find((f) => f.family === 'RW')!;
-    expect(rw.rows.map((r) => r.id)).toEqual(['RW-002', 'RW-002@no-passthrough', 'RW-001']);
-    expect(rw.rows.map((r) => r.differs)).toEqual([true, true, false]);
-    expect(rw.differences).toBe(2);
+    const [a, b] = twoRuns();
+    const c = buildComparison([a, b, { ...b, server: { ...b.server, name: 'third' }, clauses: b.clauses.map((x) => ({ ...x, status: 'pass' as const })) }]);
+    expect(c.families.find((f) => f.family === 'RW')!.rows.map((r) => [r.id, r.differs])).toEqual([
+      ['RW-002', true],
+      ['RW-001', false],
+    ]);
+    const iom = buildComparison([b, b]).families.find((f) => f.family === 'RW')!;
+    expect(iom.rows.map((r) => [r.id, r.differs])).toEqual([
+      ['RW-001', false],
+      ['RW-002', false],
+    ]);
+    const d = buildComparison([b, { ...b, clauses: [clauseResult('RW-001', 'fail'), clauseResult('RW-002', 'fail', { reason: 'x' })] }]);
+    expect(d.families.find((f) => f.family === 'RW')!.rows.map((r) => r.id)).toEqual(['RW-001', 'RW-002']);
+    const e = buildComparison([b, { ...b, clauses: [clauseResult('RW-001', 'pass'), clauseResult('RW-002', 'pass'), clauseResult('RW-003', 'fail')] }]);
+    expect(e.families.find((f) => f.family === 'RW')!.rows.map((r) => [r.id, r.differs])).toEqual([
+      ['RW-001', false],
+      ['RW-002', true],
+      ['RW-003', true],
+    ].sort((x, y) => Number(y[1]) - Number(x[1]) || String(x[0]).localeCompare(String(y[0]))));
   });
   test('families follow the catalogue order, not the order of the results file', () => {
     const cmp = buildComparison(twoRuns());
     expect(cmp.families.map((f) => f.family)).toEqual(['IOM', 'RW', 'PRF']);
   });
-  test('a clause one server did not run is a null cell, and counts as a difference', () => {
+  test('a variant is a column of its own: ID@variant lands in the row ID', () => {
     const cmp = buildComparison(twoRuns());
-    const row = cmp.families.flatMap((f) => f.rows).find((r) => r.id === 'RW-002@no-passthrough')!;
-    expect(row.cells[0]?.status).toBe('pass');
-    expect(row.cells[1]).toBeNull();
+    expect(cmp.columns.map((c) => c.label)).toEqual(['ptfs', 'ptfs@no-passthrough', 'bindfs']);
+    expect(cmp.runs.map((r) => r.columns)).toEqual([2, 1]);
+    const row = cmp.families.flatMap((f) => f.rows).find((r) => r.id === 'RW-002')!;
+    expect(row.cells.map((c) => c?.status ?? null)).toEqual(['pass', 'pass', 'fail']);
+  });
+  test('a clause a variant did not run is a null cell but no difference; one a whole run lacks is', () => {
+    const cmp = buildComparison(twoRuns());
+    const row = cmp.families.flatMap((f) => f.rows).find((r) => r.id === 'RW-001')!;
+    expect(row.cells.map((c) => c?.status ?? null)).toEqual(['pass', null, 'pass']);
+    expect(row.differs).toBe(false);
+    const [a, b] = twoRuns();
+    b.clauses = b.clauses.filter((c) => c.id !== 'RW-001');
+    expect(buildComparison([a, b]).families.flatMap((f) => f.rows).find((r) => r.id === 'RW-001')!.differs).toBe(true);
   });
   test('ids sort by number, plain before variants and parameters', () => {
     const ids = ['RW-010', 'RW-002@no-passthrough', 'RW-002', 'RW-002[b]', 'RW-001'];
@@ -35,11 +61,13 @@ describe('comparison model', () => {
   });
   test('two runs of the same server get distinct column labels', () => {
     const [a] = twoRuns();
-    expect(buildComparison([a, a]).columns.map((c) => c.label)).toEqual(['ptfs #1', 'ptfs #2']);
+    expect(buildComparison([a, a]).runs.map((r) => r.label)).toEqual(['ptfs #1', 'ptfs #2']);
   });
-  test('one run is no difference', () => {
-    const [a] = twoRuns();
-    expect(buildComparison([a]).differences).toBe(0);
+  test('one run without variants has no differences; with variants, base and variant are compared', () => {
+    const [a, b] = twoRuns();
+    expect(buildComparison([b]).differences).toBe(0);
+    a.clauses.find((c) => c.id === 'RW-002@no-passthrough')!.status = 'fail';
+    expect(buildComparison([a]).differences).toBe(1);
   });
 });
 
@@ -74,8 +102,11 @@ describe('HTML', () => {
   });
   test('the differences section lists differing clauses in order', () => {
     const diffs = html.slice(html.indexOf('<h2>Differences'), html.indexOf('<h2>Clauses'));
-    expect(diffs).toContain('Differences (4)');
+    expect(diffs).toContain('Differences (3)');
     expect(diffs.indexOf('RW-002</a>')).toBeLessThan(diffs.indexOf('PRF-001</a>'));
+    expect(diffs).toContain('RW-002</a>: pass / pass / fail');
+    expect(diffs).toContain('PRF-001</a>: pass / - / skip');
+    expect(diffs).not.toContain('IOM-001');
     expect(diffs).not.toContain('RW-001');
   });
   test('a failed SHOULD is a warning, and SHOULD/INFO figures are shown', () => {
@@ -93,10 +124,15 @@ describe('HTML', () => {
 describe('Markdown', () => {
   const md = renderMarkdown(buildComparison(twoRuns()));
   test('a table per family with a column per server, differences first and bold', () => {
-    expect(md).toContain('| clause | level | ptfs | bindfs |');
-    const rw = md.slice(md.indexOf('## RW'));
+    expect(md).toContain('| clause | level | ptfs | ptfs@no-passthrough | bindfs |');
+    expect(md).toContain('| RW-001 | MUST | pass | - | pass |');
+    expect(md).toContain('| IOM-001[O_RDONLY+O_DIRECT] | MUST | pass | - | pass |');
+    expect(md).toContain('| **RW-002** | MUST | pass | pass | fail: pread(4097 at 0)');
+    const [a, b] = twoRuns();
+    const m2 = renderMarkdown(buildComparison([b, { ...b, clauses: b.clauses.map((x) => (x.id === 'RW-001' ? x : { ...x, status: 'pass' as const })) }]));
+    const rw = m2.slice(m2.indexOf('## RW'));
     expect(rw.indexOf('**RW-002**')).toBeLessThan(rw.indexOf('| RW-001 |'));
-    expect(md).toContain('| **RW-002@no-passthrough** | MUST | pass | - |');
+    void a;
   });
   test('pipes, newlines and tags in reasons cannot break the table', () => {
     expect(escapeMd('a|b\nc <i>')).toBe('a\\|b c &lt;i&gt;');
@@ -105,7 +141,7 @@ describe('Markdown', () => {
     const m = renderMarkdown(buildComparison([a, b]));
     const line = m.split('\n').find((l) => l.startsWith('| **RW-002** '))!;
     expect(line).toContain('one \\| two three');
-    expect(line.split(/(?<!\\)\|/).length).toBe(6);
+    expect(line.split(/(?<!\\)\|/).length).toBe(7);
   });
   test('the environment table names kernel, passthrough config, seed and duration', () => {
     for (const k of ['kernel', 'passthrough config', 'root', 'tracefs', 'seed', 'jobs', 'strict', 'started', 'duration']) expect(md).toContain(`| ${k} |`);

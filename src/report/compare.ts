@@ -24,12 +24,20 @@ export interface ComparisonFamily {
   differences: number;
 }
 
+/**
+ * One column per server and per variant it ran: `ptfs`, `ptfs@no-passthrough`, `bindfs`. A clause
+ * id's @variant selects the column, so RW-002 and RW-002@no-passthrough share the row RW-002.
+ */
 export interface ComparisonColumn {
   label: string;
   run: Results;
+  /** Index of the run (results file) this column comes from. */
+  runIndex: number;
+  variant: string | null;
 }
 
 export interface Comparison {
+  runs: { label: string; run: Results; columns: number }[];
   columns: ComparisonColumn[];
   families: ComparisonFamily[];
   differences: number;
@@ -96,18 +104,37 @@ export function formatDuration(ms: number | undefined): string {
   return `${Math.floor(s / 60)} min ${Math.round(s % 60)} s`;
 }
 
+const VARIANT = /@([a-z0-9-]+)$/;
+
 export function buildComparison(runs: Results[]): Comparison {
   const labels = columnLabels(runs);
-  const byRun = runs.map((r) => new Map((r.clauses ?? []).map((c) => [c.id, c])));
-  const all = new Map<string, ClauseResult>();
-  for (const r of runs) for (const c of r.clauses ?? []) if (!all.has(c.id)) all.set(c.id, c);
+  const columns: ComparisonColumn[] = [];
+  const cellMaps: Map<string, ClauseResult>[] = [];
+  runs.forEach((run, runIndex) => {
+    const byVariant = new Map<string | null, Map<string, ClauseResult>>([[null, new Map()]]);
+    for (const c of run.clauses ?? []) {
+      const v = VARIANT.exec(c.id)?.[1] ?? null;
+      if (!byVariant.has(v)) byVariant.set(v, new Map());
+      byVariant.get(v)!.set(c.id.replace(VARIANT, ''), c);
+    }
+    const variants = [...byVariant.keys()].sort((a, b) => (a === null ? -1 : b === null ? 1 : a < b ? -1 : 1));
+    for (const v of variants) {
+      columns.push({ label: v ? `${labels[runIndex]}@${v}` : labels[runIndex]!, run, runIndex, variant: v });
+      cellMaps.push(byVariant.get(v)!);
+    }
+  });
+
+  const first = new Map<string, ClauseResult>();
+  for (const m of cellMaps) for (const [id, c] of m) if (!first.has(id)) first.set(id, c);
 
   const fams = new Map<string, ComparisonRow[]>();
-  for (const [id, first] of all) {
-    const cells = byRun.map((m) => m.get(id) ?? null);
-    const statuses = new Set(cells.map((c) => c?.status ?? '-'));
-    const row: ComparisonRow = { id, level: first.level, title: first.title, cells, differs: runs.length > 1 && statuses.size > 1 };
-    const f = familyOf(first);
+  for (const [id, c0] of first) {
+    const cells = cellMaps.map((m) => m.get(id) ?? null);
+    // Suites run only some clauses per variant: a missing cell in a variant column is no difference,
+    // a clause missing from a whole run is.
+    const statuses = new Set(cells.flatMap((c, i) => (c ? [c.status] : columns[i]!.variant ? [] : ['-'])));
+    const row: ComparisonRow = { id, level: c0.level, title: c0.title, cells, differs: columns.length > 1 && statuses.size > 1 };
+    const f = familyOf(c0);
     if (!fams.has(f)) fams.set(f, []);
     fams.get(f)!.push(row);
   }
@@ -130,7 +157,8 @@ export function buildComparison(runs: Results[]): Comparison {
     }
   }
   return {
-    columns: runs.map((run, i) => ({ label: labels[i]!, run })),
+    runs: runs.map((run, i) => ({ label: labels[i]!, run, columns: columns.filter((c) => c.runIndex === i).length })),
+    columns,
     families,
     differences: families.reduce((n, f) => n + f.differences, 0),
     environmentDiffers,
@@ -225,28 +253,30 @@ function statusBadge(c: ClauseResult | null): string {
 function htmlCell(c: ClauseResult | null): string {
   const why = cellReason(c);
   const title = c ? `${c.status}${c.durationMs !== undefined ? ` in ${formatDuration(c.durationMs)}` : ''}${why ? ': ' + why : ''}` : 'not run by this server';
-  const small = c && why ? `<span class="why">${escapeHtml(truncate(why, 160))}</span>` : '';
-  return `<td title="${escapeHtml(title)}">${statusBadge(c)}${small}</td>`;
+  const reason = c ? (c.reason ?? '').replace(/\s+/g, ' ').trim() : '';
+  const figures = c ? cellFigures(c) : '';
+  const lines = [reason && truncate(reason, 140), figures].filter(Boolean).map((l) => `<span class="why">${escapeHtml(l)}</span>`);
+  return `<td title="${escapeHtml(title)}">${statusBadge(c)}${lines.join('')}</td>`;
 }
 
 export function renderHtml(cmp: Comparison): string {
   const cols = cmp.columns;
-  const names = cols.map((c) => c.label);
-  const kernels = [...new Set(cols.map((c) => c.run.platform?.kernel ?? '?'))];
+  const names = cmp.runs.map((r) => r.label);
+  const kernels = [...new Set(cmp.runs.map((r) => r.run.platform?.kernel ?? '?'))];
   const out: string[] = [];
   out.push('<!doctype html>', '<html lang="en"><head><meta charset="utf-8">');
   out.push('<meta name="viewport" content="width=device-width,initial-scale=1">');
   out.push(`<title>${escapeHtml(`fusecert comparison: ${names.join(' vs ')}`)}</title>`);
   out.push(`<style>${CSS}</style></head><body>`);
   out.push(`<h1>fusecert comparison: ${names.map(escapeHtml).join(' vs ')}</h1>`);
-  const versions = cols.map((c) => `${escapeHtml(c.label)} ${escapeHtml(c.run.server?.version ?? 'unknown')}`).join('; ');
+  const versions = cmp.runs.map((r) => `${escapeHtml(r.label)}: ${escapeHtml(r.run.server?.version ?? 'unknown')}`).join('; ');
   out.push(`<p class="sub">Linux ${kernels.map(escapeHtml).join(', ')} · ${versions} · ${cmp.differences} clause${cmp.differences === 1 ? '' : 's'} differ</p>`);
 
   // environment of each run
   out.push('<h2>Runs</h2><table class="env"><thead><tr><th></th>');
-  for (const c of cols) out.push(`<th>${escapeHtml(c.label)}</th>`);
+  for (const r of cmp.runs) out.push(`<th>${escapeHtml(r.label)}</th>`);
   out.push('</tr></thead><tbody>');
-  const envs = cols.map((c) => environmentRows(c.run));
+  const envs = cmp.runs.map((r) => environmentRows(r.run));
   for (let i = 0; i < (envs[0]?.length ?? 0); i++) {
     const key = envs[0]![i]![0];
     out.push(`<tr${cmp.environmentDiffers.has(key) ? ' class="envdiff"' : ''}><td>${escapeHtml(key)}</td>`);
@@ -254,9 +284,9 @@ export function renderHtml(cmp: Comparison): string {
     out.push('</tr>');
   }
   out.push('</tbody></table>');
-  for (const c of cols) {
-    if (c.run.errors?.length) {
-      out.push(`<p class="errors">${escapeHtml(c.label)}: ${c.run.errors.map(escapeHtml).join('<br>')}</p>`);
+  for (const r of cmp.runs) {
+    if (r.run.errors?.length) {
+      out.push(`<p class="errors">${escapeHtml(r.label)}: ${r.run.errors.map(escapeHtml).join('<br>')}</p>`);
     }
   }
 
@@ -293,7 +323,7 @@ export function renderHtml(cmp: Comparison): string {
     }
     out.push('</tbody></table></details>');
   }
-  out.push(`<footer>Generated by fusecert from ${cols.length} results file${cols.length === 1 ? '' : 's'}. A warn badge is a SHOULD or INFO clause that failed: it does not fail the run.</footer>`);
+  out.push(`<footer>Generated by fusecert from ${cmp.runs.length} results file${cmp.runs.length === 1 ? '' : 's'}. A column per server and per variant it ran (@variant). A warn badge is a SHOULD or INFO clause that failed: it does not fail the run.</footer>`);
   out.push('</body></html>');
   return out.join('\n') + '\n';
 }
@@ -322,10 +352,10 @@ function mdCell(c: ClauseResult | null): string {
 export function renderMarkdown(cmp: Comparison): string {
   const cols = cmp.columns;
   const out: string[] = [];
-  out.push(`# fusecert comparison: ${cols.map((c) => escapeMd(c.label)).join(' vs ')}`, '');
-  out.push(`| | ${cols.map((c) => escapeMd(c.label)).join(' | ')} |`);
-  out.push(`|---|${cols.map(() => '---').join('|')}|`);
-  const envs = cols.map((c) => environmentRows(c.run));
+  out.push(`# fusecert comparison: ${cmp.runs.map((r) => escapeMd(r.label)).join(' vs ')}`, '');
+  out.push(`| | ${cmp.runs.map((r) => escapeMd(r.label)).join(' | ')} |`);
+  out.push(`|---|${cmp.runs.map(() => '---').join('|')}|`);
+  const envs = cmp.runs.map((r) => environmentRows(r.run));
   for (let i = 0; i < (envs[0]?.length ?? 0); i++) {
     const key = envs[0]![i]![0];
     const mark = cmp.environmentDiffers.has(key) ? ' (differs)' : '';
