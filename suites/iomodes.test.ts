@@ -27,7 +27,8 @@ const FLAGS: { name: string; flags: number }[] = [
 ];
 
 const PAIRS: { name: string; value: [number, number] }[] = [];
-for (let i = 0; i < FLAGS.length; i++) for (let j = i; j < FLAGS.length; j++) PAIRS.push({ name: `${FLAGS[i]!.name}+${FLAGS[j]!.name}`, value: [FLAGS[i]!.flags, FLAGS[j]!.flags] });
+// ordered pairs: which open comes first decides the inode's io mode
+for (let i = 0; i < FLAGS.length; i++) for (let j = 0; j < FLAGS.length; j++) PAIRS.push({ name: `${FLAGS[i]!.name}+${FLAGS[j]!.name}`, value: [FLAGS[i]!.flags, FLAGS[j]!.flags] });
 
 const readable = (f: number) => (f & O.O_ACCMODE) !== O.O_WRONLY;
 const writable = (f: number) => (f & O.O_ACCMODE) !== O.O_RDONLY;
@@ -186,9 +187,9 @@ clause(
     try {
       await fo.open(O.O_RDONLY);
       const s = await execa(mount.path(script), ['ok'], { reject: false, timeout: 10_000 });
-      check(s.exitCode === 0 && s.stdout.trim() === 'iom-004 ok', `executing the script /${script} stored in the mount: exit ${s.exitCode}, stdout ${JSON.stringify(s.stdout)}, stderr ${JSON.stringify(s.stderr.slice(0, 200))}`);
+      check(s.exitCode === 0 && s.stdout.trim() === 'iom-004 ok', `executing the script /${script} stored in the mount: exit ${s.exitCode}, stdout ${JSON.stringify(String(s.stdout ?? ''))}, ${s.failed && s.exitCode === undefined ? s.shortMessage : `stderr ${JSON.stringify(String(s.stderr ?? '').slice(0, 200))}`}`);
       const b = await execa(mount.path(bin), [], { reject: false, timeout: 10_000 });
-      check(b.exitCode === 0, `executing the ELF binary /${bin} (a copy of /bin/true, ${(await stat(mount.path(bin))).size} bytes) stored in the mount while an O_RDONLY fd of it was open: exit ${b.exitCode}${b.signal ? `, signal ${b.signal}` : ''}, ${b.stderr.slice(0, 200)}`);
+      check(b.exitCode === 0, `executing the ELF binary /${bin} (a copy of /bin/true, ${(await stat(mount.path(bin))).size} bytes) stored in the mount while an O_RDONLY fd of it was open: exit ${b.exitCode}${b.signal ? `, signal ${b.signal}` : ''}, ${b.exitCode === undefined ? b.shortMessage : String(b.stderr ?? '').slice(0, 200)}`);
     } finally {
       await fo.closeAll();
     }
