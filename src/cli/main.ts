@@ -1,10 +1,11 @@
 import { parseArgs } from 'node:util';
 import path from 'node:path';
+import { rmSync } from 'node:fs';
 import { CLAUSES } from '../catalogue/index.ts';
 import { loadServer, ManifestError, type ServerSpec } from '../manifest/index.ts';
 import { probe, fatalProblems, formatChecks } from '../platform/index.ts';
 import { sweep } from '../mount/index.ts';
-import { runServer, resolveReference, suiteFiles, EnvironmentError, VERSION, type RunOptions } from './run.ts';
+import { runServer, resolveReference, suiteFiles, childPids, active, EnvironmentError, VERSION, type RunOptions } from './run.ts';
 import { writeComparison } from './compare.ts';
 
 const USAGE = `fusecert ${VERSION} — compliance tests for passthrough-capable FUSE servers
@@ -153,11 +154,21 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) {
     if (stopping) return;
     stopping = true;
     console.error(`\nfusecert: ${sig}: cleaning up mounts, servers and tracefs instances of this run`);
-    const dir = process.env.FUSECERT_STATE_DIR;
-    void (dir ? sweep(dir) : Promise.resolve([])).then((log) => {
-      for (const l of log) console.error(`  ${l}`);
-      process.exit(sig === 'SIGINT' ? 130 : 143);
-    });
+    // Workers first, so nothing new is created while the registry is swept.
+    for (const p of childPids()) {
+      try {
+        process.kill(p, 'SIGKILL');
+      } catch {
+        /* gone */
+      }
+    }
+    const dir = active.stateDir;
+    if (dir) {
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 200); // let the killed workers go
+      for (const l of sweep(path.join(dir, 'resources'))) console.error(`  ${l}`);
+      rmSync(dir, { recursive: true, force: true });
+    }
+    process.exit(sig === 'SIGINT' ? 130 : 143);
   });
 }
 

@@ -29,6 +29,9 @@ export interface RunOptions {
 
 export class EnvironmentError extends Error {}
 
+/** The registry of the run in progress, for the signal handler (vitest may replace process.env). */
+export const active: { stateDir: string | null } = { stateDir: null };
+
 /** The suite files a selection needs: from --family, or the families of the --only ids. */
 export function suiteFiles(opts: Pick<RunOptions, 'only' | 'families'>): string[] {
   let fams = Object.keys(FAMILIES) as Family[];
@@ -81,7 +84,7 @@ function registeredConnections(stateDir: string): number[] {
   return conns;
 }
 
-function childPids(): number[] {
+export function childPids(): number[] {
   const out: number[] = [];
   for (const p of readdirSync('/proc')) {
     if (!/^\d+$/.test(p)) continue;
@@ -118,6 +121,7 @@ export async function runServer(spec: ServerSpec, reference: ServerSpec | null, 
     replay: cliArgs(`--seed ${opts.seed} --only {id}`),
   };
   writeFileSync(ctxFile, JSON.stringify(ctx));
+  active.stateDir = stateDir;
   Object.assign(process.env, {
     FUSECERT_CONTEXT: ctxFile,
     FUSECERT_STATE_DIR: path.join(stateDir, 'resources'),
@@ -157,6 +161,7 @@ export async function runServer(spec: ServerSpec, reference: ServerSpec | null, 
       root: ROOT,
       watch: false,
       include: files.map((f) => path.relative(ROOT, f)),
+      setupFiles: [path.join(ROOT, 'src/harness/setup.ts')],
       reporters: [collector],
       pool: 'forks',
       maxWorkers: opts.jobs,
@@ -173,9 +178,10 @@ export async function runServer(spec: ServerSpec, reference: ServerSpec | null, 
   clearInterval(watchdog);
   process.exitCode = 0;
 
-  const leftovers = await sweep(path.join(stateDir, 'resources'));
+  const leftovers = sweep(path.join(stateDir, 'resources'));
   for (const l of leftovers) collector.errors.push(`left behind by a suite and cleaned up: ${l}`);
   rmSync(stateDir, { recursive: true, force: true });
+  active.stateDir = null;
 
   const clauses = applyExpectations(collector.results, spec.expect);
   const results: Results = {

@@ -158,7 +158,7 @@ describe('evidence on real mounts', () => {
       expect(s.requestsOf().counts.FUSE_OPEN).toBe(2);
       s.addPids([m.pid]);
       await openReadClose(m.mnt, 4);
-      await settle(s, () => s.ledger().closes.length >= 4);
+      await settle(s!, () => s!.ledger().closes.length >= 4);
       expect(s.ledger().opens.filter((o) => o.ok)).toHaveLength(4);
       expect(s.ledger().liveCount()).toBe(0);
     } finally {

@@ -3,7 +3,7 @@
 // sweeps what is left when workers finish, crash or are killed, and on SIGINT/SIGTERM.
 import { mkdirSync, writeFileSync, rmSync, readdirSync, readFileSync, existsSync, rmdirSync } from 'node:fs';
 import path from 'node:path';
-import { execa } from 'execa';
+import { execaSync } from 'execa';
 import { mountsUnder, abortConnection } from './mountinfo.ts';
 
 export type Resource =
@@ -44,16 +44,20 @@ export function alive(pid: number, start?: string): boolean {
   return s !== '' && (start === undefined || s === start);
 }
 
-async function releaseMount(p: string, log: string[]): Promise<void> {
+function releaseMount(p: string, log: string[]): void {
   for (const m of mountsUnder(p).reverse()) {
     if (m.fstype.startsWith('fuse')) abortConnection(m.minor);
-    const r = await execa('umount', ['-l', m.mountpoint], { reject: false });
+    const r = execaSync('umount', ['-l', m.mountpoint], { reject: false });
     log.push(`unmounted ${m.mountpoint}${r.exitCode === 0 ? '' : ` (failed: ${r.stderr.trim()})`}`);
   }
 }
 
-/** Sweep everything registered in DIR. Order matters: processes, mounts, tracefs, temp dirs. */
-export async function sweep(dir: string): Promise<string[]> {
+/**
+ * Sweep everything registered in DIR. Order matters: processes, mounts, tracefs, temp dirs.
+ * Synchronous on purpose: it runs from signal handlers, where other handlers may exit the
+ * process as soon as ours returns.
+ */
+export function sweep(dir: string): string[] {
   const log: string[] = [];
   if (!existsSync(dir)) return log;
   const entries = readdirSync(dir)
@@ -69,14 +73,14 @@ export async function sweep(dir: string): Promise<string[]> {
           log.push(`killed left-over process ${r.pid}`);
         }
       } else if (r.kind === 'mount') {
-        await releaseMount(r.path, log);
+        releaseMount(r.path, log);
       } else if (r.kind === 'tracefs') {
         if (existsSync(r.path)) {
           rmdirSync(r.path);
           log.push(`removed tracefs instance ${r.path}`);
         }
       } else if (r.kind === 'tmpdir') {
-        await releaseMount(r.path, log);
+        releaseMount(r.path, log);
         if (existsSync(r.path) && mountsUnder(r.path).length === 0) {
           rmSync(r.path, { recursive: true, force: true });
           log.push(`removed ${r.path}`);

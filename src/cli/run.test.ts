@@ -1,0 +1,92 @@
+// The runner end to end on real mounts: what issue 3 promises a user of `fusecert run`.
+import { describe, expect, test } from 'vitest';
+import { XMLParser, XMLValidator } from 'fast-xml-parser';
+import { writeFileSync, mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fusecert, ptfsManifest, missing, ROOT } from '../selftest/util.ts';
+
+const why = missing('root', 'fuse', 'ptfs');
+
+describe.skipIf(why)(`fusecert run on real mounts${why ? ` (skipped: ${why})` : ''}`, () => {
+  test('certifies ptfs on NEG, LIF and RW: exit 0, a JUnit file a consumer parses, nothing left', async () => {
+    const r = await fusecert(['run', '--server', 'servers/ptfs/manifest.json', '--family', 'NEG,LIF,RW', '--seed', '1']);
+    expect(r.stderr).toBe('');
+    expect(r.exitCode).toBe(0);
+    expect(r.leftovers).toEqual([]);
+    const res = r.results!;
+    expect(res.summary.fail + res.summary.hung).toBe(0);
+    expect(res.clauses.map((c) => c.id)).toEqual(expect.arrayContaining(['NEG-001', 'LIF-001', 'LIF-002', 'RW-001', 'RW-002', 'RW-003', 'RW-001@no-passthrough']));
+    expect(XMLValidator.validate(r.junit!)).toBe(true);
+    const xml = new XMLParser({ ignoreAttributes: false, attributeNamePrefix: '' }).parse(r.junit!);
+    const suites = [xml.testsuites.testsuite].flat();
+    expect(suites.map((s: { name: string }) => s.name)).toEqual(expect.arrayContaining(['ptfs.NEG', 'ptfs.LIF', 'ptfs.RW']));
+    const cases = suites.flatMap((s: { testcase: unknown }) => [s.testcase].flat()) as { name: string }[];
+    expect(cases.length).toBe(res.clauses.length);
+    expect(cases.map((c) => c.name)).toContain('NEG-001 the server mounts, answers INIT and serves a lookup within the mount timeout');
+    expect(Number(xml.testsuites.failures)).toBe(0);
+  });
+
+  test('a server that hangs on OPEN: affected clauses HUNG within the deadline, others pass, nothing left', async () => {
+    const m = ptfsManifest('ptfs-hang-open', ['--defect', 'hang-on', 'OPEN']);
+    const r = await fusecert(['run', '--server', m, '--only', 'NEG-001,RW-001,RW-002,LIF-002', '--deadline', '4000', '--seed', '2']);
+    expect(r.exitCode).toBe(1);
+    expect(r.leftovers).toEqual([]);
+    const st = Object.fromEntries(r.results!.clauses.map((c) => [c.id, c.status]));
+    expect(st['RW-001']).toBe('hung'); // opens existing files
+    expect(st['NEG-001']).toBe('hung');
+    expect(st['RW-002']).toBe('pass'); // O_CREAT: a CREATE request, not an OPEN
+    expect(st['LIF-002']).toBe('pass');
+    const hung = r.results!.clauses.find((c) => c.id === 'RW-001')!;
+    expect(hung.reason).toMatch(/HUNG: no result within 4000 ms; \d+ request\(s\) waiting on connection \d+; connection aborted through fusectl/);
+    expect(hung.hung).toMatchObject({ deadlineMs: 4000 });
+    expect(r.durationMs).toBeLessThan(90_000);
+  });
+
+  test('input and environment errors: one line naming the cause, exit 2, nothing mounted', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'fusecert-test-manifests-'));
+    try {
+      const base = { name: 'x', command: ['/bin/true', '{mountpoint}'], claims: { passthrough: false } };
+      const cases: [string, object, RegExp][] = [
+        ['typo', { ...base, mountTimoutMs: 1 }, /typo\.json: \(top level\): unknown field "mountTimoutMs"/],
+        ['missing', { ...base, command: ['/nonexistent/server', '{mountpoint}'] }, /missing\.json: command\[0\]: executable \/nonexistent\/server not found/],
+        ['exits', { ...base, command: ['/bin/sh', '-c', 'echo cannot start >&2; exit 3', 'x', '{mountpoint}'] }, /the server exited with code 3 before mounting .*: cannot start/],
+        ['never', { ...base, command: ['/bin/sh', '-c', 'sleep 30', 'x', '{mountpoint}'], mountTimeoutMs: 1500 }, /no FUSE mount appeared at .* within 1500 ms/],
+      ];
+      for (const [name, manifest, re] of cases) {
+        const f = path.join(dir, `${name}.json`);
+        writeFileSync(f, JSON.stringify(manifest));
+        const r = await fusecert(['run', '--server', f]);
+        expect(r.exitCode, name).toBe(2);
+        const errLines = r.stderr.trim().split('\n');
+        expect(errLines, name).toHaveLength(1);
+        expect(errLines[0], name).toMatch(re);
+        expect(r.leftovers, name).toEqual([]);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('SIGINT during a run cleans up mounts, servers and tracefs instances', async () => {
+    const m = ptfsManifest('ptfs-hang-read', ['--no-passthrough', '--defect', 'hang-on', 'READ']);
+    const r = await fusecert(['run', '--server', m, '--family', 'RW', '--deadline', '60000'], { signalAfterMs: 6000 });
+    expect(r.exitCode).toBe(130);
+    expect(r.stderr).toMatch(/SIGINT: cleaning up/);
+    expect(r.leftovers).toEqual([]);
+  });
+});
+
+const whyBindfs = missing('root', 'fuse', 'bindfs');
+describe.skipIf(whyBindfs)(`bindfs${whyBindfs ? ` (skipped: ${whyBindfs})` : ''}`, () => {
+  test('RW clauses pass; passthrough clauses are skipped with the reason', async () => {
+    const r = await fusecert(['run', '--server', path.join(ROOT, 'servers/bindfs/manifest.json'), '--family', 'RW,NEG', '--seed', '3']);
+    expect(r.leftovers).toEqual([]);
+    const res = r.results!;
+    const rw = res.clauses.filter((c) => c.family === 'RW');
+    expect(rw.length).toBeGreaterThanOrEqual(3);
+    for (const c of rw) expect([c.id, c.status]).toEqual([c.id, c.expectation ? 'xfail' : 'pass']);
+    const neg = res.clauses.filter((c) => c.family === 'NEG' && c.id !== 'NEG-001');
+    for (const c of neg) expect([c.id, c.status, c.reason]).toEqual([c.id, 'skip', 'server does not claim passthrough']);
+  });
+});

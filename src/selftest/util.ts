@@ -1,0 +1,119 @@
+// Helpers for fusecert's own tests that drive the real CLI on real mounts.
+import { mkdtempSync, mkdirSync, rmSync, writeFileSync, readFileSync, existsSync, readdirSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { execa } from 'execa';
+import type { Results } from '../report/index.ts';
+
+export const ROOT = path.resolve(import.meta.dirname, '../..');
+export const CLI = path.join(ROOT, 'bin/fusecert.mjs');
+export const PTFS = path.join(ROOT, 'servers/ptfs/ptfs');
+export const strict = !!process.env.FUSECERT_STRICT;
+
+/** Why a test of ours cannot run here, or null. Under FUSECERT_STRICT a reason is a failure, not a skip. */
+export function missing(...needs: ('root' | 'fuse' | 'tracefs' | 'ptfs' | 'bindfs' | 'fuse-overlayfs' | 'chromium')[]): string | null {
+  for (const n of needs) {
+    const why = (() => {
+      switch (n) {
+        case 'root':
+          return process.getuid?.() === 0 ? null : 'needs root (mount(2), fusectl, tracefs)';
+        case 'fuse':
+          return existsSync('/dev/fuse') ? null : 'needs /dev/fuse';
+        case 'tracefs':
+          return existsSync('/sys/kernel/tracing/events/fuse') ? null : 'needs tracefs with the fuse tracepoints';
+        case 'ptfs':
+          return existsSync(PTFS) ? null : 'needs the reference server built (npm run build)';
+        case 'bindfs':
+        case 'fuse-overlayfs':
+          return process.env.PATH!.split(':').some((d) => existsSync(path.join(d, n))) ? null : `needs ${n} (apt-get install ${n})`;
+        case 'chromium':
+          return existsSync('/usr/bin/chromium') ? null : 'needs chromium (apt-get install chromium)';
+      }
+    })();
+    if (why) {
+      if (strict) throw new Error(`FUSECERT_STRICT: ${why}`);
+      return why;
+    }
+  }
+  return null;
+}
+
+export interface CliRun {
+  exitCode: number;
+  stdout: string;
+  stderr: string;
+  out: string;
+  results: Results | null;
+  junit: string | null;
+  /** Mounts, processes, tracefs instances and temp dirs the run left behind (should be none). */
+  leftovers: string[];
+  durationMs: number;
+}
+
+/**
+ * Run the real CLI. Its TMPDIR is a directory of this test's own, so whatever the run leaves
+ * (mounts, temp dirs, server processes naming a path in it, tracefs instances named after its
+ * pid) is attributable to this run even while other runs go on in parallel.
+ */
+export async function fusecert(args: string[], opts: { timeoutMs?: number; signalAfterMs?: number } = {}): Promise<CliRun> {
+  const tmp = mkdtempSync(path.join(os.tmpdir(), 'fusecert-test-'));
+  const work = path.join(tmp, 'tmp');
+  const out = path.join(tmp, 'out');
+  mkdirSync(work);
+  const t0 = Date.now();
+  const child = execa('node', [CLI, ...args, ...(args[0] === 'run' && !args.includes('--out') ? ['--out', out] : [])], {
+    cwd: ROOT,
+    reject: false,
+    timeout: opts.timeoutMs ?? 600_000,
+    env: { NO_COLOR: '1', TMPDIR: work },
+  });
+  if (opts.signalAfterMs) setTimeout(() => child.kill('SIGINT'), opts.signalAfterMs);
+  const r = await child;
+  const f = path.join(out, 'results.json');
+  const left = leftoversOf(work, child.pid ?? -1);
+  const junitFile = path.join(out, 'junit.xml');
+  const res = {
+    exitCode: r.exitCode ?? -1,
+    stdout: r.stdout,
+    stderr: r.stderr,
+    out,
+    results: existsSync(f) ? (JSON.parse(readFileSync(f, 'utf8')) as Results) : null,
+    junit: existsSync(junitFile) ? readFileSync(junitFile, 'utf8') : null,
+    leftovers: left,
+    durationMs: Date.now() - t0,
+  };
+  if (left.length === 0) rmSync(tmp, { recursive: true, force: true });
+  return res;
+}
+
+function leftoversOf(work: string, pid: number): string[] {
+  const out: string[] = [];
+  for (const l of readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
+    const f = l.split(' ');
+    if (f[4]?.startsWith(work + '/')) out.push(`mount ${f[4]}`);
+  }
+  // tsx keeps its compile cache in TMPDIR (tsx-UID): that is a cache, not a resource of the run
+  for (const e of readdirSync(work)) if (!e.startsWith('tsx-')) out.push(`temp ${path.join(work, e)}`);
+  const inst = '/sys/kernel/tracing/instances';
+  if (existsSync(inst)) for (const i of readdirSync(inst)) if (i.startsWith(`fusecert-${pid}-`)) out.push(`tracefs ${i}`);
+  for (const p of readdirSync('/proc')) {
+    if (!/^\d+$/.test(p)) continue;
+    try {
+      if (readFileSync(`/proc/${p}/cmdline`, 'utf8').includes(work)) out.push(`process ${p}`);
+    } catch {
+      /* gone */
+    }
+  }
+  return out;
+}
+
+/** A manifest for ptfs with extra arguments (probe modes, defects), in a temp dir of its own. */
+export function ptfsManifest(name: string, args: string[], extra: Record<string, unknown> = {}): string {
+  const base = JSON.parse(readFileSync(path.join(ROOT, 'servers/ptfs/manifest.json'), 'utf8'));
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'fusecert-test-manifest-'));
+  const m = { ...base, name, command: [PTFS, ...base.command.slice(1), ...args], version: [PTFS, '--version'], variants: {}, ...extra };
+  const f = path.join(dir, 'manifest.json');
+  writeFileSync(f, JSON.stringify(m, null, 2));
+  return f;
+}
+
