@@ -862,7 +862,10 @@ static void op_setattr(struct req *r, struct inode *ino)
 			return (void)reply_err(r, errno);
 	}
 	if ((si->valid & PT_FATTR_SIZE) && !defect(D_IGNORE_TRUNCATE)) {
-		rc = hfd >= 0 ? ftruncate(hfd, (off_t)si->size) : truncate(path, (off_t)si->size);
+		rc = hfd >= 0 ? ftruncate(hfd, (off_t)si->size) : -1;
+		/* O_RDONLY|O_TRUNC opens truncate through a read-only handle */
+		if (rc < 0 && (hfd < 0 || errno == EBADF || errno == EINVAL))
+			rc = truncate(path, (off_t)si->size);
 		if (rc < 0)
 			return (void)reply_err(r, errno);
 	}
@@ -1931,9 +1934,13 @@ int main(int argc, char **argv)
 	}
 
 	bool by_signal = false;
-	struct pollfd pfd[2] = {{.fd = sfd, .events = POLLIN}, {.fd = g.done_pipe[0], .events = POLLIN}};
+	/* The device fd with no events still reports POLLERR once the connection
+	 * is aborted, even if every worker is stuck (hang-on). */
+	struct pollfd pfd[3] = {{.fd = sfd, .events = POLLIN},
+				{.fd = g.done_pipe[0], .events = POLLIN},
+				{.fd = g.devfd, .events = 0}};
 	while (started > 0) {
-		if (poll(pfd, 2, -1) < 0) {
+		if (poll(pfd, 3, -1) < 0) {
 			if (errno == EINTR)
 				continue;
 			break;
@@ -1944,7 +1951,7 @@ int main(int argc, char **argv)
 				by_signal = true;
 			break;
 		}
-		if (pfd[1].revents)
+		if (pfd[1].revents || (pfd[2].revents & (POLLERR | POLLHUP | POLLNVAL)))
 			break;
 	}
 	if (by_signal || started == 0) {
