@@ -1021,12 +1021,21 @@ static void op_rename(struct req *r, struct inode *parent, bool v2)
 	reply_err(r, 0);
 }
 
+/* With the writeback cache the kernel reads pages through any handle, even a
+ * write-only one, to fill partial pages before writing them back. */
+static int upgrade_wronly(int f)
+{
+	if ((g.replied & PT_INIT_WRITEBACK_CACHE) && (f & O_ACCMODE) == O_WRONLY)
+		f = (f & ~O_ACCMODE) | O_RDWR;
+	return f;
+}
+
 static int server_open_flags(uint32_t flags)
 {
 	/* The kernel owns append, truncation and direct I/O semantics; our fd
 	 * must honour the offsets it sends. */
 	int f = (int)flags & ~(O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC | O_NOFOLLOW | O_APPEND | O_DIRECT);
-	return f | O_CLOEXEC;
+	return upgrade_wronly(f) | O_CLOEXEC;
 }
 
 static void fd_leak_defect(struct inode *ino)
@@ -1079,20 +1088,32 @@ static void op_create(struct req *r, struct inode *parent)
 	const char *name = arg_string(r, sizeof(*ci), NULL);
 	if (r->arglen < sizeof(*ci) || !name)
 		return (void)reply_err(r, EINVAL);
-	int flags = ((int)ci->flags & ~(O_NOCTTY | O_APPEND | O_DIRECT)) | O_CREAT | O_CLOEXEC;
+	int flags = upgrade_wronly((int)ci->flags & ~(O_NOCTTY | O_APPEND | O_DIRECT)) | O_CREAT | O_CLOEXEC;
 	as_caller(r->in);
 	int fd = openat(parent->fd, name, flags, ci->mode);
 	int e = errno;
 	as_server();
 	if (fd < 0)
 		return (void)reply_err(r, e);
-	struct inode *ino;
+	/* The inode is the file we created, whatever happens to the name meanwhile. */
 	struct stat st;
-	int rc = do_lookup(parent, name, &ino, &st);
-	if (rc < 0) {
+	char path[64];
+	proc_path(path, sizeof(path), fd);
+	int pfd = open(path, O_PATH | O_CLOEXEC);
+	if (pfd < 0 || fstat(fd, &st) < 0) {
+		e = errno;
+		if (pfd >= 0)
+			close(pfd);
 		close(fd);
-		return (void)reply_err(r, -rc);
+		return (void)reply_err(r, e);
 	}
+	struct inode *ino = inode_get(pfd, &st);
+	if (!ino) {
+		close(fd);
+		return (void)reply_err(r, ENOMEM);
+	}
+	cache_attrs(ino, &st);
+	int rc;
 	struct handle *h = handle_new(ino, fd, H_CACHED);
 	if (!h) {
 		close(fd);
