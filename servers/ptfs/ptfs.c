@@ -172,7 +172,6 @@ static struct {
 	struct inode root;
 	pthread_mutex_t handles_lock;
 	struct handle handles; /* list head */
-	int stop_pipe[2];
 	int done_pipe[2];
 	pthread_mutex_t hang_lock;
 	pthread_cond_t hang_cond;
@@ -183,7 +182,6 @@ static struct {
 	.handles_lock = PTHREAD_MUTEX_INITIALIZER,
 	.hang_lock = PTHREAD_MUTEX_INITIALIZER,
 	.hang_cond = PTHREAD_COND_INITIALIZER,
-	.stop_pipe = {-1, -1},
 	.done_pipe = {-1, -1},
 };
 
@@ -191,6 +189,7 @@ struct worker {
 	pthread_t tid;
 	int fd;
 	bool own_fd;
+	atomic_bool exited;
 	char *buf;
 	char *out;
 };
@@ -1477,19 +1476,26 @@ static void notify_done(void)
 	}
 }
 
+static atomic_bool stopping;
+
+static void wake_handler(int sig)
+{
+	(void)sig; /* only there to interrupt a blocking read */
+}
+
+/*
+ * Blocking reads: the kernel wakes one reader per request (exclusive wait),
+ * where poll() would wake every worker for each request.  Shutdown interrupts
+ * the reads with SIGUSR1 (installed without SA_RESTART).
+ */
 static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
-	struct pollfd pfd[2] = {{.fd = w->fd, .events = POLLIN}, {.fd = g.stop_pipe[0], .events = POLLIN}};
-	for (;;) {
-		if (poll(pfd, 2, -1) < 0) {
-			if (errno == EINTR)
-				continue;
-			logmsg("poll: %s", strerror(errno));
-			break;
-		}
-		if (pfd[1].revents)
-			break;
+	sigset_t usr1;
+	sigemptyset(&usr1);
+	sigaddset(&usr1, SIGUSR1);
+	pthread_sigmask(SIG_UNBLOCK, &usr1, NULL);
+	while (!atomic_load(&stopping)) {
 		ssize_t n = read(w->fd, w->buf, REQ_BUFSIZE);
 		if (n < 0) {
 			if (errno == EINTR || errno == EAGAIN || errno == ENOENT)
@@ -1509,6 +1515,7 @@ static void *worker_main(void *arg)
 		};
 		dispatch(&r);
 	}
+	atomic_store(&w->exited, true);
 	return NULL;
 }
 
@@ -1897,7 +1904,14 @@ int main(int argc, char **argv)
 	sigaddset(&sigs, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	int sfd = signalfd(-1, &sigs, SFD_CLOEXEC);
-	if (sfd < 0 || pipe2(g.stop_pipe, O_CLOEXEC) < 0 || pipe2(g.done_pipe, O_CLOEXEC) < 0)
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = wake_handler; /* no SA_RESTART: read() returns EINTR */
+	sigaction(SIGUSR1, &sa, NULL);
+	sigaddset(&sigs, SIGUSR1); /* blocked everywhere except inside workers */
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+	sigdelset(&sigs, SIGUSR1);
+	if (sfd < 0 || pipe2(g.done_pipe, O_CLOEXEC) < 0)
 		usage_error("cannot set up signals: %s", strerror(errno));
 
 	char opts[256];
@@ -1940,7 +1954,6 @@ int main(int argc, char **argv)
 			}
 			w->own_fd = true;
 		}
-		fcntl(w->fd, F_SETFL, fcntl(w->fd, F_GETFL) | O_NONBLOCK);
 		w->buf = malloc(REQ_BUFSIZE);
 		w->out = malloc(OUT_BUFSIZE);
 		if (!w->buf || !w->out || pthread_create(&w->tid, NULL, worker_main, w) != 0) {
@@ -1983,10 +1996,14 @@ int main(int argc, char **argv)
 	g.shutting_down = true;
 	pthread_cond_broadcast(&g.hang_cond);
 	pthread_mutex_unlock(&g.hang_lock);
-	char c = 1;
-	if (write(g.stop_pipe[1], &c, 1) < 0) {
-	}
+	atomic_store(&stopping, true);
 	for (int i = 0; i < started; i++) {
+		/* Repeat the wake-up: a signal landing just before read() is lost. */
+		while (!atomic_load(&ws[i].exited)) {
+			pthread_kill(ws[i].tid, SIGUSR1);
+			struct timespec ts = {.tv_sec = 0, .tv_nsec = 20 * 1000 * 1000};
+			nanosleep(&ts, NULL);
+		}
 		pthread_join(ws[i].tid, NULL);
 		free(ws[i].buf);
 		free(ws[i].out);
@@ -1997,8 +2014,6 @@ int main(int argc, char **argv)
 	close(g.devfd);
 	free_all();
 	close(sfd);
-	close(g.stop_pipe[0]);
-	close(g.stop_pipe[1]);
 	close(g.done_pipe[0]);
 	close(g.done_pipe[1]);
 	return 0;
