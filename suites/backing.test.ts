@@ -230,7 +230,7 @@ clause(
       );
     }
   },
-  { mount, requires: ['passthrough', 'tracefs'] },
+  { mount, requires: ['passthrough', 'passthrough-data', 'tracefs'] },
 );
 
 clause(

@@ -1,5 +1,5 @@
-import { open, stat, readFile } from 'node:fs/promises';
-import { clause, useMount, check, errnoFrom } from '../src/harness/index.ts';
+import { open, stat, readFile, readdir, writeFile, unlink } from 'node:fs/promises';
+import { clause, useMount, check, errnoFrom, runContext } from '../src/harness/index.ts';
 import { alive, fuseMountAt } from '../src/mount/index.ts';
 
 // Each lifecycle clause ends its server, so each has a mount of its own.
@@ -44,4 +44,71 @@ clause(
     check(!fuseMountAt(mp), `the dead server's mount at ${mp} could not be removed`);
   },
   { mount: killed },
+);
+
+// LIF-003 (INFO): what already-open passthrough fds do once the connection is aborted. 6.18 keeps
+// reading and writing the backing file (SPEC §5a); the clause records it for the kernel it ran on.
+const aborted = useMount();
+clause(
+  'LIF-003',
+  async (t) => {
+    const file = aborted.path('data/f5-4097.bin');
+    const fh = await open(file, 'r+');
+    try {
+      const before = Buffer.alloc(16);
+      await fh.read(before, 0, 16, 0);
+      check(aborted.server!.abort(), 'could not abort the connection through fusectl');
+      aborted.broken = true;
+      const after = Buffer.alloc(16);
+      const observed = {
+        read: await errnoFrom(() => fh.read(after, 0, 16, 0)),
+        write: await errnoFrom(() => fh.write(Buffer.from('abc'), 0, 3, 4096)),
+        fstat: await errnoFrom(() => fh.stat()),
+        stat: await errnoFrom(() => stat(file)),
+        newOpen: await errnoFrom(async () => (await open(file, 'r')).close()),
+      };
+      t.note('after abort', observed);
+      t.note('kernel', runContext().platform.kernel);
+      if (observed.read === 'OK') check(after.equals(before), 'a read on the open fd after the abort returned different bytes');
+      check(observed.stat === 'ENOTCONN' && observed.newOpen === 'ENOTCONN', `after the abort, stat gave ${observed.stat} and a new open gave ${observed.newOpen}; the kernel answers ENOTCONN for anything that needs the server`);
+    } finally {
+      await fh.close().catch(() => {});
+    }
+  },
+  { mount: aborted, requires: ['passthrough'] },
+);
+
+// LIF-004: the server's fd table does not grow with the work it does: each open, create, lookup
+// and unlink gives its fds back (after the kernel's FORGETs, which come once unlinked inodes go).
+const churn = useMount();
+const fdCount = async (pids: number[]) => {
+  let n = 0;
+  for (const p of pids) n += (await readdir(`/proc/${p}/fd`).catch(() => [])).length;
+  return n;
+};
+clause(
+  'LIF-004',
+  async (t) => {
+    const pids = churn.server!.pids;
+    const cycles = 1000;
+    await readFile(churn.path('data/f4-4096.bin')); // first lookups and opens are not leaks
+    const before = await fdCount(pids);
+    for (let i = 0; i < cycles; i++) {
+      const f = churn.path(`lif-004-${i % 50}.tmp`);
+      await writeFile(f, 'x');
+      const fh = await open(churn.path('data/f4-4096.bin'), 'r');
+      await fh.read(Buffer.alloc(64), 0, 64, 0);
+      await fh.close();
+      await unlink(f);
+    }
+    let after = await fdCount(pids);
+    const until = Date.now() + 3000; // FORGETs are asynchronous and batched
+    while (after > before + 16 && Date.now() < until) {
+      await new Promise((r) => setTimeout(r, 100));
+      after = await fdCount(pids);
+    }
+    t.note('server fds', { before, after, cycles });
+    check(after <= before + 16, `the server held ${before} fds before ${cycles} cycles of create/open/read/close/unlink and ${after} after (${after - before} more): it leaks fds (SPEC: close what you open, forget what the kernel forgets)`);
+  },
+  { mount: churn, deadlineMs: 120_000 },
 );

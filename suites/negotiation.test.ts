@@ -146,7 +146,7 @@ clause(
       );
     }
   },
-  { mount, requires: ['passthrough', 'tracefs'] },
+  { mount, requires: ['passthrough', 'passthrough-data', 'tracefs'] },
 );
 
 clause(
@@ -183,7 +183,7 @@ clause(
     expectBytes(await readFile(mount.path('neg-005.bin')), data, 'read back of /neg-005.bin');
     if (mount.claims.mirror) expectBytes(await readFile(mount.backing('neg-005.bin')), data, 'the backing file of /neg-005.bin');
   },
-  { mount, requires: ['passthrough', 'tracefs'] },
+  { mount, requires: ['passthrough', 'passthrough-data', 'tracefs'] },
 );
 
 clause(

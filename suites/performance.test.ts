@@ -95,12 +95,13 @@ function thresholdOf(mount: Mount, key: 'readRatio' | 'writeRatio'): number {
   return typeof v === 'number' && v > 0 ? v : 0.8;
 }
 
-const applies = (mount: Mount) => unmetRequirement('passthrough', mount) === null;
+const notApplicable = (mount: Mount) => unmetRequirement('passthrough', mount) ?? unmetRequirement('passthrough-data', mount);
+const applies = (mount: Mount) => notApplicable(mount) === null;
 
 /** Passthrough servers get the threshold; the others get their figures and a skip that carries them. */
 function verdict(t: ClauseContext, mount: Mount, what: string, r: { ratio: number; mount: Side; native: Side }, threshold: number) {
   const figures = `${what} ${r.ratio} x native: ${r.mount.best} vs ${r.native.best} MB/s (mount vs backing tmpfs, best of ${r.mount.all.length} rounds)`;
-  const why = unmetRequirement('passthrough', mount);
+  const why = notApplicable(mount);
   if (why) t.skip(`${why}; figures only: ${figures}`);
   check(r.ratio >= threshold, `passthrough ${figures} is below the threshold ${threshold}`);
 }

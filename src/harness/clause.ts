@@ -4,7 +4,7 @@ import { runContext, selected } from './context.ts';
 import type { Mount } from './mount.ts';
 
 /** What a clause may need; each unmet one becomes a structured skip reason. */
-export type Requirement = 'passthrough' | 'mirror' | 'xattrs' | 'exec' | 'root' | 'tracefs' | 'ioctl-trace' | 'reference' | 'fallback' | 'attr-timeout';
+export type Requirement = 'passthrough' | 'passthrough-data' | 'mirror' | 'xattrs' | 'exec' | 'root' | 'tracefs' | 'ioctl-trace' | 'reference' | 'fallback' | 'attr-timeout';
 
 export interface ClauseMeta {
   id: string;
@@ -52,6 +52,8 @@ export function unmetRequirement(req: Requirement, mount: Mount | undefined): st
       if (!claims.passthrough) return 'server does not claim passthrough';
       if (p.passthrough === 'n') return 'kernel lacks CONFIG_FUSE_PASSTHROUGH';
       return null;
+    case 'passthrough-data':
+      return claims.directIo ? 'server does not claim a passthrough data path: it claims FOPEN_DIRECT_IO with passthrough (read and write go to the server by design, SPEC §4)' : null;
     case 'mirror':
       return claims.mirror ? null : 'server does not claim to mirror its source';
     case 'xattrs':

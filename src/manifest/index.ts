@@ -24,6 +24,11 @@ const Claims = z
     attrTimeoutMs: z.number().int().nonnegative().optional(),
     /** The server falls back to FUSE_READ/FUSE_WRITE when the kernel refuses a backing file. */
     fallback: z.boolean().default(false),
+    /**
+     * Passthrough opens carry FOPEN_DIRECT_IO too: read and write go to the server by design and
+     * only mmap uses the backing file (SPEC §4), so the no-FUSE_READ/WRITE clauses do not apply.
+     */
+    directIo: z.boolean().default(false),
   })
   .strict();
 
@@ -60,6 +65,11 @@ const ManifestSchema = z
     /** Bytes of free space the source needs (servers that refuse to create below a minimum, e.g. mergerfs). */
     sourceSizeMb: z.number().int().positive().default(1024),
     claims: Claims,
+    /** PRF thresholds (passthrough / native throughput) below which the SHOULD clauses warn. */
+    thresholds: z
+      .object({ readRatio: z.number().positive().max(2).optional(), writeRatio: z.number().positive().max(2).optional() })
+      .strict()
+      .default({}),
     variants: z.record(z.string().regex(/^[a-z0-9-]+$/), Variant).default({}),
     expect: z.array(Expectation).default([]),
   })

@@ -3,7 +3,7 @@
 import path from 'node:path';
 import type { Reporter, TestCase, TestModule } from 'vitest/node';
 import type { ClauseMeta } from '../harness/clause.ts';
-import type { ClauseResult } from './results.ts';
+import { NOT_APPLICABLE, type ClauseResult } from './results.ts';
 import { progressLine } from './console.ts';
 
 export class ClauseCollector implements Reporter {
@@ -44,6 +44,7 @@ export class ClauseCollector implements Reporter {
     } else if (res.state === 'skipped') {
       r.status = 'skip';
       r.reason = res.note ?? meta?.skip ?? 'skipped';
+      r.notApplicable = NOT_APPLICABLE.some((re) => re.test(r.reason));
     } else if (res.state === 'pending') return;
     this.results.push(r);
     this.print(progressLine(this.results.length, this.expected || null, r));

@@ -23,6 +23,10 @@ describe('expectations', () => {
   test('a parameterised clause matches its base id', () => {
     expect(applyExpectations([r('IOM-001[a+b]', 'fail')], [exp('IOM-001')], today)[0].status).toBe('xfail');
   });
+  test('an entry covers the parameters of its clause but not other variants', () => {
+    const [a, b, c] = applyExpectations([r('ATT-006', 'fail'), r('ATT-006@no-passthrough', 'pass'), r('IOM-001[x]@v', 'fail')], [exp('ATT-006'), exp('IOM-001@v')], today);
+    expect([a.status, b.status, c.status]).toEqual(['xfail', 'pass', 'xfail']);
+  });
   test('an unexpected pass is xpass: a warning, a failure under --strict', () => {
     const [x] = applyExpectations([r('RW-004', 'pass')], [exp('RW-004')], today);
     expect(x.status).toBe('xpass');
@@ -45,6 +49,7 @@ describe('exit status', () => {
     expect(isFailure(r('ATT-006', 'fail', 'SHOULD'), true)).toBe(true);
     expect(isFailure(r('RW-001', 'skip'), false)).toBe(false);
     expect(isFailure(r('RW-001', 'skip'), true)).toBe(true);
+    expect(isFailure({ ...r('NEG-004', 'skip'), notApplicable: true }, true)).toBe(false);
   });
   test('summary counts and exit code', () => {
     const s = summarise([r('RW-001', 'pass'), r('RW-002', 'fail'), r('RW-003', 'skip')], false, []);
