@@ -1,0 +1,102 @@
+// The proof that the suite can fail, and that it does not fail correct servers (issue 7):
+// ptfs is certified once per defect on the families that matter for it, and the clean reference
+// server, its compliant probe configurations and two third-party servers are certified whole.
+import { afterAll, describe, expect, test } from 'vitest';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { execa } from 'execa';
+import { fusecert, ptfsManifest, missing, ROOT, PTFS, type CliRun } from './util.ts';
+
+interface DefectEntry {
+  defect: string;
+  bug: string;
+  args: string[];
+  families: string[];
+  fails: string[];
+  cause: Record<string, string>;
+  deadlineMs?: number;
+}
+const matrix = JSON.parse(readFileSync(path.join(ROOT, 'fixtures/defects.json'), 'utf8')).defects as DefectEntry[];
+const base = (id: string) => id.replace(/@[a-z0-9-]+$/, '').replace(/\[.*\]$/, '');
+const failing = (r: CliRun) => (r.results?.clauses ?? []).filter((c) => c.status === 'fail' || c.status === 'hung');
+
+/** The defects ptfs knows, from its own error message for an unknown one. */
+async function ptfsDefects(): Promise<string[]> {
+  const r = await execa(PTFS, ['--source', '/', '--mountpoint', '/', '--defect', 'no-such-defect'], { reject: false });
+  const m = /valid: (.*)$/m.exec(r.stderr);
+  if (!m) throw new Error(`ptfs did not list its defects: ${r.stderr}`);
+  return m[1].replace(/ OPCODE/g, '').trim().split(/\s+/);
+}
+
+const why = missing('root', 'fuse', 'tracefs', 'ptfs');
+const seen: { defect: string; expected: number; caught: number; unexpected: string[]; seconds: number }[] = [];
+
+describe.skipIf(why)(`mutation matrix: every ptfs defect is caught${why ? ` (skipped: ${why})` : ''}`, () => {
+  test('every defect ptfs offers has an entry in fixtures/defects.json', async () => {
+    const offered = await ptfsDefects();
+    const mapped = new Set(matrix.map((e) => e.defect.split(' ')[0]));
+    expect(offered.filter((d) => !mapped.has(d))).toEqual([]);
+    expect([...mapped].filter((d) => !offered.includes(d))).toEqual([]);
+  });
+
+  describe.concurrent('defects', () => {
+    for (const e of matrix) {
+      test(`${e.defect}: ${e.bug} -> ${e.fails.join(', ')}`, async () => {
+        const m = ptfsManifest(`ptfs-${e.defect.replace(/\s+/g, '-').toLowerCase()}`, e.args);
+        const r = await fusecert(['run', '--server', m, '--family', e.families.join(','), '--seed', '11', '--deadline', String(e.deadlineMs ?? 20000)]);
+        const bad = failing(r);
+        const got = new Set(bad.map((c) => base(c.id)));
+        const unexpected = [...got].filter((id) => !e.fails.includes(id));
+        seen.push({ defect: e.defect, expected: e.fails.length, caught: e.fails.filter((id) => got.has(id)).length, unexpected, seconds: Math.round(r.durationMs / 1000) });
+        expect(r.exitCode, r.stderr).toBe(1);
+        expect(r.leftovers).toEqual([]);
+        expect(r.results!.errors).toEqual([]);
+        expect(e.fails.filter((id) => !got.has(id)), 'expected failures that did not happen').toEqual([]);
+        expect(unexpected, 'clauses outside the expected set failed (shared state in the harness or ptfs?)').toEqual([]);
+        for (const [id, pattern] of Object.entries(e.cause)) {
+          const reasons = bad.filter((c) => base(c.id) === id).map((c) => c.reason);
+          expect(reasons.some((x) => new RegExp(pattern).test(x)), `${id} must name the cause (/${pattern}/); it said: ${reasons[0]}`).toBe(true);
+        }
+      }, 300_000);
+    }
+  });
+
+  afterAll(() => {
+    if (seen.length === 0) return;
+    const w = Math.max(...seen.map((s) => s.defect.length));
+    const lines = seen
+      .sort((a, b) => a.defect.localeCompare(b.defect))
+      .map((s) => `  ${s.defect.padEnd(w)}  ${s.caught}/${s.expected} expected failures${s.unexpected.length ? `, unexpected: ${s.unexpected.join(' ')}` : ''}  (${s.seconds} s)`);
+    const caught = seen.filter((s) => s.caught > 0).length;
+    const exp = seen.reduce((a, s) => a + s.expected, 0);
+    const got = seen.reduce((a, s) => a + s.caught, 0);
+    console.log(`mutation matrix:\n${lines.join('\n')}\nmutation score: ${caught}/${seen.length} defects caught = ${(caught / seen.length).toFixed(2)}; expected clause failures seen ${got}/${exp} = ${(got / exp).toFixed(2)}`);
+  });
+});
+
+const whyClean = missing('root', 'fuse', 'tracefs', 'ptfs', 'bindfs', 'fuse-overlayfs');
+describe.skipIf(whyClean)(`zero false failures on compliant servers${whyClean ? ` (skipped: ${whyClean})` : ''}`, () => {
+  const allButPrf = 'PLT,NEG,BKG,IOM,RW,SPL,MAP,ATT,FSX,LIF';
+  const configs: { name: string; server: () => string; args: string[] }[] = [
+    // the full reference run, in random order and in parallel: clauses do not depend on each other
+    { name: 'ptfs (max_stack_depth 1, all families, shuffled, 2 jobs)', server: () => 'servers/ptfs/manifest.json', args: ['--shuffle', '--seed', '20261123', '--jobs', '2'] },
+    { name: 'ptfs --max-stack-depth 2', server: () => ptfsManifest('ptfs-depth2', ['--max-stack-depth', '2']), args: ['--family', 'NEG,BKG,IOM,RW,ATT,LIF'] },
+    { name: 'ptfs@passthrough-direct', server: () => 'servers/ptfs/manifest.json@passthrough-direct', args: ['--family', allButPrf] },
+    { name: 'ptfs@no-passthrough', server: () => 'servers/ptfs/manifest.json@no-passthrough', args: ['--family', allButPrf] },
+    { name: 'bindfs', server: () => 'servers/bindfs/manifest.json', args: ['--family', allButPrf] },
+    { name: 'fuse-overlayfs', server: () => 'servers/fuse-overlayfs/manifest.json', args: ['--family', allButPrf] },
+  ];
+  describe.concurrent('configurations', () => {
+    for (const c of configs) {
+      test(c.name, async () => {
+        const r = await fusecert(['run', '--server', c.server(), ...c.args]);
+        const bad = (r.results?.clauses ?? []).filter((x) => x.level === 'MUST' && (x.status === 'fail' || x.status === 'hung'));
+        expect(bad.map((x) => `${x.id}: ${x.reason}`), r.stderr).toEqual([]);
+        expect(r.exitCode).toBe(0);
+        expect(r.results!.errors).toEqual([]);
+        expect(r.leftovers).toEqual([]);
+        for (const x of r.results!.clauses.filter((y) => y.status === 'xfail')) expect(x.expectation?.reason.length).toBeGreaterThan(10);
+      }, 600_000);
+    }
+  });
+});
