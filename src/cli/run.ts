@@ -122,7 +122,12 @@ export async function runServer(spec: ServerSpec, reference: ServerSpec | null, 
   };
   writeFileSync(ctxFile, JSON.stringify(ctx));
   active.stateDir = stateDir;
+  // Everything the run creates lives under its state dir (workspaces, vitest's own temp files),
+  // so an interrupted run removes one directory after sweeping the mounts in it.
+  const savedTmp = process.env.TMPDIR;
+  mkdirSync(path.join(stateDir, 'tmp'));
   Object.assign(process.env, {
+    TMPDIR: path.join(stateDir, 'tmp'),
     FUSECERT_CONTEXT: ctxFile,
     FUSECERT_STATE_DIR: path.join(stateDir, 'resources'),
     FUSECERT_RUN_PID: String(process.pid),
@@ -176,6 +181,8 @@ export async function runServer(spec: ServerSpec, reference: ServerSpec | null, 
   );
   await vitest.close();
   clearInterval(watchdog);
+  if (savedTmp === undefined) delete process.env.TMPDIR;
+  else process.env.TMPDIR = savedTmp;
   process.exitCode = 0;
 
   const leftovers = sweep(path.join(stateDir, 'resources'));
