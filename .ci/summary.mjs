@@ -11,7 +11,9 @@ if (!existsSync(file)) {
 }
 const r = JSON.parse(readFileSync(file, 'utf8'));
 const passed = r.numPassedTests;
-const failed = r.numFailedTests + (r.numFailedTestSuites ?? 0);
+// files that failed without a failing test (an import error, a failing hook) count once each
+const brokenFiles = r.testResults.filter((f) => f.status === 'failed' && !f.assertionResults.some((t) => t.status === 'failed')).length;
+const failed = r.numFailedTests + brokenFiles;
 const skipped = r.numPendingTests + r.numTodoTests;
 if (skipped > 0) {
   for (const s of r.testResults) for (const t of s.assertionResults) if (t.status === 'pending' || t.status === 'skipped') console.log(`skipped under strict: ${t.fullName}`);

@@ -98,6 +98,17 @@ function thresholdOf(mount: Mount, key: 'readRatio' | 'writeRatio'): number {
 const notApplicable = (mount: Mount) => unmetRequirement('passthrough', mount) ?? unmetRequirement('passthrough-data', mount);
 const applies = (mount: Mount) => notApplicable(mount) === null;
 
+function noteFigures(t: ClauseContext, key: string, r: Awaited<ReturnType<typeof sideBySide>>, threshold: number) {
+  t.note(key, r.ratio);
+  t.note('mountMBs', r.mount.best);
+  t.note('nativeMBs', r.native.best);
+  t.note('mountMBsMedian', r.mount.median);
+  t.note('nativeMBsMedian', r.native.median);
+  t.note('rounds', r.rounds);
+  t.note('fileMiB', FILE_MB);
+  t.note('threshold', threshold);
+}
+
 /** Passthrough servers get the threshold; the others get their figures and a skip that carries them. */
 function verdict(t: ClauseContext, mount: Mount, what: string, r: { ratio: number; mount: Side; native: Side }, threshold: number) {
   const figures = `${what} ${r.ratio} x native: ${r.mount.best} vs ${r.native.best} MB/s (mount vs backing tmpfs, best of ${r.mount.all.length} rounds)`;
@@ -120,14 +131,7 @@ forEachVariant({ tree: null }, (mount, variant) => {
         await writeFileSeq(viaMount, FILE_MB);
         await writeFileSeq(native, FILE_MB);
         const r = await sideBySide((w) => readFileSeq(w === 'mount' ? viaMount : native, FILE_MB, buf), FILE_MB * MiB, applies(mount) ? threshold : 0);
-        t.note('readRatio', r.ratio);
-        t.note('mountMBs', r.mount.best);
-        t.note('nativeMBs', r.native.best);
-        t.note('mountMBsMedian', r.mount.median);
-        t.note('nativeMBsMedian', r.native.median);
-        t.note('rounds', r.rounds);
-        t.note('fileMiB', FILE_MB);
-        t.note('threshold', threshold);
+        noteFigures(t, 'readRatio', r, threshold);
         verdict(t, mount, 'sequential read', r, threshold);
       } finally {
         await unlink(viaMount).catch(() => {});
@@ -145,14 +149,7 @@ forEachVariant({ tree: null }, (mount, variant) => {
       const native = mount.backing(`prf-write-native${tag}.bin`);
       try {
         const r = await sideBySide((w) => writeFileSeq(w === 'mount' ? viaMount : native, FILE_MB), FILE_MB * MiB, applies(mount) ? threshold : 0);
-        t.note('writeRatio', r.ratio);
-        t.note('mountMBs', r.mount.best);
-        t.note('nativeMBs', r.native.best);
-        t.note('mountMBsMedian', r.mount.median);
-        t.note('nativeMBsMedian', r.native.median);
-        t.note('rounds', r.rounds);
-        t.note('fileMiB', FILE_MB);
-        t.note('threshold', threshold);
+        noteFigures(t, 'writeRatio', r, threshold);
         verdict(t, mount, 'sequential write', r, threshold);
       } finally {
         await unlink(viaMount).catch(() => {});

@@ -1186,6 +1186,7 @@ static void op_statfs(struct req *r, struct inode *ino)
 	reply_buf(r, &so, sizeof(so));
 }
 
+/* RELEASE and RELEASEDIR: both carry a handle of the one table. */
 static void op_release(struct req *r)
 {
 	const struct pt_release_in *ri = (const void *)r->arg;
@@ -1351,15 +1352,6 @@ static void op_readdir(struct req *r, struct inode *dir, bool plus)
 	reply_buf(r, out, used);
 }
 
-static void op_releasedir(struct req *r)
-{
-	const struct pt_release_in *ri = (const void *)r->arg;
-	if (r->arglen < sizeof(*ri))
-		return (void)reply_err(r, EINVAL);
-	release_handle(handle_of(ri->fh));
-	reply_err(r, 0);
-}
-
 static void op_fallocate(struct req *r)
 {
 	const struct pt_fallocate_in *fi = (const void *)r->arg;
@@ -1455,7 +1447,7 @@ static void dispatch(struct req *r)
 	case PT_OPENDIR: return op_opendir(r, ino);
 	case PT_READDIR: return op_readdir(r, ino, false);
 	case PT_READDIRPLUS: return op_readdir(r, ino, true);
-	case PT_RELEASEDIR: return op_releasedir(r);
+	case PT_RELEASEDIR: return op_release(r); /* one handle table for files and directories */
 	case PT_FALLOCATE: return op_fallocate(r);
 	case PT_LSEEK: return op_lseek(r);
 	case PT_COPY_FILE_RANGE: return op_copy_file_range(r);

@@ -146,6 +146,10 @@ export class ServerInstance {
       }
       await sleep(20);
     }
+    // A helper that passed the device fd on (fusermount3) may still hold it for a moment: look
+    // again once it had time to exit, and keep the owners that remain.
+    const first = serverPids(inst.connection);
+    await sleep(first.some((p) => p !== child.pid) || first.length === 0 ? 100 : 0);
     inst.pids = serverPids(inst.connection);
     if (inst.pids.length === 0 && child.pid) inst.pids = [child.pid];
     for (const p of inst.pids) if (p !== child.pid) inst.forget.push(register({ kind: 'process', pid: p, start: processStart(p) }));
