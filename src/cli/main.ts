@@ -5,7 +5,7 @@ import { CLAUSES } from '../catalogue/index.ts';
 import { loadServer, ManifestError, type ServerSpec } from '../manifest/index.ts';
 import { probe, fatalProblems, formatChecks } from '../platform/index.ts';
 import { sweep } from '../mount/index.ts';
-import { runServer, resolveReference, suiteFiles, childPids, active, EnvironmentError, VERSION, type RunOptions } from './run.ts';
+import { runServer, resolveReference, suiteFiles, childPids, active, sweepDeadRuns, EnvironmentError, VERSION, type RunOptions } from './run.ts';
 import { writeComparison } from './compare.ts';
 
 const USAGE = `fusecert ${VERSION} — compliance tests for passthrough-capable FUSE servers
@@ -70,6 +70,7 @@ async function cmdRun(argv: string[]): Promise<number> {
   const fatal = fatalProblems(platform);
   if (fatal.length) throw new EnvironmentError(fatal.map((c) => `${c.name}: ${c.value}: ${c.fix}`).join('; '));
   const reference = resolveReference();
+  for (const l of sweepDeadRuns()) console.error(`fusecert: ${l}`);
 
   let code = 0;
   const files: string[] = [];

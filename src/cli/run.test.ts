@@ -1,7 +1,7 @@
 // The runner end to end on real mounts: what issue 3 promises a user of `fusecert run`.
 import { describe, expect, test } from 'vitest';
 import { XMLParser, XMLValidator } from 'fast-xml-parser';
-import { writeFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { writeFileSync, mkdtempSync, rmSync, existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fusecert, ptfsManifest, missing, ROOT } from '../selftest/util.ts';
@@ -74,6 +74,20 @@ describe.skipIf(why)(`fusecert run on real mounts${why ? ` (skipped: ${why})` : 
     expect(r.exitCode).toBe(130);
     expect(r.stderr).toMatch(/SIGINT: cleaning up/);
     expect(r.leftovers).toEqual([]);
+  });
+
+  test('a runner killed outright (SIGKILL): the next run removes what it left', async () => {
+    const m = ptfsManifest('ptfs-hang-read2', ['--no-passthrough', '--defect', 'hang-on', 'READ']);
+    const killed = await fusecert(['run', '--server', m, '--family', 'RW', '--deadline', '60000'], { signal: 'SIGKILL', signalAfterMs: 6000 });
+    expect(killed.exitCode).toBe(-1);
+    expect(killed.leftovers.some((l) => l.startsWith('mount '))).toBe(true); // nobody could clean up
+    const next = await fusecert(['run', '--server', 'servers/ptfs/manifest.json', '--only', 'NEG-001'], { tmp: killed.tmp });
+    expect(next.exitCode).toBe(0);
+    expect(next.stderr).toMatch(/removed the state of a dead run/);
+    expect(next.leftovers).toEqual([]);
+    const instances = killed.leftovers.filter((l) => l.startsWith('tracefs ')).map((l) => l.slice(8));
+    expect(instances.length).toBeGreaterThan(0);
+    for (const i of instances) expect(existsSync(`/sys/kernel/tracing/instances/${i}`), i).toBe(false);
   });
 });
 

@@ -6,7 +6,8 @@ import { startVitest } from 'vitest/node';
 import { FAMILIES, isClauseId, type Family } from '../catalogue/index.ts';
 import { loadServer, type ServerSpec } from '../manifest/index.ts';
 import type { Platform } from '../platform/index.ts';
-import { ServerInstance, makeWorkspace, sweep, fuseMountAt, abortConnection, type Resource } from '../mount/index.ts';
+import { ServerInstance, makeWorkspace, sweep, fuseMountAt, abortConnection, alive, processStart, type Resource } from '../mount/index.ts';
+import { sweepStaleInstances } from '../evidence/index.ts';
 import type { RunContext } from '../harness/context.ts';
 import { ClauseCollector, applyExpectations, summarise, platformSummary, writeJUnit, summaryTable, type Results } from '../report/index.ts';
 
@@ -106,6 +107,7 @@ export async function runServer(spec: ServerSpec, reference: ServerSpec | null, 
   const version = await serverVersion(spec);
 
   const stateDir = mkdtempSync(path.join(os.tmpdir(), 'fusecert-run-'));
+  writeFileSync(path.join(stateDir, 'owner.json'), JSON.stringify({ pid: process.pid, start: processStart(process.pid) }));
   const ctxFile = path.join(stateDir, 'context.json');
   const cliArgs = (extra: string) => `node ${path.relative(process.cwd(), path.join(ROOT, 'bin/fusecert.mjs')) || 'bin/fusecert.mjs'} run --server ${spec.file}${spec.variant ? '@' + spec.variant : ''} ${extra}`;
   const ctx: RunContext = {
@@ -208,6 +210,31 @@ export async function runServer(spec: ServerSpec, reference: ServerSpec | null, 
   writeJUnit([results], opts.junit ?? path.join(outDir, 'junit.xml'));
   if (!opts.quiet) process.stdout.write('\n' + summaryTable(results, opts.strict) + '\n');
   return results;
+}
+
+/**
+ * What runs that were killed outright (SIGKILL, a crash of the machine's session) left behind:
+ * their state dirs, whose owner is gone, are swept like an interrupted run's; tracefs instances
+ * named after a dead runner pid are removed. Returns what was cleaned.
+ */
+export function sweepDeadRuns(): string[] {
+  const log: string[] = [];
+  const tmp = os.tmpdir();
+  for (const d of readdirSync(tmp)) {
+    if (!d.startsWith('fusecert-run-')) continue;
+    const dir = path.join(tmp, d);
+    try {
+      const owner = JSON.parse(readFileSync(path.join(dir, 'owner.json'), 'utf8')) as { pid: number; start: string };
+      if (alive(owner.pid, owner.start)) continue;
+    } catch {
+      continue; // not a run dir of ours, or one being created right now
+    }
+    log.push(...sweep(path.join(dir, 'resources')));
+    rmSync(dir, { recursive: true, force: true });
+    log.push(`removed the state of a dead run: ${dir}`);
+  }
+  for (const i of sweepStaleInstances()) log.push(`removed tracefs instance of a dead run: ${i}`);
+  return log;
 }
 
 export function resolveReference(): ServerSpec | null {

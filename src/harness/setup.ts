@@ -15,3 +15,8 @@ process.on('uncaughtException', (err, origin) => {
   if (previous.length === 0) throw err;
   for (const l of previous) l(err, origin);
 });
+
+// The worker itself is a resource of the run: if the runner is killed outright, the next run's
+// sweep of the dead run ends this worker before it removes the tracefs instances it reads.
+import { register, processStart } from '../mount/index.ts';
+register({ kind: 'process', pid: process.pid, start: processStart(process.pid) });

@@ -39,9 +39,16 @@ export function processStart(pid: number): string {
   }
 }
 
+/** Running (a zombie is not: it has exited and only waits to be reaped) and, if given, the same process. */
 export function alive(pid: number, start?: string): boolean {
-  const s = processStart(pid);
-  return s !== '' && (start === undefined || s === start);
+  let stat: string;
+  try {
+    stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return false;
+  }
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return fields[0] !== 'Z' && fields[0] !== 'X' && (start === undefined || fields[19] === start);
 }
 
 function releaseMount(p: string, log: string[]): void {

@@ -45,6 +45,8 @@ export interface CliRun {
   out: string;
   results: Results | null;
   junit: string | null;
+  /** The run's own temp dir (removed when nothing was left in it). */
+  tmp: string;
   /** Mounts, processes, tracefs instances and temp dirs the run left behind (should be none). */
   leftovers: string[];
   durationMs: number;
@@ -55,11 +57,14 @@ export interface CliRun {
  * (mounts, temp dirs, server processes naming a path in it, tracefs instances named after its
  * pid) is attributable to this run even while other runs go on in parallel.
  */
-export async function fusecert(args: string[], opts: { timeoutMs?: number; signalAfterMs?: number } = {}): Promise<CliRun> {
-  const tmp = mkdtempSync(path.join(os.tmpdir(), 'fusecert-test-'));
+export async function fusecert(
+  args: string[],
+  opts: { timeoutMs?: number; signalAfterMs?: number; signal?: NodeJS.Signals; tmp?: string } = {},
+): Promise<CliRun> {
+  const tmp = opts.tmp ?? mkdtempSync(path.join(os.tmpdir(), 'fusecert-test-'));
   const work = path.join(tmp, 'tmp');
   const out = path.join(tmp, 'out');
-  mkdirSync(work);
+  mkdirSync(work, { recursive: true });
   const t0 = Date.now();
   const child = execa('node', [CLI, ...args, ...(args[0] === 'run' && !args.includes('--out') ? ['--out', out] : [])], {
     cwd: ROOT,
@@ -67,7 +72,7 @@ export async function fusecert(args: string[], opts: { timeoutMs?: number; signa
     timeout: opts.timeoutMs ?? 600_000,
     env: { NO_COLOR: '1', TMPDIR: work },
   });
-  if (opts.signalAfterMs) setTimeout(() => child.kill('SIGINT'), opts.signalAfterMs);
+  if (opts.signalAfterMs) setTimeout(() => child.kill(opts.signal ?? 'SIGINT'), opts.signalAfterMs);
   const r = await child;
   const f = path.join(out, 'results.json');
   const left = leftoversOf(work, child.pid ?? -1);
@@ -79,6 +84,7 @@ export async function fusecert(args: string[], opts: { timeoutMs?: number; signa
     out,
     results: existsSync(f) ? (JSON.parse(readFileSync(f, 'utf8')) as Results) : null,
     junit: existsSync(junitFile) ? readFileSync(junitFile, 'utf8') : null,
+    tmp,
     leftovers: left,
     durationMs: Date.now() - t0,
   };
