@@ -3,6 +3,7 @@ import { mkdtempSync, mkdirSync, rmSync, writeFileSync, readFileSync, existsSync
 import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
+import { afterAll } from 'vitest';
 import type { Results } from '../report/index.ts';
 
 export const ROOT = path.resolve(import.meta.dirname, '../..');
@@ -113,10 +114,17 @@ function leftoversOf(work: string, pid: number): string[] {
   return out;
 }
 
-/** A manifest for ptfs with extra arguments (probe modes, defects), in a temp dir of its own. */
+const manifestDirs: string[] = [];
+// registered in the root suite of each test file that imports this module
+afterAll(() => {
+  for (const d of manifestDirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+/** A manifest for ptfs with extra arguments (probe modes, defects), in a temp dir removed after the file's tests. */
 export function ptfsManifest(name: string, args: string[], extra: Record<string, unknown> = {}): string {
   const base = JSON.parse(readFileSync(path.join(ROOT, 'servers/ptfs/manifest.json'), 'utf8'));
   const dir = mkdtempSync(path.join(os.tmpdir(), 'fusecert-test-manifest-'));
+  manifestDirs.push(dir);
   const m = { ...base, name, command: [PTFS, ...base.command.slice(1), ...args], version: [PTFS, '--version'], variants: {}, ...extra };
   const f = path.join(dir, 'manifest.json');
   writeFileSync(f, JSON.stringify(m, null, 2));
