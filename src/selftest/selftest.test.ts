@@ -74,7 +74,7 @@ describe.skipIf(why)(`mutation matrix: every ptfs defect is caught${why ? ` (ski
   });
 });
 
-const whyClean = missing('root', 'fuse', 'tracefs', 'ptfs', 'bindfs', 'fuse-overlayfs');
+const whyClean = missing('root', 'fuse', 'tracefs', 'ptfs', 'bindfs', 'fuse-overlayfs', 'mergerfs');
 describe.skipIf(whyClean)(`zero false failures on compliant servers${whyClean ? ` (skipped: ${whyClean})` : ''}`, () => {
   const allButPrf = 'PLT,NEG,BKG,IOM,RW,SPL,MAP,ATT,FSX,LIF';
   const configs: { name: string; server: () => string; args: string[] }[] = [
@@ -85,6 +85,7 @@ describe.skipIf(whyClean)(`zero false failures on compliant servers${whyClean ? 
     { name: 'ptfs@no-passthrough', server: () => 'servers/ptfs/manifest.json@no-passthrough', args: ['--family', allButPrf] },
     { name: 'bindfs', server: () => 'servers/bindfs/manifest.json', args: ['--family', allButPrf] },
     { name: 'fuse-overlayfs', server: () => 'servers/fuse-overlayfs/manifest.json', args: ['--family', allButPrf] },
+    { name: 'mergerfs (Debian bookworm, no passthrough)', server: () => 'servers/mergerfs-bookworm/manifest.json', args: ['--family', allButPrf] },
   ];
   describe.concurrent('configurations', () => {
     for (const c of configs) {

@@ -12,7 +12,7 @@ export const PTFS = path.join(ROOT, 'servers/ptfs/ptfs');
 export const strict = !!process.env.FUSECERT_STRICT;
 
 /** Why a test of ours cannot run here, or null. Under FUSECERT_STRICT a reason is a failure, not a skip. */
-export function missing(...needs: ('root' | 'fuse' | 'tracefs' | 'ptfs' | 'bindfs' | 'fuse-overlayfs' | 'chromium')[]): string | null {
+export function missing(...needs: ('root' | 'fuse' | 'tracefs' | 'ptfs' | 'bindfs' | 'fuse-overlayfs' | 'mergerfs' | 'chromium')[]): string | null {
   for (const n of needs) {
     const why = (() => {
       switch (n) {
@@ -26,6 +26,7 @@ export function missing(...needs: ('root' | 'fuse' | 'tracefs' | 'ptfs' | 'bindf
           return existsSync(PTFS) ? null : 'needs the reference server built (npm run build)';
         case 'bindfs':
         case 'fuse-overlayfs':
+        case 'mergerfs':
           return process.env.PATH!.split(':').some((d) => existsSync(path.join(d, n))) ? null : `needs ${n} (apt-get install ${n})`;
         case 'chromium':
           return existsSync('/usr/bin/chromium') ? null : 'needs chromium (apt-get install chromium)';
