@@ -69,6 +69,10 @@ enum defect {
 	D_FD_LEAK,
 	D_NO_CREATE_PT,
 	D_LEAK_INODES,
+	D_IGNORE_SIGTERM,
+	D_NO_EXEC_BITS,
+	D_READDIR_DROPS_ENTRY,
+	D_SHORT_READ_EOF,
 	D_COUNT
 };
 
@@ -92,6 +96,10 @@ static const char *const defect_names[D_COUNT] = {
 	[D_FD_LEAK] = "fd-leak",
 	[D_NO_CREATE_PT] = "no-create-passthrough",
 	[D_LEAK_INODES] = "leak-inodes",
+	[D_IGNORE_SIGTERM] = "ignore-sigterm",
+	[D_NO_EXEC_BITS] = "no-exec-bits",
+	[D_READDIR_DROPS_ENTRY] = "readdir-drops-entry",
+	[D_SHORT_READ_EOF] = "short-read-eof",
 };
 
 static struct config {
@@ -521,6 +529,8 @@ static void fill_attr(struct pt_attr *a, const struct stat *st)
 	a->mtimensec = st->st_mtim.tv_nsec;
 	a->ctimensec = st->st_ctim.tv_nsec;
 	a->mode = st->st_mode;
+	if (defect(D_NO_EXEC_BITS) && S_ISREG(st->st_mode))
+		a->mode &= ~(uint32_t)0111;
 	a->nlink = st->st_nlink;
 	a->uid = st->st_uid;
 	a->gid = st->st_gid;
@@ -1152,6 +1162,12 @@ static void op_read(struct req *r)
 		return (void)reply_err(r, errno);
 	if (defect(D_CORRUPT_READ) && n > 0)
 		r->w->out[0] ^= 0x01;
+	if (defect(D_SHORT_READ_EOF) && n > 0) {
+		/* Off by one at EOF: a read that reaches the end loses its last byte. */
+		struct stat st;
+		if (fstat(h->fd, &st) == 0 && (off_t)ri->offset + n >= st.st_size)
+			n--;
+	}
 	reply_buf(r, r->w->out, (size_t)n);
 }
 
@@ -1287,6 +1303,24 @@ static void op_opendir(struct req *r, struct inode *ino)
 	reply_open(r, h, &oo, sizeof(oo));
 }
 
+/*
+ * readdir-drops-entry: peek past the entry just read; when nothing follows
+ * and it is a name other than . or .., return false (drop it). Otherwise
+ * rewind to before and read the entry again (the peek may have reused the
+ * buffer it lives in), leaving it in h->pending.
+ */
+static bool readdir_drop_check(struct handle *h, long before)
+{
+	const char *name = h->pending->d_name;
+	bool dot = strcmp(name, ".") == 0 || strcmp(name, "..") == 0;
+	errno = 0;
+	if (!dot && !readdir(h->dp) && errno == 0)
+		return false;
+	seekdir(h->dp, before);
+	h->pending = readdir(h->dp);
+	return h->pending != NULL;
+}
+
 static void op_readdir(struct req *r, struct inode *dir, bool plus)
 {
 	const struct pt_read_in *ri = (const void *)r->arg;
@@ -1306,10 +1340,18 @@ static void op_readdir(struct req *r, struct inode *dir, bool plus)
 	}
 	for (;;) {
 		if (!h->pending) {
+			long before = defect(D_READDIR_DROPS_ENTRY) ? telldir(h->dp) : 0;
 			errno = 0;
 			h->pending = readdir(h->dp);
 			if (!h->pending) {
 				err = errno;
+				break;
+			}
+			if (defect(D_READDIR_DROPS_ENTRY) && !readdir_drop_check(h, before)) {
+				/* The last name of the listing is never emitted: the
+				 * stream stays at its end, so the next READDIR is empty. */
+				h->pending = NULL;
+				h->pos = telldir(h->dp);
 				break;
 			}
 		}
@@ -1973,7 +2015,13 @@ int main(int argc, char **argv)
 		}
 		if (pfd[0].revents) {
 			struct signalfd_siginfo si;
-			if (read(sfd, &si, sizeof(si)) > 0)
+			ssize_t got = read(sfd, &si, sizeof(si));
+			if (got > 0 && defect(D_IGNORE_SIGTERM) &&
+			    (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT)) {
+				logmsg("defect ignore-sigterm: ignoring signal %u", si.ssi_signo);
+				continue;
+			}
+			if (got > 0)
 				by_signal = true;
 			break;
 		}
