@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Installs what the tests need from Debian's packages when it is missing: the third-party peer
-# servers (bindfs, fuse-overlayfs, mergerfs), fusermount3, the toolchain ptfs builds with, and Chromium for
-# the comparison page test. Runs before `npm test`; does nothing when everything is there.
+# servers (bindfs, fuse-overlayfs, mergerfs), fusermount3, the toolchain ptfs builds with, valgrind
+# for its leak check, and Chromium for the comparison page test. Runs before `npm test`; does
+# nothing when everything is there.
 set -euo pipefail
 need=()
-for p in bindfs fuse-overlayfs mergerfs fuse3 make gcc chromium; do
+for p in bindfs fuse-overlayfs mergerfs fuse3 make gcc valgrind chromium; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || need+=("$p")
 done
 [ "${#need[@]}" -eq 0 ] && exit 0

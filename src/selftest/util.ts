@@ -12,7 +12,7 @@ export const PTFS = path.join(ROOT, 'servers/ptfs/ptfs');
 export const strict = !!process.env.FUSECERT_STRICT;
 
 /** Why a test of ours cannot run here, or null. Under FUSECERT_STRICT a reason is a failure, not a skip. */
-export function missing(...needs: ('root' | 'fuse' | 'tracefs' | 'ptfs' | 'bindfs' | 'fuse-overlayfs' | 'mergerfs' | 'chromium')[]): string | null {
+export function missing(...needs: ('root' | 'fuse' | 'tracefs' | 'ptfs' | 'bindfs' | 'fuse-overlayfs' | 'mergerfs' | 'valgrind' | 'chromium')[]): string | null {
   for (const n of needs) {
     const why = (() => {
       switch (n) {
@@ -27,6 +27,7 @@ export function missing(...needs: ('root' | 'fuse' | 'tracefs' | 'ptfs' | 'bindf
         case 'bindfs':
         case 'fuse-overlayfs':
         case 'mergerfs':
+        case 'valgrind':
           return process.env.PATH!.split(':').some((d) => existsSync(path.join(d, n))) ? null : `needs ${n} (apt-get install ${n})`;
         case 'chromium':
           return existsSync('/usr/bin/chromium') ? null : 'needs chromium (apt-get install chromium)';
