@@ -160,28 +160,35 @@ export async function runServer(spec: ServerSpec, reference: ServerSpec | null, 
     } else if (idle < stall) stage = 0;
   }, 2000);
 
-  const vitest = await startVitest(
-    'test',
-    [],
-    {
-      config: false,
-      root: ROOT,
-      watch: false,
-      include: files.map((f) => path.relative(ROOT, f)),
-      setupFiles: [path.join(ROOT, 'src/harness/setup.ts')],
-      reporters: [collector],
-      pool: 'forks',
-      maxWorkers: opts.jobs,
-      fileParallelism: opts.jobs > 1,
-      sequence: { shuffle: opts.shuffle, seed: opts.seed },
-      testTimeout: opts.deadlineMs + 30_000,
-      hookTimeout: 120_000,
-      teardownTimeout: 60_000,
-      passWithNoTests: true,
-    },
-    { logLevel: 'error' },
-  );
-  await vitest.close();
+  // Suites that measure time (PRF) run after the others, one at a time: a throughput ratio taken
+  // while another suite file loads the machine's cores measures that suite, not the server.
+  const alone = new Set(Object.values(FAMILIES).filter((f) => f.alone).map((f) => `${f.suite}.test.ts`));
+  const batches = [files.filter((f) => !alone.has(path.basename(f))), files.filter((f) => alone.has(path.basename(f)))];
+  for (const batch of batches.filter((b) => b.length > 0)) {
+    const jobs = alone.has(path.basename(batch[0])) ? 1 : opts.jobs;
+    const vitest = await startVitest(
+      'test',
+      [],
+      {
+        config: false,
+        root: ROOT,
+        watch: false,
+        include: batch.map((f) => path.relative(ROOT, f)),
+        setupFiles: [path.join(ROOT, 'src/harness/setup.ts')],
+        reporters: [collector],
+        pool: 'forks',
+        maxWorkers: jobs,
+        fileParallelism: jobs > 1,
+        sequence: { shuffle: opts.shuffle, seed: opts.seed },
+        testTimeout: opts.deadlineMs + 30_000,
+        hookTimeout: 120_000,
+        teardownTimeout: 60_000,
+        passWithNoTests: true,
+      },
+      { logLevel: 'error' },
+    );
+    await vitest.close();
+  }
   clearInterval(watchdog);
   if (savedTmp === undefined) delete process.env.TMPDIR;
   else process.env.TMPDIR = savedTmp;
