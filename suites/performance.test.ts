@@ -1,9 +1,10 @@
 // PRF: what passthrough buys, measured side by side in one run: the same I/O through the mount
 // and on the backing filesystem (the source tmpfs). These clauses are SHOULD/INFO and must never
-// be flaky: ratios are the best of several alternating rounds, a ratio under the threshold is
-// measured again before it counts, and every figure is noted whatever the outcome.
+// be flaky: the timed I/O runs as synchronous syscalls in a child process (withMapper), ratios are
+// the best of several alternating rounds, a ratio under the threshold is measured again before it
+// counts, and every figure is noted whatever the outcome. run.ts runs this suite alone.
 import { open, unlink, rm } from 'node:fs/promises';
-import { clause, forEachVariant, check, unmetRequirement, requestsDuring, type Mount, type ClauseContext } from '../src/harness/index.ts';
+import { clause, forEachVariant, check, unmetRequirement, requestsDuring, withMapper, type Mount, type ClauseContext, type MapperChild } from '../src/harness/index.ts';
 
 const MiB = 1 << 20;
 const FILE_MB = 256;
@@ -61,6 +62,16 @@ interface Side {
   median: number;
   all: number[];
 }
+/**
+ * One timed pass in the child (synchronous syscalls, killable at the deadline): the seconds the
+ * kernel's path took, with the byte count checked.
+ */
+async function timedPass(child: MapperChild, what: 'read' | 'write', file: string): Promise<number> {
+  const io = what === 'read' ? await child.seqread(file, CHUNK) : await child.seqwrite(file, CHUNK, FILE_MB);
+  check(io.bytes === FILE_MB * MiB, `sequential ${what} of ${file} moved ${io.bytes} bytes, expected ${FILE_MB * MiB}`);
+  return io.seconds;
+}
+
 const side = (times: number[], bytes: number): Side => {
   const rates = times.map((s) => mbps(bytes, s)).sort((a, b) => a - b);
   return { best: rates[rates.length - 1]!, median: rates[Math.floor(rates.length / 2)]!, all: times.map((s) => mbps(bytes, s)) };
@@ -126,11 +137,12 @@ forEachVariant({ tree: null }, (mount, variant) => {
       const threshold = thresholdOf(mount, 'readRatio');
       const viaMount = mount.path(`prf-read${tag}.bin`);
       const native = mount.backing(`prf-read-native${tag}.bin`);
-      const buf = Buffer.allocUnsafe(CHUNK);
       try {
         await writeFileSeq(viaMount, FILE_MB);
         await writeFileSeq(native, FILE_MB);
-        const r = await sideBySide((w) => readFileSeq(w === 'mount' ? viaMount : native, FILE_MB, buf), FILE_MB * MiB, applies(mount) ? threshold : 0);
+        const r = await withMapper(t.signal, (child) =>
+          sideBySide((w) => timedPass(child, 'read', w === 'mount' ? viaMount : native), FILE_MB * MiB, applies(mount) ? threshold : 0),
+        );
         noteFigures(t, 'readRatio', r, threshold);
         verdict(t, mount, 'sequential read', r, threshold);
       } finally {
@@ -148,7 +160,9 @@ forEachVariant({ tree: null }, (mount, variant) => {
       const viaMount = mount.path(`prf-write${tag}.bin`);
       const native = mount.backing(`prf-write-native${tag}.bin`);
       try {
-        const r = await sideBySide((w) => writeFileSeq(w === 'mount' ? viaMount : native, FILE_MB), FILE_MB * MiB, applies(mount) ? threshold : 0);
+        const r = await withMapper(t.signal, (child) =>
+          sideBySide((w) => timedPass(child, 'write', w === 'mount' ? viaMount : native), FILE_MB * MiB, applies(mount) ? threshold : 0),
+        );
         noteFigures(t, 'writeRatio', r, threshold);
         verdict(t, mount, 'sequential write', r, threshold);
       } finally {

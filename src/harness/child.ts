@@ -6,7 +6,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { ClauseFailure } from './expect.ts';
-import type { MapperRequest, MapperReply } from './mapper-child.ts';
+import type { MapperRequest, MapperReply, TimedIo } from './mapper-child.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 const SCRIPT = path.join(import.meta.dirname, 'mapper-child.ts');
@@ -96,6 +96,15 @@ export class MapperChild {
   }
   mapwrite(fd: number, length: number, off: number, data: Buffer): Promise<void> {
     return this.call({ op: 'mapwrite', fd, length, off, data: data.toString('base64') }).then(() => undefined);
+  }
+
+  /** Timed sequential reads of a whole file (PRF). */
+  seqread(p: string, chunk: number): Promise<TimedIo> {
+    return this.call({ op: 'seqread', path: p, chunk }, `sequential reads of ${p}`);
+  }
+  /** Timed sequential writes into a fresh file (PRF). */
+  seqwrite(p: string, chunk: number, chunks: number): Promise<TimedIo> {
+    return this.call({ op: 'seqwrite', path: p, chunk, chunks }, `sequential writes to ${p}`);
   }
 
   /** Stop the child (closing stdin lets it exit; SIGKILL if it does not within 2 s). */

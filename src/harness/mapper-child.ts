@@ -4,8 +4,10 @@
 // touches a mapping itself: it sends this child one JSON request per line on stdin and reads one
 // JSON reply per line on stdout. Sync FFI calls are fine here: the parent kills this process at
 // the clause deadline, and a fatal signal here is reported by the parent as a failure naming it.
+// For the same reason PRF's timed sequential I/O runs here: synchronous read(2)/write(2) in a loop
+// measure the kernel's path; async calls in a test worker mostly measure libuv's thread hops.
 import { createInterface } from 'node:readline';
-import { fstatSync } from 'node:fs';
+import { fstatSync, openSync, readSync, writeSync, closeSync } from 'node:fs';
 import * as sys from '../sys/index.ts';
 
 export type MapperRequest =
@@ -18,7 +20,17 @@ export type MapperRequest =
   | { op: 'msync'; map: number; flags?: number; off?: number; len?: number }
   | { op: 'fstat'; fd: number }
   /** map the fd's first `length` bytes shared, store data at off, msync(MS_SYNC), unmap: one FSX operation */
-  | { op: 'mapwrite'; fd: number; length: number; off: number; data: string };
+  | { op: 'mapwrite'; fd: number; length: number; off: number; data: string }
+  /** read the whole file with `chunk`-sized pread(2)s; open and close included in the time */
+  | { op: 'seqread'; path: string; chunk: number }
+  /** write `chunks` times a `chunk`-sized buffer into a fresh file; open and close included */
+  | { op: 'seqwrite'; path: string; chunk: number; chunks: number };
+
+/** What a timed sequential I/O request measured. */
+export interface TimedIo {
+  seconds: number;
+  bytes: number;
+}
 
 export type MapperReply = { ok: true; value?: unknown } | { ok: false; code: string; message: string };
 
@@ -64,7 +76,32 @@ function handle(req: MapperRequest): unknown {
       }
       return null;
     }
+    case 'seqread':
+      return timed(req.path, 'r', (fd, buf) => {
+        let total = 0;
+        for (let n; (n = readSync(fd, buf, 0, buf.length, total)) > 0; ) total += n;
+        return total;
+      }, req.chunk);
+    case 'seqwrite':
+      return timed(req.path, 'w', (fd, buf) => {
+        let total = 0;
+        for (let i = 0; i < req.chunks; i++) total += writeSync(fd, buf, 0, buf.length, total);
+        return total;
+      }, req.chunk);
   }
+}
+
+function timed(path: string, mode: 'r' | 'w', io: (fd: number, buf: Buffer) => number, chunk: number): TimedIo {
+  const buf = Buffer.alloc(chunk, 0x5a);
+  const t0 = process.hrtime.bigint();
+  const fd = openSync(path, mode);
+  let bytes: number;
+  try {
+    bytes = io(fd, buf);
+  } finally {
+    closeSync(fd);
+  }
+  return { seconds: Number(process.hrtime.bigint() - t0) / 1e9, bytes };
 }
 
 function mapping(id: number): sys.Mapping {
