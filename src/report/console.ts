@@ -12,8 +12,9 @@ const STATUS: Record<Status, string> = {
   xpass: color(31, 'XPASS'),
 };
 
-export function progressLine(n: number, total: number | null, r: ClauseResult): string {
-  const count = total ? `${String(n).padStart(String(total).length)}/${total}` : String(n);
+/** `more`: suite files not collected yet, so the total will still grow (shown as `n/total+`). */
+export function progressLine(n: number, total: number | null, r: ClauseResult, more = false): string {
+  const count = total ? `${String(n).padStart(String(total).length)}/${total}${more ? '+' : ''}` : String(n);
   const why = r.status === 'pass' ? '' : `  ${r.reason.split('\n')[0].slice(0, 160)}`;
   return `[${count}] ${STATUS[r.status]} ${r.id} ${r.title} (${Math.round(r.durationMs)} ms)${why}`;
 }

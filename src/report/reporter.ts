@@ -11,11 +11,17 @@ export class ClauseCollector implements Reporter {
   errors: string[] = [];
   lastProgress = Date.now();
   private expected = 0;
+  private collected = 0;
 
-  constructor(private readonly print: (line: string) => void = (l) => process.stdout.write(l + '\n')) {}
+  /** `files`: how many suite files the run has (0: unknown), so the progress total says when it is partial. */
+  constructor(
+    private readonly print: (line: string) => void = (l) => process.stdout.write(l + '\n'),
+    private readonly files = 0,
+  ) {}
 
   onTestModuleCollected(m: TestModule): void {
     this.expected += [...m.children.allTests()].length;
+    this.collected++;
     this.lastProgress = Date.now();
   }
 
@@ -47,7 +53,7 @@ export class ClauseCollector implements Reporter {
       r.notApplicable = NOT_APPLICABLE.some((re) => re.test(r.reason));
     } else if (res.state === 'pending') return;
     this.results.push(r);
-    this.print(progressLine(this.results.length, this.expected || null, r));
+    this.print(progressLine(this.results.length, this.expected || null, r, this.collected < this.files));
   }
 
   onTestModuleEnd(m: TestModule): void {

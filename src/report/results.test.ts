@@ -1,5 +1,6 @@
 import { describe, expect, test } from 'vitest';
 import { applyExpectations, isFailure, summarise, type ClauseResult } from './results.ts';
+import { progressLine } from './console.ts';
 
 const r = (id: string, status: ClauseResult['status'], level = 'MUST'): ClauseResult => ({
   id,
@@ -55,5 +56,12 @@ describe('exit status', () => {
     const s = summarise([r('RW-001', 'pass'), r('RW-002', 'fail'), r('RW-003', 'skip')], false, []);
     expect(s).toMatchObject({ pass: 1, fail: 1, skip: 1, total: 3, mustFailures: 1, exitCode: 1 });
     expect(summarise([r('RW-001', 'pass')], false, ['suite did not load']).exitCode).toBe(1);
+  });
+});
+
+describe('progress line', () => {
+  test('the total is marked partial while suite files are still to be collected', () => {
+    expect(progressLine(7, 120, r('RW-001', 'pass'), true)).toMatch(/^\[  7\/120\+\] PASS +RW-001 t \(1 ms\)$/);
+    expect(progressLine(120, 120, r('RW-002', 'fail'))).toMatch(/^\[120\/120\] FAIL +RW-002 t \(1 ms\)  why$/);
   });
 });
