@@ -149,6 +149,12 @@ async function main(): Promise<number> {
   }
 }
 
+// A reader that goes away (`fusecert clauses | head`) must not crash a run mid-way and leave its
+// mounts: the rest of the output is dropped and the command ends as it would have.
+process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+  if (e.code !== 'EPIPE') throw e;
+});
+
 let stopping = false;
 for (const sig of ['SIGINT', 'SIGTERM'] as const) {
   process.on(sig, () => {

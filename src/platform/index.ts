@@ -77,9 +77,11 @@ export async function probe(): Promise<Platform> {
   const ptCfg = cfg === null ? 'unknown' : cfg.get('CONFIG_FUSE_PASSTHROUGH') === 'y' ? 'y' : 'n';
   const root = process.getuid?.() === 0;
   const capSysAdmin = (capEff() & (1n << 21n)) !== 0n;
+  // The initial user namespace has a fixed proc inode number (PROC_USER_INIT_INO, 0xEFFFFFFD).
+  // Comparing with /proc/1/ns/user fails where pid 1's namespace links are not readable (sandboxes).
   let initialUserNs = false;
   try {
-    initialUserNs = statSync('/proc/self/ns/user').ino === statSync('/proc/1/ns/user').ino;
+    initialUserNs = statSync('/proc/self/ns/user').ino === 0xeffffffd;
   } catch {
     initialUserNs = false;
   }
