@@ -2,7 +2,6 @@ import { mkdirSync, writeFileSync, existsSync, readdirSync, readFileSync, mkdtem
 import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
-import { startVitest } from 'vitest/node';
 import { FAMILIES, isClauseId, type Family } from '../catalogue/index.ts';
 import { loadServer, type ServerSpec } from '../manifest/index.ts';
 import type { Platform } from '../platform/index.ts';
@@ -162,6 +161,7 @@ export async function runServer(spec: ServerSpec, reference: ServerSpec | null, 
 
   // Suites that measure time (PRF) run after the others, one at a time: a throughput ratio taken
   // while another suite file loads the machine's cores measures that suite, not the server.
+  const { startVitest } = await import('vitest/node'); // only `run` needs it (bin/fusecert.mjs preloads it)
   const alone = new Set(Object.values(FAMILIES).filter((f) => f.alone).map((f) => `${f.suite}.test.ts`));
   const batches = [files.filter((f) => !alone.has(path.basename(f))), files.filter((f) => alone.has(path.basename(f)))];
   for (const batch of batches.filter((b) => b.length > 0)) {
