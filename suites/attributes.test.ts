@@ -2,7 +2,8 @@
 // several ways (fstat on the writing fd, fstat on another fd, stat and statx by path) and names
 // the view that was stale and by how much. Timestamps follow SPEC §5a: compared with values from
 // the same filesystem, never strictly against Date.now().
-import { open, writeFile, truncate, appendFile, stat, lstat } from 'node:fs/promises';
+import { open, writeFile, truncate, appendFile, stat, lstat, chmod } from 'node:fs/promises';
+import { spawn } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
   clause, forEachVariant, check, fail, pattern, loadTree, attrViews, expectSize, plainViews, msOf, withMapper, statView, statxView,
@@ -22,6 +23,25 @@ function expectAdvanced(before: Views, after: Views, field: 'mtimeNs' | 'ctimeNs
     if (!(v[field] > b[field])) bad.push(`${k} showed ${name} ${v[field]} ns, not later than ${b[field]} ns before (stale by at least ${TICK_GAP_MS} ms)`);
   }
   if (bad.length) fail(`${name} did not advance after ${what}: ${bad.join('; ')}`);
+}
+
+/** An id with no capabilities (nobody on Debian; it needs no passwd entry). */
+const UNPRIVILEGED = 65534;
+
+/**
+ * `data` appended to an fd opened here, by a child running as UNPRIVILEGED: the kernel decides at
+ * write time, by the writer's credentials, whether set-user-ID/set-group-ID must go, and the
+ * child needs no path it could not reach (the run's directories are 0700). Resolves with how the
+ * child ended; killed when the clause's signal fires.
+ */
+function appendAsUnprivileged(fd: number, data: string, signal: AbortSignal): Promise<string> {
+  return new Promise((resolve) => {
+    const child = spawn('/bin/sh', ['-c', 'printf %s "$1"', 'sh', data], { uid: UNPRIVILEGED, gid: UNPRIVILEGED, stdio: ['ignore', fd, 'pipe'], signal });
+    let err = '';
+    child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+    child.on('error', (e) => resolve(`spawn failed: ${e.message}`));
+    child.on('exit', (code, sig) => resolve(code === 0 ? 'ok' : `exit ${code}${sig ? ` (${sig})` : ''}${err ? `: ${err.trim().slice(0, 200)}` : ''}`));
+  });
 }
 
 forEachVariant({}, (mount) => {
@@ -240,6 +260,42 @@ forEachVariant({}, (mount) => {
       check(diffs.length === 0, `stat through the mount differs from the backing file's: ${diffs.slice(0, 6).join('; ')}${diffs.length > 6 ? `; and ${diffs.length - 6} more` : ''}`);
     },
     { mount, requires: ['mirror'] },
+  );
+
+  clause(
+    'ATT-009',
+    async (t) => {
+      const rel = 'att-009.bin';
+      const p = mount.path(rel);
+      await writeFile(p, pattern(90, 4096));
+      await chmod(p, 0o6777);
+      const before = (await stat(p)).mode & 0o7777;
+      check(before === 0o6777, `chmod 6777 through the mount left mode ${before.toString(8)}`);
+      const fh = await open(p, 'a');
+      let how: string;
+      try {
+        how = await appendAsUnprivileged(fh.fd, 'more', t.signal);
+      } finally {
+        await fh.close();
+      }
+      check(how === 'ok', `the append by uid ${UNPRIVILEGED} (write permission, no CAP_FSETID) to a mode 6777 file, through an fd opened by root, failed: ${how}; a local filesystem accepts it and clears the set-user-ID/set-group-ID bits`);
+      const after = await stat(p);
+      check(after.size === 4100, `after a 4-byte append by uid ${UNPRIVILEGED} to a 4096-byte file, stat shows size ${after.size}`);
+      const kept: string[] = [];
+      const mode = after.mode & 0o7777;
+      t.note('mode after', mode.toString(8));
+      if (mode & 0o6000) kept.push(`stat through the mount shows mode ${mode.toString(8)}`);
+      if (mount.claims.mirror) {
+        const b = (await stat(mount.backing(rel))).mode & 0o7777;
+        t.note('backing mode after', b.toString(8));
+        if (b & 0o6000) kept.push(`the backing file has mode ${b.toString(8)}`);
+      }
+      check(
+        kept.length === 0,
+        `a write by uid ${UNPRIVILEGED} (no CAP_FSETID) to a mode 6777 file left its set-user-ID/set-group-ID bits: ${kept.join('; ')}; expected 777. The kernel clears them itself unless the server negotiated FUSE_HANDLE_KILLPRIV_V2, which makes it the server's job (and with passthrough the server never sees the write)`,
+      );
+    },
+    { mount, requires: ['root'] },
   );
 
   clause(

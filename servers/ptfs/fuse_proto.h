@@ -30,6 +30,7 @@
 #define PT_INIT_WRITEBACK_CACHE (1ULL << 16)
 #define PT_INIT_PARALLEL_DIROPS (1ULL << 18)
 #define PT_INIT_MAX_PAGES (1ULL << 22)
+#define PT_INIT_HANDLE_KILLPRIV_V2 (1ULL << 28)
 #define PT_INIT_INIT_EXT (1ULL << 30)
 #define PT_INIT_PASSTHROUGH (1ULL << 37)
 
@@ -46,6 +47,9 @@
 #define PT_FOPEN_PASSTHROUGH (1U << 7)
 
 /* SETATTR valid bits */
+/* fuse_write_in.write_flags */
+#define PT_WRITE_KILL_SUIDGID (1U << 2)
+
 #define PT_FATTR_MODE (1U << 0)
 #define PT_FATTR_UID (1U << 1)
 #define PT_FATTR_GID (1U << 2)

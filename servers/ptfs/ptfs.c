@@ -73,6 +73,7 @@ enum defect {
 	D_NO_EXEC_BITS,
 	D_READDIR_DROPS_ENTRY,
 	D_SHORT_READ_EOF,
+	D_KILLPRIV_V2,
 	D_COUNT
 };
 
@@ -100,6 +101,7 @@ static const char *const defect_names[D_COUNT] = {
 	[D_NO_EXEC_BITS] = "no-exec-bits",
 	[D_READDIR_DROPS_ENTRY] = "readdir-drops-entry",
 	[D_SHORT_READ_EOF] = "short-read-eof",
+	[D_KILLPRIV_V2] = "killpriv-v2",
 };
 
 static struct config {
@@ -1171,6 +1173,26 @@ static void op_read(struct req *r)
 	reply_buf(r, r->w->out, (size_t)n);
 }
 
+/*
+ * The writer lacked CAP_FSETID (the kernel says so with FUSE_WRITE_KILL_SUIDGID on direct-io
+ * writes, and on all writes under HANDLE_KILLPRIV_V2). ptfs writes the backing file with its own
+ * CAP_FSETID, so the backing filesystem keeps the bits: clear them here, as a local write would.
+ */
+static void kill_suidgid(int fd)
+{
+	struct stat st;
+	if (fstat(fd, &st) < 0)
+		return;
+	mode_t mode = st.st_mode & 07777;
+	mode_t keep = mode & ~(mode_t)S_ISUID;
+	if ((mode & S_ISGID) && (mode & S_IXGRP))
+		keep &= ~(mode_t)S_ISGID;
+	if (keep != mode && fchmod(fd, keep) < 0)
+		logmsg("write: clearing setuid/setgid: %s", strerror(errno));
+	if (fremovexattr(fd, "security.capability") < 0 && errno != ENODATA && errno != ENOTSUP)
+		logmsg("write: removing security.capability: %s", strerror(errno));
+}
+
 static void op_write(struct req *r)
 {
 	const struct pt_write_in *wi = (const void *)r->arg;
@@ -1180,6 +1202,8 @@ static void op_write(struct req *r)
 	ssize_t n = pwrite(h->fd, r->arg + sizeof(*wi), wi->size, (off_t)wi->offset);
 	if (n < 0)
 		return (void)reply_err(r, errno);
+	if ((wi->write_flags & PT_WRITE_KILL_SUIDGID) && !defect(D_KILLPRIV_V2))
+		kill_suidgid(h->fd);
 	struct pt_write_out wo = {.size = (uint32_t)n};
 	reply_buf(r, &wo, sizeof(wo));
 }
@@ -1693,6 +1717,11 @@ static int handle_init(char *buf)
 		want |= PT_INIT_PASSTHROUGH;
 	if (cfg.writeback || defect(D_WRITEBACK_WITH_PT))
 		want |= PT_INIT_WRITEBACK_CACHE;
+	/* killpriv-v2: takes over clearing setuid/setgid on writes (it saves the kernel's
+	 * GETXATTR security.capability per write) and then never does it; with passthrough
+	 * the server never even sees the writes it took the job for. */
+	if (defect(D_KILLPRIV_V2))
+		want |= PT_INIT_HANDLE_KILLPRIV_V2;
 	uint64_t reply = want & offered;
 	uint32_t depth = (reply & PT_INIT_PASSTHROUGH) ? cfg.max_stack_depth : 0;
 	if (defect(D_BAD_STACK_DEPTH) && (reply & PT_INIT_PASSTHROUGH))
