@@ -40,7 +40,7 @@ function appendAsUnprivileged(fd: number, data: string, signal: AbortSignal): Pr
     let err = '';
     child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
     child.on('error', (e) => resolve(`spawn failed: ${e.message}`));
-    child.on('exit', (code, sig) => resolve(code === 0 ? 'ok' : `exit ${code}${sig ? ` (${sig})` : ''}${err ? `: ${err.trim().slice(0, 200)}` : ''}`));
+    child.on('close', (code, sig) => resolve(code === 0 ? 'ok' : `exit ${code}${sig ? ` (${sig})` : ''}${err ? `: ${err.trim().slice(0, 200)}` : ''}`));
   });
 }
 

@@ -46,10 +46,10 @@
  * and measurement on 6.18 agrees: with bit 8 the kernel silently serves the open cached. */
 #define PT_FOPEN_PASSTHROUGH (1U << 7)
 
-/* SETATTR valid bits */
 /* fuse_write_in.write_flags */
 #define PT_WRITE_KILL_SUIDGID (1U << 2)
 
+/* SETATTR valid bits */
 #define PT_FATTR_MODE (1U << 0)
 #define PT_FATTR_UID (1U << 1)
 #define PT_FATTR_GID (1U << 2)
