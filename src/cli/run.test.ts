@@ -93,6 +93,18 @@ describe.skipIf(why)(`fusecert run on real mounts${why ? ` (skipped: ${why})` : 
 
 const whyBindfs = missing('root', 'fuse', 'bindfs');
 describe.skipIf(whyBindfs)(`bindfs${whyBindfs ? ` (skipped: ${whyBindfs})` : ''}`, () => {
+  test('two servers in one run: a report each, the comparison, nothing left between or after them', async () => {
+    const out = mkdtempSync(path.join(os.tmpdir(), 'fusecert-test-out-'));
+    try {
+      const r = await fusecert(['run', '--server', 'servers/ptfs/manifest.json', '--server', 'servers/bindfs/manifest.json', '--only', 'NEG-001,RW-003', '--out', out]);
+      expect(r.exitCode, r.stderr).toBe(0);
+      expect(r.leftovers).toEqual([]);
+      for (const f of ['ptfs/results.json', 'ptfs/junit.xml', 'bindfs/results.json', 'bindfs/junit.xml', 'compare.html', 'compare.md']) expect(existsSync(path.join(out, f)), f).toBe(true);
+    } finally {
+      rmSync(out, { recursive: true, force: true });
+    }
+  });
+
   test('RW clauses pass; passthrough clauses are skipped with the reason', async () => {
     const r = await fusecert(['run', '--server', path.join(ROOT, 'servers/bindfs/manifest.json'), '--family', 'RW,NEG', '--seed', '3']);
     expect(r.leftovers).toEqual([]);

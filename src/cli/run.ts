@@ -102,11 +102,29 @@ export async function runServer(spec: ServerSpec, reference: ServerSpec | null, 
   const started = new Date();
   const files = suiteFiles(opts);
   if (files.length === 0) throw new EnvironmentError('no suite matches the selection (--only/--family)');
-  await preflight(spec);
-  const version = await serverVersion(spec);
 
+  // The run's state dir exists before its first mount (the preflight's), so that mount is in the
+  // registry an interrupt sweeps; it is gone, and nothing names it any more, when the run ends.
   const stateDir = mkdtempSync(path.join(os.tmpdir(), 'fusecert-run-'));
   writeFileSync(path.join(stateDir, 'owner.json'), JSON.stringify({ pid: process.pid, start: processStart(process.pid) }));
+  active.stateDir = stateDir;
+  process.env.FUSECERT_STATE_DIR = path.join(stateDir, 'resources');
+  const endState = () => {
+    const left = sweep(path.join(stateDir, 'resources'));
+    rmSync(stateDir, { recursive: true, force: true });
+    active.stateDir = null;
+    delete process.env.FUSECERT_STATE_DIR;
+    delete process.env.FUSECERT_CONTEXT;
+    return left;
+  };
+  try {
+    await preflight(spec);
+  } catch (e) {
+    endState();
+    throw e;
+  }
+  const version = await serverVersion(spec);
+
   const ctxFile = path.join(stateDir, 'context.json');
   const cliArgs = (extra: string) => `node ${path.relative(process.cwd(), path.join(ROOT, 'bin/fusecert.mjs')) || 'bin/fusecert.mjs'} run --server ${spec.file}${spec.variant ? '@' + spec.variant : ''} ${extra}`;
   const ctx: RunContext = {
@@ -122,7 +140,6 @@ export async function runServer(spec: ServerSpec, reference: ServerSpec | null, 
     replay: cliArgs(`--seed ${opts.seed} --only {id}`),
   };
   writeFileSync(ctxFile, JSON.stringify(ctx));
-  active.stateDir = stateDir;
   // Everything the run creates lives under its state dir (workspaces, vitest's own temp files),
   // so an interrupted run removes one directory after sweeping the mounts in it.
   const savedTmp = process.env.TMPDIR;
@@ -130,7 +147,6 @@ export async function runServer(spec: ServerSpec, reference: ServerSpec | null, 
   Object.assign(process.env, {
     TMPDIR: path.join(stateDir, 'tmp'),
     FUSECERT_CONTEXT: ctxFile,
-    FUSECERT_STATE_DIR: path.join(stateDir, 'resources'),
     FUSECERT_RUN_PID: String(process.pid),
     UV_THREADPOOL_SIZE: '32', // a hung FUSE call holds a libuv thread until the abort
   });
@@ -194,10 +210,7 @@ export async function runServer(spec: ServerSpec, reference: ServerSpec | null, 
   else process.env.TMPDIR = savedTmp;
   process.exitCode = 0;
 
-  const leftovers = sweep(path.join(stateDir, 'resources'));
-  for (const l of leftovers) collector.errors.push(`left behind by a suite and cleaned up: ${l}`);
-  rmSync(stateDir, { recursive: true, force: true });
-  active.stateDir = null;
+  for (const l of endState()) collector.errors.push(`left behind by a suite and cleaned up: ${l}`);
 
   const clauses = applyExpectations(collector.results, spec.expect);
   const results: Results = {
