@@ -151,7 +151,7 @@ export async function runServer(spec: ServerSpec, reference: ServerSpec | null, 
     UV_THREADPOOL_SIZE: '32', // a hung FUSE call holds a libuv thread until the abort
   });
 
-  const collector = new ClauseCollector(opts.quiet ? () => {} : undefined, files.length);
+  const collector = new ClauseCollector(opts.quiet ? () => {} : undefined, files.length, spec.expect);
   // Watchdog: no clause result for too long means a worker is stuck beyond the harness deadline
   // (a synchronous call into a hung server). First abort our connections, then kill workers.
   const stall = opts.deadlineMs * 2 + 60_000;

@@ -3,7 +3,8 @@
 import path from 'node:path';
 import type { Reporter, TestCase, TestModule } from 'vitest/node';
 import type { ClauseMeta } from '../harness/clause.ts';
-import { NOT_APPLICABLE, type ClauseResult } from './results.ts';
+import { NOT_APPLICABLE, applyExpectations, type ClauseResult } from './results.ts';
+import type { Expectation } from '../manifest/index.ts';
 import { progressLine } from './console.ts';
 
 export class ClauseCollector implements Reporter {
@@ -13,10 +14,15 @@ export class ClauseCollector implements Reporter {
   private expected = 0;
   private collected = 0;
 
-  /** `files`: how many suite files the run has (0: unknown), so the progress total says when it is partial. */
+  /**
+   * `files`: how many suite files the run has (0: unknown), so the progress total says when it is
+   * partial. `expect`: the manifest's known deviations, so a progress line already says XFAIL
+   * (results keep the raw status; the run applies the expectations once at the end).
+   */
   constructor(
     private readonly print: (line: string) => void = (l) => process.stdout.write(l + '\n'),
     private readonly files = 0,
+    private readonly expect: Expectation[] = [],
   ) {}
 
   onTestModuleCollected(m: TestModule): void {
@@ -53,7 +59,7 @@ export class ClauseCollector implements Reporter {
       r.notApplicable = NOT_APPLICABLE.some((re) => re.test(r.reason));
     } else if (res.state === 'pending') return;
     this.results.push(r);
-    this.print(progressLine(this.results.length, this.expected || null, r, this.collected < this.files));
+    this.print(progressLine(this.results.length, this.expected || null, applyExpectations([r], this.expect)[0], this.collected < this.files));
   }
 
   onTestModuleEnd(m: TestModule): void {
