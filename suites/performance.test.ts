@@ -137,8 +137,16 @@ function noteFigures(t: ClauseContext, key: string, r: Awaited<ReturnType<typeof
 async function requestsOfPass(mount: Mount, pass: () => Promise<unknown>): Promise<string | null> {
   if (unmetRequirement('tracefs', mount)) return null;
   const win = await requestsDuring(mount, 'PRF pass', pass);
-  const top = Object.entries(win.requests.counts).sort((a, b) => b[1] - a[1]).slice(0, 4);
-  return top.length ? top.map(([op, n]) => `${n} ${op}`).join(', ') : 'no request';
+  return topRequests(win.requests.counts, 4) || 'no request';
+}
+
+/** The `n` most frequent requests of a window, most first: "257 FUSE_GETXATTR, 1 FUSE_OPEN". */
+function topRequests(counts: Record<string, number>, n: number): string {
+  return Object.entries(counts)
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, n)
+    .map(([op, k]) => `${k} ${op}`)
+    .join(', ');
 }
 
 /** Passthrough servers get the threshold; the others get their figures and a skip that carries them. */
@@ -210,11 +218,7 @@ forEachVariant({ tree: null }, (mount, variant) => {
           await readFileSeq(file, mb, buf);
         });
         const total = win.requests.total;
-        const top = Object.entries(win.requests.counts)
-          .sort((a, b) => b[1] - a[1])
-          .slice(0, 6)
-          .map(([op, n]) => `${n} ${op}`)
-          .join(', ');
+        const top = topRequests(win.requests.counts, 6);
         t.note('requestsPerMiB', round2(total / (2 * mb)));
         t.note('requests', total);
         t.note('ioMiB', 2 * mb);
