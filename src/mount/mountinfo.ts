@@ -6,6 +6,8 @@ export interface MountEntry {
   source: string;
   major: number;
   minor: number;
+  /** Per-superblock options (for FUSE: user_id=0,group_id=0,default_permissions,allow_other...). */
+  superOptions: string[];
 }
 
 const unescape = (s: string) => s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
@@ -18,7 +20,7 @@ export function mounts(): MountEntry[] {
       const f = l.split(' ');
       const dash = f.indexOf('-');
       const [major, minor] = f[2].split(':').map(Number);
-      return { mountpoint: unescape(f[4]), fstype: f[dash + 1], source: unescape(f[dash + 2]), major, minor };
+      return { mountpoint: unescape(f[4]), fstype: f[dash + 1], source: unescape(f[dash + 2]), major, minor, superOptions: (f[dash + 3] ?? '').split(',') };
     });
 }
 

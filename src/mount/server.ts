@@ -1,4 +1,5 @@
 import { readdirSync, readlinkSync, readFileSync, existsSync } from 'node:fs';
+import { stat } from 'node:fs/promises';
 import { execa, type ResultPromise } from 'execa';
 import type { ServerSpec } from '../manifest/index.ts';
 import { substitute } from '../manifest/index.ts';
@@ -66,6 +67,8 @@ export class ServerInstance {
   private forget: Array<() => void> = [];
   connection = -1;
   pids: number[] = [];
+  /** How the first stat of the mount root ended ('ok' or an errno name): the server answered INIT. */
+  rootStat = '';
 
   private constructor(
     readonly spec: ServerSpec,
@@ -146,6 +149,19 @@ export class ServerInstance {
       }
       await sleep(20);
     }
+    // The mount appears in mountinfo before the server has answered FUSE_INIT; until it has, the
+    // negotiated state is not there to observe (a borrowed-fd BACKING_OPEN gives EPERM although
+    // passthrough will be granted, SPEC §5a). A stat of the root needs a reply, and the kernel
+    // holds every request until INIT is answered.
+    const initDone = await Promise.race([stat(mountpoint).then(() => 'ok', (e: NodeJS.ErrnoException) => e.code ?? 'error'), sleep(Math.max(0, deadline - Date.now())).then(() => null)]);
+    if (initDone === null) {
+      await inst.kill();
+      throw new ServerStartError(
+        `${spec.name}: the FUSE mount at ${mountpoint} appeared but a stat of its root got no answer within ${spec.manifest.mountTimeoutMs} ms (the server did not answer FUSE_INIT or GETATTR; mountTimeoutMs in the manifest)${inst.outputLine() ? `; server output: ${inst.outputLine()}` : ''}`,
+        inst.stderrTail(),
+      );
+    }
+    inst.rootStat = initDone;
     // A helper that passed the device fd on (fusermount3) may still hold it for a moment: look
     // again once it had time to exit, and keep the owners that remain.
     const first = serverPids(inst.connection);
