@@ -1,11 +1,11 @@
 // BKG: the backing-file lifecycle of the server under test. Opens are made one by one inside
 // evidence windows (FileOpens), so a failing open names what the server did with backing ids;
 // the ledger (ioctl tracepoints of the server's threads) says which ids were opened and closed.
-import { readFile, writeFile, open, unlink, statfs, mkdir } from 'node:fs/promises';
+import { readFile, writeFile, open, unlink, statfs, mkdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll } from 'vitest';
 import {
-  clause, useMount, check, fail, errnoOf, expectBytes, pattern, loadTree, runContext,
+  clause, useMount, check, fail, errnoOf, errnoFrom, expectBytes, pattern, loadTree, runContext,
   FileOpens, flagNames, quiesce, requestsDuring, windowSummary, counts, probeBackingOpen, requirePlatform,
   ClauseFailure, type Observed,
 } from '../src/harness/index.ts';
@@ -326,6 +326,14 @@ clause(
     nested = await buildNested();
     const n = nested;
     try {
+      // A server may refuse, by design, to serve what lies across a mountpoint inside its source
+      // (libfuse's passthrough_hp answers EOPNOTSUPP): then no single refused backing file can be
+      // made for it, and BKG-006 (a source wholly on a stacked filesystem) is what applies.
+      const crossing = await errnoFrom(() => stat(n.path('nested/x')));
+      t.note('statOfNestedFile', crossing);
+      if (['EOPNOTSUPP', 'ENOTSUP', 'EXDEV'].includes(crossing)) {
+        t.skip(`server does not serve files across a mountpoint inside its source (stat of /nested/x, on a FUSE mount inside the source, gave ${crossing}): one refused backing file among accepted ones cannot be made for it; BKG-006 covers refused backing files`);
+      }
       const refused = await probeBackingOpen(n.server.pids, n.connection, path.join(n.outer.source, 'nested/x'));
       t.note('backingOpenOfNestedFile', refused);
       if (refused !== 'ELOOP') t.skip(`the kernel does not refuse this server's backing files on a FUSE passthrough mount (BACKING_OPEN gave ${refused}: max_stack_depth 2)`);
@@ -414,7 +422,11 @@ clause(
     const l = win.ledger;
     check(l.failedOpens().length === 0 && l.failedCloses().length === 0, `the storm made failed backing ioctls: ${l.summary()}`);
     check(l.liveCount() <= 0, `after the storm ${l.liveCount()} backing id(s) stayed live with /${rel} closed: ${l.summary()}`);
-    check(l.maxLive() <= 1, `during the storm on one file ${l.maxLive()} backing ids were live at once: ${l.summary()}`);
+    // More than one id live at a moment is no breach by itself: once the last file of the inode
+    // is released the kernel drops the inode's backing object, and a server may register the next
+    // id before it closes the old one (SPEC §5a). A second id for an inode that still has open
+    // passthrough files is the breach, and the kernel answers that open with EIO: counted above.
+    t.note('maxLiveIds', l.maxLive());
   },
   { mount, requires: ['passthrough', 'ioctl-trace'], deadlineMs: 60_000 },
 );
