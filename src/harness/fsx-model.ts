@@ -320,7 +320,10 @@ export async function runFsx(o: FsxOptions): Promise<FsxOutcome> {
         } finally {
           await fh.close();
         }
-        if (o.mount.claims.mirror) expectBytes(await readFile(o.mount.backing(rel)), model.data, 'after the sequence, the backing file read directly');
+        // The backing file is compared where a local filesystem guarantees it: stores into the
+        // shared mapping reach the file at msync (SPEC §5a), not while the pages are still dirty.
+        if (real.map !== null) await child.msync(real.map);
+        if (o.mount.claims.mirror) expectBytes(await readFile(o.mount.backing(rel)), model.data, 'after the sequence (and an msync of the shared mapping), the backing file read directly');
       } finally {
         if (real.map !== null) await child.unmap(real.map).catch(() => {});
         if (real.childFd >= 0) await child.closeFd(real.childFd).catch(() => {});
