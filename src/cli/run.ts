@@ -50,10 +50,9 @@ export function suiteFiles(opts: Pick<RunOptions, 'only' | 'families'>): string[
 }
 
 async function serverVersion(spec: ServerSpec): Promise<string> {
-  const v = spec.manifest.version;
+  const v = spec.versionArgv;
   if (!v) return 'unknown';
-  const exe = v[0].startsWith('./') ? path.resolve(spec.dir, v[0]) : v[0];
-  const r = await execa(exe, v.slice(1), { reject: false, timeout: 5000, all: true });
+  const r = await execa(v[0], v.slice(1), { reject: false, timeout: 5000, all: true, env: spec.manifest.env });
   const line = (r.all ?? '').split('\n').find((l) => l.trim()) ?? '';
   return line.trim().slice(0, 120) || 'unknown';
 }

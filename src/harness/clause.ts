@@ -4,7 +4,7 @@ import { runContext, selected } from './context.ts';
 import type { Mount } from './mount.ts';
 
 /** What a clause may need; each unmet one becomes a structured skip reason. */
-export type Requirement = 'passthrough' | 'passthrough-data' | 'mirror' | 'xattrs' | 'exec' | 'root' | 'tracefs' | 'ioctl-trace' | 'reference' | 'fallback' | 'attr-timeout';
+export type Requirement = 'passthrough' | 'passthrough-data' | 'mirror' | 'xattrs' | 'exec' | 'root' | 'tracefs' | 'ioctl-trace' | 'reference' | 'attr-timeout';
 
 export interface ClauseMeta {
   id: string;
@@ -60,8 +60,6 @@ export function unmetRequirement(req: Requirement, mount: Mount | undefined): st
       return claims.xattrs ? null : 'server does not claim xattrs';
     case 'exec':
       return claims.exec ? null : 'server does not claim exec';
-    case 'fallback':
-      return claims.fallback ? null : 'server does not claim fallback for refused backing files';
     case 'attr-timeout':
       return claims.attrTimeoutMs !== undefined ? null : 'manifest declares no attrTimeoutMs (claims.attrTimeoutMs)';
     case 'root':

@@ -22,8 +22,6 @@ const Claims = z
     exec: z.boolean().default(true),
     /** How long a change made behind the server's back may stay invisible (ATT-008). */
     attrTimeoutMs: z.number().int().nonnegative().optional(),
-    /** The server falls back to FUSE_READ/FUSE_WRITE when the kernel refuses a backing file. */
-    fallback: z.boolean().default(false),
     /**
      * Passthrough opens carry FOPEN_DIRECT_IO too: read and write go to the server by design and
      * only mmap uses the backing file (SPEC §4), so the no-FUSE_READ/WRITE clauses do not apply.
@@ -87,6 +85,8 @@ export interface ServerSpec {
   manifest: Manifest;
   variant: string | null;
   argv: string[]; // with placeholders
+  /** The manifest's `version` command, ${VAR} expanded and command[0] resolved, or null. */
+  versionArgv: string[] | null;
   claims: Claims;
   expect: Expectation[];
 }
@@ -106,7 +106,9 @@ export function parseManifest(text: string, file: string): Manifest {
   if (!r.success) {
     const issue = r.error.issues[0];
     let expected = issue.message;
-    if (issue.code === 'unrecognized_keys') expected = `unknown field ${issue.keys.map((k) => JSON.stringify(k)).join(', ')} (check the spelling; see README "Writing a manifest")`;
+    if (issue.code === 'unrecognized_keys' && issue.keys.includes('fallback') && issue.path.at(-1) === 'claims')
+      expected = 'unknown field "fallback": it is no longer a claim (no clause read it): serving a file whose backing file the kernel refuses is required of every passthrough server (BKG-006, BKG-007); remove the field';
+    else if (issue.code === 'unrecognized_keys') expected = `unknown field ${issue.keys.map((k) => JSON.stringify(k)).join(', ')} (check the spelling; see README "Writing a manifest")`;
     else if (issue.code === 'invalid_type') expected = `expected ${issue.expected}`;
     throw new ManifestError(file, formatPath(issue.path), expected);
   }
@@ -162,6 +164,11 @@ export function resolveServer(manifest: Manifest, file: string, variant: string 
     throw new ManifestError(file, 'command[0]', `executable ${argv[0]} not found${hint}`);
   }
   argv[0] = exe;
+  let versionArgv: string[] | null = null;
+  if (manifest.version) {
+    versionArgv = manifest.version.map((a, i) => expandEnv(a, file, `version[${i}]`));
+    versionArgv[0] = resolveExecutable(versionArgv[0], dir) ?? versionArgv[0];
+  }
   return {
     name: variant ? `${manifest.name}@${variant}` : manifest.name,
     file,
@@ -169,6 +176,7 @@ export function resolveServer(manifest: Manifest, file: string, variant: string 
     manifest,
     variant,
     argv,
+    versionArgv,
     claims,
     expect: manifest.expect,
   };
