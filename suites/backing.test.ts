@@ -357,7 +357,9 @@ clause(
         const after = ' after the kernel refused the backing file of /nested/x (ELOOP)';
         for (const flags of [O.O_RDONLY, O.O_RDWR]) {
           const h = await a.open(flags).catch((e) => {
-            throw e instanceof ClauseFailure ? new ClauseFailure(e.message + after + ': a refused backing file must not switch passthrough off for files whose inode already has a backing object') : e;
+            throw e instanceof ClauseFailure
+              ? new ClauseFailure(`${e.message}${after}: a refused backing file must not switch passthrough off for files whose inode already has a backing object; standalone reproducer: fixtures/repro/refused-backing-file.py -- COMMAND`)
+              : e;
           });
           const b2 = Buffer.alloc(70000);
           await preadAsync(h.fd, b2, 0);
