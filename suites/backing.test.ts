@@ -126,7 +126,24 @@ clause(
       `while only /${rel} was open, ${max} backing ids were live at once (ledger: ${win.ledger.summary()}): concurrent opens of one inode must share one backing id`,
     );
   },
-  { mount, requires: ['passthrough'] },
+  {
+    mount,
+    requires: ['passthrough'],
+    repro: [
+    { op: 'create', path: 'bkg-002.bin', seed: 22, size: 64 * 1024 },
+    { op: 'open', fd: 'a', path: 'bkg-002.bin', flags: ['O_RDONLY'] },
+    { op: 'open', fd: 'b', path: 'bkg-002.bin', flags: ['O_RDWR'] },
+    { op: 'open', fd: 'c', path: 'bkg-002.bin', flags: ['O_WRONLY'] },
+    { op: 'pwrite', fd: 'b', off: 100, seed: 23, len: 5000 },
+    { op: 'pwrite', fd: 'c', off: 40000, seed: 24, len: 3000 },
+    { op: 'pread', fd: 'a', off: 0, len: 64 * 1024 },
+    { op: 'pread', fd: 'b', off: 0, len: 64 * 1024 },
+    { op: 'burst', path: 'bkg-002.bin', n: 8, flags: [['O_RDONLY'], ['O_RDWR']] },
+    { op: 'close', fd: 'a' },
+    { op: 'close', fd: 'b' },
+    { op: 'close', fd: 'c' },
+    ],
+  },
 );
 
 clause(

@@ -2,6 +2,8 @@ import { test, type TestContext } from 'vitest';
 import { clauseById, type Clause } from '../catalogue/index.ts';
 import { runContext, selected } from './context.ts';
 import type { Mount } from './mount.ts';
+import { writeRepro, type ReproOp } from './repro.ts';
+import path from 'node:path';
 
 /** What a clause may need; each unmet one becomes a structured skip reason. */
 export type Requirement = 'passthrough' | 'passthrough-data' | 'mirror' | 'xattrs' | 'exec' | 'root' | 'tracefs' | 'ioctl-trace' | 'reference' | 'attr-timeout';
@@ -17,6 +19,8 @@ export interface ClauseMeta {
   evidence: Record<string, unknown>;
   stderr?: string;
   replay?: string;
+  /** A standalone reproducer written for this failure (harness/repro.ts). */
+  repro?: string;
 }
 
 export class HungError extends Error {
@@ -41,6 +45,8 @@ export interface ClauseOptions {
   requires?: Requirement[];
   mount?: Mount;
   deadlineMs?: number;
+  /** What the clause does, as file operations a standalone script can replay (written on failure). */
+  repro?: ReproOp[];
 }
 
 export function unmetRequirement(req: Requirement, mount: Mount | undefined): string | null {
@@ -142,6 +148,11 @@ export function clause(id: string, body: (t: ClauseContext) => Promise<void>, op
         );
       }
       if (m?.server?.hasExited) m.broken = true;
+      if (opts.repro && e instanceof Error && !(e instanceof HungError) && meta.skip === undefined) {
+        const file = writeRepro(ctx.outDir, { id: fullId, title: cl.title, server: m?.spec.name ?? ctx.server.name, reason: e.message }, opts.repro);
+        meta.repro = file;
+        e.message += `; standalone reproducer: python3 ${path.relative(process.cwd(), file) || file} MOUNTPOINT`;
+      }
       throw e;
     } finally {
       clearTimeout(timer);
@@ -150,6 +161,11 @@ export function clause(id: string, body: (t: ClauseContext) => Promise<void>, op
 }
 
 /** One JUnit testcase per parameter: `ID[name]`. */
-export function clauseEach<P>(id: string, params: { name: string; value: P }[], body: (t: ClauseContext, p: P) => Promise<void>, opts: Omit<ClauseOptions, 'param'> = {}): void {
-  for (const p of params) clause(id, (t) => body(t, p.value), { ...opts, param: p.name });
+export function clauseEach<P>(
+  id: string,
+  params: { name: string; value: P }[],
+  body: (t: ClauseContext, p: P) => Promise<void>,
+  opts: Omit<ClauseOptions, 'param' | 'repro'> & { repro?: (p: P) => ReproOp[] } = {},
+): void {
+  for (const p of params) clause(id, (t) => body(t, p.value), { ...opts, param: p.name, repro: opts.repro?.(p.value) });
 }

@@ -12,3 +12,4 @@ export { devFuseFds, borrowDeviceFd, backingOpen, backingClose, probeNegotiation
 export { withReference, platformFact, requirePlatform, checkFact, IO_MODE_CONFLICTS, type FactId, type FactResult, type RefMount } from './platform.ts';
 export { FileOpens, flagNames, type HeldOpen } from './opens.ts';
 export { runFsx, fsxCommands, MAP_LEN, type FsxModel, type FsxReal, type FsxOptions, type FsxOutcome } from './fsx-model.ts';
+export { renderRepro, writeRepro, type ReproOp, type FlagName } from './repro.ts';
