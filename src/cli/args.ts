@@ -139,13 +139,17 @@ export interface Parsed {
   help: boolean;
 }
 
-const show = (s: string) => (s === '' ? '""' : JSON.stringify(s).slice(1, -1).length === s.length && !/\s/.test(s) ? s : JSON.stringify(s));
+/** A user's word in a message: as is when plain printable ASCII without quotes, else JSON-quoted, so a message stays one line. */
+export const show = (s: string) => (/^[\x21\x23-\x7e]+$/.test(s) ? s : JSON.stringify(s).replace(/[\u007f-\u009f\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`));
 
 /** Parse a command's argv against its spec. Throws UsageError, one line, for anything it does not accept. */
 export function parseCommand(cmd: CommandName, argv: string[]): Parsed {
   const options = optionsOf(cmd);
   const spec: CommandSpec = COMMANDS[cmd];
   const see = `see fusecert ${cmd} --help`;
+  // A real exec cannot pass a NUL; a caller in-process can, and fs would throw on the path.
+  const nul = argv.find((w) => w.includes('\0'));
+  if (nul !== undefined) throw new UsageError(`argument ${show(nul)} contains a NUL byte`);
   const { tokens } = parseArgs({
     args: argv,
     options: Object.fromEntries(Object.entries(options).map(([n, o]) => [n, { type: o.type, ...(o.short ? { short: o.short } : {}) }])),
@@ -184,7 +188,8 @@ export function parseCommand(cmd: CommandName, argv: string[]): Parsed {
     collecting = null;
     const o = Object.hasOwn(options, t.name) ? options[t.name]! : undefined;
     // parseArgs knows a short flag only through its long name; an unknown `-x` arrives as name 'x'.
-    if (!o || (t.rawName.startsWith('--') ? t.rawName !== `--${t.name}` : o.short !== t.rawName.slice(1))) {
+    // A one-letter option (compare's -o) has no long form: `--o` is not it.
+    if (!o || (t.rawName.startsWith('--') ? t.rawName !== `--${t.name}` || t.name === o.short : o.short !== t.rawName.slice(1))) {
       throw new UsageError(`unknown option ${t.rawName} for ${cmd} (${see})`);
     }
     if (o.type === 'boolean') {

@@ -8,7 +8,7 @@ import { loadServer, ManifestError, type ServerSpec } from '../manifest/index.ts
 import { probe, fatalProblems, formatChecks } from '../platform/index.ts';
 import { runServer, resolveReference, suiteFiles, sweepDeadRuns, EnvironmentError, VERSION, type RunOptions } from './run.ts';
 import { writeComparison, ResultsInputError } from '../report/compare.ts';
-import { COMMAND_NAMES, UsageError, commandHelp, isCommand, parseCommand, usage } from './args.ts';
+import { COMMAND_NAMES, UsageError, commandHelp, isCommand, parseCommand, usage, show as q } from './args.ts';
 
 export const ISSUES = 'the fusecert issue tracker';
 
@@ -32,11 +32,6 @@ export const processIo = (): Io => ({
   cwd: process.cwd(),
   env: process.env,
 });
-
-/** Show a user's string in a message: as is when plain, JSON-quoted when it has spaces, controls or is empty. */
-function q(s: string): string {
-  return /^[\x21-\x7e]+$/.test(s) ? s : JSON.stringify(s).replace(/[\u007f-\u009f\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
-}
 
 function whole(name: string, v: string | undefined, min: number, max: number): number {
   const n = v !== undefined && /^\d{1,16}$/.test(v) ? Number(v) : NaN;
@@ -87,6 +82,8 @@ function checkOutDir(option: string, dir: string): void {
 function checkOutFile(option: string, file: string, parentMustExist: boolean): void {
   const st = statOf(file);
   if (st?.isDirectory()) throw new UsageError(`${option} ${q(file)}: is a directory; expected a file name`);
+  // Writing into a FIFO without a reader blocks for ever; /dev/null and the like are fine.
+  if (st && !st.isFile() && !st.isCharacterDevice()) throw new UsageError(`${option} ${q(file)}: is not a regular file (a pipe or socket); expected a file name`);
   const parent = path.dirname(file);
   if (!parentMustExist) return checkOutDir(option, parent);
   const pst = statOf(parent);
@@ -100,6 +97,8 @@ function checkOutFile(option: string, file: string, parentMustExist: boolean): v
 function serverSpec(value: string, cwd: string): ServerSpec {
   const m = /^(.*?)(?:@([a-z0-9-]+))?$/s.exec(value)!;
   if (m[1] === '') throw new UsageError(`--server ${q(value)}: expected the path of a manifest.json (e.g. servers/ptfs/manifest.json)`);
+  // loadServer() splits PATH@variant with a pattern that does not cross line breaks.
+  if (/[\n\r\u2028\u2029]/.test(value)) throw new UsageError(`--server ${q(value)}: a path with a line break is not supported; rename the manifest`);
   const file = path.resolve(cwd, m[1]!);
   const st = statOf(file);
   if (st && !st.isFile()) throw new UsageError(`--server ${q(value)}: ${st.isDirectory() ? 'is a directory' : 'is not a regular file'}; expected the path of a manifest.json (e.g. servers/ptfs/manifest.json)`);
@@ -197,12 +196,19 @@ function cmdCompare(argv: string[], io: Io): number {
   if (a.help) return help(io, 'compare');
   const target = path.resolve(io.cwd, a.strings.o!);
   checkOutFile('-o', target, false);
-  writeComparison(
-    a.positionals.map((f) => path.resolve(io.cwd, f)),
-    target,
-    VERSION,
-  );
-  io.out(`comparison: ${path.relative(io.cwd, target) || target}`);
+  try {
+    writeComparison(
+      a.positionals.map((f) => path.resolve(io.cwd, f)),
+      target,
+      VERSION,
+    );
+  } catch (e) {
+    // The checks above cannot foresee everything a write meets (a full disk, a device that refuses).
+    const err = e as NodeJS.ErrnoException;
+    if (err.syscall && err.code && err.path?.startsWith(path.dirname(target))) throw new UsageError(`-o ${q(target)}: cannot write it (${err.code})`);
+    throw e;
+  }
+  io.out(`comparison: ${q(path.relative(io.cwd, target) || target)}`);
   return 0;
 }
 
