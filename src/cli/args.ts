@@ -37,7 +37,7 @@ export const COMMANDS = {
       family: { type: 'string', list: true, commas: true, metavar: 'FAM', help: 'only these families (space or comma separated: --family PLT NEG, --family RW,ATT)' },
       jobs: { type: 'string', metavar: 'N', default: '2', help: 'suite files in parallel' },
       strict: { type: 'boolean', help: 'skips and unexpected passes fail, SHOULD failures fail' },
-      junit: { type: 'string', metavar: 'PATH', help: 'the JUnit file (default OUT/junit.xml; with several servers PATH-NAME.xml)' },
+      junit: { type: 'string', metavar: 'PATH', help: 'the JUnit file, in an existing directory or under --out (default OUT/junit.xml; with several servers PATH-NAME.xml)' },
       out: { type: 'string', metavar: 'DIR', default: 'reports', help: 'where results.json and junit.xml go (a subdirectory per server when several)' },
       seed: { type: 'string', metavar: 'N', help: 'clause order and FSX operations (default random, printed)' },
       shuffle: { type: 'boolean', help: 'run clauses in an order drawn from the seed' },

@@ -36,6 +36,10 @@ beforeAll(() => {
   f.passwd = put('passwd', readFileSync('/etc/passwd')); // a copy: an argv may make an input the -o target
   f.badManifest = put('bad-manifest.json', JSON.stringify({ name: 'x', command: ['/bin/true'], claims: { passthrough: 'yes' } }));
   f.missingExe = put('missing-exe.json', JSON.stringify({ name: 'y', command: ['/nonexistent/server', '{mountpoint}'], claims: { passthrough: false } }));
+  // A second server with a name of its own, for the several-servers forms.
+  const ptfs = JSON.parse(readFileSync(PTFS_MANIFEST, 'utf8'));
+  const abs = (argv: string[]) => argv.map((w) => (w.startsWith('./') ? path.join(ROOT, 'servers/ptfs', w) : w));
+  f.second = put('second.json', JSON.stringify({ ...ptfs, name: 'second', version: abs(ptfs.version), command: abs(ptfs.command) }));
   f.text = put('file.txt', 'not a directory\n');
   f.binary = put('binary.bin', Buffer.from([0x7f, 0x45, 0x4c, 0x46, 0, 0, 0xff, 0xfe]));
   f.dir = path.join(tmp, 'dir');
@@ -259,7 +263,9 @@ describe('the documented forms and the error lines', () => {
       ['run', '--server', PTFS_MANIFEST, '--only', 'RW-001', 'RW-002'],
       ['run', '--server', PTFS_MANIFEST, '--only', 'BKG-002,IOM-001', '--strict'],
       ['run', '--family', 'RW,ATT', '--server', PTFS_MANIFEST, '--jobs', '1', '--seed', '7', '--shuffle'],
-      ['run', '--server', PTFS_MANIFEST, `${PTFS_MANIFEST}@no-passthrough`, '--only', 'RW-001'],
+      ['run', '--server', PTFS_MANIFEST, f.second, '--only', 'RW-001'],
+      // examples/github-actions.yml: the JUnit file in the --out directory the run creates
+      ['run', '--server', PTFS_MANIFEST, '--server', f.second, '--seed', '12', '--out', 'new-reports', '--junit', 'new-reports/junit.xml'],
     ]) {
       const r = await call(argv);
       expect([r.code, r.err], JSON.stringify(argv)).toEqual([0, '']);
@@ -277,7 +283,8 @@ describe('the documented forms and the error lines', () => {
       [['run', '--server', PTFS_MANIFEST, '--jobs', '0'], /^--jobs 0: expected a whole number from 1 to 256$/],
       [['run', '--server', PTFS_MANIFEST, '--jobs', '--strict'], /^--jobs needs a value \(N\), got the option --strict/],
       [['run', '--server', PTFS_MANIFEST, '--out', f.text], /^--out .*file\.txt: is a file; expected a directory/],
-      [['run', '--server', PTFS_MANIFEST, '--junit', '/nonexistent/dir/j.xml'], /^--junit \/nonexistent\/dir\/j\.xml: directory \/nonexistent\/dir does not exist/],
+      [['run', '--server', PTFS_MANIFEST, '--junit', '/nonexistent/dir/j.xml'], /^--junit \/nonexistent\/dir\/j\.xml: directory \/nonexistent\/dir does not exist; expected a file in an existing directory or under --out$/],
+      [['run', '--server', PTFS_MANIFEST, '--out', 'r1', '--junit', 'r2/j.xml'], /^--junit .*\/r2\/j\.xml: directory .*\/r2 does not exist/],
       [['run', '--server', PTFS_MANIFEST, '--junit', '/proc/j.xml'], /^--junit \/proc\/j\.xml: cannot write in \/proc/],
       [['run', '--server', f.fifo], /^--server .*fifo: is not a regular file/],
       [['run', '--server', PTFS_MANIFEST, 'stray'], /stray: \(top level\): file not found/],

@@ -78,16 +78,20 @@ function checkOutDir(option: string, dir: string): void {
   if (why) throw new UsageError(`${option} ${q(dir)}: cannot write in ${q(at)} (${why}); expected a writable directory`);
 }
 
-/** A file fusecert will write (--junit, compare -o); parentMustExist: its directory is not created for it. */
-function checkOutFile(option: string, file: string, parentMustExist: boolean): void {
+/**
+ * A file fusecert will write (--junit, compare -o). parentMustExist: its directory must exist, so a
+ * mistyped directory is caught before a long run, unless `createdBy` (--out) creates it.
+ */
+function checkOutFile(option: string, file: string, parentMustExist: boolean, createdBy?: string): void {
   const st = statOf(file);
   if (st?.isDirectory()) throw new UsageError(`${option} ${q(file)}: is a directory; expected a file name`);
   // Writing into a FIFO without a reader blocks for ever; /dev/null and the like are fine.
   if (st && !st.isFile() && !st.isCharacterDevice()) throw new UsageError(`${option} ${q(file)}: is not a regular file (a pipe or socket); expected a file name`);
   const parent = path.dirname(file);
-  if (!parentMustExist) return checkOutDir(option, parent);
+  const under = createdBy !== undefined && !path.relative(createdBy, parent).startsWith('..') && !path.isAbsolute(path.relative(createdBy, parent));
+  if (!parentMustExist || under) return checkOutDir(option, parent);
   const pst = statOf(parent);
-  if (!pst) throw new UsageError(`${option} ${q(file)}: directory ${q(parent)} does not exist; expected a file in an existing directory`);
+  if (!pst) throw new UsageError(`${option} ${q(file)}: directory ${q(parent)} does not exist; expected a file in an existing directory or under --out`);
   if (!pst.isDirectory()) throw new UsageError(`${option} ${q(file)}: ${q(parent)} is not a directory; expected a file in an existing directory`);
   const why = canCreateIn(parent);
   if (why) throw new UsageError(`${option} ${q(file)}: cannot write in ${q(parent)} (${why}); expected a writable directory`);
@@ -132,7 +136,7 @@ async function cmdRun(argv: string[], io: Io): Promise<number> {
   // its results fails now, not after the certification.
   checkOutDir('--out', opts.outDir);
   if (specs.length > 1) for (const s of specs) checkOutDir('--out', path.join(opts.outDir, s.name));
-  if (opts.junit) checkOutFile('--junit', opts.junit, true);
+  if (opts.junit) checkOutFile('--junit', opts.junit, true, opts.outDir);
   if (io.dryRun) {
     io.out(`dry run: would certify ${names.join(', ')} (${suiteFiles(opts).length} suite file(s)), reports in ${opts.outDir}`);
     return 0;
