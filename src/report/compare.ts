@@ -2,8 +2,9 @@
 // buildComparison() is the model (pure, unit-tested); renderHtml()/renderMarkdown() draw it.
 // The HTML is one self-contained file: inline CSS, no scripts, no network; every string
 // that came from a results file is escaped.
-import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
+import { readFileSync, writeFileSync, mkdirSync, statSync } from 'node:fs';
 import path from 'node:path';
+import { z } from 'zod';
 import { FAMILIES } from '../catalogue/index.ts';
 import type { ClauseResult, Results } from './results.ts';
 
@@ -375,22 +376,89 @@ export function renderMarkdown(cmp: Comparison): string {
 
 // ---- files -------------------------------------------------------------------------------
 
-export function loadResults(files: string[]): Results[] {
+/** A file given to `compare` that is not a results.json it can read: the message names the file and what was expected. */
+export class ResultsInputError extends Error {}
+
+const MAX_RESULTS_BYTES = 256 * 1024 * 1024;
+const str = z.string();
+const num = z.number();
+const Clause = z.looseObject({
+  id: str.min(1),
+  family: str.optional(),
+  level: str,
+  title: str,
+  status: z.enum(['pass', 'fail', 'skip', 'hung', 'xfail', 'xpass']),
+  reason: str.optional(),
+  durationMs: num.optional(),
+  evidence: z.record(str, z.unknown()).optional(),
+});
+/** The fields the comparison reads, with the types it reads them as; what a run of this version always writes. */
+const ResultsShape = z.looseObject({
+  tool: z.literal('fusecert'),
+  version: str.regex(/^\d+\.\d+\.\d+/, 'a version like 1.2.3'),
+  started: str,
+  durationMs: num,
+  platform: z.looseObject({ kernel: str, passthrough: str, root: z.boolean(), tracefs: z.boolean() }),
+  server: z.looseObject({ name: str, version: str, manifest: str.optional() }),
+  options: z.looseObject({ only: z.array(str), families: z.array(str), strict: z.boolean(), seed: num, jobs: num }).partial().optional(),
+  clauses: z.array(Clause),
+  errors: z.array(str).optional(),
+  summary: z.record(str, num).optional(),
+});
+
+const shown = (f: string) => (/^[\x21-\x7e]+$/.test(f) ? f : JSON.stringify(f).replace(/[\u007f-\u009f\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`));
+
+function errnoText(e: unknown): string {
+  const code = (e as NodeJS.ErrnoException).code;
+  const text: Record<string, string> = { ENOENT: 'no such file', EACCES: 'permission denied', ENOTDIR: 'a component of the path is not a directory', ELOOP: 'too many symbolic links', ENAMETOOLONG: 'name too long', EISDIR: 'a directory' };
+  return (code && text[code]) || `cannot read it (${code ?? (e as Error).message})`;
+}
+
+/**
+ * Read results files for a comparison. A file that is missing, not a regular file, not JSON, not a
+ * fusecert results file, or one written by a fusecert of another major version is a
+ * ResultsInputError naming the file and what was expected: the page would be wrong or empty.
+ */
+export function loadResults(files: string[], version?: string): Results[] {
+  const major = version?.split('.')[0];
   return files.map((f) => {
-    let r: Results;
+    const bad = (what: string) => new ResultsInputError(`${shown(f)}: ${what}`);
+    let st;
     try {
-      r = JSON.parse(readFileSync(f, 'utf8')) as Results;
+      st = statSync(f);
     } catch (e) {
-      throw new Error(`${f}: not a readable results.json (${(e as Error).message})`);
+      throw bad(`${errnoText(e)}; expected a results.json written by \`fusecert run\``);
     }
-    if (!r || !Array.isArray(r.clauses)) throw new Error(`${f}: not a fusecert results file (no "clauses" array)`);
-    return r;
+    if (!st.isFile()) throw bad(`not a regular file (a ${st.isDirectory() ? 'directory' : 'device, pipe or socket'}); expected a results.json written by \`fusecert run\``);
+    if (st.size > MAX_RESULTS_BYTES) throw bad(`${st.size} bytes: too large for a results.json (at most ${MAX_RESULTS_BYTES})`);
+    let raw: unknown;
+    try {
+      raw = JSON.parse(readFileSync(f, 'utf8'));
+    } catch (e) {
+      throw bad((e as NodeJS.ErrnoException).code ? errnoText(e) : 'not JSON; expected a results.json written by `fusecert run`');
+    }
+    const tool = (raw as { tool?: unknown } | null)?.tool;
+    if (raw === null || typeof raw !== 'object' || Array.isArray(raw) || tool !== 'fusecert') {
+      throw bad('not a fusecert results file (expected a JSON object with "tool": "fusecert" and a "clauses" array)');
+    }
+    const v = (raw as { version?: unknown }).version;
+    if (typeof v === 'string' && major !== undefined && v.split('.')[0] !== major) {
+      throw bad(`written by fusecert ${v.slice(0, 40)}; this is fusecert ${version}, which reads results of version ${major}.x (rerun \`fusecert run\` with this version)`);
+    }
+    const r = ResultsShape.safeParse(raw);
+    if (!r.success) {
+      const issue = r.error.issues[0]!;
+      const where = issue.path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`)).join('').replace(/^\./, '') || '(top level)';
+      const what = issue.code === 'invalid_type' ? `expected ${issue.expected}` : issue.message;
+      throw bad(`${where}: ${what.replace(/\s+/g, ' ').slice(0, 200)} (expected a results.json written by fusecert ${major ?? ''}${major ? '.x' : ''})`.replace(' )', ')'));
+    }
+    return raw as Results;
   });
 }
 
 /** Write the comparison of results files to target: .md gives Markdown, anything else HTML. */
-export function writeComparison(files: string[], target: string): void {
-  const cmp = buildComparison(loadResults(files));
+export function writeComparison(files: string[], target: string, version?: string): void {
+  const cmp = buildComparison(loadResults(files, version));
   mkdirSync(path.dirname(target), { recursive: true });
   writeFileSync(target, target.endsWith('.md') ? renderMarkdown(cmp) : renderHtml(cmp));
 }
