@@ -7,6 +7,7 @@ import { probe, fatalProblems, formatChecks } from '../platform/index.ts';
 import { sweep } from '../mount/index.ts';
 import { runServer, resolveReference, suiteFiles, childPids, active, sweepDeadRuns, EnvironmentError, VERSION, type RunOptions } from './run.ts';
 import { writeComparison } from './compare.ts';
+import { ensurePtfs, buildPtfs, ptfsCheck, PtfsBuildError } from './ptfs-build.ts';
 
 const USAGE = `fusecert ${VERSION} — compliance tests for passthrough-capable FUSE servers
 
@@ -17,6 +18,7 @@ usage:
   fusecert compare RESULTS.json ... [-o PATH.html|PATH.md]
   fusecert clauses [--json]
   fusecert doctor
+  fusecert build-ptfs              build the reference server from its C sources (run does when it is missing)
 
 exit codes: 0 every MUST clause passes or is expected, 1 failures, 2 environment or input errors`;
 
@@ -61,6 +63,7 @@ async function cmdRun(argv: string[]): Promise<number> {
     junit: values.junit ? path.resolve(values.junit) : null,
     quiet: values.quiet!,
   };
+  await ensurePtfs((l) => console.error(l)); // an installed package ships ptfs as C sources
   const specs: ServerSpec[] = servers.map((s) => loadServer(s));
   const names = specs.map((s) => s.name);
   if (new Set(names).size !== names.length) throw new EnvironmentError(`two --server arguments name the same server (${names.join(', ')})`);
@@ -96,6 +99,7 @@ async function cmdRun(argv: string[]): Promise<number> {
 async function cmdDoctor(): Promise<number> {
   const p = await probe();
   console.log(`fusecert ${VERSION} doctor\n`);
+  p.checks.push(ptfsCheck());
   console.log(formatChecks(p));
   const { sweepStaleInstances } = await import('../evidence/index.ts');
   const swept = sweepStaleInstances();
@@ -135,6 +139,9 @@ async function main(): Promise<number> {
       return cmdClauses(rest);
     case 'compare':
       return cmdCompare(rest);
+    case 'build-ptfs':
+      console.log(`built: ${await buildPtfs()}`);
+      return 0;
     case '--version':
       console.log(VERSION);
       return 0;
@@ -145,7 +152,7 @@ async function main(): Promise<number> {
       console.log(USAGE);
       return cmd === undefined ? 2 : 0;
     default:
-      throw new EnvironmentError(`unknown command ${cmd} (run, compare, clauses, doctor)`);
+      throw new EnvironmentError(`unknown command ${cmd} (run, compare, clauses, doctor, build-ptfs)`);
   }
 }
 
@@ -184,7 +191,7 @@ main().then(
     process.exitCode = code;
   },
   (e: unknown) => {
-    if (e instanceof ManifestError || e instanceof EnvironmentError || (e as { code?: string }).code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') {
+    if (e instanceof ManifestError || e instanceof EnvironmentError || e instanceof PtfsBuildError || (e as { code?: string }).code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') {
       console.error(`fusecert: error: ${(e as Error).message}`);
       process.exitCode = 2;
     } else {
