@@ -1,6 +1,7 @@
 // The commands behind `fusecert`: main(argv, io) parses, validates every input before anything
 // mounts, dispatches, and turns every error into one line and an exit code. It has no side effects
 // at import, so the argv fuzz test drives it in-process; src/cli/main.ts is the process entry.
+import { ensurePtfs, buildPtfs, ptfsCheck, PtfsBuildError } from './ptfs-build.ts';
 import path from 'node:path';
 import { statSync, openSync, closeSync, unlinkSync } from 'node:fs';
 import { CLAUSES } from '../catalogue/index.ts';
@@ -142,6 +143,7 @@ async function cmdRun(argv: string[], io: Io): Promise<number> {
     return 0;
   }
 
+  await ensurePtfs((l) => io.err(l)); // an installed package ships ptfs as C sources
   const platform = await probe();
   const fatal = fatalProblems(platform);
   if (fatal.length) throw new EnvironmentError(fatal.map((c) => `${c.name}: ${c.value}: ${c.fix}`).join('; '));
@@ -174,6 +176,7 @@ async function cmdDoctor(argv: string[], io: Io): Promise<number> {
   if (io.dryRun) return 0;
   const p = await probe();
   io.out(`fusecert ${VERSION} doctor\n`);
+  p.checks.push(ptfsCheck());
   io.out(formatChecks(p));
   const { sweepStaleInstances } = await import('../evidence/index.ts');
   const swept = sweepStaleInstances();
@@ -223,7 +226,7 @@ function help(io: Io, cmd: Parameters<typeof commandHelp>[0]): number {
 
 /** Errors that answer the user's input or environment: one line, exit 2. Anything else is a bug of ours. */
 export function isInputError(e: unknown): e is Error {
-  return e instanceof UsageError || e instanceof ManifestError || e instanceof EnvironmentError || e instanceof ResultsInputError;
+  return e instanceof UsageError || e instanceof ManifestError || e instanceof EnvironmentError || e instanceof ResultsInputError || e instanceof PtfsBuildError;
 }
 
 /** The one line (and, with FUSECERT_DEBUG=1, the stack) an error gets; always exit code 2. */
@@ -252,6 +255,11 @@ export async function main(argv: string[], io: Io): Promise<number> {
           return cmdClauses(rest, io);
         case 'compare':
           return cmdCompare(rest, io);
+        case 'build-ptfs':
+          if (parseCommand('build-ptfs', rest).help) return help(io, 'build-ptfs');
+          if (io.dryRun) return 0;
+          io.out(`built: ${await buildPtfs()}`);
+          return 0;
       }
     }
     switch (cmd) {
