@@ -130,6 +130,8 @@ async function cmdRun(argv: string[], io: Io): Promise<number> {
     quiet: a.flags.quiet!,
   };
   suiteFiles(opts); // --only/--family name known clauses and families
+  // An installed package ships ptfs as C sources: built before a manifest naming it is resolved.
+  if (!io.dryRun) await ensurePtfs((l) => io.err(l));
   const specs: ServerSpec[] = servers.map((s) => serverSpec(s, io.cwd));
   const names = specs.map((s) => s.name);
   if (new Set(names).size !== names.length) throw new UsageError(`two --server arguments name the same server (${names.join(', ')})`);
@@ -143,7 +145,6 @@ async function cmdRun(argv: string[], io: Io): Promise<number> {
     return 0;
   }
 
-  await ensurePtfs((l) => io.err(l)); // an installed package ships ptfs as C sources
   const platform = await probe();
   const fatal = fatalProblems(platform);
   if (fatal.length) throw new EnvironmentError(fatal.map((c) => `${c.name}: ${c.value}: ${c.fix}`).join('; '));
