@@ -1,5 +1,6 @@
 import type { Expectation } from '../manifest/index.ts';
 import type { Platform } from '../platform/index.ts';
+import type { BaselineComparison } from './baseline.ts';
 
 export type Status = 'pass' | 'fail' | 'skip' | 'hung' | 'xfail' | 'xpass';
 
@@ -33,6 +34,8 @@ export interface Results {
   /** Problems outside any clause (a suite that failed to load, an unhandled error, a left-over resource). */
   errors: string[];
   summary: Record<Status, number> & { total: number; mustFailures: number; exitCode: number };
+  /** Set when the run was compared with an earlier run (--baseline); summary.exitCode is then its verdict. */
+  baseline?: BaselineComparison;
 }
 
 /**
