@@ -140,6 +140,7 @@ export function usage(version: string): string {
     '  fusecert run --server servers/ptfs/manifest.json --family PLT NEG',
     '  fusecert compare reports/a/results.json reports/b/results.json -o reports/compare.html',
     '  fusecert run --server servers/ptfs/manifest.json --baseline previous/results.json',
+    '  fusecert expect --from reports/results.json --write servers/myfs/manifest.json',
     '',
     'exit codes: 0 every MUST clause passes or is expected, 1 failures, 2 environment or input errors',
   ].join('\n');
