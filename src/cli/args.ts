@@ -83,6 +83,10 @@ export const COMMANDS = {
     summary: 'what the platform offers, what is missing and how to fix it',
     options: {},
   },
+  'build-ptfs': {
+    summary: 'build the reference server from its C sources (run does it when the binary is missing)',
+    options: {},
+  },
 } satisfies Record<string, CommandSpec>;
 
 export type CommandName = keyof typeof COMMANDS;

@@ -1,6 +1,7 @@
 // The commands behind `fusecert`: main(argv, io) parses, validates every input before anything
 // mounts, dispatches, and turns every error into one line and an exit code. It has no side effects
 // at import, so the argv fuzz test drives it in-process; src/cli/main.ts is the process entry.
+import { ensurePtfs, buildPtfs, ptfsCheck, PtfsBuildError } from './ptfs-build.ts';
 import path from 'node:path';
 import { statSync, openSync, closeSync, unlinkSync, readFileSync, writeFileSync } from 'node:fs';
 import { CLAUSES } from '../catalogue/index.ts';
@@ -180,6 +181,8 @@ async function cmdRun(argv: string[], io: Io): Promise<number> {
     quiet: a.flags.quiet!,
   };
   suiteFiles(opts); // --only/--family name known clauses and families
+  // An installed package ships ptfs as C sources: built before a manifest naming it is resolved.
+  if (!io.dryRun) await ensurePtfs((l) => io.err(l));
   const specs: ServerSpec[] = servers.map((s) => serverSpec(s, io.cwd));
   const names = specs.map((s) => s.name);
   if (new Set(names).size !== names.length) throw new UsageError(`two --server arguments name the same server (${names.join(', ')})`);
@@ -233,6 +236,7 @@ async function cmdDoctor(argv: string[], io: Io): Promise<number> {
   if (io.dryRun) return 0;
   const p = await probe();
   io.out(`fusecert ${VERSION} doctor\n`);
+  p.checks.push(ptfsCheck());
   io.out(formatChecks(p));
   const { sweepStaleInstances } = await import('../evidence/index.ts');
   const swept = sweepStaleInstances();
@@ -320,7 +324,7 @@ function help(io: Io, cmd: Parameters<typeof commandHelp>[0]): number {
 
 /** Errors that answer the user's input or environment: one line, exit 2. Anything else is a bug of ours. */
 export function isInputError(e: unknown): e is Error {
-  return e instanceof UsageError || e instanceof ManifestError || e instanceof EnvironmentError || e instanceof ResultsInputError;
+  return e instanceof UsageError || e instanceof ManifestError || e instanceof EnvironmentError || e instanceof ResultsInputError || e instanceof PtfsBuildError;
 }
 
 /** The one line (and, with FUSECERT_DEBUG=1, the stack) an error gets; always exit code 2. */
@@ -351,6 +355,11 @@ export async function main(argv: string[], io: Io): Promise<number> {
           return cmdCompare(rest, io);
         case 'expect':
           return cmdExpect(rest, io);
+        case 'build-ptfs':
+          if (parseCommand('build-ptfs', rest).help) return help(io, 'build-ptfs');
+          if (io.dryRun) return 0;
+          io.out(`built: ${await buildPtfs()}`);
+          return 0;
       }
     }
     switch (cmd) {

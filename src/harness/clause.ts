@@ -80,7 +80,7 @@ export function unmetRequirement(req: Requirement, mount: Mount | undefined): st
       if (mount?.evidenceError) return `evidence unavailable: ${mount.evidenceError}`;
       return null;
     case 'reference':
-      return ctx.reference ? null : 'the reference server is not built (npm run build)';
+      return ctx.reference ? null : 'the reference server is not built (fusecert build-ptfs, or npm run build in a checkout)';
   }
 }
 

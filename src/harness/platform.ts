@@ -55,7 +55,7 @@ const DEFAULT_TREE: TreeSpec = { dirs: ['d'], files: [{ path: 'f', size: 65536, 
  */
 export async function withReference<T>(opts: RefOptions, fn: (r: RefMount) => Promise<T>): Promise<T> {
   const ctx = runContext();
-  if (!ctx.reference) throw new Error('the reference server (servers/ptfs) is not built: npm run build');
+  if (!ctx.reference) throw new Error('the reference server (servers/ptfs) is not built: fusecert build-ptfs, or npm run build in a checkout');
   const ws = await makeWorkspace({ tree: opts.tree === undefined ? DEFAULT_TREE : opts.tree, kind: opts.kind, sizeMb: 64 });
   let server: ServerInstance | null = null;
   let evidence: EvidenceSession | null = null;

@@ -7,6 +7,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import { FAMILIES } from '../catalogue/index.ts';
 import type { ClauseResult, Results } from './results.ts';
+import { renderPrfChart, CHART_CSS } from './chart.ts';
 
 export interface ComparisonRow {
   id: string;
@@ -268,7 +269,7 @@ export function renderHtml(cmp: Comparison): string {
   out.push('<!doctype html>', '<html lang="en"><head><meta charset="utf-8">');
   out.push('<meta name="viewport" content="width=device-width,initial-scale=1">');
   out.push(`<title>${escapeHtml(`fusecert comparison: ${names.join(' vs ')}`)}</title>`);
-  out.push(`<style>${CSS}</style></head><body>`);
+  out.push(`<style>${CSS}${CHART_CSS}</style></head><body>`);
   out.push(`<h1>fusecert comparison: ${names.map(escapeHtml).join(' vs ')}</h1>`);
   const versions = cmp.runs.map((r) => `${escapeHtml(r.label)}: ${escapeHtml(r.run.server?.version ?? 'unknown')}`).join('; ');
   out.push(`<p class="sub">Linux ${kernels.map(escapeHtml).join(', ')} · ${versions} · ${cmp.differences} clause${cmp.differences === 1 ? '' : 's'} differ</p>`);
@@ -303,6 +304,10 @@ export function renderHtml(cmp: Comparison): string {
       out.push('</ul>');
     }
   }
+
+  // the PRF figures as a chart (src/report/chart.ts); the same figures stay in the PRF table
+  const chart = renderPrfChart(cmp);
+  if (chart) out.push(chart);
 
   // one collapsible section per family; open when it holds a difference or a failure
   out.push('<h2>Clauses</h2>');

@@ -95,7 +95,7 @@ export async function fusecert(
   return res;
 }
 
-function leftoversOf(work: string, pid: number): string[] {
+export function leftoversOf(work: string, pid: number): string[] {
   const out: string[] = [];
   for (const l of readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
     const f = l.split(' ');
