@@ -4,7 +4,7 @@
 import { ensurePtfs, buildPtfs, ptfsCheck, PtfsBuildError } from './ptfs-build.ts';
 import path from 'node:path';
 import { statSync, openSync, closeSync, unlinkSync, readFileSync, writeFileSync } from 'node:fs';
-import { CLAUSES } from '../catalogue/index.ts';
+import { CLAUSES, isClauseId } from '../catalogue/index.ts';
 import { loadServer, parseManifest, ManifestError, type ServerSpec } from '../manifest/index.ts';
 import { probe, fatalProblems, formatChecks } from '../platform/index.ts';
 import { runServer, resolveReference, suiteFiles, sweepDeadRuns, EnvironmentError, VERSION, type RunOptions } from './run.ts';
@@ -301,16 +301,28 @@ function cmdExpect(argv: string[], io: Io): number {
     manifest = { file, raw: JSON.parse(text) as Record<string, unknown>, indent: /^\{\r?\n([ \t]+)/.exec(text)?.[1] ?? '  ' };
   }
   const entries = expectEntries(res);
+  const unknown = entries.find((e) => !isClauseId(e.clause));
+  if (unknown) throw new UsageError(`--from ${q(a.strings.from)}: clause ${q(unknown.clause)} is not in the catalogue of fusecert ${VERSION} (see fusecert clauses)`);
   const json = JSON.stringify(entries, null, 2) + '\n';
+  // The checks above cannot foresee everything a write meets (a full disk, a device that refuses).
+  const write = (option: string, file: string, text: string) => {
+    try {
+      writeFileSync(file, text);
+    } catch (e) {
+      const err = e as NodeJS.ErrnoException;
+      if (err.syscall && err.code) throw new UsageError(`${option} ${q(file)}: cannot write it (${err.code})`);
+      throw e;
+    }
+  };
   if (target) {
-    writeFileSync(target, json);
+    write('-o', target, json);
     io.out(`expect: ${entries.length} entr${entries.length === 1 ? 'y' : 'ies'} written to ${q(path.relative(io.cwd, target) || target)}`);
   }
   if (manifest) {
     const m = mergeExpect(manifest.raw, entries);
     const text = JSON.stringify(m.manifest, null, manifest.indent) + '\n';
     parseManifest(text, manifest.file); // what we write loads
-    writeFileSync(manifest.file, text);
+    write('--write', manifest.file, text);
     io.out(`${q(path.relative(io.cwd, manifest.file) || manifest.file)}: ${m.added} expect entr${m.added === 1 ? 'y' : 'ies'} added${m.replaced ? `, ${m.replaced} replaced` : ''}; replace each TODO with the reason`);
   }
   if (!target && !manifest) io.out(json);

@@ -85,6 +85,8 @@ describe('fusecert expect', () => {
     writeFileSync(f.results, JSON.stringify(res));
     f.clean = path.join(tmp, 'clean.json');
     writeFileSync(f.clean, JSON.stringify(run([c('BKG-003', 'pass')])));
+    f.foreign = path.join(tmp, 'foreign.json');
+    writeFileSync(f.foreign, JSON.stringify(run([c('ZZZ-001', 'fail')])));
     f.other = path.join(tmp, 'other.json');
     writeFileSync(f.other, JSON.stringify({ ...res, version: '1.0.0' }));
     // A copy of ptfs's manifest with absolute paths, indented with tabs, with one entry to replace.
@@ -143,6 +145,8 @@ describe('fusecert expect', () => {
       [['expect', '--from', f.results, '--write', f.results], /results\.json: name: expected string$/],
       [['expect', '--from', f.results, '-o', '/nonexistent/e.json'], /^-o \/nonexistent\/e\.json: directory \/nonexistent does not exist/],
       [['expect', f.results], /^unexpected argument .*results\.json: expect takes only options/],
+      [['expect', '--from', f.foreign, '--write', f.manifest], /^--from .*foreign\.json: clause ZZZ-001 is not in the catalogue of fusecert 0\.1\.0/],
+      [['expect', '--from', f.results, '-o', '/dev/full'], /^-o \/dev\/full: cannot write it \(ENOSPC\)$/],
     ];
     const manifestBefore = readFileSync(f.manifest, 'utf8');
     for (const [argv, re] of cases) {
