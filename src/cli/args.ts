@@ -16,6 +16,8 @@ export interface OptionSpec {
   /** The value's name in help and messages. */
   metavar?: string;
   default?: string;
+  /** Shown without brackets in the synopsis; the command checks it (with a message of its own). */
+  required?: boolean;
   help: string;
 }
 
@@ -32,7 +34,7 @@ export const COMMANDS = {
   run: {
     summary: 'certify one or more servers described by manifests',
     options: {
-      server: { type: 'string', list: true, metavar: 'PATH[@variant]', help: 'a server manifest, or one of its variants; several: repeat --server or list them after it' },
+      server: { type: 'string', list: true, required: true, metavar: 'PATH[@variant]', help: 'a server manifest, or one of its variants; several: repeat --server or list them after it' },
       only: { type: 'string', list: true, commas: true, metavar: 'ID', help: 'only these clauses (space or comma separated: --only RW-001 RW-002, --only BKG-002,IOM-001)' },
       family: { type: 'string', list: true, commas: true, metavar: 'FAM', help: 'only these families (space or comma separated: --family PLT NEG, --family RW,ATT)' },
       jobs: { type: 'string', metavar: 'N', default: '2', help: 'suite files in parallel' },
@@ -44,9 +46,12 @@ export const COMMANDS = {
       'fsx-runs': { type: 'string', metavar: 'N', default: '40', help: 'FSX operation sequences per variant' },
       deadline: { type: 'string', metavar: 'MS', default: '30000', help: 'per clause; past it the clause is HUNG and the connection aborted' },
       quiet: { type: 'boolean', help: 'no progress lines and no summary table' },
+      baseline: { type: 'string', metavar: 'PATH', help: 'an earlier results.json of this server, or the --out directory of an earlier run (DIR/NAME/results.json per server): fail only on what got worse' },
+      'baseline-tolerance': { type: 'string', metavar: 'R', default: '0.2', help: 'with --baseline: relative drop of readRatio/writeRatio (PRF) that still counts as unchanged' },
     },
     notes: [
       'exit codes: 0 every MUST clause passes or is expected, 1 failures, 2 environment or input errors',
+      'with --baseline: 0 nothing got worse than the baseline (known failures are reported, not counted), 1 a new failure, a figure drop or a run error',
       'example: fusecert run --server servers/ptfs/manifest.json --family PLT NEG',
     ],
   },
@@ -57,6 +62,18 @@ export const COMMANDS = {
     },
     positionals: { metavar: 'RESULTS.json ...', min: 1, help: 'results files written by `fusecert run` of this major version' },
     notes: ['example: fusecert compare reports/a/results.json reports/b/results.json -o reports/compare.md'],
+  },
+  expect: {
+    summary: 'manifest `expect` entries for the failures of a run, to adopt fusecert on a server as it is',
+    options: {
+      from: { type: 'string', required: true, metavar: 'RESULTS.json', help: 'the results of `fusecert run` whose failures become entries (required)' },
+      o: { type: 'string', short: 'o', metavar: 'PATH', help: 'write the JSON array there instead of printing it' },
+      write: { type: 'string', metavar: 'MANIFEST', help: "merge the entries into this manifest's expect list (an entry for the same clause is replaced)" },
+    },
+    notes: [
+      'each entry: clause id as in the results (ID[param]@variant), status fail or hung, reason "TODO: " + the failure, expires 90 days from today',
+      'example: fusecert expect --from reports/results.json --write servers/myfs/manifest.json',
+    ],
   },
   clauses: {
     summary: 'the clause catalogue: id, level, title, what it observes',
@@ -92,7 +109,7 @@ function flag(name: string, o: OptionSpec): string {
 
 function synopsis(cmd: CommandName): string {
   const spec: CommandSpec = COMMANDS[cmd];
-  const parts = Object.entries(spec.options).map(([n, o]) => (n === 'server' ? flag(n, o) : `[${flag(n, o)}]`));
+  const parts = Object.entries(spec.options).map(([n, o]) => ((o as OptionSpec).required ? flag(n, o) : `[${flag(n, o)}]`));
   if (spec.positionals) parts.unshift(spec.positionals.metavar);
   // Wrapped at 100 columns, continuation lines under the first option.
   const lines = [`fusecert ${cmd}`];
@@ -126,6 +143,8 @@ export function usage(version: string): string {
     'examples:',
     '  fusecert run --server servers/ptfs/manifest.json --family PLT NEG',
     '  fusecert compare reports/a/results.json reports/b/results.json -o reports/compare.html',
+    '  fusecert run --server servers/ptfs/manifest.json --baseline previous/results.json',
+    '  fusecert expect --from reports/results.json --write servers/myfs/manifest.json',
     '',
     'exit codes: 0 every MUST clause passes or is expected, 1 failures, 2 environment or input errors',
   ].join('\n');

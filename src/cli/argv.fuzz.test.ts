@@ -44,6 +44,12 @@ beforeAll(() => {
   f.binary = put('binary.bin', Buffer.from([0x7f, 0x45, 0x4c, 0x46, 0, 0, 0xff, 0xfe]));
   f.dir = path.join(tmp, 'dir');
   mkdirSync(f.dir);
+  // A baseline directory as `run --out` writes it for several servers: DIR/NAME/results.json.
+  f.baselineDir = path.join(tmp, 'baseline');
+  for (const [name, r] of [['ptfs', a], ['second', { ...a, server: { ...a.server, name: 'second' } }]] as const) {
+    mkdirSync(path.join(f.baselineDir, name), { recursive: true });
+    writeFileSync(path.join(f.baselineDir, name, 'results.json'), JSON.stringify(r));
+  }
   f.fifo = path.join(tmp, 'fifo');
   execFileSync('mkfifo', [f.fifo]); // reading it would block: must be refused unread
 });
@@ -119,9 +125,11 @@ describe('argv fuzz: one clear answer to every command line', () => {
       { weight: 2, arbitrary: fc.array(fc.oneof(clauseIds, junkValue), { maxLength: 3 }).map((v) => ['--only', ...v]) },
       { weight: 2, arbitrary: fc.array(fc.oneof(families, junkValue), { maxLength: 3 }).map((v) => ['--family', ...v]) },
       fc.tuple(fc.constantFrom('--jobs', '--seed', '--fsx-runs', '--deadline'), fc.oneof(fc.nat({ max: 100_000 }).map(String), junkValue)).map(([o, v]) => [o, v]),
-      fc.tuple(fc.constantFrom('--jobs=', '--seed=', '--deadline=', '--only=', '--family=', '--server=', '--out=', '--junit='), junkValue).map(([o, v]) => [o + v]),
+      fc.tuple(fc.constantFrom('--jobs=', '--seed=', '--deadline=', '--only=', '--family=', '--server=', '--out=', '--junit=', '--baseline=', '--baseline-tolerance='), junkValue).map(([o, v]) => [o + v]),
       outDirs().map((v) => ['--out', v]),
       junitFiles().map((v) => ['--junit', v]),
+      fc.oneof(fc.constantFrom(f.resultsA, f.resultsB, f.resultsV2, f.baselineDir, f.dir, f.passwd, f.fifo, f.binary, '/dev/zero', '/nonexistent/results.json'), junkValue).map((v) => ['--baseline', v]),
+      fc.oneof(fc.constantFrom('0', '0.15', '1', '1.5', '-0.1', '.2', '15%', 'NaN'), junkValue).map((v) => ['--baseline-tolerance', v]),
       fc.constantFrom('--strict', '--shuffle', '--quiet', '--strict=yes', '--no-strict', '--', '-h', '--help', '-x', '-hx', '--jobs', '--server', '-o').map((o) => [o]),
       junkValue.map((v) => [v]),
     );
@@ -152,7 +160,7 @@ describe('argv fuzz: one clear answer to every command line', () => {
   test('clauses, doctor, help and junk commands: 1,000 argv', { timeout: 300_000 }, async () => {
     const t0 = Date.now();
     let n = 0;
-    const word = fc.oneof(fc.constantFrom('--json', '--json=1', '-h', '--help', '--', '-j', 'run', 'compare', 'clauses', 'doctor', 'help', '--version'), junkValue);
+    const word = fc.oneof(fc.constantFrom('--json', '--json=1', '-h', '--help', '--', '-j', 'run', 'compare', 'expect', 'clauses', 'doctor', 'help', '--version'), junkValue);
     const argv = fc.tuple(fc.oneof(fc.constantFrom('clauses', 'doctor', 'help', '--help', '-h', '--version'), junkValue), fc.array(word, { maxLength: 4 })).map(([c, rest]) => [c, ...rest]);
     await fc.assert(
       fc.asyncProperty(argv, async (a) => {
@@ -241,6 +249,56 @@ describe('argv fuzz: one clear answer to every command line', () => {
     expect(accepted).toBeGreaterThan(20);
   });
 
+  test('expect: 500 argv over results and manifests of every kind', { timeout: 300_000 }, async () => {
+    const t0 = Date.now();
+    let n = 0;
+    let accepted = 0;
+    const good = twoRuns();
+    let k = 0;
+    const copy = (from: string | null, content?: string) => {
+      const p = path.join(tmp, `x-${k++}.json`);
+      writeFileSync(p, content ?? readFileSync(from!));
+      return p;
+    };
+    // A ptfs manifest a case may rewrite: a fresh copy each time.
+    const ptfsManifest = () => {
+      const m = JSON.parse(readFileSync(PTFS_MANIFEST, 'utf8'));
+      const abs = (argv: string[]) => argv.map((w) => (w.startsWith('./') ? path.join(ROOT, 'servers/ptfs', w) : w));
+      return copy(null, JSON.stringify({ ...m, command: abs(m.command), version: abs(m.version) }, null, 2));
+    };
+    const from = fc.oneof(
+      { weight: 4, arbitrary: fc.constantFrom(0, 1).map((i) => ({ file: () => copy(null, JSON.stringify(good[i])), good: true })) },
+      fc.constantFrom('resultsV2', 'passwd', 'badManifest', 'binary', 'dir', 'fifo').map((key) => ({ file: () => f[key]!, good: false })),
+      fc.constantFrom('/dev/zero', '/dev/null', '/nonexistent/r.json', '').map((p) => ({ file: () => p, good: false })),
+      junkValue.map((v) => ({ file: () => v, good: false })),
+    );
+    const write = fc.oneof(
+      { weight: 3, arbitrary: fc.constant(() => ptfsManifest()) },
+      fc.constantFrom(f.second, f.badManifest, f.passwd, f.dir, f.fifo, '/dev/null', '/proc/self/status', '/nonexistent/m.json').map((p) => () => p),
+      junkValue.map((v) => () => v),
+    );
+    const outFile = fc.oneof(fc.constantFrom('e.json', 'sub/e.json', f.dir, f.fifo, '/dev/null', '/proc/e.json', path.join(f.text, 'e.json')), junkValue);
+    const argv = fc.tuple(fc.option(from), fc.option(write), fc.option(outFile), fc.array(fc.constantFrom('--from', '--write', '-o', '--json', '-h', '--', 'x'), { maxLength: 2 }), fc.nat(10));
+    await fc.assert(
+      fc.asyncProperty(argv, async ([fr, w, o, extra, where]) => {
+        n++;
+        const a = ['expect', ...(fr ? ['--from', fr.file()] : []), ...(w ? ['--write', w()] : []), ...(o !== null ? ['-o', o] : [])];
+        a.splice(1 + (where % a.length), 0, ...extra);
+        const r = await call(a);
+        checkAnswer(a, r, true);
+        if (r.code === 0 && r.out !== `${commandHelp('expect')}\n`) {
+          accepted++;
+          if (!extra.length) expect(fr?.good, JSON.stringify(a)).toBe(true);
+          // Whatever it printed or wrote: a JSON array of entries, or a line naming the file.
+          if (!w && o === null && !extra.length) expect(Array.isArray(JSON.parse(r.out)), JSON.stringify(a)).toBe(true);
+        }
+      }),
+      { numRuns: 500 },
+    );
+    console.log(`argv fuzz, expect: ${n} cases in ${Date.now() - t0} ms (${accepted} accepted)`);
+    expect(accepted).toBeGreaterThan(10);
+  });
+
   test('the checks leave nothing: no write-check files, no run state, no mount', () => {
     const walk = (d: string): string[] => readdirSync(d, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(path.join(d, e.name)) : [path.join(d, e.name)]));
     expect(walk(tmp).filter((p) => path.basename(p).startsWith('.fusecert-write-check'))).toEqual([]);
@@ -266,6 +324,11 @@ describe('the documented forms and the error lines', () => {
       ['run', '--server', PTFS_MANIFEST, f.second, '--only', 'RW-001'],
       // examples/github-actions.yml: the JUnit file in the --out directory the run creates
       ['run', '--server', PTFS_MANIFEST, '--server', f.second, '--seed', '12', '--out', 'new-reports', '--junit', 'new-reports/junit.xml'],
+      // baseline gating: one server against a file, several against an earlier run's --out
+      ['run', '--server', PTFS_MANIFEST, '--family', 'BKG', '--baseline', f.resultsA],
+      ['run', '--server', PTFS_MANIFEST, '--baseline', f.resultsA, '--baseline-tolerance', '0.15'],
+      // examples/github-actions.yml with the previous run's reports as the baseline
+      ['run', '--server', PTFS_MANIFEST, '--server', f.second, '--seed', '12', '--out', 'reports', '--junit', 'reports/junit.xml', '--baseline', f.baselineDir, '--baseline-tolerance', '0.2'],
     ]) {
       const r = await call(argv);
       expect([r.code, r.err], JSON.stringify(argv)).toEqual([0, '']);
@@ -293,7 +356,14 @@ describe('the documented forms and the error lines', () => {
       [['compare'], /^compare needs RESULTS\.json/],
       [['compare', f.resultsV2], /v2\.json: written by fusecert 2\.0\.0; this is fusecert 0\.1\.0/],
       [['compare', f.resultsA, '-o', f.dir], /^-o .*dir: is a directory; expected a file name/],
-      [['frob'], /^unknown command frob; expected one of run, compare, clauses, doctor/],
+      [['frob'], /^unknown command frob; expected one of run, compare, expect, clauses, doctor/],
+      [['run', '--server', PTFS_MANIFEST, '--baseline', f.resultsB], /^--baseline .*b\.json: a run of server bindfs, not ptfs; a baseline is an earlier run of the same server/],
+      [['run', '--server', PTFS_MANIFEST, '--baseline', f.resultsV2], /^--baseline .*v2\.json: written by fusecert 2\.0\.0; this is fusecert 0\.1\.0/],
+      [['run', '--server', PTFS_MANIFEST, f.second, '--baseline', f.resultsA], /^--baseline .*a\.json: a file, but the run certifies 2 servers; give the --out directory of an earlier run/],
+      [['run', '--server', PTFS_MANIFEST, '--baseline', f.dir], /^--baseline .*dir: holds no results\.json for ptfs/],
+      [['run', '--server', PTFS_MANIFEST, '--baseline', f.resultsA, '--baseline-tolerance', '15%'], /^--baseline-tolerance 15%: expected a fraction from 0 to 1/],
+      [['run', '--server', PTFS_MANIFEST, '--baseline-tolerance', '0.1'], /^--baseline-tolerance needs --baseline PATH/],
+      [['expect', '--from', f.resultsV2], /v2\.json: written by fusecert 2\.0\.0/],
     ];
     for (const [argv, re] of cases) {
       const r = await call(argv);

@@ -3,12 +3,14 @@
 // at import, so the argv fuzz test drives it in-process; src/cli/main.ts is the process entry.
 import { ensurePtfs, buildPtfs, ptfsCheck, PtfsBuildError } from './ptfs-build.ts';
 import path from 'node:path';
-import { statSync, openSync, closeSync, unlinkSync } from 'node:fs';
-import { CLAUSES } from '../catalogue/index.ts';
-import { loadServer, ManifestError, type ServerSpec } from '../manifest/index.ts';
+import { statSync, openSync, closeSync, unlinkSync, readFileSync, writeFileSync } from 'node:fs';
+import { CLAUSES, isClauseId } from '../catalogue/index.ts';
+import { loadServer, parseManifest, ManifestError, type ServerSpec } from '../manifest/index.ts';
 import { probe, fatalProblems, formatChecks } from '../platform/index.ts';
 import { runServer, resolveReference, suiteFiles, sweepDeadRuns, EnvironmentError, VERSION, type RunOptions } from './run.ts';
-import { writeComparison, ResultsInputError } from '../report/compare.ts';
+import { writeComparison, loadResults, ResultsInputError } from '../report/compare.ts';
+import { expectEntries, mergeExpect } from '../report/expect.ts';
+import type { Results } from '../report/index.ts';
 import { COMMAND_NAMES, UsageError, commandHelp, isCommand, parseCommand, usage, show as q } from './args.ts';
 
 export const ISSUES = 'the fusecert issue tracker';
@@ -111,6 +113,55 @@ function serverSpec(value: string, cwd: string): ServerSpec {
   return loadServer(m[2] ? `${file}@${m[2]}` : file);
 }
 
+/** --baseline-tolerance R: a fraction from 0 to 1. */
+function fraction(name: string, v: string): number {
+  const n = /^(\d+(\.\d*)?|\.\d+)$/.test(v) ? Number(v) : NaN;
+  if (!(n >= 0 && n <= 1)) throw new UsageError(`--${name} ${q(v)}: expected a fraction from 0 to 1 (0.15 tolerates a 15 % drop)`);
+  return n;
+}
+
+/** One results.json read as a baseline: of this major version and of this server, else an input error. */
+function readBaseline(file: string, server: string, cwd: string): { results: Results; file: string } {
+  let results: Results;
+  try {
+    [results] = loadResults([file], VERSION) as [Results];
+  } catch (e) {
+    if (e instanceof ResultsInputError) throw new UsageError(`--baseline ${e.message}`);
+    throw e;
+  }
+  const shown = path.relative(cwd, file) || file;
+  if (results.server.name !== server) {
+    throw new UsageError(`--baseline ${q(shown)}: a run of server ${q(results.server.name)}, not ${q(server)}; a baseline is an earlier run of the same server (with several servers give the --out directory of an earlier run)`);
+  }
+  return { results, file: shown };
+}
+
+/**
+ * --baseline PATH for the servers of a run. A file: the baseline of the one server. A directory: the
+ * --out of an earlier run, DIR/NAME/results.json per server (several servers), or DIR/results.json
+ * (one server). A server without results in the directory runs without a baseline (a server new to
+ * the run); a directory with none for any server is an input error.
+ */
+function resolveBaselines(value: string, specs: ServerSpec[], cwd: string, note: (line: string) => void): Map<string, { results: Results; file: string }> {
+  const at = path.resolve(cwd, value);
+  const st = statOf(at);
+  const out = new Map<string, { results: Results; file: string }>();
+  if (!st) throw new UsageError(`--baseline ${q(value)}: no such file or directory; expected an earlier results.json or the --out directory of an earlier run`);
+  if (!st.isDirectory()) {
+    if (specs.length > 1) throw new UsageError(`--baseline ${q(value)}: a file, but the run certifies ${specs.length} servers; give the --out directory of an earlier run (DIR/NAME/results.json per server)`);
+    out.set(specs[0]!.name, readBaseline(at, specs[0]!.name, cwd));
+    return out;
+  }
+  for (const s of specs) {
+    const candidates = [path.join(at, s.name, 'results.json'), ...(specs.length === 1 ? [path.join(at, 'results.json')] : [])];
+    const file = candidates.find((f) => statOf(f) !== null);
+    if (file) out.set(s.name, readBaseline(file, s.name, cwd));
+    else note(`no baseline for ${s.name} in ${value} (no ${path.join(value, s.name, 'results.json')}): every failure of it counts`);
+  }
+  if (out.size === 0) throw new UsageError(`--baseline ${q(value)}: holds no results.json for ${specs.map((s) => s.name).join(', ')}; expected ${specs.length > 1 ? 'DIR/NAME/results.json per server' : 'DIR/results.json or DIR/NAME/results.json'}`);
+  return out;
+}
+
 async function cmdRun(argv: string[], io: Io): Promise<number> {
   const a = parseCommand('run', argv);
   if (a.help) return help(io, 'run');
@@ -140,8 +191,13 @@ async function cmdRun(argv: string[], io: Io): Promise<number> {
   checkOutDir('--out', opts.outDir);
   if (specs.length > 1) for (const s of specs) checkOutDir('--out', path.join(opts.outDir, s.name));
   if (opts.junit) checkOutFile('--junit', opts.junit, true, opts.outDir);
+  const tolerance = fraction('baseline-tolerance', a.strings['baseline-tolerance']!);
+  if (a.strings.baseline === undefined && argv.some((w) => /^--baseline-tolerance(=|$)/.test(w))) throw new UsageError('--baseline-tolerance needs --baseline PATH (see fusecert run --help)');
+  const notes: string[] = [];
+  const baselines = a.strings.baseline !== undefined ? resolveBaselines(a.strings.baseline, specs, io.cwd, (l) => notes.push(l)) : new Map<string, { results: Results; file: string }>();
   if (io.dryRun) {
-    io.out(`dry run: would certify ${names.join(', ')} (${suiteFiles(opts).length} suite file(s)), reports in ${opts.outDir}`);
+    const against = [...baselines.values()].map((b) => b.file);
+    io.out(`dry run: would certify ${names.join(', ')} (${suiteFiles(opts).length} suite file(s)), reports in ${opts.outDir}${against.length ? `, baseline ${against.join(', ')} (tolerance ${tolerance})` : ''}`);
     return 0;
   }
 
@@ -150,6 +206,7 @@ async function cmdRun(argv: string[], io: Io): Promise<number> {
   if (fatal.length) throw new EnvironmentError(fatal.map((c) => `${c.name}: ${c.value}: ${c.fix}`).join('; '));
   const reference = resolveReference();
   for (const l of sweepDeadRuns()) io.err(`fusecert: ${l}`);
+  for (const l of notes) io.out(`fusecert: ${l}`);
 
   let code = 0;
   const files: string[] = [];
@@ -157,7 +214,9 @@ async function cmdRun(argv: string[], io: Io): Promise<number> {
     const out = specs.length > 1 ? path.join(opts.outDir, spec.name) : opts.outDir;
     const junit = opts.junit && specs.length > 1 ? opts.junit.replace(/(\.xml)?$/, `-${spec.name}.xml`) : opts.junit;
     io.out(`fusecert ${VERSION}: certifying ${spec.name} (${spec.file}) on Linux ${platform.kernel}, seed ${opts.seed}`);
-    const res = await runServer(spec, reference, platform, { ...opts, junit }, out);
+    const baseline = baselines.get(spec.name) ?? null;
+    if (baseline) io.out(`baseline: ${baseline.file} (${baseline.results.started}); failing there too is known, not new; readRatio/writeRatio may drop ${Math.round(tolerance * 100)} %`);
+    const res = await runServer(spec, reference, platform, { ...opts, junit, baseline, baselineTolerance: tolerance }, out);
     files.push(path.join(out, 'results.json'));
     code = Math.max(code, res.summary.exitCode);
     io.out(`reports: ${path.relative(io.cwd, out) || '.'}/results.json, ${path.relative(io.cwd, junit ?? path.join(out, 'junit.xml'))}`);
@@ -220,6 +279,56 @@ function cmdCompare(argv: string[], io: Io): number {
   return 0;
 }
 
+function cmdExpect(argv: string[], io: Io): number {
+  const a = parseCommand('expect', argv);
+  if (a.help) return help(io, 'expect');
+  if (a.strings.from === undefined) throw new UsageError('expect needs --from RESULTS.json (see fusecert expect --help)');
+  const [res] = loadResults([path.resolve(io.cwd, a.strings.from)], VERSION) as [Results];
+  const target = a.strings.o !== undefined ? path.resolve(io.cwd, a.strings.o) : null;
+  if (target) checkOutFile('-o', target, true);
+  let manifest: { file: string; raw: Record<string, unknown>; indent: string } | null = null;
+  if (a.strings.write !== undefined) {
+    const file = path.resolve(io.cwd, a.strings.write);
+    const st = statOf(file);
+    if (!st || !st.isFile()) throw new UsageError(`--write ${q(a.strings.write)}: ${!st ? 'no such file' : st.isDirectory() ? 'is a directory' : 'is not a regular file'}; expected the manifest.json of the server the results are of`);
+    if (st.size > 4 * 1024 * 1024) throw new UsageError(`--write ${q(a.strings.write)}: ${st.size} bytes is too large for a manifest.json`);
+    const text = readFileSync(file, 'utf8');
+    const parsed = parseManifest(text, file); // a manifest that does not load is not rewritten
+    const server = res.server.name.replace(/@.*$/, '');
+    if (parsed.name !== server) throw new UsageError(`--write ${q(a.strings.write)}: the manifest of server ${q(parsed.name)}, but the results are of ${q(res.server.name)}`);
+    const why = canCreateIn(path.dirname(file));
+    if (why) throw new UsageError(`--write ${q(a.strings.write)}: cannot write in ${q(path.dirname(file))} (${why})`);
+    manifest = { file, raw: JSON.parse(text) as Record<string, unknown>, indent: /^\{\r?\n([ \t]+)/.exec(text)?.[1] ?? '  ' };
+  }
+  const entries = expectEntries(res);
+  const unknown = entries.find((e) => !isClauseId(e.clause));
+  if (unknown) throw new UsageError(`--from ${q(a.strings.from)}: clause ${q(unknown.clause)} is not in the catalogue of fusecert ${VERSION} (see fusecert clauses)`);
+  const json = JSON.stringify(entries, null, 2) + '\n';
+  // The checks above cannot foresee everything a write meets (a full disk, a device that refuses).
+  const write = (option: string, file: string, text: string) => {
+    try {
+      writeFileSync(file, text);
+    } catch (e) {
+      const err = e as NodeJS.ErrnoException;
+      if (err.syscall && err.code) throw new UsageError(`${option} ${q(file)}: cannot write it (${err.code})`);
+      throw e;
+    }
+  };
+  if (target) {
+    write('-o', target, json);
+    io.out(`expect: ${entries.length} entr${entries.length === 1 ? 'y' : 'ies'} written to ${q(path.relative(io.cwd, target) || target)}`);
+  }
+  if (manifest) {
+    const m = mergeExpect(manifest.raw, entries);
+    const text = JSON.stringify(m.manifest, null, manifest.indent) + '\n';
+    parseManifest(text, manifest.file); // what we write loads
+    write('--write', manifest.file, text);
+    io.out(`${q(path.relative(io.cwd, manifest.file) || manifest.file)}: ${m.added} expect entr${m.added === 1 ? 'y' : 'ies'} added${m.replaced ? `, ${m.replaced} replaced` : ''}; replace each TODO with the reason`);
+  }
+  if (!target && !manifest) io.out(json);
+  return 0;
+}
+
 function help(io: Io, cmd: Parameters<typeof commandHelp>[0]): number {
   io.out(commandHelp(cmd));
   return 0;
@@ -256,6 +365,8 @@ export async function main(argv: string[], io: Io): Promise<number> {
           return cmdClauses(rest, io);
         case 'compare':
           return cmdCompare(rest, io);
+        case 'expect':
+          return cmdExpect(rest, io);
         case 'build-ptfs':
           if (parseCommand('build-ptfs', rest).help) return help(io, 'build-ptfs');
           if (io.dryRun) return 0;

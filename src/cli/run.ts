@@ -8,7 +8,7 @@ import type { Platform } from '../platform/index.ts';
 import { ServerInstance, makeWorkspace, sweep, fuseMountAt, abortConnection, alive, processStart, type Resource } from '../mount/index.ts';
 import { sweepStaleInstances } from '../evidence/index.ts';
 import type { RunContext } from '../harness/context.ts';
-import { ClauseCollector, applyExpectations, summarise, platformSummary, writeJUnit, summaryTable, type Results } from '../report/index.ts';
+import { ClauseCollector, applyExpectations, applyBaseline, summarise, platformSummary, writeJUnit, summaryTable, DEFAULT_TOLERANCE, type Results } from '../report/index.ts';
 
 export const ROOT = path.resolve(import.meta.dirname, '../..');
 export const VERSION = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')).version as string;
@@ -25,6 +25,10 @@ export interface RunOptions {
   outDir: string;
   junit: string | null;
   quiet: boolean;
+  /** An earlier run of this server (--baseline): the run then fails only on what got worse. */
+  baseline?: { results: Results; file: string } | null;
+  /** Relative drop of readRatio/writeRatio tolerated against the baseline (--baseline-tolerance). */
+  baselineTolerance?: number;
 }
 
 export class EnvironmentError extends Error {}
@@ -224,6 +228,7 @@ export async function runServer(spec: ServerSpec, reference: ServerSpec | null, 
     errors: collector.errors,
     summary: summarise(clauses, opts.strict, collector.errors),
   };
+  if (opts.baseline) applyBaseline(results, opts.baseline.results, { strict: opts.strict, tolerance: opts.baselineTolerance ?? DEFAULT_TOLERANCE, file: opts.baseline.file });
   mkdirSync(outDir, { recursive: true });
   writeFileSync(path.join(outDir, 'results.json'), JSON.stringify(results, null, 2));
   writeJUnit([results], opts.junit ?? path.join(outDir, 'junit.xml'));

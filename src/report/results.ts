@@ -1,5 +1,6 @@
 import type { Expectation } from '../manifest/index.ts';
 import type { Platform } from '../platform/index.ts';
+import type { BaselineComparison } from './baseline.ts';
 
 export type Status = 'pass' | 'fail' | 'skip' | 'hung' | 'xfail' | 'xpass';
 
@@ -33,6 +34,8 @@ export interface Results {
   /** Problems outside any clause (a suite that failed to load, an unhandled error, a left-over resource). */
   errors: string[];
   summary: Record<Status, number> & { total: number; mustFailures: number; exitCode: number };
+  /** Set when the run was compared with an earlier run (--baseline); summary.exitCode is then its verdict. */
+  baseline?: BaselineComparison;
 }
 
 /**
@@ -42,13 +45,13 @@ export interface Results {
 export const NOT_APPLICABLE = [/^server does not claim/, /^manifest declares no/, /^the kernel does not refuse this server's backing files/, /^server mounts without allow_other/, /^server does not serve files across a mountpoint/];
 
 /** `IOM-001` covers every `IOM-001[param]`; a variant is named explicitly (`ATT-006@no-passthrough`). */
-const matches = (e: Expectation, id: string) => e.clause === id || e.clause === id.replace(/\[.*\](?=@|$)/, '');
+export const expectationMatches = (e: Pick<Expectation, 'clause'>, id: string) => e.clause === id || e.clause === id.replace(/\[.*\](?=@|$)/, '');
 
 /** Fold the manifest's known deviations into the results: xfail, xpass, expired. */
 export function applyExpectations(results: ClauseResult[], expect: Expectation[], today = new Date()): ClauseResult[] {
   const day = today.toISOString().slice(0, 10);
   return results.map((r) => {
-    const e = expect.find((x) => matches(x, r.id));
+    const e = expect.find((x) => expectationMatches(x, r.id));
     if (!e) return r;
     const expired = e.expires < day;
     const out: ClauseResult = { ...r, expectation: { status: e.status, reason: e.reason, expires: e.expires, expired } };
