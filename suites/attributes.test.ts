@@ -302,7 +302,7 @@ forEachVariant({}, (mount) => {
       // an unprivileged write cannot reach such a server at all.
       const m = fuseMountAt(mount.mountpoint);
       if (m && !m.superOptions.includes('allow_other')) {
-        t.skip(`server mounts without allow_other (mount options ${m.superOptions.join(',')}): no user other than the mounter can write to its files, so the clause does not arise; add allow_other to the manifest's command to test it`);
+        t.skip('not-applicable', `server mounts without allow_other (mount options ${m.superOptions.join(',')}): no user other than the mounter can write to its files, so the clause does not arise; add allow_other to the manifest's command to test it`);
       }
       const rel = 'att-009.bin';
       const p = mount.path(rel);

@@ -257,7 +257,7 @@ clause(
     const f0 = tree.files.find((f) => f.size === 65535)!;
     const refused = await probeBackingOpen(overlay.server!.pids, overlay.connection, overlay.backing(f0.path));
     t.note('backingOpenOfOverlayFile', refused);
-    if (refused !== 'ELOOP') t.skip(`the kernel does not refuse this server's backing files on an overlayfs (BACKING_OPEN gave ${refused}: max_stack_depth 2), so there is no refusal to test`);
+    if (refused !== 'ELOOP') t.skip('not-applicable', `the kernel does not refuse this server's backing files on an overlayfs (BACKING_OPEN gave ${refused}: max_stack_depth 2), so there is no refusal to test`);
     const files = tree.files.filter((f) => f.size > 0 && f.size < 2 * MiB).slice(0, 6);
     const why = 'the kernel refused the backing file (source on an overlayfs, ELOOP)';
     for (const f of files) {
@@ -349,11 +349,11 @@ clause(
       const crossing = await errnoFrom(() => stat(n.path('nested/x')));
       t.note('statOfNestedFile', crossing);
       if (['EOPNOTSUPP', 'ENOTSUP', 'EXDEV'].includes(crossing)) {
-        t.skip(`server does not serve files across a mountpoint inside its source (stat of /nested/x, on a FUSE mount inside the source, gave ${crossing}): one refused backing file among accepted ones cannot be made for it; BKG-006 covers refused backing files`);
+        t.skip('not-applicable', `server does not serve files across a mountpoint inside its source (stat of /nested/x, on a FUSE mount inside the source, gave ${crossing}): one refused backing file among accepted ones cannot be made for it; BKG-006 covers refused backing files`);
       }
       const refused = await probeBackingOpen(n.server.pids, n.connection, path.join(n.outer.source, 'nested/x'));
       t.note('backingOpenOfNestedFile', refused);
-      if (refused !== 'ELOOP') t.skip(`the kernel does not refuse this server's backing files on a FUSE passthrough mount (BACKING_OPEN gave ${refused}: max_stack_depth 2)`);
+      if (refused !== 'ELOOP') t.skip('not-applicable', `the kernel does not refuse this server's backing files on a FUSE passthrough mount (BACKING_OPEN gave ${refused}: max_stack_depth 2)`);
       const a = new FileOpens(n, 'a');
       const x = new FileOpens(n, 'nested/x');
       try {

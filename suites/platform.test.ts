@@ -8,7 +8,7 @@ async function assertFact(t: ClauseContext, id: FactId): Promise<void> {
   const r = await checkFact(id);
   t.note('observed', r.detail);
   for (const [k, v] of Object.entries(r.evidence)) t.note(k, v);
-  if (r.ok === null) t.skip(r.detail);
+  if (r.ok === null) t.skip('environment', r.detail); // the fact could not be checked here
   if (r.ok === false) fail(`the platform does not honour ${id}: ${r.detail}`);
 }
 
@@ -25,7 +25,7 @@ clauseEach(
     const part = r.evidence[c.name] as { ok: boolean | null; detail: string } | undefined;
     if (!part) fail(`the io-mode check did not run: ${r.detail}`);
     for (const [k, v] of Object.entries(part)) t.note(k, v);
-    if (part.ok === null) t.skip(part.detail);
+    if (part.ok === null) t.skip('environment', part.detail);
     if (part.ok === false) fail(`the platform does not honour PLT-004 (${c.rule}): ${part.detail}`);
   },
   { requires: ['root', 'reference'] },

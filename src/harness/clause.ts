@@ -8,13 +8,25 @@ import path from 'node:path';
 /** What a clause may need; each unmet one becomes a structured skip reason. */
 export type Requirement = 'passthrough' | 'passthrough-data' | 'mirror' | 'xattrs' | 'exec' | 'root' | 'tracefs' | 'ioctl-trace' | 'reference' | 'attr-timeout';
 
+/**
+ * Why a clause did not run, as data: `not-applicable` (the server's claims or configuration: no
+ * failure even under --strict), `environment` (no root, no tracefs, no reference server) or
+ * `platform` (the kernel lacks or breaks a fact the clause relies on). The reason is for people;
+ * verdicts never read it.
+ */
+export type SkipKind = 'not-applicable' | 'environment' | 'platform';
+export interface Skip {
+  kind: SkipKind;
+  reason: string;
+}
+
 export interface ClauseMeta {
   id: string;
   family: string;
   level: string;
   title: string;
   param?: string;
-  skip?: string;
+  skip?: Skip;
   hung?: { deadlineMs: number; waiting: number | null; stacks: Record<string, string> };
   evidence: Record<string, unknown>;
   stderr?: string;
@@ -36,7 +48,7 @@ export interface ClauseContext {
   /** Record a fact in the clause's evidence (results.json, JUnit properties). */
   note(key: string, value: unknown): void;
   /** Skip with a structured reason (never a pass). */
-  skip(reason: string): never;
+  skip(kind: SkipKind, reason: string): never;
   signal: AbortSignal;
 }
 
@@ -49,40 +61,49 @@ export interface ClauseOptions {
   repro?: ReproOp[];
 }
 
-export function unmetRequirement(req: Requirement, mount: Mount | undefined): string | null {
+export function unmetRequirement(req: Requirement, mount: Mount | undefined): Skip | null {
+  const na = (reason: string): Skip => ({ kind: 'not-applicable', reason });
+  const env = (reason: string): Skip => ({ kind: 'environment', reason });
+  const plat = (reason: string): Skip => ({ kind: 'platform', reason });
   const ctx = runContext();
   const p = ctx.platform;
   const claims = mount?.claims ?? ctx.server.claims;
   switch (req) {
     case 'passthrough':
-      if (!claims.passthrough) return 'server does not claim passthrough';
-      if (p.passthrough === 'n') return 'kernel lacks CONFIG_FUSE_PASSTHROUGH';
+      if (!claims.passthrough) return na('server does not claim passthrough');
+      if (p.passthrough === 'n') return plat('kernel lacks CONFIG_FUSE_PASSTHROUGH');
       return null;
     case 'passthrough-data':
-      return claims.directIo ? 'server does not claim a passthrough data path: it claims FOPEN_DIRECT_IO with passthrough (read and write go to the server by design, SPEC §4)' : null;
+      return claims.directIo ? na('server does not claim a passthrough data path: it claims FOPEN_DIRECT_IO with passthrough (read and write go to the server by design, SPEC §4)') : null;
     case 'mirror':
-      return claims.mirror ? null : 'server does not claim to mirror its source';
+      return claims.mirror ? null : na('server does not claim to mirror its source');
     case 'xattrs':
-      return claims.xattrs ? null : 'server does not claim xattrs';
+      return claims.xattrs ? null : na('server does not claim xattrs');
     case 'exec':
-      return claims.exec ? null : 'server does not claim exec';
+      return claims.exec ? null : na('server does not claim exec');
     case 'attr-timeout':
-      return claims.attrTimeoutMs !== undefined ? null : 'manifest declares no attrTimeoutMs (claims.attrTimeoutMs)';
+      return claims.attrTimeoutMs !== undefined ? null : na('manifest declares no attrTimeoutMs (claims.attrTimeoutMs)');
     case 'root':
-      return p.root ? null : 'not root: mounting and tracefs need root';
+      return p.root ? null : env('not root: mounting and tracefs need root');
     case 'tracefs':
-      if (!p.tracefs) return 'tracefs unavailable: mount it (mount -t tracefs nodev /sys/kernel/tracing) and run as root';
-      if (!p.fuseTracepoints) return 'tracefs lacks fuse:fuse_request_send/end (Linux 6.12+)';
-      if (mount?.evidenceError) return `evidence unavailable: ${mount.evidenceError}`;
+      if (!p.tracefs) return env('tracefs unavailable: mount it (mount -t tracefs nodev /sys/kernel/tracing) and run as root');
+      if (!p.fuseTracepoints) return plat('tracefs lacks fuse:fuse_request_send/end (Linux 6.12+)');
+      if (mount?.evidenceError) return env(`evidence unavailable: ${mount.evidenceError}`);
       return null;
     case 'ioctl-trace':
-      if (!p.syscallTracepoints) return 'tracefs lacks syscalls:sys_enter_ioctl (CONFIG_FTRACE_SYSCALLS)';
-      if (mount?.evidenceError) return `evidence unavailable: ${mount.evidenceError}`;
+      if (!p.syscallTracepoints) return plat('tracefs lacks syscalls:sys_enter_ioctl (CONFIG_FTRACE_SYSCALLS)');
+      if (mount?.evidenceError) return env(`evidence unavailable: ${mount.evidenceError}`);
       return null;
     case 'reference':
-      return ctx.reference ? null : 'the reference server is not built (fusecert build-ptfs, or npm run build in a checkout)';
+      return ctx.reference ? null : env('the reference server is not built (fusecert build-ptfs, or npm run build in a checkout)');
   }
 }
+
+/**
+ * FUSECERT_TEST_REWORD_SKIPS=1 (the self-test's, never a user's) rewrites every skip reason, so a
+ * test can show that verdicts come from the skip's kind and never from its words.
+ */
+const rewordForTest = (reason: string) => (process.env.FUSECERT_TEST_REWORD_SKIPS === '1' ? `reworded for a test: ${[...reason].reverse().join('')}` : reason);
 
 const shellQuote = (s: string) => (/^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replaceAll("'", `'\\''`)}'`);
 
@@ -101,22 +122,22 @@ export function clause(id: string, body: (t: ClauseContext) => Promise<void>, op
     const meta: ClauseMeta = { id: fullId, family: cl.family, level: cl.level, title: cl.title, param: opts.param, evidence: {} };
     meta.replay = ctx.replay.replace('{id}', shellQuote(fullId));
     (vctx.task.meta as Record<string, unknown>).fusecert = meta;
-    const skip = (reason: string): never => {
-      meta.skip = reason;
-      vctx.skip(reason);
+    const skip = (kind: SkipKind, reason: string): never => {
+      meta.skip = { kind, reason: rewordForTest(reason) };
+      vctx.skip(meta.skip.reason);
       throw new Error('unreachable');
     };
     const m = opts.mount;
     for (const r of opts.requires ?? []) {
       if (r === 'tracefs' || r === 'ioctl-trace') continue; // need the mount's evidence state: checked below
       const why = unmetRequirement(r, m);
-      if (why) skip(why);
+      if (why) skip(why.kind, why.reason);
     }
     if (m) await m.ensure();
     for (const r of opts.requires ?? []) {
       if (r !== 'tracefs' && r !== 'ioctl-trace') continue;
       const why = unmetRequirement(r, m);
-      if (why) skip(why);
+      if (why) skip(why.kind, why.reason);
     }
     const ac = new AbortController();
     const t: ClauseContext = {

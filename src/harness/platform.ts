@@ -437,7 +437,7 @@ export async function requirePlatform(t: ClauseContext, ...ids: FactId[]): Promi
     seen[id] = r.ok === true ? 'honoured' : r.ok === null ? `unchecked: ${r.detail}` : `FAILED: ${r.detail}`;
     if (r.ok === false) {
       t.note('platform', seen);
-      t.skip(`platform: ${id} failed: ${r.detail}`);
+      t.skip('platform', `platform: ${id} failed: ${r.detail}`);
     }
   }
   t.note('platform', seen);

@@ -16,7 +16,9 @@ export interface ClauseResult {
   stderr?: string;
   replay?: string;
   hung?: unknown;
-  /** A skip because the clause does not apply to this server (claims), not for want of environment. */
+  /** Why a skip happened, as data (harness/clause.ts SkipKind); the reason is only for people. */
+  skipKind?: 'not-applicable' | 'environment' | 'platform';
+  /** skipKind === 'not-applicable': the clause does not apply to this server (claims, configuration). */
   notApplicable?: boolean;
   /** Set when a manifest expectation matched, or expired. */
   expectation?: { status: string; reason: string; expires: string; expired: boolean };
@@ -37,12 +39,6 @@ export interface Results {
   /** Set when the run was compared with an earlier run (--baseline); summary.exitCode is then its verdict. */
   baseline?: BaselineComparison;
 }
-
-/**
- * Skip reasons that say the clause does not apply to this server (its claims, its configuration),
- * as opposed to an environment that could not run it. Only the latter fail under --strict.
- */
-export const NOT_APPLICABLE = [/^server does not claim/, /^manifest declares no/, /^the kernel does not refuse this server's backing files/, /^server mounts without allow_other/, /^server does not serve files across a mountpoint/];
 
 /** `IOM-001` covers every `IOM-001[param]`; a variant is named explicitly (`ATT-006@no-passthrough`). */
 export const expectationMatches = (e: Pick<Expectation, 'clause'>, id: string) => e.clause === id || e.clause === id.replace(/\[.*\](?=@|$)/, '');
