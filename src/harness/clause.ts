@@ -1,5 +1,5 @@
 import { test, type TestContext } from 'vitest';
-import { clauseById, type Clause } from '../catalogue/index.ts';
+import { clauseById, formatKey, type Clause, type ClauseKey } from '../catalogue/index.ts';
 import { runContext, selected } from './context.ts';
 import type { Mount } from './mount.ts';
 import { writeRepro, type ReproOp } from './repro.ts';
@@ -21,7 +21,9 @@ export interface Skip {
 }
 
 export interface ClauseMeta {
+  /** formatKey(key): the results key as text */
   id: string;
+  key: ClauseKey;
   family: string;
   level: string;
   title: string;
@@ -114,12 +116,13 @@ const shellQuote = (s: string) => (/^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replac
 export function clause(id: string, body: (t: ClauseContext) => Promise<void>, opts: ClauseOptions = {}): void {
   const cl = clauseById(id);
   const variant = opts.mount?.variant;
-  const fullId = `${id}${opts.param ? `[${opts.param}]` : ''}${variant ? `@${variant}` : ''}`;
-  if (!selected(fullId)) return;
+  const key: ClauseKey = { id, ...(opts.param ? { param: opts.param } : {}), ...(variant ? { variant } : {}) };
+  const fullId = formatKey(key);
+  if (!selected(key)) return;
   const ctx = runContext();
   const deadlineMs = opts.deadlineMs ?? ctx.deadlineMs;
   test(`${fullId} ${cl.title}`, { timeout: deadlineMs + 30_000 }, async (vctx: TestContext) => {
-    const meta: ClauseMeta = { id: fullId, family: cl.family, level: cl.level, title: cl.title, param: opts.param, evidence: {} };
+    const meta: ClauseMeta = { id: fullId, key, family: cl.family, level: cl.level, title: cl.title, param: opts.param, evidence: {} };
     meta.replay = ctx.replay.replace('{id}', shellQuote(fullId));
     (vctx.task.meta as Record<string, unknown>).fusecert = meta;
     const skip = (kind: SkipKind, reason: string): never => {

@@ -5,7 +5,7 @@
 import { readFileSync, writeFileSync, mkdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
-import { FAMILIES } from '../catalogue/index.ts';
+import { FAMILIES, formatKey, keyOf, parseKey } from '../catalogue/index.ts';
 import type { ClauseResult, Results } from './results.ts';
 import { renderPrfChart, CHART_CSS } from './chart.ts';
 
@@ -51,9 +51,11 @@ const FAMILY_ORDER = Object.keys(FAMILIES);
 
 /** RW-002[param]@variant -> sortable parts: family, number, param, variant. */
 function idParts(id: string): { family: string; num: number; param: string; variant: string } {
-  const m = /^([A-Z]+)-(\d+)(?:\[(.*)\])?(?:@([a-z0-9-]+))?$/.exec(id);
-  if (!m) return { family: id.split('-')[0] ?? id, num: Number.MAX_SAFE_INTEGER, param: id, variant: '' };
-  return { family: m[1]!, num: Number(m[2]), param: m[3] ?? '', variant: m[4] ?? '' };
+  const k = parseKey(id);
+  const dash = k.id.indexOf('-');
+  const num = dash > 0 ? Number(k.id.slice(dash + 1)) : Number.NaN;
+  if (!Number.isInteger(num)) return { family: k.id.split('-')[0] ?? id, num: Number.MAX_SAFE_INTEGER, param: id, variant: '' };
+  return { family: k.id.slice(0, dash), num, param: k.param ?? '', variant: k.variant ?? '' };
 }
 
 /** Catalogue order: number, then the plain clause before its variants, then parameters. */
@@ -106,8 +108,6 @@ export function formatDuration(ms: number | undefined): string {
   return `${Math.floor(s / 60)} min ${Math.round(s % 60)} s`;
 }
 
-const VARIANT = /@([a-z0-9-]+)$/;
-
 export function buildComparison(runs: Results[]): Comparison {
   const labels = columnLabels(runs);
   const columns: ComparisonColumn[] = [];
@@ -115,9 +115,10 @@ export function buildComparison(runs: Results[]): Comparison {
   runs.forEach((run, runIndex) => {
     const byVariant = new Map<string | null, Map<string, ClauseResult>>([[null, new Map()]]);
     for (const c of run.clauses ?? []) {
-      const v = VARIANT.exec(c.id)?.[1] ?? null;
+      const k = keyOf(c);
+      const v = k.variant ?? null;
       if (!byVariant.has(v)) byVariant.set(v, new Map());
-      byVariant.get(v)!.set(c.id.replace(VARIANT, ''), c);
+      byVariant.get(v)!.set(formatKey({ id: k.id, param: k.param }), c);
     }
     const variants = [...byVariant.keys()].sort((a, b) => (a === null ? -1 : b === null ? 1 : a < b ? -1 : 1));
     for (const v of variants) {

@@ -32,6 +32,6 @@ export function expectEntries(res: Results, today = new Date()): Expectation[] {
  */
 export function mergeExpect(manifest: Record<string, unknown>, entries: Expectation[]): { manifest: Record<string, unknown>; added: number; replaced: number } {
   const existing = Array.isArray(manifest.expect) ? (manifest.expect as Expectation[]) : [];
-  const kept = existing.filter((e) => !entries.some((n) => expectationMatches(e, n.clause)));
+  const kept = existing.filter((e) => !entries.some((n) => expectationMatches(e, { id: n.clause })));
   return { manifest: { ...manifest, expect: [...kept, ...entries] }, added: entries.length, replaced: existing.length - kept.length };
 }

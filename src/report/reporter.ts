@@ -39,6 +39,7 @@ export class ClauseCollector implements Reporter {
     const id = meta?.id ?? tc.name.split(' ')[0];
     const r: ClauseResult = {
       id,
+      ...(meta?.key ? { key: meta.key } : {}),
       family: meta?.family ?? id.split('-')[0],
       level: meta?.level ?? 'MUST',
       title: meta?.title ?? tc.name,

@@ -1,3 +1,4 @@
+import { covers, keyOf, parseKey, type ClauseKey } from '../catalogue/index.ts';
 import type { Expectation } from '../manifest/index.ts';
 import type { Platform } from '../platform/index.ts';
 import type { BaselineComparison } from './baseline.ts';
@@ -5,7 +6,10 @@ import type { BaselineComparison } from './baseline.ts';
 export type Status = 'pass' | 'fail' | 'skip' | 'hung' | 'xfail' | 'xpass';
 
 export interface ClauseResult {
+  /** the key as text, ID[param]@variant */
   id: string;
+  /** the key as data (absent in results files written before it: keyOf() reads the id then) */
+  key?: ClauseKey;
   family: string;
   level: string;
   title: string;
@@ -41,13 +45,13 @@ export interface Results {
 }
 
 /** `IOM-001` covers every `IOM-001[param]`; a variant is named explicitly (`ATT-006@no-passthrough`). */
-export const expectationMatches = (e: Pick<Expectation, 'clause'>, id: string) => e.clause === id || e.clause === id.replace(/\[.*\](?=@|$)/, '');
+export const expectationMatches = (e: Pick<Expectation, 'clause'>, r: { id: string; key?: ClauseKey }) => covers(parseKey(e.clause), keyOf(r));
 
 /** Fold the manifest's known deviations into the results: xfail, xpass, expired. */
 export function applyExpectations(results: ClauseResult[], expect: Expectation[], today = new Date()): ClauseResult[] {
   const day = today.toISOString().slice(0, 10);
   return results.map((r) => {
-    const e = expect.find((x) => expectationMatches(x, r.id));
+    const e = expect.find((x) => expectationMatches(x, r));
     if (!e) return r;
     const expired = e.expires < day;
     const out: ClauseResult = { ...r, expectation: { status: e.status, reason: e.reason, expires: e.expires, expired } };
