@@ -3,6 +3,7 @@
 // clauses as new, against its own results it passes with them known, the clean server against the
 // defect's results reports them improved, and `fusecert expect --write` turns the defect's failures
 // into expectations the next run honours.
+import { parseKey } from '../catalogue/index.ts';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -20,8 +21,7 @@ interface DefectEntry {
 const DEFECT = 'leak-backing-id';
 const entry = (JSON.parse(readFileSync(path.join(ROOT, 'fixtures/defects.json'), 'utf8')).defects as DefectEntry[]).find((e) => e.defect === DEFECT)!;
 const fails = [...entry.fails].sort();
-const base = (id: string) => id.replace(/@[a-z0-9-]+$/, '').replace(/\[.*\]$/, '');
-const sortedIds = (xs: { id: string }[] | undefined) => (xs ?? []).map((x) => base(x.id)).sort();
+const sortedIds = (xs: { id: string }[] | undefined) => (xs ?? []).map((x) => parseKey(x.id).id).sort();
 
 /** JUnit testcases by clause id: the baseline property and the failure message. */
 function junitCases(xml: string): Record<string, { baseline?: string; failure?: string }> {
