@@ -23,6 +23,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { mount as sysMount } from '../sys/index.ts';
 import { BackingLedger } from './ledger.ts';
+import { BACKING_OPEN_CMD, BACKING_CLOSE_CMD } from './parse.ts';
 import { parseTrace, parseTraceLine, summariseRequests, type RequestSummary, type TraceEvent, type TraceSource } from './parse.ts';
 
 export const TRACEFS_ROOT = '/sys/kernel/tracing';
@@ -356,7 +357,7 @@ export class EvidenceSession {
       // task, which makes no syscalls) stands in (pids beyond PID_MAX_LIMIT are refused: EPERM)
       this.setPids(opts.pids, false);
       try {
-        io.write('events/syscalls/sys_enter_ioctl/filter', 'cmd == 0x4010e501 || cmd == 0x4004e502');
+        io.write('events/syscalls/sys_enter_ioctl/filter', `cmd == 0x${BACKING_OPEN_CMD.toString(16)} || cmd == 0x${BACKING_CLOSE_CMD.toString(16)}`);
       } catch {
         // older filter syntax: the parser and the ledger ignore other commands anyway
       }
