@@ -1,8 +1,8 @@
 // PLT: the kernel this run is on honours the facts the other clauses rely on. Every check runs
 // the reference server (ptfs) in a probe mode, whatever the server under test is; the results
-// are cached for the dependent clauses (src/harness/platform.ts).
+// are cached for the dependent clauses (src/harness/platform-facts.ts).
 import { clause, clauseEach, fail, type ClauseContext } from '../src/harness/index.ts';
-import { checkFact, platformFact, IO_MODE_CONFLICTS, type FactId } from '../src/harness/platform.ts';
+import { checkFact, platformFact, IO_MODE_CONFLICTS, type FactId } from '../src/harness/platform-facts.ts';
 
 async function assertFact(t: ClauseContext, id: FactId): Promise<void> {
   const r = await checkFact(id);

@@ -1,7 +1,7 @@
 import { test, type TestContext } from 'vitest';
 import { clauseById, formatKey, type Clause, type ClauseKey } from '../catalogue/index.ts';
 import { runContext, selected } from './context.ts';
-import type { Mount } from './mount.ts';
+import type { Mount } from './clause-mount.ts';
 import { writeRepro, type ReproOp } from './repro.ts';
 import path from 'node:path';
 

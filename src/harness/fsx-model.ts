@@ -14,7 +14,7 @@ import { write as fsWrite, close as fsClose } from 'node:fs';
 import { promisify } from 'node:util';
 import { pattern } from '../mount/tree.ts';
 import { spliceAsync, pipe2Async, fallocateAsync, O, FALLOC_FL } from '../sys/index.ts';
-import type { Mount } from './mount.ts';
+import type { Mount } from './clause-mount.ts';
 import { MapperChild, MapperError } from './child.ts';
 import { ClauseFailure, expectBytes, check, errnoOf } from './expect.ts';
 import { preadFull, applyWrite, applyTruncate } from './files.ts';

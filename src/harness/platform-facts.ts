@@ -11,7 +11,7 @@ import { EvidenceSession, countOf, type EvidenceWindow } from '../evidence/index
 import { O, openAsync, closeAsync, preadAsync, pwriteAsync } from '../sys/index.ts';
 import { runContext } from './context.ts';
 import { errnoOf } from './expect.ts';
-import { quiesce } from './evidence.ts';
+import { quiesce } from './windows.ts';
 import { borrowDeviceFd, backingOpen, backingClose, probeNegotiation, probeStackDepth, probeBackingOpen } from './probe.ts';
 import type { ClauseContext } from './clause.ts';
 
