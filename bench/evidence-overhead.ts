@@ -37,7 +37,7 @@ try {
   let last: Awaited<ReturnType<EvidenceSession['window']>> | null = null;
   for (let r = 0; r < rounds; r++) {
     bare.push(await storm());
-    s = await EvidenceSession.open({ connection: m.connection, pids: [m.pid], label: 'bench', pollMs: Number(process.env.POLL_MS ?? 200) });
+    s = await EvidenceSession.open({ connection: m.connection, pids: [m.pid], label: 'bench', pollMs: Number(process.env.POLL_MS ?? 200), readOnMainThread: process.env.MAIN_THREAD === '1' });
     const w = await s.window('storm', storm);
     traced.push(w.result);
     // RELEASE replies trail close(): give them a moment before reading the ledger
