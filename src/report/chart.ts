@@ -4,6 +4,7 @@
 // every string that came from a results file is escaped. prfFigures() is the model (pure,
 // unit-tested); renderPrfChart() draws it.
 import type { Comparison } from './compare.ts';
+import { escapeHtml } from './html.ts';
 import type { ClauseResult, Status } from './results.ts';
 
 export interface PrfBar {
@@ -118,14 +119,7 @@ export const PALETTE = ['#0969da', '#bc4c00', '#1a7f37', '#8250df', '#bf3989', '
 export const TEXT = '#1f2328';
 export const MUTED = '#59636e';
 
-function esc(s: unknown): string {
-  return String(s ?? '')
-    .replace(/&/g, '&amp;')
-    .replace(/</g, '&lt;')
-    .replace(/>/g, '&gt;')
-    .replace(/"/g, '&quot;')
-    .replace(/'/g, '&#39;');
-}
+const esc = escapeHtml;
 
 const W = 1100;
 const LABEL_W = 230;

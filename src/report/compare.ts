@@ -8,6 +8,7 @@ import { z } from 'zod';
 import { FAMILIES, formatKey, keyOf, parseKey } from '../catalogue/index.ts';
 import type { ClauseResult, Results } from './results.ts';
 import { renderPrfChart, CHART_CSS } from './chart.ts';
+import { escapeHtml } from './html.ts';
 
 export interface ComparisonRow {
   id: string;
@@ -201,14 +202,7 @@ export function truncate(s: string, n: number): string {
 
 // ---- HTML --------------------------------------------------------------------------------
 
-export function escapeHtml(s: unknown): string {
-  return String(s ?? '')
-    .replace(/&/g, '&amp;')
-    .replace(/</g, '&lt;')
-    .replace(/>/g, '&gt;')
-    .replace(/"/g, '&quot;')
-    .replace(/'/g, '&#39;');
-}
+export { escapeHtml };
 
 const anchor = (id: string) => 'c-' + id.replace(/[^A-Za-z0-9_-]/g, (ch) => `_${ch.charCodeAt(0).toString(16)}`);
 
