@@ -161,19 +161,18 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) {
     if (stopping) return;
     stopping = true;
     console.error(`\nfusecert: ${sig}: cleaning up mounts, servers and tracefs instances of this run`);
-    // Workers first, so nothing new is created while the registry is swept.
-    for (const p of childPids()) {
-      try {
-        process.kill(p, 'SIGKILL');
-      } catch {
-        /* gone */
+    // The guard leaves the run's cgroup, aborts the run's connections, kills the cgroup (workers,
+    // servers, whatever they started), unmounts and removes the state dir (src/mount/guardian.ts).
+    const guard = active.guard;
+    if (guard) for (const l of guard.abort()) console.error(`  ${l}`);
+    else {
+      for (const p of childPids()) {
+        try {
+          process.kill(p, 'SIGKILL');
+        } catch {
+          /* gone */
+        }
       }
-    }
-    const dir = active.stateDir;
-    if (dir) {
-      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 200); // let the killed workers go
-      for (const l of sweep(path.join(dir, 'resources'))) console.error(`  ${l}`);
-      rmSync(dir, { recursive: true, force: true });
     }
     process.exit(sig === 'SIGINT' ? 130 : 143);
   });
