@@ -173,6 +173,7 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) {
           /* gone */
         }
       }
+      if (active.stateDir) rmSync(active.stateDir, { recursive: true, force: true }); // made, not yet guarded
     }
     process.exit(sig === 'SIGINT' ? 130 : 143);
   });

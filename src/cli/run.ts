@@ -108,10 +108,12 @@ export async function runServer(spec: ServerSpec, reference: ServerSpec | null, 
   // The guard (src/mount/guardian.ts) puts this process in the run's cgroup and starts the
   // guardian that sweeps the run if this process is killed outright.
   const stateDir = mkdtempSync(path.join(os.tmpdir(), 'fusecert-run-'));
-  mkdirSync(path.join(stateDir, 'resources'));
-  const guard = await RunGuard.start(stateDir, path.join(ROOT, 'bin/fusecert-guardian.mjs'));
   active.stateDir = stateDir;
+  mkdirSync(path.join(stateDir, 'resources'));
+  const guard = RunGuard.create(stateDir);
   active.guard = guard;
+  await guard.startGuardian(path.join(ROOT, 'bin/fusecert-guardian.mjs'));
+  guard.enterCgroup();
   process.env.FUSECERT_STATE_DIR = path.join(stateDir, 'resources');
   // Everything the run creates lives under its state dir (workspaces, the preflight's too, and
   // vitest's own temp files), so what an interrupted run leaves is found under one directory.

@@ -307,30 +307,53 @@ export class RunGuard {
     readonly state: RunState,
     private guardian: ChildProcess | null,
   ) {}
+  get isFinished(): boolean {
+    return this.finished;
+  }
 
   /**
-   * Start guarding a run whose state dir exists: make the cgroup, start the guardian (outside the
-   * cgroup), then move this process into the cgroup so everything it starts from now on is in it.
-   * Writes owner.json. Failures degrade (no cgroup, no guardian) and are named in `problems`.
+   * Guard a run whose state dir exists: make its cgroup and write owner.json. Synchronous, so a
+   * signal handler can sweep by this guard from the moment the state dir has one. Then
+   * startGuardian() and enterCgroup().
    */
-  static async start(stateDir: string, guardianEntry: string): Promise<RunGuard> {
+  static create(stateDir: string): RunGuard {
     const cg = createRunCgroup(path.basename(stateDir).replace(/^fusecert-run-/, ''));
     const state: RunState = { stateDir, pid: process.pid, start: processStart(process.pid), cgroup: cg.cgroup, homeCgroup: cg.home, guardian: null };
     if (cg.error) state.cgroupError = cg.error;
-    const guardian = await spawnGuardian(state, guardianEntry);
-    if (guardian) state.guardian = { pid: guardian.pid!, start: processStart(guardian.pid!) };
-    if (state.cgroup) {
-      try {
-        moveToCgroup(state.cgroup, process.pid);
-      } catch (e) {
-        state.cgroupError = `cannot enter ${state.cgroup}: ${(e as Error).message}`;
-        removeCgroup(state.cgroup);
-        state.cgroup = null;
-      }
+    const g = new RunGuard(state, null);
+    g.writeOwner();
+    return g;
+  }
+
+  private writeOwner(): void {
+    writeFileSync(path.join(this.state.stateDir, 'owner.json'), JSON.stringify(this.state));
+  }
+
+  /** Start the guardian (from this process, outside the run's cgroup: call before enterCgroup). */
+  async startGuardian(entry: string): Promise<void> {
+    const guardian = await spawnGuardian(this.state, entry);
+    if (!guardian) return;
+    if (this.finished) {
+      guardian.stdin!.end('bye\n'); // interrupted meanwhile and already swept
+      return;
     }
-    writeFileSync(path.join(stateDir, 'owner.json'), JSON.stringify(state));
-    if (guardian) guardian.stdin!.write(JSON.stringify(state) + '\n'); // the final state (cgroup may have changed)
-    return new RunGuard(state, guardian);
+    this.guardian = guardian;
+    this.state.guardian = { pid: guardian.pid!, start: processStart(guardian.pid!) };
+    this.writeOwner();
+  }
+
+  /** Move this process into the run's cgroup: everything it starts from now on is in it. */
+  enterCgroup(): void {
+    if (!this.state.cgroup || this.finished) return;
+    try {
+      moveToCgroup(this.state.cgroup, process.pid);
+    } catch (e) {
+      this.state.cgroupError = `cannot enter ${this.state.cgroup}: ${(e as Error).message}`;
+      removeCgroup(this.state.cgroup);
+      this.state.cgroup = null;
+      this.writeOwner();
+      this.guardian?.stdin!.write(JSON.stringify(this.state) + '\n');
+    }
   }
 
   /** Back to the runner's own cgroup, so the run's cgroup can be killed without killing us. */
@@ -383,7 +406,9 @@ async function spawnGuardian(state: RunState, entry: string): Promise<ChildProce
   delete env.NODE_OPTIONS;
   let child: ChildProcess;
   try {
-    child = spawn(process.execPath, [entry], {
+    // the state goes on the command line: it is there even if the runner dies before a write to
+    // the pipe is flushed
+    child = spawn(process.execPath, [entry, JSON.stringify(state)], {
       detached: true, // own session: a signal to the runner's process group or terminal spares it
       stdio: ['pipe', 'pipe', 'ignore'],
       env,
@@ -394,7 +419,6 @@ async function spawnGuardian(state: RunState, entry: string): Promise<ChildProce
   }
   child.on('error', () => {});
   child.stdin!.on('error', () => {});
-  child.stdin!.write(JSON.stringify(state) + '\n');
   const ready = await new Promise<boolean>((resolve) => {
     const t = setTimeout(() => resolve(false), 15_000);
     let buf = '';
@@ -431,8 +455,9 @@ export function guardianMain(): void {
   process.on('SIGINT', () => {});
   process.on('SIGPIPE', () => {});
   let buf = '';
-  let state: RunState | null = null;
+  let state: RunState | null = JSON.parse(process.argv[2] ?? 'null') as RunState | null;
   let bye = false;
+  process.stdout.write('ready\n');
   process.stdout.on('error', () => {}); // the runner reads one "ready" and closes its end
   process.stdin.on('data', (d: Buffer) => {
     buf += d.toString();
@@ -442,7 +467,6 @@ export function guardianMain(): void {
       buf = buf.slice(i + 1);
       if (line === 'bye') bye = true;
       else if (line.startsWith('{')) {
-        if (!state) process.stdout.write('ready\n');
         state = JSON.parse(line) as RunState;
       }
     }
