@@ -6,7 +6,7 @@ import { FAMILIES, isClauseId, type Family } from '../catalogue/index.ts';
 import { loadServer, type ServerSpec } from '../manifest/index.ts';
 import type { Platform } from '../platform/index.ts';
 import { ServerInstance, makeWorkspace, fuseMountAt, abortConnection, alive, type Resource } from '../mount/index.ts';
-import { RunGuard, sweepRun, cgroupOf, type RunState } from '../mount/guardian.ts';
+import { RunGuard, sweepRun, cgroupOf, cgroup2Root, type RunState } from '../mount/guardian.ts';
 import { sweepStaleInstances } from '../evidence/index.ts';
 import type { RunContext } from '../harness/context.ts';
 import { ClauseCollector, applyExpectations, summarise, platformSummary, writeJUnit, summaryTable, type Results } from '../report/index.ts';
@@ -188,8 +188,17 @@ export async function runServer(spec: ServerSpec, reference: ServerSpec | null, 
   const { startVitest } = await import('vitest/node'); // only `run` needs it (bin/fusecert.mjs preloads it)
   const alone = new Set(Object.values(FAMILIES).filter((f) => f.alone).map((f) => `${f.suite}.test.ts`));
   const batches = [files.filter((f) => !alone.has(path.basename(f))), files.filter((f) => alone.has(path.basename(f)))];
+  const concurrent = new Map<number, number>(); // other runs seen while a timing suite ran: pid -> samples
+  let samples = 0;
   for (const batch of batches.filter((b) => b.length > 0)) {
-    const jobs = alone.has(path.basename(batch[0])) ? 1 : opts.jobs;
+    const timing = alone.has(path.basename(batch[0]));
+    const jobs = timing ? 1 : opts.jobs;
+    const sample = () => {
+      samples++;
+      for (const p of otherRuns()) concurrent.set(p, (concurrent.get(p) ?? 0) + 1);
+    };
+    if (timing) sample();
+    const sampler = timing ? setInterval(sample, 1000) : null;
     const vitest = await startVitest(
       'test',
       [],
@@ -212,6 +221,19 @@ export async function runServer(spec: ServerSpec, reference: ServerSpec | null, 
       { logLevel: 'error' },
     );
     await vitest.close();
+    if (sampler) {
+      clearInterval(sampler);
+      sample();
+    }
+  }
+  // Timing taken while another fusecert run loaded the machine measures that run too: say so.
+  if (concurrent.size) {
+    const who = [...concurrent].map(([p, n]) => `pid ${p} in ${n} of ${samples} samples`).join(', ');
+    for (const r of collector.results) {
+      if (!alone.has(`${FAMILIES[r.family as Family]?.suite}.test.ts`)) continue;
+      r.evidence.concurrentRuns = who;
+      r.reason = `${r.reason ? r.reason + '; ' : ''}another fusecert run was active during these measurements (${who})`;
+    }
   }
   clearInterval(watchdog);
   process.exitCode = 0;
@@ -274,6 +296,33 @@ export function sweepDeadRuns(): string[] {
   }
   for (const i of sweepStaleInstances()) log.push(`removed tracefs instance of a dead run: ${i}`);
   return log;
+}
+
+/**
+ * Runner pids of the other fusecert runs alive on this machine, whatever their TMPDIR: each run
+ * names its cgroup and its tracefs instances fusecert-<runner pid>-*.
+ */
+export function otherRuns(): number[] {
+  const found = new Set<number>();
+  const scan = (dir: string, depth: number) => {
+    let entries;
+    try {
+      entries = readdirSync(dir, { withFileTypes: true });
+    } catch {
+      return;
+    }
+    for (const e of entries) {
+      if (!e.isDirectory()) continue;
+      const m = /^fusecert-(\d+)-/.exec(e.name);
+      if (m) found.add(Number(m[1]));
+      else if (depth > 0) scan(path.join(dir, e.name), depth - 1);
+    }
+  };
+  const cg = cgroup2Root();
+  if (cg) scan(cg, 5);
+  scan('/sys/kernel/tracing/instances', 0);
+  found.delete(process.pid);
+  return [...found].filter((p) => alive(p));
 }
 
 export function resolveReference(): ServerSpec | null {

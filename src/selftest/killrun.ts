@@ -125,3 +125,36 @@ export async function killRun(args: string[], opts: { phase: Phase; signal: Node
   if (left.length === 0) rmSync(tmp, { recursive: true, force: true });
   return { phase: opts.phase, signal: opts.signal, killedAtMs, before, left, cleanMs, output: atKill, exitCode, exitSignal, tmp };
 }
+
+export interface StartedRun {
+  pid: number;
+  tmp: string;
+  /** exit code, output, results.json (null if none) and what was left 5 s after the exit at most */
+  done: Promise<{ exitCode: number | null; output: string; results: { clauses: { id: string; level: string; status: string; reason: string; evidence: Record<string, unknown> }[] } | null; left: string[] }>;
+}
+
+/** Start a real run in a TMPDIR of its own; `done` also counts what it left once it has exited. */
+export function startRun(args: string[]): StartedRun {
+  const tmp = mkdtempSync(path.join(os.tmpdir(), 'fusecert-conc-'));
+  const work = path.join(tmp, 'tmp');
+  mkdirSync(work);
+  const env: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: '1', TMPDIR: work };
+  for (const k of ['FUSECERT_STATE_DIR', 'FUSECERT_CONTEXT', 'FUSECERT_RUN_PID', 'NODE_OPTIONS', 'VITEST', 'VITEST_WORKER_ID', 'VITEST_POOL_ID']) delete env[k];
+  const out = path.join(tmp, 'out');
+  const child = spawn(process.execPath, [CLI, ...args, '--out', out], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  child.stdout.on('data', (d: Buffer) => (output += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (output += d.toString()));
+  const done = new Promise<number | null>((r) => child.on('exit', (c) => r(c))).then(async (exitCode) => {
+    let left = leftoversOf(work, child.pid!);
+    for (let i = 0; i < 100 && left.length; i++) {
+      await sleep(50);
+      left = leftoversOf(work, child.pid!);
+    }
+    const f = path.join(out, 'results.json');
+    const results = existsSync(f) ? JSON.parse(readFileSync(f, 'utf8')) : null;
+    if (left.length === 0) rmSync(tmp, { recursive: true, force: true });
+    return { exitCode, output, results, left };
+  });
+  return { pid: child.pid!, tmp, done };
+}
