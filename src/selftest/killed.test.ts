@@ -49,6 +49,13 @@ describe.skipIf(why)(`a runner killed with SIGKILL leaves nothing within 5 s${wh
     expect(r.left, describeKill(r)).toEqual([]);
   }, 180_000);
 
+  test('during a clause of a server that forked helpers ignoring SIGTERM in their own session', async () => {
+    const m = ptfsManifest('ptfs-fork-children-killed', ['--defect', 'fork-children']);
+    const r = await killRun(['run', '--server', m, '--family', 'RW,BKG'], { phase: 'clause', afterMs: 1000, signal: 'SIGKILL' });
+    expect(r.before.filter((l) => /\(ptfs\)/.test(l)).length, describeKill(r)).toBeGreaterThanOrEqual(3); // a server and its 2 helpers at least
+    expect(r.left, describeKill(r)).toEqual([]);
+  }, 180_000);
+
   test('during PRF', async () => {
     const r = await killRun(['run', '--server', 'servers/ptfs/manifest.json', '--family', 'PRF'], { phase: 'mounted', afterMs: 2000, signal: 'SIGKILL' });
     expect(r.before.some((l) => /^mount .*\(fuse/.test(l)), describeKill(r)).toBe(true);
