@@ -16,7 +16,14 @@ let dirty = 0;
 for (let i = 0; i < n; i++) {
   const signal = sigs[Math.floor(Math.random() * sigs.length)];
   const at = Math.round(from + Math.random() * (to - from));
-  const r = await killRun(['run', '--server', 'servers/ptfs/manifest.json', '--family', values.family!], { phase: 'any', afterMs: at, signal });
+  let r;
+  try {
+    r = await killRun(['run', '--server', 'servers/ptfs/manifest.json', '--family', values.family!], { phase: 'any', afterMs: at, signal });
+  } catch (e) {
+    console.log(`${String(i + 1).padStart(2)} ${signal.padEnd(7)} at ${(at / 1000).toFixed(1).padStart(5)} s  the run ended before the signal; again`);
+    i--;
+    continue;
+  }
   if (r.left.length) dirty++;
   const row = `${String(i + 1).padStart(2)} ${signal.padEnd(7)} at ${(r.killedAtMs / 1000).toFixed(1).padStart(5)} s  live resources ${String(r.before.length).padStart(2)}  -> left ${r.left.length}${r.cleanMs !== null ? ` (clean after ${r.cleanMs} ms)` : `: ${r.left.join(', ')}`}`;
   rows.push(row);

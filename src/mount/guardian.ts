@@ -126,8 +126,9 @@ function pids(): number[] {
 }
 
 /**
- * The run's processes: its cgroup, whoever inherited its FUSECERT_STATE_DIR, registered processes
- * (pid + start time) and the members of their process groups. Never this process.
+ * The run's processes: its cgroup (or, without one, whoever inherited its FUSECERT_STATE_DIR),
+ * registered processes (pid + start time) and the members of their process groups. Never this
+ * process.
  */
 export function runProcesses(run: RunState): Set<number> {
   const found = new Set<number>();
@@ -146,6 +147,10 @@ export function runProcesses(run: RunState): Set<number> {
       /* being written or removed */
     }
   }
+  // With a cgroup its member list is the answer; the environment is read only without one:
+  // reading /proc/PID/environ takes the target's mmap lock, which a thread faulting on a FUSE
+  // mapping holds until the server answers, so it can block the sweep.
+  const byEnv = !run.cgroup || !existsSync(run.cgroup);
   for (const p of pids()) {
     if (found.has(p)) continue;
     const st = statFields(p);
@@ -153,6 +158,7 @@ export function runProcesses(run: RunState): Set<number> {
       found.add(p);
       continue;
     }
+    if (!byEnv) continue;
     try {
       const env = Buffer.concat([Buffer.from([0]), readFileSync(`/proc/${p}/environ`)]);
       if (env.includes(marker)) found.add(p);

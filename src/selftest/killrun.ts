@@ -24,6 +24,8 @@ export interface KilledRun {
   cleanMs: number | null;
   /** the run's own output at the signal (for a failure message) */
   output: string;
+  /** its output after the signal (the interrupt handler's lines) */
+  after: string;
   exitCode: number | null;
   exitSignal: NodeJS.Signals | null;
   /** the run's TMPDIR (removed when nothing was left in it) */
@@ -123,7 +125,7 @@ export async function killRun(args: string[], opts: { phase: Phase; signal: Node
   }
   const [exitCode, exitSignal] = await Promise.race([exited, sleep(1000).then(() => [null, null] as [null, null])]);
   if (left.length === 0) rmSync(tmp, { recursive: true, force: true });
-  return { phase: opts.phase, signal: opts.signal, killedAtMs, before, left, cleanMs, output: atKill, exitCode, exitSignal, tmp };
+  return { phase: opts.phase, signal: opts.signal, killedAtMs, before, left, cleanMs, output: atKill, after: output.slice(atKill.length), exitCode, exitSignal, tmp };
 }
 
 export interface StartedRun {
