@@ -386,22 +386,34 @@ export class RunGuard {
     const until = Date.now() + 2000;
     while (Date.now() < until && [...runProcesses(this.state)].some((p) => p !== process.pid && alive(p))) sleepSync(20);
     const log = sweepRun(this.state, { runnerGone: false });
-    if (this.guardian) {
-      try {
-        this.guardian.stdin!.end('bye\n');
-      } catch {
-        /* the guardian died: nothing to dismiss */
-      }
-    }
+    this.dismissGuardian();
     return log;
   }
 
-  /** For a signal handler: like finish(), but the guardian is left to check after our exit. */
+  /** Tell the guardian the run is swept and wait (1 s at most) until it has gone. */
+  private dismissGuardian(): void {
+    const g = this.guardian;
+    if (!g?.pid) return;
+    try {
+      g.stdin!.end('bye\n');
+    } catch {
+      return; // the guardian died: nothing to dismiss
+    }
+    const until = Date.now() + 1000;
+    while (alive(g.pid) && Date.now() < until) sleepSync(10);
+  }
+
+  /**
+   * For a signal handler: like finish(). If something could not be released, the guardian is
+   * left to look again once this process is dead.
+   */
   abort(): string[] {
     if (this.finished) return [];
     this.finished = true;
     this.leaveCgroup();
-    return sweepRun(this.state, { runnerGone: false });
+    const log = sweepRun(this.state, { runnerGone: false });
+    if (!log.some((l) => /^(could not|kept|process \d+ did not die)/.test(l))) this.dismissGuardian();
+    return log;
   }
 }
 
@@ -471,7 +483,10 @@ export function guardianMain(): void {
     while ((i = buf.indexOf('\n')) >= 0) {
       const line = buf.slice(0, i);
       buf = buf.slice(i + 1);
-      if (line === 'bye') bye = true;
+      if (line === 'bye') {
+        bye = true;
+        process.exit(0); // the runner swept its run and waits for this exit
+      }
       else if (line.startsWith('{')) {
         state = JSON.parse(line) as RunState;
       }
