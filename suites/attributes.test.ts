@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
   clause, forEachVariant, check, fail, pattern, loadTree, attrViews, expectSize, plainViews, msOf, withMapper, statView, statxView,
-  type Views,
+  type Views, type ReproOp,
 } from '../src/harness/index.ts';
 import { O } from '../src/sys/index.ts';
 import { fuseMountAt } from '../src/mount/index.ts';
@@ -64,14 +64,30 @@ forEachVariant({}, (mount) => {
         expectSize(v, 12288, 'a 8192-byte extending pwrite at offset 4096 (4096 -> 12288 bytes)');
         await w.write(pattern(3, 131075), 0, 131075, 1048579 - 131075);
         expectSize(await attrViews(p, w, other), 1048579, 'a 131075-byte extending pwrite ending at the unaligned offset 1048579');
-        await w.write(Buffer.from('x'), 0, 1, 1048579);
+        await w.write(pattern(4, 1), 0, 1, 1048579);
         expectSize(await attrViews(p, w, other), 1048580, 'a 1-byte extending pwrite at offset 1048579');
       } finally {
         await w.close();
         await other.close();
       }
     },
-    { mount },
+    {
+      mount,
+      repro: [
+        { op: 'open', fd: 'w', path: 'att-001.bin', flags: ['O_RDWR', 'O_CREAT', 'O_TRUNC'] },
+        { op: 'open', fd: 'other', path: 'att-001.bin', flags: ['O_RDONLY'] },
+        { op: 'pwrite', fd: 'w', off: 0, seed: 1, len: 4096 },
+        { op: 'sizes', fds: ['w', 'other'], paths: ['att-001.bin'] },
+        { op: 'pwrite', fd: 'w', off: 4096, seed: 2, len: 8192 },
+        { op: 'sizes', fds: ['w', 'other'], paths: ['att-001.bin'] },
+        { op: 'pwrite', fd: 'w', off: 1048579 - 131075, seed: 3, len: 131075 },
+        { op: 'sizes', fds: ['w', 'other'], paths: ['att-001.bin'] },
+        { op: 'pwrite', fd: 'w', off: 1048579, seed: 4, len: 1 },
+        { op: 'sizes', fds: ['w', 'other'], paths: ['att-001.bin'] },
+        { op: 'close', fd: 'w' },
+        { op: 'close', fd: 'other' },
+      ],
+    },
   );
 
   clause(
@@ -159,7 +175,20 @@ forEachVariant({}, (mount) => {
         await other.close();
       }
     },
-    { mount },
+    {
+      mount,
+      repro: [
+        { op: 'create', path: 'att-004.bin', seed: 40, size: 300000 },
+        { op: 'open', fd: 'w', path: 'att-004.bin', flags: ['O_RDWR'] },
+        { op: 'open', fd: 'other', path: 'att-004.bin', flags: ['O_RDONLY'] },
+        ...[5003, 1048579, 2097152, 131073, 0].flatMap((size, i): ReproOp[] => [
+          i % 2 ? { op: 'truncate', path: 'att-004.bin', size } : { op: 'ftruncate', fd: 'w', size },
+          { op: 'sizes', fds: ['w', 'other'], paths: ['att-004.bin'] },
+        ]),
+        { op: 'close', fd: 'w' },
+        { op: 'close', fd: 'other' },
+      ],
+    },
   );
 
   clause(
@@ -273,7 +302,7 @@ forEachVariant({}, (mount) => {
       // an unprivileged write cannot reach such a server at all.
       const m = fuseMountAt(mount.mountpoint);
       if (m && !m.superOptions.includes('allow_other')) {
-        t.skip(`server mounts without allow_other (mount options ${m.superOptions.join(',')}): no user other than the mounter can write to its files, so the clause does not arise; add allow_other to the manifest's command to test it`);
+        t.skip('not-applicable', `server mounts without allow_other (mount options ${m.superOptions.join(',')}): no user other than the mounter can write to its files, so the clause does not arise; add allow_other to the manifest's command to test it`);
       }
       const rel = 'att-009.bin';
       const p = mount.path(rel);
@@ -302,7 +331,7 @@ forEachVariant({}, (mount) => {
       }
       check(
         kept.length === 0,
-        `a write by uid ${UNPRIVILEGED} (no CAP_FSETID) to a mode 6777 file left its set-user-ID/set-group-ID bits: ${kept.join('; ')}; expected 777. The kernel clears them itself unless the server negotiated FUSE_HANDLE_KILLPRIV_V2, which makes it the server's job (and with passthrough the server never sees the write)`,
+        `a write by uid ${UNPRIVILEGED} (no CAP_FSETID) to a mode 6777 file left its set-user-ID/set-group-ID bits: ${kept.join('; ')}; expected 777. The kernel clears them itself unless the server negotiated FUSE_HANDLE_KILLPRIV_V2, which makes it the server's job (and with passthrough the server never sees the write); standalone reproducer: fixtures/repro/killpriv-write.py MOUNTPOINT`,
       );
     },
     { mount, requires: ['root'] },

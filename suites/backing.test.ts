@@ -126,7 +126,24 @@ clause(
       `while only /${rel} was open, ${max} backing ids were live at once (ledger: ${win.ledger.summary()}): concurrent opens of one inode must share one backing id`,
     );
   },
-  { mount, requires: ['passthrough'] },
+  {
+    mount,
+    requires: ['passthrough'],
+    repro: [
+    { op: 'create', path: 'bkg-002.bin', seed: 22, size: 64 * 1024 },
+    { op: 'open', fd: 'a', path: 'bkg-002.bin', flags: ['O_RDONLY'] },
+    { op: 'open', fd: 'b', path: 'bkg-002.bin', flags: ['O_RDWR'] },
+    { op: 'open', fd: 'c', path: 'bkg-002.bin', flags: ['O_WRONLY'] },
+    { op: 'pwrite', fd: 'b', off: 100, seed: 23, len: 5000 },
+    { op: 'pwrite', fd: 'c', off: 40000, seed: 24, len: 3000 },
+    { op: 'pread', fd: 'a', off: 0, len: 64 * 1024 },
+    { op: 'pread', fd: 'b', off: 0, len: 64 * 1024 },
+    { op: 'burst', path: 'bkg-002.bin', n: 8, flags: [['O_RDONLY'], ['O_RDWR']] },
+    { op: 'close', fd: 'a' },
+    { op: 'close', fd: 'b' },
+    { op: 'close', fd: 'c' },
+    ],
+  },
 );
 
 clause(
@@ -240,7 +257,7 @@ clause(
     const f0 = tree.files.find((f) => f.size === 65535)!;
     const refused = await probeBackingOpen(overlay.server!.pids, overlay.connection, overlay.backing(f0.path));
     t.note('backingOpenOfOverlayFile', refused);
-    if (refused !== 'ELOOP') t.skip(`the kernel does not refuse this server's backing files on an overlayfs (BACKING_OPEN gave ${refused}: max_stack_depth 2), so there is no refusal to test`);
+    if (refused !== 'ELOOP') t.skip('not-applicable', `the kernel does not refuse this server's backing files on an overlayfs (BACKING_OPEN gave ${refused}: max_stack_depth 2), so there is no refusal to test`);
     const files = tree.files.filter((f) => f.size > 0 && f.size < 2 * MiB).slice(0, 6);
     const why = 'the kernel refused the backing file (source on an overlayfs, ELOOP)';
     for (const f of files) {
@@ -332,11 +349,11 @@ clause(
       const crossing = await errnoFrom(() => stat(n.path('nested/x')));
       t.note('statOfNestedFile', crossing);
       if (['EOPNOTSUPP', 'ENOTSUP', 'EXDEV'].includes(crossing)) {
-        t.skip(`server does not serve files across a mountpoint inside its source (stat of /nested/x, on a FUSE mount inside the source, gave ${crossing}): one refused backing file among accepted ones cannot be made for it; BKG-006 covers refused backing files`);
+        t.skip('not-applicable', `server does not serve files across a mountpoint inside its source (stat of /nested/x, on a FUSE mount inside the source, gave ${crossing}): one refused backing file among accepted ones cannot be made for it; BKG-006 covers refused backing files`);
       }
       const refused = await probeBackingOpen(n.server.pids, n.connection, path.join(n.outer.source, 'nested/x'));
       t.note('backingOpenOfNestedFile', refused);
-      if (refused !== 'ELOOP') t.skip(`the kernel does not refuse this server's backing files on a FUSE passthrough mount (BACKING_OPEN gave ${refused}: max_stack_depth 2)`);
+      if (refused !== 'ELOOP') t.skip('not-applicable', `the kernel does not refuse this server's backing files on a FUSE passthrough mount (BACKING_OPEN gave ${refused}: max_stack_depth 2)`);
       const a = new FileOpens(n, 'a');
       const x = new FileOpens(n, 'nested/x');
       try {
@@ -357,7 +374,9 @@ clause(
         const after = ' after the kernel refused the backing file of /nested/x (ELOOP)';
         for (const flags of [O.O_RDONLY, O.O_RDWR]) {
           const h = await a.open(flags).catch((e) => {
-            throw e instanceof ClauseFailure ? new ClauseFailure(e.message + after + ': a refused backing file must not switch passthrough off for files whose inode already has a backing object') : e;
+            throw e instanceof ClauseFailure
+              ? new ClauseFailure(`${e.message}${after}: a refused backing file must not switch passthrough off for files whose inode already has a backing object; standalone reproducer: fixtures/repro/refused-backing-file.py -- COMMAND`)
+              : e;
           });
           const b2 = Buffer.alloc(70000);
           await preadAsync(h.fd, b2, 0);

@@ -5,7 +5,7 @@ import { readFile, writeFile, readdir, opendir, chmod, copyFile, stat } from 'no
 import { execa } from 'execa';
 import {
   clause, clauseEach, useMount, check, fail, expectBytes, pattern, loadTree, errnoOf,
-  FileOpens, flagNames, requirePlatform, quiesce, type HeldOpen,
+  FileOpens, flagNames, requirePlatform, quiesce, type HeldOpen, type ReproOp, type FlagName,
 } from '../src/harness/index.ts';
 import { O, PROT, MAP, MS, alignedBuffer, preadAsync, pwriteAsync, openAsync, closeAsync, mmapAsync } from '../src/sys/index.ts';
 
@@ -14,17 +14,31 @@ const tree = loadTree('basic');
 const BLK = 4096;
 const INIT = 4 * BLK;
 
-const FLAGS: { name: string; flags: number }[] = [
-  { name: 'O_RDONLY', flags: O.O_RDONLY },
-  { name: 'O_WRONLY', flags: O.O_WRONLY },
-  { name: 'O_RDWR', flags: O.O_RDWR },
-  { name: 'O_APPEND', flags: O.O_WRONLY | O.O_APPEND },
-  { name: 'O_TRUNC', flags: O.O_RDWR | O.O_TRUNC },
-  { name: 'O_DIRECT', flags: O.O_RDWR | O.O_DIRECT },
-  { name: 'O_SYNC', flags: O.O_RDWR | O.O_SYNC },
-  { name: 'O_DSYNC', flags: O.O_WRONLY | O.O_DSYNC },
-  { name: 'O_NOATIME', flags: O.O_RDONLY | O.O_NOATIME },
+const FLAGS: { name: string; flags: number; names: FlagName[] }[] = [
+  { name: 'O_RDONLY', flags: O.O_RDONLY, names: ['O_RDONLY'] },
+  { name: 'O_WRONLY', flags: O.O_WRONLY, names: ['O_WRONLY'] },
+  { name: 'O_RDWR', flags: O.O_RDWR, names: ['O_RDWR'] },
+  { name: 'O_APPEND', flags: O.O_WRONLY | O.O_APPEND, names: ['O_WRONLY', 'O_APPEND'] },
+  { name: 'O_TRUNC', flags: O.O_RDWR | O.O_TRUNC, names: ['O_RDWR', 'O_TRUNC'] },
+  { name: 'O_DIRECT', flags: O.O_RDWR | O.O_DIRECT, names: ['O_RDWR', 'O_DIRECT'] },
+  { name: 'O_SYNC', flags: O.O_RDWR | O.O_SYNC, names: ['O_RDWR', 'O_SYNC'] },
+  { name: 'O_DSYNC', flags: O.O_WRONLY | O.O_DSYNC, names: ['O_WRONLY', 'O_DSYNC'] },
+  { name: 'O_NOATIME', flags: O.O_RDONLY | O.O_NOATIME, names: ['O_RDONLY', 'O_NOATIME'] },
 ];
+const namesOf = (flags: number) => FLAGS.find((f) => f.flags === flags)!.names;
+
+/** IOM-001 as file operations, for the standalone reproducer: the same opens, writes and reads. */
+function iom001Repro([fa, fb]: [number, number]): ReproOp[] {
+  const rel = 'iom-001.bin';
+  const ops: ReproOp[] = [{ op: 'create', path: rel, seed: 1, size: INIT }];
+  const fds = [fa, fb].map((f, k) => ({ fd: k ? 'b' : 'a', f }));
+  for (const { fd, f } of fds) ops.push({ op: 'open', fd, path: rel, flags: namesOf(f) });
+  fds.forEach(({ fd, f }, k) => writable(f) && ops.push({ op: 'pwrite', fd, off: (k + 1) * BLK, seed: 10 + k, len: BLK }));
+  for (const { fd, f } of fds) if (readable(f)) ops.push({ op: 'pread', fd, off: 0, len: INIT + 4 * BLK });
+  for (const { fd } of fds) ops.push({ op: 'close', fd });
+  ops.push({ op: 'readall', path: rel });
+  return ops;
+}
 
 const PAIRS: { name: string; value: [number, number] }[] = [];
 // ordered pairs: which open comes first decides the inode's io mode
@@ -94,7 +108,7 @@ clauseEach(
     expectBytes(await readFile(mount.path(rel)), model, `/${rel} after both fds were closed`);
     if (mount.claims.mirror) expectBytes(await readFile(mount.backing(rel)), model, `the backing file of /${rel}`);
   },
-  { mount, requires: ['passthrough'] },
+  { mount, requires: ['passthrough'], repro: iom001Repro },
 );
 
 clause(

@@ -191,7 +191,7 @@ clause(
   async (t) => {
     await requirePlatform(t, 'PLT-002', 'PLT-006');
     const probe = await probeNegotiation(mount.server!.pids, mount.connection, mount.backing(tree.files.find((x) => x.size > 0)!.path));
-    if (!probe.granted) t.skip(`not measurable: passthrough is not granted on this connection (probe: ${probe.code}; see NEG-002)`);
+    if (!probe.granted) t.skip('environment', `not measurable: passthrough is not granted on this connection (probe: ${probe.code}; see NEG-002)`);
     const depth = await probeStackDepth(mount.server!.pids, mount.connection);
     t.note('stackDepth', depth.depth);
     t.note('overlayfsBackingOpen', depth.result);

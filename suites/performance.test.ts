@@ -153,7 +153,7 @@ function topRequests(counts: Record<string, number>, n: number): string {
 async function verdict(t: ClauseContext, mount: Mount, what: string, r: { ratio: number; mount: Side; native: Side }, threshold: number, pass: () => Promise<unknown>) {
   const figures = `${what} ${r.ratio} x native: ${r.mount.best} vs ${r.native.best} MB/s (mount vs backing tmpfs, best of ${r.mount.all.length} rounds)`;
   const why = notApplicable(mount);
-  if (why) t.skip(`${why}; figures only: ${figures}`);
+  if (why) t.skip(why.kind, `${why.reason}; figures only: ${figures}`);
   if (r.ratio >= threshold) return;
   const asked = await requestsOfPass(mount, pass);
   if (asked) t.note('requestsPerPass', asked);

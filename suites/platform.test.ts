@@ -1,14 +1,14 @@
 // PLT: the kernel this run is on honours the facts the other clauses rely on. Every check runs
 // the reference server (ptfs) in a probe mode, whatever the server under test is; the results
-// are cached for the dependent clauses (src/harness/platform.ts).
+// are cached for the dependent clauses (src/harness/platform-facts.ts).
 import { clause, clauseEach, fail, type ClauseContext } from '../src/harness/index.ts';
-import { checkFact, platformFact, IO_MODE_CONFLICTS, type FactId } from '../src/harness/platform.ts';
+import { checkFact, platformFact, IO_MODE_CONFLICTS, type FactId } from '../src/harness/platform-facts.ts';
 
 async function assertFact(t: ClauseContext, id: FactId): Promise<void> {
   const r = await checkFact(id);
   t.note('observed', r.detail);
   for (const [k, v] of Object.entries(r.evidence)) t.note(k, v);
-  if (r.ok === null) t.skip(r.detail);
+  if (r.ok === null) t.skip('environment', r.detail); // the fact could not be checked here
   if (r.ok === false) fail(`the platform does not honour ${id}: ${r.detail}`);
 }
 
@@ -25,7 +25,7 @@ clauseEach(
     const part = r.evidence[c.name] as { ok: boolean | null; detail: string } | undefined;
     if (!part) fail(`the io-mode check did not run: ${r.detail}`);
     for (const [k, v] of Object.entries(part)) t.note(k, v);
-    if (part.ok === null) t.skip(part.detail);
+    if (part.ok === null) t.skip('environment', part.detail);
     if (part.ok === false) fail(`the platform does not honour PLT-004 (${c.rule}): ${part.detail}`);
   },
   { requires: ['root', 'reference'] },

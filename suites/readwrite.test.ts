@@ -103,7 +103,19 @@ clause(
     await expectFile(mount, rel, model, 'file with holes');
     t.note('size', model.length);
   },
-  { mount },
+  {
+    mount,
+    repro: [
+      { op: 'open', fd: 'f', path: 'rw-004.bin', flags: ['O_RDWR', 'O_CREAT', 'O_TRUNC'] },
+      { op: 'pwrite', fd: 'f', off: 1048579, seed: 404, len: 100 },
+      { op: 'pread', fd: 'f', off: 0, len: 1048579 + 100 + 10 },
+      { op: 'pread', fd: 'f', off: 4090, len: 10 },
+      { op: 'ftruncate', fd: 'f', size: 3 * 1048576 + 5 },
+      { op: 'pread', fd: 'f', off: 1048578, len: 3 * 1048576 + 5 - 1048578 + 10 },
+      { op: 'close', fd: 'f' },
+      { op: 'readall', path: 'rw-004.bin' },
+    ],
+  },
 );
 
 clause(

@@ -1,3 +1,5 @@
+import { parseKey } from './key.ts';
+export { formatKey, parseKey, keyOf, covers, selects, type ClauseKey } from './key.ts';
 // The clause catalogue: the one place ids, levels and titles live. SPEC.md §6 states the
 // contract; RW, SPL and MAP are described there as lists, and the ids below number them.
 export type Level = 'MUST' | 'SHOULD' | 'INFO';
@@ -120,12 +122,11 @@ export const CLAUSES: Clause[] = [
 const byId = new Map(CLAUSES.map((cl) => [cl.id, cl]));
 
 export function clauseById(id: string): Clause {
-  const base = id.replace(/@[a-z0-9-]+$/, '').replace(/\[.*\]$/, '');
-  const cl = byId.get(base);
+  const cl = byId.get(parseKey(id).id);
   if (!cl) throw new Error(`unknown clause id ${id}: see \`fusecert clauses\` for the catalogue`);
   return cl;
 }
 
 export function isClauseId(id: string): boolean {
-  return byId.has(id.replace(/@[a-z0-9-]+$/, '').replace(/\[.*\]$/, ''));
+  return byId.has(parseKey(id).id);
 }

@@ -9,7 +9,7 @@ import { ServerInstance, makeWorkspace, fuseMountAt, abortConnection, alive, typ
 import { RunGuard, sweepRun, cgroupOf, cgroup2Root, type RunState } from '../mount/guardian.ts';
 import { sweepStaleInstances } from '../evidence/index.ts';
 import type { RunContext } from '../harness/context.ts';
-import { ClauseCollector, applyExpectations, summarise, platformSummary, writeJUnit, summaryTable, type Results } from '../report/index.ts';
+import { ClauseCollector, applyExpectations, applyBaseline, summarise, platformSummary, writeJUnit, summaryTable, DEFAULT_TOLERANCE, type Results } from '../report/index.ts';
 
 export const ROOT = path.resolve(import.meta.dirname, '../..');
 export const VERSION = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')).version as string;
@@ -26,6 +26,10 @@ export interface RunOptions {
   outDir: string;
   junit: string | null;
   quiet: boolean;
+  /** An earlier run of this server (--baseline): the run then fails only on what got worse. */
+  baseline?: { results: Results; file: string } | null;
+  /** Relative drop of readRatio/writeRatio tolerated against the baseline (--baseline-tolerance). */
+  baselineTolerance?: number;
 }
 
 export class EnvironmentError extends Error {}
@@ -253,6 +257,7 @@ export async function runServer(spec: ServerSpec, reference: ServerSpec | null, 
     errors: collector.errors,
     summary: summarise(clauses, opts.strict, collector.errors),
   };
+  if (opts.baseline) applyBaseline(results, opts.baseline.results, { strict: opts.strict, tolerance: opts.baselineTolerance ?? DEFAULT_TOLERANCE, file: opts.baseline.file });
   mkdirSync(outDir, { recursive: true });
   writeFileSync(path.join(outDir, 'results.json'), JSON.stringify(results, null, 2));
   writeJUnit([results], opts.junit ?? path.join(outDir, 'junit.xml'));

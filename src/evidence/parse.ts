@@ -11,7 +11,7 @@
 // with "0x" (print fmt of the format file); both are accepted. A negative return is printed as
 // 64-bit two's complement: `sys_ioctl -> 0xfffffffffffffffe` is -2 (ENOENT).
 
-import { errnoName } from '../sys/index.ts';
+import { errnoName, FUSE_DEV_IOC } from '../sys/index.ts';
 
 export const FUSE_OPCODES: Record<number, string> = {
   1: 'FUSE_LOOKUP', 2: 'FUSE_FORGET', 3: 'FUSE_GETATTR', 4: 'FUSE_SETATTR', 5: 'FUSE_READLINK',
@@ -28,8 +28,8 @@ export const FUSE_OPCODES: Record<number, string> = {
   52: 'FUSE_STATX', 4096: 'CUSE_INIT',
 };
 
-export const BACKING_OPEN_CMD = 0x4010e501;
-export const BACKING_CLOSE_CMD = 0x4004e502;
+export const BACKING_OPEN_CMD = FUSE_DEV_IOC.BACKING_OPEN;
+export const BACKING_CLOSE_CMD = FUSE_DEV_IOC.BACKING_CLOSE;
 
 /** Which tracefs instance an event came from (a session reads two, see session.ts). */
 export type TraceSource = 'requests' | 'ioctl';

@@ -11,8 +11,9 @@
 // How events are read without loss: each instance's `trace_pipe` is opened O_NONBLOCK and
 // drained until EAGAIN. trace_pipe is a consuming reader, so nothing is read twice and nothing
 // between two reads is missed (unlike reading `trace` and clearing it, which races with
-// writers). A timer reads both pipes every pollMs (text only; parsing waits for flush(), so the
-// timer steals little from the workload) so a long workload does not wrap the ring buffer,
+// writers). A worker thread (PipeReader) reads both pipes every pollMs and keeps the text until
+// flush() takes and parses it, so a long workload does not wrap the ring buffer and the kernel's
+// formatting of events does not stall the workload on this thread,
 // and every flush reads per_cpu/cpu*/stats: if the kernel overwrote or dropped events
 // ("overrun", "commit overrun", "dropped events") the session is marked lost and flush()
 // throws EvidenceLostError, so a clause fails instead of passing on a partial trace.
@@ -23,6 +24,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { mount as sysMount } from '../sys/index.ts';
 import { BackingLedger } from './ledger.ts';
+import { PipeReader } from './pipe-reader.ts';
+import { BACKING_OPEN_CMD, BACKING_CLOSE_CMD } from './parse.ts';
 import { parseTrace, parseTraceLine, summariseRequests, type RequestSummary, type TraceEvent, type TraceSource } from './parse.ts';
 
 export const TRACEFS_ROOT = '/sys/kernel/tracing';
@@ -176,8 +179,10 @@ export interface EvidenceOptions {
   bufferKb?: number;
   /** ring buffer per CPU for the ioctl instance, KiB (default 2048) */
   ioctlBufferKb?: number;
-  /** drain interval, ms (default 200; 0 disables the timer) */
+  /** drain interval, ms (default 200; 0: the pipes are read only at flush, on this thread) */
   pollMs?: number;
+  /** read the pipes on this thread with a timer instead of a worker (what was done before the worker) */
+  readOnMainThread?: boolean;
   /** called with each instance directory as soon as it exists (cleanup registries) */
   onInstanceCreated?: (path: string) => void;
   root?: string;
@@ -233,9 +238,13 @@ class Instance {
       this.pending.push(buf.toString('latin1', 0, n));
     }
   }
-  /** Read, then parse everything read so far; returns the new events. */
-  drain(): TraceEvent[] {
-    this.read();
+  /** Text read elsewhere (the PipeReader worker), in pipe order. */
+  feed(text: string): void {
+    if (text) this.pending.push(text);
+  }
+  /** Parse everything read so far (reading first unless a PipeReader owns the pipe); returns the new events. */
+  drain(readHere = true): TraceEvent[] {
+    if (readHere) this.read();
     const text = this.rest + this.pending.join('');
     this.pending = [];
     const cut = text.lastIndexOf('\n');
@@ -294,6 +303,7 @@ export class EvidenceSession {
   private req?: Instance;
   private io?: Instance;
   private timer?: NodeJS.Timeout;
+  private reader?: PipeReader;
   private seq = 0;
   private closed = false;
   private pids: number[] = [];
@@ -356,7 +366,7 @@ export class EvidenceSession {
       // task, which makes no syscalls) stands in (pids beyond PID_MAX_LIMIT are refused: EPERM)
       this.setPids(opts.pids, false);
       try {
-        io.write('events/syscalls/sys_enter_ioctl/filter', 'cmd == 0x4010e501 || cmd == 0x4004e502');
+        io.write('events/syscalls/sys_enter_ioctl/filter', `cmd == 0x${BACKING_OPEN_CMD.toString(16)} || cmd == 0x${BACKING_CLOSE_CMD.toString(16)}`);
       } catch {
         // older filter syntax: the parser and the ledger ignore other commands anyway
       }
@@ -366,7 +376,14 @@ export class EvidenceSession {
     }
     this.mark(`fusecert session open connection=${this.connection} pids=${opts.pids.join(',')}${opts.label ? ' ' + opts.label : ''}`);
     const poll = opts.pollMs ?? 200;
-    if (poll > 0) {
+    if (poll > 0 && !opts.readOnMainThread) {
+      // the pipes are read on a worker thread: the workload on this thread is not stalled while
+      // the kernel formats events (one PipeReader per session, both pipes)
+      this.reader = new PipeReader([this.req!.pipeFd, ...(this.io ? [this.io.pipeFd] : [])], poll, ([reqText, ioText]) => {
+        this.req?.feed(reqText ?? '');
+        this.io?.feed(ioText ?? '');
+      });
+    } else if (poll > 0) {
       this.timer = setInterval(() => {
         try {
           this.req?.read();
@@ -422,8 +439,9 @@ export class EvidenceSession {
   /** Read what is new in both instances; throws EvidenceLostError if the kernel lost events. */
   async flush(): Promise<TraceEvent[]> {
     if (this.closed) throw new Error('EvidenceSession is closed');
-    const a = this.req ? this.req.drain() : [];
-    const b = this.io ? this.io.drain() : [];
+    if (this.reader) await this.reader.take();
+    const a = this.req ? this.req.drain(!this.reader) : [];
+    const b = this.io ? this.io.drain(!this.reader) : [];
     this.checkLoss();
     return mergeByTime(a, b);
   }
@@ -524,6 +542,7 @@ export class EvidenceSession {
     if (this.closed) return;
     this.closed = true;
     if (this.timer) clearInterval(this.timer);
+    this.reader?.stopSync(); // no thread reads the pipes once this returns
     let err: unknown;
     for (const inst of [this.io, this.req]) inst?.closeFds();
     for (const dir of [...this.instancePaths].reverse()) {

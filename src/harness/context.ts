@@ -1,5 +1,6 @@
 // The environment contract between `fusecert run` and a suite worker: one JSON file named by
 // FUSECERT_CONTEXT. Everything a clause may rely on about the run is in here.
+import { parseKey, selects, type ClauseKey } from '../catalogue/index.ts';
 import { readFileSync } from 'node:fs';
 import type { ServerSpec } from '../manifest/index.ts';
 import type { Platform } from '../platform/index.ts';
@@ -29,15 +30,7 @@ export function runContext(): RunContext {
   return cached;
 }
 
-export function selected(id: string): boolean {
+export function selected(key: ClauseKey): boolean {
   const ctx = runContext();
-  if (ctx.only.length === 0) return true;
-  const base = baseId(id);
-  const noVariant = id.replace(/@[a-z0-9-]+$/, '');
-  return ctx.only.some((o) => o === id || o === base || o === noVariant);
-}
-
-/** RW-002[size]@no-passthrough -> RW-002 */
-export function baseId(id: string): string {
-  return id.replace(/@[a-z0-9-]+$/, '').replace(/\[.*\]$/, '');
+  return ctx.only.length === 0 || ctx.only.some((o) => selects(parseKey(o), key));
 }

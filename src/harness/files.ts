@@ -1,7 +1,7 @@
 // Whole-file checks shared by the data suites: the file read through the mount (a fresh fd) and,
 // for servers that claim to mirror their source, the backing file read directly, against a model.
 import { open, readFile } from 'node:fs/promises';
-import type { Mount } from './mount.ts';
+import type { Mount } from './clause-mount.ts';
 import { check, expectBytes } from './expect.ts';
 
 /** pread exactly len bytes at off (looping over short reads); fewer only at EOF. */

@@ -10,11 +10,11 @@
 // accesses stay below the model's size (touching pages beyond EOF is SIGBUS by definition).
 import fc from 'fast-check';
 import { open, writeFile, unlink, readFile, type FileHandle } from 'node:fs/promises';
-import { read as fsRead, write as fsWrite, close as fsClose } from 'node:fs';
+import { write as fsWrite, close as fsClose } from 'node:fs';
 import { promisify } from 'node:util';
 import { pattern } from '../mount/tree.ts';
 import { spliceAsync, pipe2Async, fallocateAsync, O, FALLOC_FL } from '../sys/index.ts';
-import type { Mount } from './mount.ts';
+import type { Mount } from './clause-mount.ts';
 import { MapperChild, MapperError } from './child.ts';
 import { ClauseFailure, expectBytes, check, errnoOf } from './expect.ts';
 import { preadFull, applyWrite, applyTruncate } from './files.ts';
@@ -133,10 +133,8 @@ class Append extends Cmd {
   toString() { return `append(new O_APPEND fd, len=${this.len}, seed=${this.seed})`; }
 }
 
-const readP = promisify(fsRead);
 const writeP = promisify(fsWrite);
 const closeP = promisify(fsClose);
-void readP;
 
 class SpliceWrite extends Cmd {
   constructor(readonly fd: FdName, readonly off: number, readonly len: number, readonly seed: number) { super(); }

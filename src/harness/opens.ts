@@ -5,7 +5,7 @@
 import { O, openAsync, closeAsync } from '../sys/index.ts';
 import type { EvidenceWindow } from '../evidence/index.ts';
 import { errnoOf, fail } from './expect.ts';
-import { requestsDuring, type Observed } from './evidence.ts';
+import { requestsDuring, type Observed } from './windows.ts';
 
 const MODIFIERS: [string, number][] = [
   ['O_CREAT', O.O_CREAT], ['O_EXCL', O.O_EXCL], ['O_TRUNC', O.O_TRUNC], ['O_APPEND', O.O_APPEND],

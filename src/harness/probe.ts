@@ -123,23 +123,28 @@ export interface StackDepthProbe {
   result: string;
 }
 
+/** BACKING_OPEN through `devFd` of `file` (opened O_RDONLY): 'id N' (closed at once) or the errno name. */
+async function openAndCloseBacking(devFd: number, file: string): Promise<string> {
+  const f = await openAsync(file, O.O_RDONLY | O.O_CLOEXEC);
+  try {
+    const r = await backingOpen(devFd, f);
+    if (typeof r === 'number') {
+      const c = await backingClose(devFd, r);
+      return `id ${r}${c === 'OK' ? '' : ` (close: ${c})`}`;
+    }
+    return r;
+  } finally {
+    await closeAsync(f).catch(() => {});
+  }
+}
+
 /** BACKING_OPEN through `devFd` of a fresh file on a throw-away overlayfs (stack depth 1). */
 export async function backingOpenOnOverlay(devFd: number): Promise<string> {
   const ws = await makeWorkspace({ kind: 'overlay', tree: null, sizeMb: 16 });
   try {
     const p = path.join(ws.source, 'probe');
     await writeFile(p, 'stack depth probe\n');
-    const f = await openAsync(p, O.O_RDONLY | O.O_CLOEXEC);
-    try {
-      const r = await backingOpen(devFd, f);
-      if (typeof r === 'number') {
-        const c = await backingClose(devFd, r);
-        return `id ${r}${c === 'OK' ? '' : ` (close: ${c})`}`;
-      }
-      return r;
-    } finally {
-      await closeAsync(f).catch(() => {});
-    }
+    return await openAndCloseBacking(devFd, p);
   } finally {
     await ws.dispose();
   }
@@ -155,17 +160,5 @@ export async function probeStackDepth(pids: readonly number[], conn: number): Pr
 
 /** BACKING_OPEN through a borrowed fd of `file` (opened O_RDONLY); an id is closed at once. */
 export async function probeBackingOpen(pids: readonly number[], conn: number, file: string): Promise<string> {
-  return withDevFd(pids, conn, async (devFd) => {
-    const f = await openAsync(file, O.O_RDONLY | O.O_CLOEXEC);
-    try {
-      const r = await backingOpen(devFd, f);
-      if (typeof r === 'number') {
-        const c = await backingClose(devFd, r);
-        return `id ${r}${c === 'OK' ? '' : ` (close: ${c})`}`;
-      }
-      return r;
-    } finally {
-      await closeAsync(f).catch(() => {});
-    }
-  });
+  return withDevFd(pids, conn, (devFd) => openAndCloseBacking(devFd, file));
 }

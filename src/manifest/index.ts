@@ -160,7 +160,7 @@ export function resolveServer(manifest: Manifest, file: string, variant: string 
   const argv = [...manifest.command, ...args, ...extraArgs].map((a, i) => expandEnv(a, file, `command[${i}]`));
   const exe = resolveExecutable(argv[0], dir);
   if (!exe) {
-    const hint = argv[0].includes('ptfs') ? ' (build it: npm run build)' : ' (install the server or fix command[0])';
+    const hint = argv[0].includes('ptfs') ? ' (build it: fusecert build-ptfs, or npm run build in a checkout)' : ' (install the server or fix command[0])';
     throw new ManifestError(file, 'command[0]', `executable ${argv[0]} not found${hint}`);
   }
   argv[0] = exe;

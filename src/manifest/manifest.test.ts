@@ -26,6 +26,11 @@ describe('manifest schema', () => {
     expect(m.claims.mirror).toBe(true);
     expect(m.expect).toEqual([]);
   });
+  test('claims.fallback, no longer a claim, is refused with the reason', () => {
+    const e = errorOf({ ...good, claims: { passthrough: true, fallback: true } });
+    expect(e.message).toMatch(/^\/m\/manifest.json: claims: unknown field "fallback": it is no longer a claim/);
+    expect(e.message).toMatch(/BKG-006, BKG-007/);
+  });
   test('a typo in a field names the file, the field and what was expected', () => {
     const e = errorOf({ ...good, mountTimoutMs: 5 });
     expect(e).toBeInstanceOf(ManifestError);

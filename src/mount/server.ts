@@ -26,6 +26,16 @@ export interface StopReport {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** `p`, or `fallback` after `ms`: the timer is cleared when `p` wins, so it never holds the process open. */
+async function within<T, F>(p: Promise<T>, ms: number, fallback: F): Promise<T | F> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([p, new Promise<F>((r) => (timer = setTimeout(() => r(fallback), ms)))]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** Server processes of a FUSE connection: owners of a /dev/fuse fd whose fdinfo names it. */
 export function serverPids(conn: number): number[] {
   const pids: number[] = [];
@@ -247,7 +257,11 @@ export class ServerInstance {
     // negotiated state is not there to observe (a borrowed-fd BACKING_OPEN gives EPERM although
     // passthrough will be granted, SPEC §5a). A stat of the root needs a reply, and the kernel
     // holds every request until INIT is answered.
-    const initDone = await Promise.race([stat(mountpoint).then(() => 'ok', (e: NodeJS.ErrnoException) => e.code ?? 'error'), sleep(Math.max(0, deadline - Date.now())).then(() => null)]);
+    const initDone = await within(
+      stat(mountpoint).then(() => 'ok', (e: NodeJS.ErrnoException) => e.code ?? 'error'),
+      Math.max(0, deadline - Date.now()),
+      null,
+    );
     if (initDone === null) {
       await inst.kill();
       throw new ServerStartError(
@@ -368,7 +382,7 @@ export class ServerInstance {
       const until = Date.now() + 2000;
       while (Date.now() < until && forked.some((p) => alive(p))) await sleep(20);
     }
-    if (this.exitInfo === null && this.child.pid) await Promise.race([this.exited, sleep(3000)]);
+    if (this.exitInfo === null && this.child.pid) await within(this.exited, 3000, undefined);
     const leftPids = [...this.pids, ...forked].filter((p) => alive(p));
     const leftMount = fuseMountAt(this.mountpoint) !== null;
     if (!leftMount && leftPids.length === 0) for (const f of this.forget) f();

@@ -2,6 +2,7 @@ import { existsSync, readFileSync, statSync, readdirSync, mkdirSync, openSync, c
 import { gunzipSync } from 'node:zlib';
 import os from 'node:os';
 import { execa } from 'execa';
+import { mounts } from '../mount/mountinfo.ts';
 
 export const FUSECTL = '/sys/fs/fuse/connections';
 export const TRACEFS = '/sys/kernel/tracing';
@@ -46,13 +47,7 @@ function kernelConfig(): Map<string, string> | null {
 }
 
 function isMounted(target: string, fstype: string): boolean {
-  return readFileSync('/proc/self/mountinfo', 'utf8')
-    .split('\n')
-    .some((l) => {
-      const f = l.split(' ');
-      const dash = f.indexOf('-');
-      return f[4] === target && f[dash + 1] === fstype;
-    });
+  return mounts().some((m) => m.mountpoint === target && m.fstype === fstype);
 }
 
 async function ensureMounted(target: string, fstype: string, canMount: boolean): Promise<boolean> {

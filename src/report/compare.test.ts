@@ -1,8 +1,8 @@
-import { describe, expect, test } from 'vitest';
+import { afterAll, describe, expect, test } from 'vitest';
 import { mkdtempSync, writeFileSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { buildComparison, renderHtml, renderMarkdown, escapeHtml, escapeMd, compareIds, writeComparison } from './compare.ts';
+import { buildComparison, renderHtml, renderMarkdown, escapeHtml, escapeMd, compareIds, writeComparison, loadResults, ResultsInputError } from './compare.ts';
 import { clauseResult, results, twoRuns } from './compare.testdata.ts';
 
 describe('comparison model', () => {
@@ -161,9 +161,60 @@ describe('writeComparison', () => {
       expect(readFileSync(path.join(dir, 'out/c.md'), 'utf8')).toMatch(/^# fusecert comparison: ptfs vs bindfs/);
       expect(readFileSync(path.join(dir, 'out/c.html'), 'utf8')).toMatch(/^<!doctype html>/);
       writeFileSync(path.join(dir, 'junk.json'), '{"x":1}');
-      expect(() => writeComparison([path.join(dir, 'junk.json')], path.join(dir, 'x.html'))).toThrow(/no "clauses" array/);
+      expect(() => writeComparison([path.join(dir, 'junk.json')], path.join(dir, 'x.html'))).toThrow(/junk\.json: not a fusecert results file/);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('loadResults: what compare refuses, with the file named', () => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'fusecert-load-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  const file = (name: string, content: string | Buffer) => {
+    const f = path.join(dir, name);
+    writeFileSync(f, content);
+    return f;
+  };
+  const refusal = (f: string, version = '0.1.0') => {
+    try {
+      loadResults([f], version);
+    } catch (e) {
+      expect(e).toBeInstanceOf(ResultsInputError);
+      expect((e as Error).message.startsWith(f + ': ') || (e as Error).message.startsWith(JSON.stringify(f) + ': ')).toBe(true);
+      return (e as Error).message.slice(f.length + 2);
+    }
+    throw new Error(`${f} was accepted`);
+  };
+  const good = results('ptfs', [clauseResult('RW-001', 'pass')]);
+
+  test('accepts a results file of the same major version, also a newer minor one', () => {
+    expect(loadResults([file('good.json', JSON.stringify(good))], '0.1.0')[0]!.server.name).toBe('ptfs');
+    expect(loadResults([file('minor.json', JSON.stringify({ ...good, version: '0.7.3' }))], '0.1.0')).toHaveLength(1);
+  });
+  test('files that are not results', () => {
+    expect(refusal('/etc/passwd')).toMatch(/^not JSON; expected a results\.json/);
+    expect(refusal(file('bin.json', Buffer.from([0, 1, 2, 0xff, 0xfe, 0x80])))).toMatch(/^not JSON/);
+    expect(refusal(file('empty.json', ''))).toMatch(/^not JSON/);
+    expect(refusal(file('array.json', '[1,2]'))).toMatch(/^not a fusecert results file/);
+    expect(refusal(file('other.json', '{"name":"x","clauses":[]}'))).toMatch(/^not a fusecert results file/);
+    expect(refusal(dir)).toMatch(/^not a regular file \(a directory\)/);
+    expect(refusal('/dev/zero')).toMatch(/^not a regular file/);
+    expect(refusal(path.join(dir, 'missing.json'))).toMatch(/^no such file/);
+  });
+  test('results of another major version, or with fields missing or of the wrong type', () => {
+    expect(refusal(file('v2.json', JSON.stringify({ ...good, version: '2.0.0' })))).toMatch(/^written by fusecert 2\.0\.0; this is fusecert 0\.1\.0, which reads results of version 0\.x/);
+    const { version: _v, ...noVersion } = good;
+    expect(refusal(file('nover.json', JSON.stringify(noVersion)))).toMatch(/^version: expected string \(expected a results\.json written by fusecert 0\.x\)/);
+    const { platform: _p, ...noPlatform } = good;
+    expect(refusal(file('noplat.json', JSON.stringify(noPlatform)))).toMatch(/^platform: expected object/);
+    const badStatus = { ...good, clauses: [{ ...good.clauses[0]!, status: 'passed' }] };
+    expect(refusal(file('status.json', JSON.stringify(badStatus)))).toMatch(/^clauses\[0\]\.status: /);
+    const badReason = { ...good, clauses: [{ ...good.clauses[0]!, reason: 42 }] };
+    expect(refusal(file('reason.json', JSON.stringify(badReason)))).toMatch(/^clauses\[0\]\.reason: expected string/);
+  });
+  test('a file name with a newline stays on one line', () => {
+    const f = file('a\nb.json', 'x');
+    expect(() => loadResults([f])).toThrow(/^"[^\n]*a\\nb\.json": not JSON/);
   });
 });

@@ -2,10 +2,13 @@
 // buildComparison() is the model (pure, unit-tested); renderHtml()/renderMarkdown() draw it.
 // The HTML is one self-contained file: inline CSS, no scripts, no network; every string
 // that came from a results file is escaped.
-import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
+import { readFileSync, writeFileSync, mkdirSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { FAMILIES } from '../catalogue/index.ts';
+import { z } from 'zod';
+import { FAMILIES, formatKey, keyOf, parseKey } from '../catalogue/index.ts';
 import type { ClauseResult, Results } from './results.ts';
+import { renderPrfChart, CHART_CSS } from './chart.ts';
+import { escapeHtml } from './html.ts';
 
 export interface ComparisonRow {
   id: string;
@@ -49,9 +52,11 @@ const FAMILY_ORDER = Object.keys(FAMILIES);
 
 /** RW-002[param]@variant -> sortable parts: family, number, param, variant. */
 function idParts(id: string): { family: string; num: number; param: string; variant: string } {
-  const m = /^([A-Z]+)-(\d+)(?:\[(.*)\])?(?:@([a-z0-9-]+))?$/.exec(id);
-  if (!m) return { family: id.split('-')[0] ?? id, num: Number.MAX_SAFE_INTEGER, param: id, variant: '' };
-  return { family: m[1]!, num: Number(m[2]), param: m[3] ?? '', variant: m[4] ?? '' };
+  const k = parseKey(id);
+  const dash = k.id.indexOf('-');
+  const num = dash > 0 ? Number(k.id.slice(dash + 1)) : Number.NaN;
+  if (!Number.isInteger(num)) return { family: k.id.split('-')[0] ?? id, num: Number.MAX_SAFE_INTEGER, param: id, variant: '' };
+  return { family: k.id.slice(0, dash), num, param: k.param ?? '', variant: k.variant ?? '' };
 }
 
 /** Catalogue order: number, then the plain clause before its variants, then parameters. */
@@ -104,8 +109,6 @@ export function formatDuration(ms: number | undefined): string {
   return `${Math.floor(s / 60)} min ${Math.round(s % 60)} s`;
 }
 
-const VARIANT = /@([a-z0-9-]+)$/;
-
 export function buildComparison(runs: Results[]): Comparison {
   const labels = columnLabels(runs);
   const columns: ComparisonColumn[] = [];
@@ -113,9 +116,10 @@ export function buildComparison(runs: Results[]): Comparison {
   runs.forEach((run, runIndex) => {
     const byVariant = new Map<string | null, Map<string, ClauseResult>>([[null, new Map()]]);
     for (const c of run.clauses ?? []) {
-      const v = VARIANT.exec(c.id)?.[1] ?? null;
+      const k = keyOf(c);
+      const v = k.variant ?? null;
       if (!byVariant.has(v)) byVariant.set(v, new Map());
-      byVariant.get(v)!.set(c.id.replace(VARIANT, ''), c);
+      byVariant.get(v)!.set(formatKey({ id: k.id, param: k.param }), c);
     }
     const variants = [...byVariant.keys()].sort((a, b) => (a === null ? -1 : b === null ? 1 : a < b ? -1 : 1));
     for (const v of variants) {
@@ -198,14 +202,7 @@ export function truncate(s: string, n: number): string {
 
 // ---- HTML --------------------------------------------------------------------------------
 
-export function escapeHtml(s: unknown): string {
-  return String(s ?? '')
-    .replace(/&/g, '&amp;')
-    .replace(/</g, '&lt;')
-    .replace(/>/g, '&gt;')
-    .replace(/"/g, '&quot;')
-    .replace(/'/g, '&#39;');
-}
+export { escapeHtml };
 
 const anchor = (id: string) => 'c-' + id.replace(/[^A-Za-z0-9_-]/g, (ch) => `_${ch.charCodeAt(0).toString(16)}`);
 
@@ -267,7 +264,7 @@ export function renderHtml(cmp: Comparison): string {
   out.push('<!doctype html>', '<html lang="en"><head><meta charset="utf-8">');
   out.push('<meta name="viewport" content="width=device-width,initial-scale=1">');
   out.push(`<title>${escapeHtml(`fusecert comparison: ${names.join(' vs ')}`)}</title>`);
-  out.push(`<style>${CSS}</style></head><body>`);
+  out.push(`<style>${CSS}${CHART_CSS}</style></head><body>`);
   out.push(`<h1>fusecert comparison: ${names.map(escapeHtml).join(' vs ')}</h1>`);
   const versions = cmp.runs.map((r) => `${escapeHtml(r.label)}: ${escapeHtml(r.run.server?.version ?? 'unknown')}`).join('; ');
   out.push(`<p class="sub">Linux ${kernels.map(escapeHtml).join(', ')} · ${versions} · ${cmp.differences} clause${cmp.differences === 1 ? '' : 's'} differ</p>`);
@@ -302,6 +299,10 @@ export function renderHtml(cmp: Comparison): string {
       out.push('</ul>');
     }
   }
+
+  // the PRF figures as a chart (src/report/chart.ts); the same figures stay in the PRF table
+  const chart = renderPrfChart(cmp);
+  if (chart) out.push(chart);
 
   // one collapsible section per family; open when it holds a difference or a failure
   out.push('<h2>Clauses</h2>');
@@ -375,22 +376,89 @@ export function renderMarkdown(cmp: Comparison): string {
 
 // ---- files -------------------------------------------------------------------------------
 
-export function loadResults(files: string[]): Results[] {
+/** A file given to `compare` that is not a results.json it can read: the message names the file and what was expected. */
+export class ResultsInputError extends Error {}
+
+const MAX_RESULTS_BYTES = 256 * 1024 * 1024;
+const str = z.string();
+const num = z.number();
+const Clause = z.looseObject({
+  id: str.min(1),
+  family: str.optional(),
+  level: str,
+  title: str,
+  status: z.enum(['pass', 'fail', 'skip', 'hung', 'xfail', 'xpass']),
+  reason: str.optional(),
+  durationMs: num.optional(),
+  evidence: z.record(str, z.unknown()).optional(),
+});
+/** The fields the comparison reads, with the types it reads them as; what a run of this version always writes. */
+const ResultsShape = z.looseObject({
+  tool: z.literal('fusecert'),
+  version: str.regex(/^\d+\.\d+\.\d+/, 'a version like 1.2.3'),
+  started: str,
+  durationMs: num,
+  platform: z.looseObject({ kernel: str, passthrough: str, root: z.boolean(), tracefs: z.boolean() }),
+  server: z.looseObject({ name: str, version: str, manifest: str.optional() }),
+  options: z.looseObject({ only: z.array(str), families: z.array(str), strict: z.boolean(), seed: num, jobs: num }).partial().optional(),
+  clauses: z.array(Clause),
+  errors: z.array(str).optional(),
+  summary: z.record(str, num).optional(),
+});
+
+const shown = (f: string) => (/^[\x21-\x7e]+$/.test(f) ? f : JSON.stringify(f).replace(/[\u007f-\u009f\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`));
+
+function errnoText(e: unknown): string {
+  const code = (e as NodeJS.ErrnoException).code;
+  const text: Record<string, string> = { ENOENT: 'no such file', EACCES: 'permission denied', ENOTDIR: 'a component of the path is not a directory', ELOOP: 'too many symbolic links', ENAMETOOLONG: 'name too long', EISDIR: 'a directory' };
+  return (code && text[code]) || `cannot read it (${code ?? (e as Error).message})`;
+}
+
+/**
+ * Read results files for a comparison. A file that is missing, not a regular file, not JSON, not a
+ * fusecert results file, or one written by a fusecert of another major version is a
+ * ResultsInputError naming the file and what was expected: the page would be wrong or empty.
+ */
+export function loadResults(files: string[], version?: string): Results[] {
+  const major = version?.split('.')[0];
   return files.map((f) => {
-    let r: Results;
+    const bad = (what: string) => new ResultsInputError(`${shown(f)}: ${what}`);
+    let st;
     try {
-      r = JSON.parse(readFileSync(f, 'utf8')) as Results;
+      st = statSync(f);
     } catch (e) {
-      throw new Error(`${f}: not a readable results.json (${(e as Error).message})`);
+      throw bad(`${errnoText(e)}; expected a results.json written by \`fusecert run\``);
     }
-    if (!r || !Array.isArray(r.clauses)) throw new Error(`${f}: not a fusecert results file (no "clauses" array)`);
-    return r;
+    if (!st.isFile()) throw bad(`not a regular file (a ${st.isDirectory() ? 'directory' : 'device, pipe or socket'}); expected a results.json written by \`fusecert run\``);
+    if (st.size > MAX_RESULTS_BYTES) throw bad(`${st.size} bytes: too large for a results.json (at most ${MAX_RESULTS_BYTES})`);
+    let raw: unknown;
+    try {
+      raw = JSON.parse(readFileSync(f, 'utf8'));
+    } catch (e) {
+      throw bad((e as NodeJS.ErrnoException).code ? errnoText(e) : 'not JSON; expected a results.json written by `fusecert run`');
+    }
+    const tool = (raw as { tool?: unknown } | null)?.tool;
+    if (raw === null || typeof raw !== 'object' || Array.isArray(raw) || tool !== 'fusecert') {
+      throw bad('not a fusecert results file (expected a JSON object with "tool": "fusecert" and a "clauses" array)');
+    }
+    const v = (raw as { version?: unknown }).version;
+    if (typeof v === 'string' && major !== undefined && v.split('.')[0] !== major) {
+      throw bad(`written by fusecert ${v.slice(0, 40)}; this is fusecert ${version}, which reads results of version ${major}.x (rerun \`fusecert run\` with this version)`);
+    }
+    const r = ResultsShape.safeParse(raw);
+    if (!r.success) {
+      const issue = r.error.issues[0]!;
+      const where = issue.path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`)).join('').replace(/^\./, '') || '(top level)';
+      const what = issue.code === 'invalid_type' ? `expected ${issue.expected}` : issue.message;
+      throw bad(`${where}: ${what.replace(/\s+/g, ' ').slice(0, 200)} (expected a results.json written by fusecert ${major ?? ''}${major ? '.x' : ''})`.replace(' )', ')'));
+    }
+    return raw as Results;
   });
 }
 
 /** Write the comparison of results files to target: .md gives Markdown, anything else HTML. */
-export function writeComparison(files: string[], target: string): void {
-  const cmp = buildComparison(loadResults(files));
+export function writeComparison(files: string[], target: string, version?: string): void {
+  const cmp = buildComparison(loadResults(files, version));
   mkdirSync(path.dirname(target), { recursive: true });
   writeFileSync(target, target.endsWith('.md') ? renderMarkdown(cmp) : renderHtml(cmp));
 }

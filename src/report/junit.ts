@@ -2,11 +2,17 @@ import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import junitModule, { type Builder } from 'junit-report-builder';
 import type { Results } from './results.ts';
+import { baselineMark, describeFigure } from './baseline.ts';
 
 // The package is CommonJS with a default export; under NodeNext it arrives one level deep.
 const junit = ((junitModule as unknown as { default?: Builder }).default ?? junitModule) as unknown as Builder;
 
-/** One testsuite per family; testcase `ID title`; properties for kernel, server and claims. */
+/**
+ * One testsuite per family; testcase `ID title`; properties for kernel, server and claims. With a
+ * baseline, a testcase it has something to say about gets the property `baseline` (new, known,
+ * improved) and a failure message starting with `NEW: ` or `KNOWN: `; a figure that dropped beyond
+ * the tolerance is a failure of its testcase even when the clause itself passed.
+ */
 export function writeJUnit(results: Results[], file: string): void {
   const b = junit.newBuilder();
   for (const res of results) {
@@ -30,9 +36,14 @@ export function writeJUnit(results: Results[], file: string): void {
         ]
           .filter(Boolean)
           .join('\n');
-        if (c.status === 'fail' || c.status === 'hung') tc.failure(`[${c.level}] ${c.status === 'hung' ? 'HUNG: ' : ''}${c.reason}`, c.status).stacktrace(details);
-        else if (c.status === 'xpass') tc.failure(`[${c.level}] unexpected pass: ${c.reason}`, 'xpass');
-        else if (c.status === 'skip' || c.status === 'xfail') tc.skipped().standardOutput(`${c.status}: ${c.reason}`);
+        const mark = baselineMark(res.baseline, c.id);
+        if (mark) tc.property('baseline', mark.tag);
+        const prefix = mark?.tag === 'new' ? 'NEW: ' : mark?.tag === 'known' ? 'KNOWN: ' : '';
+        const drops = mark?.figures.map((f) => `${describeFigure(f, res.baseline!.tolerance)} since the baseline`).join('; ') ?? '';
+        if (c.status === 'fail' || c.status === 'hung') tc.failure(`${prefix}[${c.level}] ${c.status === 'hung' ? 'HUNG: ' : ''}${c.reason}${drops ? `; ${drops}` : ''}`, c.status).stacktrace(details);
+        else if (drops) tc.failure(`${prefix}[${c.level}] ${drops}`, 'baseline').stacktrace(details);
+        else if (c.status === 'xpass') tc.failure(`${prefix}[${c.level}] unexpected pass: ${c.reason}`, 'xpass');
+        else if (c.status === 'skip' || c.status === 'xfail') tc.skipped().standardOutput(`${prefix}${c.status}: ${c.reason}`);
         else if (details) tc.standardOutput(details);
         if (c.stderr) tc.standardError(c.stderr);
       }

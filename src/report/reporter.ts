@@ -3,7 +3,7 @@
 import path from 'node:path';
 import type { Reporter, TestCase, TestModule } from 'vitest/node';
 import type { ClauseMeta } from '../harness/clause.ts';
-import { NOT_APPLICABLE, applyExpectations, type ClauseResult } from './results.ts';
+import { applyExpectations, type ClauseResult } from './results.ts';
 import type { Expectation } from '../manifest/index.ts';
 import { progressLine } from './console.ts';
 
@@ -39,6 +39,7 @@ export class ClauseCollector implements Reporter {
     const id = meta?.id ?? tc.name.split(' ')[0];
     const r: ClauseResult = {
       id,
+      ...(meta?.key ? { key: meta.key } : {}),
       family: meta?.family ?? id.split('-')[0],
       level: meta?.level ?? 'MUST',
       title: meta?.title ?? tc.name,
@@ -55,8 +56,10 @@ export class ClauseCollector implements Reporter {
       if (meta?.hung) r.hung = meta.hung;
     } else if (res.state === 'skipped') {
       r.status = 'skip';
-      r.reason = res.note ?? meta?.skip ?? 'skipped';
-      r.notApplicable = NOT_APPLICABLE.some((re) => re.test(r.reason));
+      // A skip that does not come from clause() (none should) counts as the environment's.
+      r.skipKind = meta?.skip?.kind ?? 'environment';
+      r.reason = meta?.skip?.reason ?? res.note ?? 'skipped';
+      r.notApplicable = r.skipKind === 'not-applicable';
     } else if (res.state === 'pending') return;
     this.results.push(r);
     this.print(progressLine(this.results.length, this.expected || null, applyExpectations([r], this.expect)[0], this.collected < this.files));

@@ -1,10 +1,15 @@
+import { covers, keyOf, parseKey, type ClauseKey } from '../catalogue/index.ts';
 import type { Expectation } from '../manifest/index.ts';
 import type { Platform } from '../platform/index.ts';
+import type { BaselineComparison } from './baseline.ts';
 
 export type Status = 'pass' | 'fail' | 'skip' | 'hung' | 'xfail' | 'xpass';
 
 export interface ClauseResult {
+  /** the key as text, ID[param]@variant */
   id: string;
+  /** the key as data (absent in results files written before it: keyOf() reads the id then) */
+  key?: ClauseKey;
   family: string;
   level: string;
   title: string;
@@ -15,7 +20,9 @@ export interface ClauseResult {
   stderr?: string;
   replay?: string;
   hung?: unknown;
-  /** A skip because the clause does not apply to this server (claims), not for want of environment. */
+  /** Why a skip happened, as data (harness/clause.ts SkipKind); the reason is only for people. */
+  skipKind?: 'not-applicable' | 'environment' | 'platform';
+  /** skipKind === 'not-applicable': the clause does not apply to this server (claims, configuration). */
   notApplicable?: boolean;
   /** Set when a manifest expectation matched, or expired. */
   expectation?: { status: string; reason: string; expires: string; expired: boolean };
@@ -33,22 +40,18 @@ export interface Results {
   /** Problems outside any clause (a suite that failed to load, an unhandled error, a left-over resource). */
   errors: string[];
   summary: Record<Status, number> & { total: number; mustFailures: number; exitCode: number };
+  /** Set when the run was compared with an earlier run (--baseline); summary.exitCode is then its verdict. */
+  baseline?: BaselineComparison;
 }
 
-/**
- * Skip reasons that say the clause does not apply to this server (its claims, its configuration),
- * as opposed to an environment that could not run it. Only the latter fail under --strict.
- */
-export const NOT_APPLICABLE = [/^server does not claim/, /^manifest declares no/, /^the kernel does not refuse this server's backing files/, /^server mounts without allow_other/, /^server does not serve files across a mountpoint/];
-
 /** `IOM-001` covers every `IOM-001[param]`; a variant is named explicitly (`ATT-006@no-passthrough`). */
-const matches = (e: Expectation, id: string) => e.clause === id || e.clause === id.replace(/\[.*\](?=@|$)/, '');
+export const expectationMatches = (e: Pick<Expectation, 'clause'>, r: { id: string; key?: ClauseKey }) => covers(parseKey(e.clause), keyOf(r));
 
 /** Fold the manifest's known deviations into the results: xfail, xpass, expired. */
 export function applyExpectations(results: ClauseResult[], expect: Expectation[], today = new Date()): ClauseResult[] {
   const day = today.toISOString().slice(0, 10);
   return results.map((r) => {
-    const e = expect.find((x) => matches(x, r.id));
+    const e = expect.find((x) => expectationMatches(x, r));
     if (!e) return r;
     const expired = e.expires < day;
     const out: ClauseResult = { ...r, expectation: { status: e.status, reason: e.reason, expires: e.expires, expired } };

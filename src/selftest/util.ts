@@ -62,7 +62,7 @@ export interface CliRun {
  */
 export async function fusecert(
   args: string[],
-  opts: { timeoutMs?: number; signalAfterMs?: number; signal?: NodeJS.Signals; tmp?: string } = {},
+  opts: { timeoutMs?: number; signalAfterMs?: number; signal?: NodeJS.Signals; tmp?: string; env?: Record<string, string> } = {},
 ): Promise<CliRun> {
   const tmp = opts.tmp ?? mkdtempSync(path.join(os.tmpdir(), 'fusecert-test-'));
   const work = path.join(tmp, 'tmp');
@@ -73,7 +73,7 @@ export async function fusecert(
     cwd: ROOT,
     reject: false,
     timeout: opts.timeoutMs ?? 600_000,
-    env: { NO_COLOR: '1', TMPDIR: work },
+    env: { NO_COLOR: '1', TMPDIR: work, ...opts.env },
   });
   if (opts.signalAfterMs) setTimeout(() => child.kill(opts.signal ?? 'SIGINT'), opts.signalAfterMs);
   const r = await child;
@@ -95,7 +95,7 @@ export async function fusecert(
   return res;
 }
 
-function leftoversOf(work: string, pid: number): string[] {
+export function leftoversOf(work: string, pid: number): string[] {
   const out: string[] = [];
   for (const l of readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
     const f = l.split(' ');

@@ -1,6 +1,7 @@
 // The syscalls Node lacks, through one koffi binding of libc.so.6.
 //
-// Every call has a synchronous form `foo(...)` and an asynchronous form `fooAsync(...)`.
+// Every call is defined once (both()) and exported in a synchronous form `foo(...)` and an
+// asynchronous form `fooAsync(...)`.
 // The async form goes through koffi's `fn.async`, which runs the C call on a libuv worker
 // thread: a FUSE server that never answers blocks that worker, never the event loop, so the
 // harness can still hit its deadline and abort the connection. (It does occupy one of the
@@ -244,6 +245,34 @@ function normal(v: unknown): number | bigint {
   return v as number;
 }
 
+/** A C call prepared from JS arguments: the function, its arguments, and how to name it in an error. */
+interface Call {
+  fn: Fn;
+  args: unknown[];
+  fmt: () => string;
+  /** how a failure shows in the return value (default: -1 and errno) */
+  failed?: (r: unknown) => boolean;
+}
+
+/**
+ * One definition of a call, both forms: `foo` (sync) and `fooAsync` (koffi's worker thread, see
+ * the top of this file). `prep` turns the JS arguments into the C call; `done` turns the C return
+ * value (with the prepared call, for buffers it filled) into the JS result.
+ */
+function both<A extends unknown[], P extends Call, R>(name: string, prep: (...a: A) => P, done: (r: unknown, p: P) => R) {
+  return {
+    sync: (...a: A): R => {
+      const p = prep(...a);
+      return done(callSync(p.fn, name, p.args, p.fmt, p.failed), p);
+    },
+    async: async (...a: A): Promise<R> => {
+      const p = prep(...a);
+      return done(await callAsync(p.fn, name, p.args, p.fmt, p.failed), p);
+    },
+  };
+}
+const nothing = (): void => undefined;
+
 const f = {
   open: libc.func('int open(const char *path, int flags, uint32_t mode)'),
   close: libc.func('int close(int fd)'),
@@ -287,67 +316,42 @@ const f = {
 // ---------------------------------------------------------------------------------------
 // Plain fd calls
 
-export function open(path: string, flags: number, mode = 0o644): number {
-  return callSync(f.open, 'open', [path, flags, mode], () => `${JSON.stringify(path)}, 0o${flags.toString(8)}`);
-}
-export function openAsync(path: string, flags: number, mode = 0o644): Promise<number> {
-  return callAsync(f.open, 'open', [path, flags, mode], () => `${JSON.stringify(path)}, 0o${flags.toString(8)}`);
-}
-export function close(fd: number): void {
-  callSync(f.close, 'close', [fd], () => `fd=${fd}`);
-}
-export async function closeAsync(fd: number): Promise<void> {
-  await callAsync(f.close, 'close', [fd], () => `fd=${fd}`);
-}
-export function fsync(fd: number): void {
-  callSync(f.fsync, 'fsync', [fd], () => `fd=${fd}`);
-}
-export async function fsyncAsync(fd: number): Promise<void> {
-  await callAsync(f.fsync, 'fsync', [fd], () => `fd=${fd}`);
-}
-export function fdatasync(fd: number): void {
-  callSync(f.fdatasync, 'fdatasync', [fd], () => `fd=${fd}`);
-}
-export async function fdatasyncAsync(fd: number): Promise<void> {
-  await callAsync(f.fdatasync, 'fdatasync', [fd], () => `fd=${fd}`);
-}
+export const { sync: open, async: openAsync } = both(
+  'open',
+  (path: string, flags: number, mode = 0o644) => ({ fn: f.open, args: [path, flags, mode], fmt: () => `${JSON.stringify(path)}, 0o${flags.toString(8)}` }),
+  (r) => toNum(r),
+);
+const fdCall = (fn: Fn) => (fd: number) => ({ fn, args: [fd], fmt: () => `fd=${fd}` });
+export const { sync: close, async: closeAsync } = both('close', fdCall(f.close), nothing);
+export const { sync: fsync, async: fsyncAsync } = both('fsync', fdCall(f.fsync), nothing);
+export const { sync: fdatasync, async: fdatasyncAsync } = both('fdatasync', fdCall(f.fdatasync), nothing);
 
 /** pipe2(2): returns [readFd, writeFd] */
-export function pipe2(flags = 0): [number, number] {
-  const fds = new Int32Array(2);
-  callSync(f.pipe2, 'pipe2', [fds, flags], () => `flags=${flags}`);
-  return [fds[0]!, fds[1]!];
-}
-export async function pipe2Async(flags = 0): Promise<[number, number]> {
-  const fds = new Int32Array(2);
-  await callAsync(f.pipe2, 'pipe2', [fds, flags], () => `flags=${flags}`);
-  return [fds[0]!, fds[1]!];
-}
+export const { sync: pipe2, async: pipe2Async } = both(
+  'pipe2',
+  (flags = 0) => ({ fn: f.pipe2, args: [new Int32Array(2), flags], fmt: () => `flags=${flags}` }),
+  (_r, p): [number, number] => {
+    const fds = p.args[0] as Int32Array;
+    return [fds[0]!, fds[1]!];
+  },
+);
 
-function spliceArgs(fdIn: number, offIn: Num | null, fdOut: number, offOut: Num | null, len: number, flags: number) {
-  return {
+/** splice(2): bytes moved */
+export const { sync: splice, async: spliceAsync } = both(
+  'splice',
+  (fdIn: number, offIn: Num | null, fdOut: number, offOut: Num | null, len: number, flags = 0) => ({
+    fn: f.splice,
     args: [fdIn, offPtr(offIn), fdOut, offPtr(offOut), len, flags],
     fmt: () => `fd_in=${fdIn}, off_in=${offIn ?? 'NULL'}, fd_out=${fdOut}, off_out=${offOut ?? 'NULL'}, len=${len}, flags=${flags}`,
-  };
-}
-/** splice(2): bytes moved */
-export function splice(fdIn: number, offIn: Num | null, fdOut: number, offOut: Num | null, len: number, flags = 0): number {
-  const a = spliceArgs(fdIn, offIn, fdOut, offOut, len, flags);
-  return toNum(callSync(f.splice, 'splice', a.args, a.fmt));
-}
-export async function spliceAsync(
-  fdIn: number, offIn: Num | null, fdOut: number, offOut: Num | null, len: number, flags = 0,
-): Promise<number> {
-  const a = spliceArgs(fdIn, offIn, fdOut, offOut, len, flags);
-  return toNum(await callAsync(f.splice, 'splice', a.args, a.fmt));
-}
+  }),
+  (r) => toNum(r),
+);
 
-export function tee(fdIn: number, fdOut: number, len: number, flags = 0): number {
-  return toNum(callSync(f.tee, 'tee', [fdIn, fdOut, len, flags], () => `fd_in=${fdIn}, fd_out=${fdOut}, len=${len}`));
-}
-export async function teeAsync(fdIn: number, fdOut: number, len: number, flags = 0): Promise<number> {
-  return toNum(await callAsync(f.tee, 'tee', [fdIn, fdOut, len, flags], () => `fd_in=${fdIn}, fd_out=${fdOut}, len=${len}`));
-}
+export const { sync: tee, async: teeAsync } = both(
+  'tee',
+  (fdIn: number, fdOut: number, len: number, flags = 0) => ({ fn: f.tee, args: [fdIn, fdOut, len, flags], fmt: () => `fd_in=${fdIn}, fd_out=${fdOut}, len=${len}` }),
+  (r) => toNum(r),
+);
 
 function iovec(buf: Buffer): Buffer {
   const iov = Buffer.alloc(16);
@@ -356,74 +360,61 @@ function iovec(buf: Buffer): Buffer {
   return iov;
 }
 /** vmsplice(2) of one buffer into a pipe. Do not use SPLICE_F_GIFT: the pages belong to V8. */
-export function vmsplice(fd: number, buf: Buffer, flags = 0): number {
-  const iov = iovec(buf);
-  const r = toNum(callSync(f.vmsplice, 'vmsplice', [fd, iov, 1, flags], () => `fd=${fd}, len=${buf.length}`));
-  void buf; // keep the buffer alive across the call
-  return r;
-}
-export async function vmspliceAsync(fd: number, buf: Buffer, flags = 0): Promise<number> {
-  const iov = iovec(buf);
-  const r = toNum(await callAsync(f.vmsplice, 'vmsplice', [fd, iov, 1, flags], () => `fd=${fd}, len=${buf.length}`));
-  void buf;
-  return r;
-}
+export const { sync: vmsplice, async: vmspliceAsync } = both(
+  'vmsplice',
+  // the buffer rides along in the prepared call, so it stays alive until the call returns
+  (fd: number, buf: Buffer, flags = 0) => ({ fn: f.vmsplice, args: [fd, iovec(buf), 1, flags], fmt: () => `fd=${fd}, len=${buf.length}`, buf }),
+  (r) => toNum(r),
+);
 
 /** sendfile(2). With an offset, the file position of inFd is unchanged. */
-export function sendfile(outFd: number, inFd: number, offset: Num | null, count: number): number {
-  return toNum(
-    callSync(f.sendfile, 'sendfile', [outFd, inFd, offPtr(offset), count], () => `out_fd=${outFd}, in_fd=${inFd}, offset=${offset ?? 'NULL'}, count=${count}`),
-  );
-}
-export async function sendfileAsync(outFd: number, inFd: number, offset: Num | null, count: number): Promise<number> {
-  return toNum(
-    await callAsync(f.sendfile, 'sendfile', [outFd, inFd, offPtr(offset), count], () => `out_fd=${outFd}, in_fd=${inFd}, offset=${offset ?? 'NULL'}, count=${count}`),
-  );
-}
+export const { sync: sendfile, async: sendfileAsync } = both(
+  'sendfile',
+  (outFd: number, inFd: number, offset: Num | null, count: number) => ({
+    fn: f.sendfile,
+    args: [outFd, inFd, offPtr(offset), count],
+    fmt: () => `out_fd=${outFd}, in_fd=${inFd}, offset=${offset ?? 'NULL'}, count=${count}`,
+  }),
+  (r) => toNum(r),
+);
 
-function cfrArgs(fdIn: number, offIn: Num | null, fdOut: number, offOut: Num | null, len: number, flags: number) {
-  return {
+export const { sync: copyFileRange, async: copyFileRangeAsync } = both(
+  'copy_file_range',
+  (fdIn: number, offIn: Num | null, fdOut: number, offOut: Num | null, len: number, flags = 0) => ({
+    fn: f.copy_file_range,
     args: [fdIn, offPtr(offIn), fdOut, offPtr(offOut), len, flags],
     fmt: () => `fd_in=${fdIn}, off_in=${offIn ?? 'NULL'}, fd_out=${fdOut}, off_out=${offOut ?? 'NULL'}, len=${len}`,
-  };
-}
-export function copyFileRange(fdIn: number, offIn: Num | null, fdOut: number, offOut: Num | null, len: number, flags = 0): number {
-  const a = cfrArgs(fdIn, offIn, fdOut, offOut, len, flags);
-  return toNum(callSync(f.copy_file_range, 'copy_file_range', a.args, a.fmt));
-}
-export async function copyFileRangeAsync(
-  fdIn: number, offIn: Num | null, fdOut: number, offOut: Num | null, len: number, flags = 0,
-): Promise<number> {
-  const a = cfrArgs(fdIn, offIn, fdOut, offOut, len, flags);
-  return toNum(await callAsync(f.copy_file_range, 'copy_file_range', a.args, a.fmt));
-}
+  }),
+  (r) => toNum(r),
+);
 
-export function fallocate(fd: number, mode: number, offset: Num, len: Num): void {
-  callSync(f.fallocate, 'fallocate', [fd, mode, big(offset), big(len)], () => `fd=${fd}, mode=${mode}, offset=${offset}, len=${len}`);
-}
-export async function fallocateAsync(fd: number, mode: number, offset: Num, len: Num): Promise<void> {
-  await callAsync(f.fallocate, 'fallocate', [fd, mode, big(offset), big(len)], () => `fd=${fd}, mode=${mode}, offset=${offset}, len=${len}`);
-}
+export const { sync: fallocate, async: fallocateAsync } = both(
+  'fallocate',
+  (fd: number, mode: number, offset: Num, len: Num) => ({
+    fn: f.fallocate,
+    args: [fd, mode, big(offset), big(len)],
+    fmt: () => `fd=${fd}, mode=${mode}, offset=${offset}, len=${len}`,
+  }),
+  nothing,
+);
 
 /** lseek(2): the new offset (number, or bigint beyond 2^53) */
-export function lseek(fd: number, offset: Num, whence: number): number | bigint {
-  return normal(callSync(f.lseek, 'lseek', [fd, big(offset), whence], () => `fd=${fd}, offset=${offset}, whence=${whence}`));
-}
-export async function lseekAsync(fd: number, offset: Num, whence: number): Promise<number | bigint> {
-  return normal(await callAsync(f.lseek, 'lseek', [fd, big(offset), whence], () => `fd=${fd}, offset=${offset}, whence=${whence}`));
-}
+export const { sync: lseek, async: lseekAsync } = both(
+  'lseek',
+  (fd: number, offset: Num, whence: number) => ({ fn: f.lseek, args: [fd, big(offset), whence], fmt: () => `fd=${fd}, offset=${offset}, whence=${whence}` }),
+  (r) => normal(r),
+);
 
 /** ioctl(2). A Buffer is passed by pointer (and updated in place); a number/bigint by value. */
-export function ioctl(fd: number, request: number, arg: Buffer | number | bigint = 0): number {
-  const fn = Buffer.isBuffer(arg) ? f.ioctl_ptr : f.ioctl_int;
-  const a = Buffer.isBuffer(arg) ? arg : big(arg);
-  return toNum(callSync(fn, 'ioctl', [fd, request, a], () => `fd=${fd}, request=0x${(request >>> 0).toString(16)}`));
-}
-export async function ioctlAsync(fd: number, request: number, arg: Buffer | number | bigint = 0): Promise<number> {
-  const fn = Buffer.isBuffer(arg) ? f.ioctl_ptr : f.ioctl_int;
-  const a = Buffer.isBuffer(arg) ? arg : big(arg);
-  return toNum(await callAsync(fn, 'ioctl', [fd, request, a], () => `fd=${fd}, request=0x${(request >>> 0).toString(16)}`));
-}
+export const { sync: ioctl, async: ioctlAsync } = both(
+  'ioctl',
+  (fd: number, request: number, arg: Buffer | number | bigint = 0) => ({
+    fn: Buffer.isBuffer(arg) ? f.ioctl_ptr : f.ioctl_int,
+    args: [fd, request, Buffer.isBuffer(arg) ? arg : big(arg)],
+    fmt: () => `fd=${fd}, request=0x${(request >>> 0).toString(16)}`,
+  }),
+  (r) => toNum(r),
+);
 
 // ---------------------------------------------------------------------------------------
 // statx
@@ -483,16 +474,14 @@ function parseStatx(b: Buffer): Statx {
 }
 
 /** statx(2). dirfd AT.AT_FDCWD for paths; with AT_EMPTY_PATH and path '' it stats dirfd. */
-export function statx(dirfd: number, path: string, flags = 0, mask: number = STATX.STATX_BASIC_STATS | STATX.STATX_BTIME): Statx {
-  const buf = Buffer.alloc(256);
-  callSync(f.statx, 'statx', [dirfd, path, flags, mask, buf], () => `dirfd=${dirfd}, ${JSON.stringify(path)}, flags=0x${flags.toString(16)}`);
-  return parseStatx(buf);
-}
-export async function statxAsync(dirfd: number, path: string, flags = 0, mask: number = STATX.STATX_BASIC_STATS | STATX.STATX_BTIME): Promise<Statx> {
-  const buf = Buffer.alloc(256);
-  await callAsync(f.statx, 'statx', [dirfd, path, flags, mask, buf], () => `dirfd=${dirfd}, ${JSON.stringify(path)}, flags=0x${flags.toString(16)}`);
-  return parseStatx(buf);
-}
+export const { sync: statx, async: statxAsync } = both(
+  'statx',
+  (dirfd: number, path: string, flags: number = 0, mask: number = STATX.STATX_BASIC_STATS | STATX.STATX_BTIME) => {
+    const buf = Buffer.alloc(256);
+    return { fn: f.statx, args: [dirfd, path, flags, mask, buf], fmt: () => `dirfd=${dirfd}, ${JSON.stringify(path)}, flags=0x${flags.toString(16)}`, buf };
+  },
+  (_r, p) => parseStatx(p.buf),
+);
 
 // ---------------------------------------------------------------------------------------
 // Raw and aligned buffers
@@ -534,23 +523,13 @@ function ioTarget(b: IoBuf, len?: number): { target: Buffer; len: number } {
   return { target, len: n };
 }
 
-/** pread(2) into a Buffer or an AlignedBuffer (from its start); returns bytes read. */
-export function pread(fd: number, buf: IoBuf, offset: Num, len?: number): number {
+/** pread(2)/pwrite(2) with a Buffer or an AlignedBuffer (from its start): bytes moved. */
+const ioCall = (fn: Fn) => (fd: number, buf: IoBuf, offset: Num, len?: number) => {
   const t = ioTarget(buf, len);
-  return toNum(callSync(f.pread, 'pread', [fd, t.target, t.len, big(offset)], () => `fd=${fd}, count=${t.len}, offset=${offset}`));
-}
-export async function preadAsync(fd: number, buf: IoBuf, offset: Num, len?: number): Promise<number> {
-  const t = ioTarget(buf, len);
-  return toNum(await callAsync(f.pread, 'pread', [fd, t.target, t.len, big(offset)], () => `fd=${fd}, count=${t.len}, offset=${offset}`));
-}
-export function pwrite(fd: number, buf: IoBuf, offset: Num, len?: number): number {
-  const t = ioTarget(buf, len);
-  return toNum(callSync(f.pwrite, 'pwrite', [fd, t.target, t.len, big(offset)], () => `fd=${fd}, count=${t.len}, offset=${offset}`));
-}
-export async function pwriteAsync(fd: number, buf: IoBuf, offset: Num, len?: number): Promise<number> {
-  const t = ioTarget(buf, len);
-  return toNum(await callAsync(f.pwrite, 'pwrite', [fd, t.target, t.len, big(offset)], () => `fd=${fd}, count=${t.len}, offset=${offset}`));
-}
+  return { fn, args: [fd, t.target, t.len, big(offset)], fmt: () => `fd=${fd}, count=${t.len}, offset=${offset}` };
+};
+export const { sync: pread, async: preadAsync } = both('pread', ioCall(f.pread), (r) => toNum(r));
+export const { sync: pwrite, async: pwriteAsync } = both('pwrite', ioCall(f.pwrite), (r) => toNum(r));
 
 // ---------------------------------------------------------------------------------------
 // mmap
@@ -621,16 +600,17 @@ class MappingImpl implements Mapping {
 
 const mapFailed = (r: unknown) => BigInt(r as Num) === MAP_FAILED;
 
-export function mmap(fd: number, length: number, prot: number, flags: number, offset: Num = 0): Mapping {
-  const addr = callSync<bigint | number>(f.mmap, 'mmap', [0, length, prot, flags, fd, big(offset)],
-    () => `len=${length}, prot=${prot}, flags=0x${flags.toString(16)}, fd=${fd}, offset=${offset}`, mapFailed);
-  return new MappingImpl(BigInt(addr), length);
-}
-export async function mmapAsync(fd: number, length: number, prot: number, flags: number, offset: Num = 0): Promise<Mapping> {
-  const addr = await callAsync<bigint | number>(f.mmap, 'mmap', [0, length, prot, flags, fd, big(offset)],
-    () => `len=${length}, prot=${prot}, flags=0x${flags.toString(16)}, fd=${fd}, offset=${offset}`, mapFailed);
-  return new MappingImpl(BigInt(addr), length);
-}
+export const { sync: mmap, async: mmapAsync } = both(
+  'mmap',
+  (fd: number, length: number, prot: number, flags: number, offset: Num = 0) => ({
+    fn: f.mmap,
+    args: [0, length, prot, flags, fd, big(offset)],
+    fmt: () => `len=${length}, prot=${prot}, flags=0x${flags.toString(16)}, fd=${fd}, offset=${offset}`,
+    failed: mapFailed,
+    length,
+  }),
+  (addr, p): Mapping => new MappingImpl(BigInt(addr as Num), p.length),
+);
 
 // ---------------------------------------------------------------------------------------
 // Processes, mounts
@@ -640,29 +620,29 @@ export function gettid(): number {
 }
 
 /** pidfd_open(2) via syscall(2) */
-export function pidfdOpen(pid: number, flags = 0): number {
-  return toNum(callSync(f.syscall3, 'pidfd_open', [SYS.pidfd_open, pid, flags, 0], () => `pid=${pid}`));
-}
-export async function pidfdOpenAsync(pid: number, flags = 0): Promise<number> {
-  return toNum(await callAsync(f.syscall3, 'pidfd_open', [SYS.pidfd_open, pid, flags, 0], () => `pid=${pid}`));
-}
+export const { sync: pidfdOpen, async: pidfdOpenAsync } = both(
+  'pidfd_open',
+  (pid: number, flags = 0) => ({ fn: f.syscall3, args: [SYS.pidfd_open, pid, flags, 0], fmt: () => `pid=${pid}` }),
+  (r) => toNum(r),
+);
 /** pidfd_getfd(2): a duplicate, in this process, of fd `targetFd` of the process behind pidfd */
-export function pidfdGetfd(pidfd: number, targetFd: number): number {
-  return toNum(callSync(f.syscall3, 'pidfd_getfd', [SYS.pidfd_getfd, pidfd, targetFd, 0], () => `pidfd=${pidfd}, targetfd=${targetFd}`));
-}
-export async function pidfdGetfdAsync(pidfd: number, targetFd: number): Promise<number> {
-  return toNum(await callAsync(f.syscall3, 'pidfd_getfd', [SYS.pidfd_getfd, pidfd, targetFd, 0], () => `pidfd=${pidfd}, targetfd=${targetFd}`));
-}
+export const { sync: pidfdGetfd, async: pidfdGetfdAsync } = both(
+  'pidfd_getfd',
+  (pidfd: number, targetFd: number) => ({ fn: f.syscall3, args: [SYS.pidfd_getfd, pidfd, targetFd, 0], fmt: () => `pidfd=${pidfd}, targetfd=${targetFd}` }),
+  (r) => toNum(r),
+);
 
-export function umount2(path: string, flags = 0): void {
-  callSync(f.umount2, 'umount2', [path, flags], () => `${JSON.stringify(path)}, flags=${flags}`);
-}
-export async function umount2Async(path: string, flags = 0): Promise<void> {
-  await callAsync(f.umount2, 'umount2', [path, flags], () => `${JSON.stringify(path)}, flags=${flags}`);
-}
-export function mount(source: string | null, target: string, type: string | null, flags = 0, data: string | null = null): void {
-  callSync(f.mount, 'mount', [source, target, type, flags, data], () => `${JSON.stringify(source)}, ${JSON.stringify(target)}, ${JSON.stringify(type)}, flags=0x${flags.toString(16)}`);
-}
-export async function mountAsync(source: string | null, target: string, type: string | null, flags = 0, data: string | null = null): Promise<void> {
-  await callAsync(f.mount, 'mount', [source, target, type, flags, data], () => `${JSON.stringify(source)}, ${JSON.stringify(target)}, ${JSON.stringify(type)}, flags=0x${flags.toString(16)}`);
-}
+export const { sync: umount2, async: umount2Async } = both(
+  'umount2',
+  (path: string, flags = 0) => ({ fn: f.umount2, args: [path, flags], fmt: () => `${JSON.stringify(path)}, flags=${flags}` }),
+  nothing,
+);
+export const { sync: mount, async: mountAsync } = both(
+  'mount',
+  (source: string | null, target: string, type: string | null, flags: number = 0, data: string | null = null) => ({
+    fn: f.mount,
+    args: [source, target, type, flags, data],
+    fmt: () => `${JSON.stringify(source)}, ${JSON.stringify(target)}, ${JSON.stringify(type)}, flags=0x${flags.toString(16)}`,
+  }),
+  nothing,
+);

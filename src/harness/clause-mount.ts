@@ -33,7 +33,7 @@ export class Mount {
   constructor(readonly opts: MountOptions = {}) {
     const ctx = runContext();
     if (opts.reference) {
-      if (!ctx.reference) throw new Error('the reference server (servers/ptfs) is not built: npm run build');
+      if (!ctx.reference) throw new Error('the reference server (servers/ptfs) is not built: fusecert build-ptfs, or npm run build in a checkout');
       this.spec = ctx.reference;
     } else if (opts.variant) {
       this.spec = resolveServer(ctx.server.manifest, ctx.server.file, opts.variant);

@@ -1,0 +1,106 @@
+// Reads trace_pipe files on a worker thread. Reading trace_pipe is where the kernel formats each
+// event as text, and done on the main thread every pollMs it stalled the very workload being
+// observed (bench/evidence-overhead.ts). The worker drains every pipe until EAGAIN, sleeps pollMs
+// (or until asked), and keeps the text until the main thread asks for it; only the worker ever
+// reads the pipes while it runs, so the text of each pipe stays in order.
+//
+// The handshake is a few words of shared memory, so it also works from synchronous code (close
+// and the process exit hook). REQ counts requests for the text read so far: every take() adds
+// one and waits until a hand-over covers its number, so requests that cross never get lost.
+// STOP ends the worker; DONE is set once it will read no more, and only then may the main thread
+// close the fds.
+import { Worker } from 'node:worker_threads';
+
+const REQ = 0;
+const STOP = 1;
+const DONE = 2;
+
+const WORKER = String.raw`
+const { workerData, parentPort } = require('node:worker_threads');
+const fs = require('node:fs');
+const { fds, pollMs, shared } = workerData;
+const words = new Int32Array(shared);
+const text = fds.map(() => []);
+const buf = Buffer.allocUnsafe(1 << 16);
+let failed = null;
+let served = 0;
+function readAll() {
+  fds.forEach((fd, i) => {
+    for (;;) {
+      let n;
+      try {
+        n = fs.readSync(fd, buf, 0, buf.length, null);
+      } catch (e) {
+        if (e.code !== 'EAGAIN') failed = failed || e.message;
+        return;
+      }
+      if (n <= 0) return;
+      text[i].push(buf.toString('latin1', 0, n));
+    }
+  });
+}
+while (Atomics.load(words, ${STOP}) === 0) {
+  readAll();
+  const req = Atomics.load(words, ${REQ});
+  if (req !== served) {
+    readAll(); // what the kernel had when the request was made: it was made after the read above began
+    parentPort.postMessage({ text: text.map((t) => t.splice(0).join('')), upTo: req, failed });
+    served = req;
+  }
+  Atomics.wait(words, ${REQ}, served, pollMs);
+}
+Atomics.store(words, ${DONE}, 1);
+Atomics.notify(words, ${DONE});
+`;
+
+export class PipeReader {
+  private readonly words = new Int32Array(new SharedArrayBuffer(12));
+  private readonly worker: Worker;
+  private waiting: { ticket: number; resolve: () => void; reject: (e: Error) => void }[] = [];
+  private error: string | null = null;
+  private stopped = false;
+
+  /** `onText` gets what was read, one string per fd (in `fds` order), before any take() resolves. */
+  constructor(fds: number[], pollMs: number, onText: (text: string[]) => void) {
+    this.worker = new Worker(WORKER, { eval: true, workerData: { fds, pollMs: Math.max(1, pollMs), shared: this.words.buffer } });
+    this.worker.unref();
+    this.worker.on('message', (m: { text: string[]; upTo: number; failed: string | null }) => {
+      if (m.failed) this.error = m.failed;
+      onText(m.text);
+      const done = this.waiting.filter((w) => w.ticket <= m.upTo);
+      this.waiting = this.waiting.filter((w) => w.ticket > m.upTo);
+      for (const w of done) (this.error ? w.reject(new Error(`reading trace_pipe: ${this.error}`)) : w.resolve());
+      if (this.waiting.length === 0) this.worker.unref();
+    });
+    this.worker.on('error', (e) => {
+      this.error = e.message;
+      for (const w of this.waiting.splice(0)) w.reject(e);
+    });
+  }
+
+  /** Resolves once everything the kernel had when it was called has been handed to onText. */
+  take(): Promise<void> {
+    if (this.stopped) return Promise.reject(new Error('the trace_pipe reader is stopped'));
+    if (this.error) return Promise.reject(new Error(`reading trace_pipe: ${this.error}`));
+    this.worker.ref(); // until the answer comes: an awaited promise alone keeps no process alive
+    return new Promise((resolve, reject) => {
+      const ticket = Atomics.add(this.words, REQ, 1) + 1;
+      this.waiting.push({ ticket, resolve, reject });
+      Atomics.notify(this.words, REQ);
+    });
+  }
+
+  /**
+   * Stop reading, synchronously: after it returns no thread reads the fds any more and the
+   * caller may close them. Text the worker had not handed over is dropped (close needs none).
+   */
+  stopSync(): void {
+    if (this.stopped) return;
+    this.stopped = true;
+    Atomics.store(this.words, STOP, 1);
+    Atomics.add(this.words, REQ, 1);
+    Atomics.notify(this.words, REQ);
+    Atomics.wait(this.words, DONE, 0, 2000);
+    void this.worker.terminate();
+  }
+}
