@@ -21,8 +21,13 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) {
     // The guard leaves the run's cgroup, aborts the run's connections, kills the cgroup (workers,
     // servers, whatever they started), unmounts and removes the state dir (src/mount/guardian.ts).
     const guard = active.guard;
-    if (guard) for (const l of guard.abort()) console.error(`  ${l}`);
-    else {
+    if (guard) {
+      try {
+        for (const l of guard.abort()) console.error(`  ${l}`);
+      } catch (e) {
+        console.error(`  cleanup failed, the run's guardian takes over: ${(e as Error).message}`);
+      }
+    } else {
       for (const p of childPids()) {
         try {
           process.kill(p, 'SIGKILL');

@@ -113,9 +113,9 @@ export async function runServer(spec: ServerSpec, reference: ServerSpec | null, 
   // guardian that sweeps the run if this process is killed outright.
   const stateDir = mkdtempSync(path.join(os.tmpdir(), 'fusecert-run-'));
   active.stateDir = stateDir;
-  mkdirSync(path.join(stateDir, 'resources'));
   const guard = RunGuard.create(stateDir);
   active.guard = guard;
+  mkdirSync(path.join(stateDir, 'resources'));
   await guard.startGuardian(path.join(ROOT, 'bin/fusecert-guardian.mjs'));
   guard.enterCgroup();
   process.env.FUSECERT_STATE_DIR = path.join(stateDir, 'resources');

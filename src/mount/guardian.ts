@@ -14,7 +14,7 @@
 // Nothing here touches what is not the run's own: mounts under its state dir or served by its
 // processes, processes in its cgroup or naming its state dir, instances named after its runner.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, readdirSync, readlinkSync, rmSync, rmdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, readlinkSync, renameSync, rmSync, rmdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { execaSync } from 'execa';
 import { mounts, mountsUnder, abortConnection, type MountEntry } from './mountinfo.ts';
@@ -270,7 +270,11 @@ export function sweepRun(run: RunState, opts: { runnerGone: boolean }): string[]
   while (Date.now() < until && ([...procs].some((p) => alive(p)) || (run.cgroup !== null && cgroupPopulated(run.cgroup)))) sleepSync(20);
   for (const p of procs) if (alive(p)) log.push(`process ${p} did not die within 3 s of SIGKILL (${statFields(p)?.[0] ?? '?'})`);
 
-  log.push(...sweep(resourcesDir(run.stateDir)));
+  try {
+    log.push(...sweep(resourcesDir(run.stateDir)));
+  } catch (e) {
+    log.push(`could not sweep the registry: ${(e as Error).message}`); // the steps below still run
+  }
   // Mounts nobody registered yet (a server killed between mount(2) and its registration) and
   // mounts a server made elsewhere than asked.
   const left = [...ours, ...mountsUnder(run.stateDir)].filter((m, i, a) => a.findIndex((n) => n.mountpoint === m.mountpoint) === i);
@@ -323,16 +327,20 @@ export class RunGuard {
    * startGuardian() and enterCgroup().
    */
   static create(stateDir: string): RunGuard {
-    const cg = createRunCgroup(path.basename(stateDir).replace(/^fusecert-run-/, ''));
-    const state: RunState = { stateDir, pid: process.pid, start: processStart(process.pid), cgroup: cg.cgroup, homeCgroup: cg.home, guardian: null };
-    if (cg.error) state.cgroupError = cg.error;
+    const state: RunState = { stateDir, pid: process.pid, start: processStart(process.pid), cgroup: null, homeCgroup: null, guardian: null };
     const g = new RunGuard(state, null);
+    g.writeOwner(); // first: a state dir without owner.json is one no sweep can attribute
+    const cg = createRunCgroup(path.basename(stateDir).replace(/^fusecert-run-/, ''));
+    Object.assign(state, { cgroup: cg.cgroup, homeCgroup: cg.home });
+    if (cg.error) state.cgroupError = cg.error;
     g.writeOwner();
     return g;
   }
 
   private writeOwner(): void {
-    writeFileSync(path.join(this.state.stateDir, 'owner.json'), JSON.stringify(this.state));
+    const f = path.join(this.state.stateDir, 'owner.json');
+    writeFileSync(`${f}.new`, JSON.stringify(this.state));
+    renameSync(`${f}.new`, f); // never half written for another run's sweepDeadRuns
   }
 
   /** Start the guardian (from this process, outside the run's cgroup: call before enterCgroup). */
@@ -503,7 +511,12 @@ export function guardianMain(): void {
     if (alive(state.pid, state.start)) return;
     swept = true;
     const run: RunState = state;
-    const log = sweepRun(run, { runnerGone: true });
+    let log: string[];
+    try {
+      log = sweepRun(run, { runnerGone: true });
+    } catch (e) {
+      log = [`sweep failed: ${(e as Error).stack ?? e}`];
+    }
     if (process.env.FUSECERT_GUARDIAN_LOG) {
       try {
         writeFileSync(process.env.FUSECERT_GUARDIAN_LOG, `${new Date().toISOString()} runner ${run.pid} gone; ${run.stateDir}\n${log.map((l) => `  ${l}\n`).join('')}`, { flag: 'a' });
