@@ -84,7 +84,10 @@ export async function killRun(args: string[], opts: { phase: Phase; signal: Node
   const after = opts.afterMs ?? 0;
   let prfSince = 0;
   for (;;) {
-    if (done) throw new Error(`the run ended before the ${opts.phase} moment: ${output.slice(-2000)}`);
+    if (done) {
+      if (leftoversOf(work, child.pid!).length === 0) rmSync(tmp, { recursive: true, force: true });
+      throw new Error(`the run ended before the ${opts.phase} moment: ${output.slice(-2000)}`);
+    }
     if (Date.now() > deadline) {
       child.kill('SIGKILL');
       throw new Error(`no ${opts.phase} moment within ${opts.timeoutMs ?? 120_000} ms: ${output.slice(-2000)}`);
