@@ -74,6 +74,13 @@ enum defect {
 	D_READDIR_DROPS_ENTRY,
 	D_SHORT_READ_EOF,
 	D_KILLPRIV_V2,
+	D_REPLY_WRONG_UNIQUE,
+	D_REPLY_SHORT,
+	D_REPLY_OVERSIZED,
+	D_REPLY_BAD_ERROR,
+	D_CLOSE_DEV_ON,
+	D_FORK_CHILDREN,
+	D_MOUNT_ELSEWHERE,
 	D_COUNT
 };
 
@@ -102,7 +109,21 @@ static const char *const defect_names[D_COUNT] = {
 	[D_READDIR_DROPS_ENTRY] = "readdir-drops-entry",
 	[D_SHORT_READ_EOF] = "short-read-eof",
 	[D_KILLPRIV_V2] = "killpriv-v2",
+	[D_REPLY_WRONG_UNIQUE] = "reply-wrong-unique",
+	[D_REPLY_SHORT] = "reply-short",
+	[D_REPLY_OVERSIZED] = "reply-oversized",
+	[D_REPLY_BAD_ERROR] = "reply-bad-error",
+	[D_CLOSE_DEV_ON] = "close-dev-on",
+	[D_FORK_CHILDREN] = "fork-children",
+	[D_MOUNT_ELSEWHERE] = "mount-elsewhere",
 };
+
+/* Defects that take an OPCODE argument. */
+static inline bool takes_opcode(int d)
+{
+	return d == D_HANG_ON || d == D_CRASH_ON || d == D_REPLY_WRONG_UNIQUE || d == D_REPLY_SHORT ||
+	       d == D_REPLY_OVERSIZED || d == D_REPLY_BAD_ERROR || d == D_CLOSE_DEV_ON;
+}
 
 static struct config {
 	const char *source;
@@ -118,9 +139,11 @@ static struct config {
 	const char *selfcheck_path;
 	const char *init_report_path;
 	bool debug;
-	uint32_t defects;
+	uint64_t defects;
 	uint32_t hang_op;
 	uint32_t crash_op;
+	uint32_t malformed_op; /* reply-* defects */
+	uint32_t close_dev_op;
 } cfg = {
 	.threads = 4,
 	.timeout_sec = 1,
@@ -186,6 +209,11 @@ static struct {
 	pthread_mutex_t hang_lock;
 	pthread_cond_t hang_cond;
 	bool shutting_down;
+	/* close-dev-on: the workers, so one of them can take every device fd away */
+	struct worker *workers;
+	int nworkers;
+	atomic_bool dev_closed;
+	int wake_pipe[2]; /* close-dev-on: gets the main thread out of its poll on the device */
 } g = {
 	.devfd = -1,
 	.table_lock = PTHREAD_MUTEX_INITIALIZER,
@@ -468,7 +496,7 @@ static inline struct handle *handle_of(uint64_t fh)
 /* Returns 0, or -errno of the write (ENOENT: the request was interrupted). */
 static int reply_iov(struct req *r, int err, struct iovec *iov, int cnt)
 {
-	struct iovec v[4];
+	struct iovec v[5];
 	struct pt_out_header oh;
 	size_t len = sizeof(oh);
 	v[0].iov_base = &oh;
@@ -482,13 +510,40 @@ static int reply_iov(struct req *r, int err, struct iovec *iov, int cnt)
 	oh.len = (uint32_t)len;
 	oh.error = err ? -err : 0;
 	oh.unique = r->in->unique;
+	static char junk[64];
+	if (r->in->opcode == cfg.malformed_op) {
+		if (defect(D_REPLY_WRONG_UNIQUE)) {
+			oh.unique = r->in->unique + 1000000007ULL;
+			logmsg("defect reply-wrong-unique: answering %s (unique %" PRIu64 ") as unique %" PRIu64,
+			       opname(r->in->opcode), r->in->unique, oh.unique);
+		} else if (defect(D_REPLY_BAD_ERROR)) {
+			oh.error = -1000; /* outside (-512, 0]: the kernel refuses the reply */
+			cnt = 0;
+			len = oh.len = sizeof(oh);
+			logmsg("defect reply-bad-error: answering %s with error -1000", opname(r->in->opcode));
+		} else if (defect(D_REPLY_SHORT) && cnt > 0 && err == 0) {
+			size_t body = len - sizeof(oh);
+			size_t cut = body / 2 < v[cnt].iov_len ? body / 2 : v[cnt].iov_len;
+			v[cnt].iov_len -= cut;
+			len -= cut;
+			oh.len = (uint32_t)len;
+			logmsg("defect reply-short: answering %s with %zu of %zu bytes", opname(r->in->opcode), len, len + cut);
+		} else if (defect(D_REPLY_OVERSIZED) && err == 0) {
+			v[1 + cnt].iov_base = junk;
+			v[1 + cnt].iov_len = sizeof(junk);
+			cnt++;
+			len += sizeof(junk);
+			oh.len = (uint32_t)len;
+			logmsg("defect reply-oversized: answering %s with %zu extra bytes", opname(r->in->opcode), sizeof(junk));
+		}
+	}
 	if (cfg.debug)
 		logmsg("   unique %" PRIu64 ": %s -> %s%s (%zu bytes)", r->in->unique, opname(r->in->opcode),
 		       err ? "error " : "ok", err ? (errname(err) ? errname(err) : strerror(err)) : "", len);
 	ssize_t n = writev(r->w->fd, v, 1 + cnt);
 	if (n < 0) {
 		int e = errno;
-		if (e != ENOENT && e != ENODEV)
+		if ((e != ENOENT && e != ENODEV) || r->in->opcode == cfg.malformed_op)
 			logmsg("reply to %s failed: %s", opname(r->in->opcode), strerror(e));
 		return -e;
 	}
@@ -1467,6 +1522,38 @@ static void hang_forever(struct req *r)
 	pthread_mutex_unlock(&g.hang_lock);
 }
 
+/*
+ * close-dev-on: take every /dev/fuse fd away (dup2 of /dev/null over them) and wake the other
+ * workers out of their reads; they park instead of reading.  With the last reference to the
+ * device files gone the kernel aborts the connection, while the process goes on running.
+ */
+static void close_dev(struct req *r)
+{
+	logmsg("defect close-dev-on: closing /dev/fuse on %s (unique %" PRIu64 "), staying alive",
+	       opname(r->in->opcode), r->in->unique);
+	atomic_store(&g.dev_closed, true);
+	int nul = open("/dev/null", O_RDWR | O_CLOEXEC);
+	for (int i = 0; i < g.nworkers; i++) {
+		dup2(nul, g.workers[i].fd);
+		if (g.workers[i].tid != pthread_self())
+			pthread_kill(g.workers[i].tid, SIGUSR1);
+	}
+	dup2(nul, g.devfd);
+	close(nul);
+	/* a thread inside read() or poll() holds the device file until it returns: wake them all,
+	 * repeatedly (a signal landing just before read() is lost) */
+	char c = 1;
+	if (write(g.wake_pipe[1], &c, 1) < 0) {
+	}
+	for (int round = 0; round < 25; round++) {
+		for (int i = 0; i < g.nworkers; i++)
+			if (g.workers[i].tid != pthread_self())
+				pthread_kill(g.workers[i].tid, SIGUSR1);
+		struct timespec ts = {.tv_sec = 0, .tv_nsec = 20 * 1000 * 1000};
+		nanosleep(&ts, NULL);
+	}
+}
+
 static void dispatch(struct req *r)
 {
 	const struct pt_in_header *in = r->in;
@@ -1480,6 +1567,8 @@ static void dispatch(struct req *r)
 	}
 	if (defect(D_HANG_ON) && op == cfg.hang_op)
 		return hang_forever(r);
+	if (defect(D_CLOSE_DEV_ON) && op == cfg.close_dev_op)
+		return close_dev(r);
 
 	struct inode *ino = inode_of(in->nodeid);
 	switch (op) {
@@ -1554,6 +1643,11 @@ static void *worker_main(void *arg)
 	sigaddset(&usr1, SIGUSR1);
 	pthread_sigmask(SIG_UNBLOCK, &usr1, NULL);
 	while (!atomic_load(&stopping)) {
+		if (atomic_load(&g.dev_closed)) {
+			struct timespec ts = {.tv_sec = 0, .tv_nsec = 50 * 1000 * 1000};
+			nanosleep(&ts, NULL);
+			continue;
+		}
 		ssize_t n = read(w->fd, w->buf, REQ_BUFSIZE);
 		if (n < 0) {
 			if (errno == EINTR || errno == EAGAIN || errno == ENOENT)
@@ -1795,7 +1889,7 @@ static void list_defects_error(const char *name)
 {
 	fprintf(stderr, "ptfs: error: unknown defect '%s'; valid:", name);
 	for (int i = 0; i < D_COUNT; i++)
-		fprintf(stderr, " %s%s", defect_names[i], (i == D_HANG_ON || i == D_CRASH_ON) ? " OPCODE" : "");
+		fprintf(stderr, " %s%s", defect_names[i], takes_opcode(i) ? " OPCODE" : "");
 	fputc('\n', stderr);
 	exit(2);
 }
@@ -1881,15 +1975,19 @@ static void parse_args(int argc, char **argv)
 					d = k;
 			if (d < 0)
 				list_defects_error(val);
-			cfg.defects |= 1U << d;
-			if (d == D_HANG_ON || d == D_CRASH_ON) {
+			cfg.defects |= 1ULL << d;
+			if (takes_opcode(d)) {
 				if (i + 1 >= argc)
 					usage_error("--defect %s needs an OPCODE", val);
 				uint32_t op = parse_opcode(argv[++i]);
 				if (d == D_HANG_ON)
 					cfg.hang_op = op;
-				else
+				else if (d == D_CRASH_ON)
 					cfg.crash_op = op;
+				else if (d == D_CLOSE_DEV_ON)
+					cfg.close_dev_op = op;
+				else
+					cfg.malformed_op = op;
 			}
 		} else {
 			usage_error("unknown option '%s' (see --help)", a);
@@ -1974,9 +2072,22 @@ int main(int argc, char **argv)
 	sigaddset(&sigs, SIGUSR1); /* blocked everywhere except inside workers */
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	sigdelset(&sigs, SIGUSR1);
-	if (sfd < 0 || pipe2(g.done_pipe, O_CLOEXEC) < 0)
+	if (sfd < 0 || pipe2(g.done_pipe, O_CLOEXEC) < 0 || pipe2(g.wake_pipe, O_CLOEXEC | O_NONBLOCK) < 0)
 		usage_error("cannot set up signals: %s", strerror(errno));
 
+	if (defect(D_MOUNT_ELSEWHERE)) {
+		/* the bug: a mountpoint computed from the wrong argument (the parent of the one given) */
+		static char other[PATH_MAX];
+		char *copy = strdup(cfg.mountpoint);
+		char *slash = strrchr(copy, '/');
+		if (slash)
+			*slash = 0;
+		snprintf(other, sizeof(other), "%s/elsewhere", slash && *copy ? copy : ".");
+		free(copy);
+		mkdir(other, 0700);
+		logmsg("defect mount-elsewhere: mounting at %s instead of %s", other, cfg.mountpoint);
+		cfg.mountpoint = other;
+	}
 	char opts[256];
 	snprintf(opts, sizeof(opts), "fd=%d,rootmode=%o,user_id=0,group_id=0,default_permissions,allow_other",
 		 g.devfd, src_st.st_mode & S_IFMT);
@@ -1988,6 +2099,28 @@ int main(int argc, char **argv)
 	inode_init_common(&g.root, rootfd, &src_st);
 	g.root.nlookup = 1;
 	g.buckets[bucket_of(src_st.st_dev, src_st.st_ino)] = &g.root;
+
+	if (defect(D_FORK_CHILDREN)) {
+		/* helpers that detach into their own session, ignore SIGTERM and outlive the server */
+		for (int k = 0; k < 2; k++) {
+			pid_t c = fork();
+			if (c == 0) {
+				for (int fd = 3; fd < 1024; fd++)
+					close(fd);
+				setsid();
+				signal(SIGTERM, SIG_IGN);
+				signal(SIGINT, SIG_IGN);
+				signal(SIGHUP, SIG_IGN);
+				sigset_t none;
+				sigemptyset(&none);
+				sigprocmask(SIG_SETMASK, &none, NULL);
+				for (;;)
+					pause();
+			}
+			if (c > 0)
+				logmsg("defect fork-children: forked helper %d, never reaped or stopped", (int)c);
+		}
+	}
 
 	char *initbuf = malloc(REQ_BUFSIZE);
 	int rc = initbuf ? handle_init(initbuf) : 1;
@@ -2001,6 +2134,7 @@ int main(int argc, char **argv)
 
 	int nworkers = cfg.threads;
 	struct worker *ws = calloc((size_t)nworkers, sizeof(*ws));
+	g.workers = ws;
 	int started = 0;
 	for (int i = 0; i < nworkers; i++) {
 		struct worker *w = &ws[i];
@@ -2028,16 +2162,18 @@ int main(int argc, char **argv)
 			break;
 		}
 		started++;
+		g.nworkers = started;
 	}
 
 	bool by_signal = false;
 	/* The device fd with no events still reports POLLERR once the connection
 	 * is aborted, even if every worker is stuck (hang-on). */
-	struct pollfd pfd[3] = {{.fd = sfd, .events = POLLIN},
+	struct pollfd pfd[4] = {{.fd = sfd, .events = POLLIN},
 				{.fd = g.done_pipe[0], .events = POLLIN},
-				{.fd = g.devfd, .events = 0}};
+				{.fd = g.devfd, .events = 0},
+				{.fd = g.wake_pipe[0], .events = POLLIN}};
 	while (started > 0) {
-		if (poll(pfd, 3, -1) < 0) {
+		if (poll(pfd, 4, -1) < 0) {
 			if (errno == EINTR)
 				continue;
 			break;
@@ -2053,6 +2189,13 @@ int main(int argc, char **argv)
 			if (got > 0)
 				by_signal = true;
 			break;
+		}
+		if (pfd[3].revents) {
+			char buf[16];
+			while (read(g.wake_pipe[0], buf, sizeof(buf)) > 0) {
+			}
+			pfd[2].fd = -1; /* the device is gone (close-dev-on): stop watching it */
+			continue;
 		}
 		if (pfd[1].revents || (pfd[2].revents & (POLLERR | POLLHUP | POLLNVAL)))
 			break;
@@ -2085,5 +2228,7 @@ int main(int argc, char **argv)
 	close(sfd);
 	close(g.done_pipe[0]);
 	close(g.done_pipe[1]);
+	close(g.wake_pipe[0]);
+	close(g.wake_pipe[1]);
 	return 0;
 }

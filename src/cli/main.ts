@@ -18,19 +18,24 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) {
     if (stopping) return;
     stopping = true;
     console.error(`\nfusecert: ${sig}: cleaning up mounts, servers and tracefs instances of this run`);
-    // Workers first, so nothing new is created while the registry is swept.
-    for (const p of childPids()) {
+    // The guard leaves the run's cgroup, aborts the run's connections, kills the cgroup (workers,
+    // servers, whatever they started), unmounts and removes the state dir (src/mount/guardian.ts).
+    const guard = active.guard;
+    if (guard) {
       try {
-        process.kill(p, 'SIGKILL');
-      } catch {
-        /* gone */
+        for (const l of guard.abort()) console.error(`  ${l}`);
+      } catch (e) {
+        console.error(`  cleanup failed, the run's guardian takes over: ${(e as Error).message}`);
       }
-    }
-    const dir = active.stateDir;
-    if (dir) {
-      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 200); // let the killed workers go
-      for (const l of sweep(path.join(dir, 'resources'))) console.error(`  ${l}`);
-      rmSync(dir, { recursive: true, force: true });
+    } else {
+      for (const p of childPids()) {
+        try {
+          process.kill(p, 'SIGKILL');
+        } catch {
+          /* gone */
+        }
+      }
+      if (active.stateDir) rmSync(active.stateDir, { recursive: true, force: true }); // made, not yet guarded
     }
     process.exit(sig === 'SIGINT' ? 130 : 143);
   });

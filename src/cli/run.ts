@@ -5,7 +5,8 @@ import { execa } from 'execa';
 import { FAMILIES, isClauseId, type Family } from '../catalogue/index.ts';
 import { loadServer, type ServerSpec } from '../manifest/index.ts';
 import type { Platform } from '../platform/index.ts';
-import { ServerInstance, makeWorkspace, sweep, fuseMountAt, abortConnection, alive, processStart, type Resource } from '../mount/index.ts';
+import { ServerInstance, makeWorkspace, fuseMountAt, abortConnection, alive, type Resource } from '../mount/index.ts';
+import { RunGuard, sweepRun, cgroupOf, cgroup2Root, type RunState } from '../mount/guardian.ts';
 import { sweepStaleInstances } from '../evidence/index.ts';
 import type { RunContext } from '../harness/context.ts';
 import { ClauseCollector, applyExpectations, applyBaseline, summarise, platformSummary, writeJUnit, summaryTable, DEFAULT_TOLERANCE, type Results } from '../report/index.ts';
@@ -33,8 +34,8 @@ export interface RunOptions {
 
 export class EnvironmentError extends Error {}
 
-/** The registry of the run in progress, for the signal handler (vitest may replace process.env). */
-export const active: { stateDir: string | null } = { stateDir: null };
+/** The run in progress, for the signal handler (vitest may replace process.env). */
+export const active: { stateDir: string | null; guard: RunGuard | null } = { stateDir: null, guard: null };
 
 /** The suite files a selection needs: from --family, or the families of the --only ids. */
 export function suiteFiles(opts: Pick<RunOptions, 'only' | 'families'>): string[] {
@@ -108,14 +109,27 @@ export async function runServer(spec: ServerSpec, reference: ServerSpec | null, 
 
   // The run's state dir exists before its first mount (the preflight's), so that mount is in the
   // registry an interrupt sweeps; it is gone, and nothing names it any more, when the run ends.
+  // The guard (src/mount/guardian.ts) puts this process in the run's cgroup and starts the
+  // guardian that sweeps the run if this process is killed outright.
   const stateDir = mkdtempSync(path.join(os.tmpdir(), 'fusecert-run-'));
-  writeFileSync(path.join(stateDir, 'owner.json'), JSON.stringify({ pid: process.pid, start: processStart(process.pid) }));
   active.stateDir = stateDir;
+  const guard = RunGuard.create(stateDir);
+  active.guard = guard;
+  mkdirSync(path.join(stateDir, 'resources'));
+  await guard.startGuardian(path.join(ROOT, 'bin/fusecert-guardian.mjs'));
+  guard.enterCgroup();
   process.env.FUSECERT_STATE_DIR = path.join(stateDir, 'resources');
+  // Everything the run creates lives under its state dir (workspaces, the preflight's too, and
+  // vitest's own temp files), so what an interrupted run leaves is found under one directory.
+  const savedTmp = process.env.TMPDIR;
+  mkdirSync(path.join(stateDir, 'tmp'));
+  process.env.TMPDIR = path.join(stateDir, 'tmp');
   const endState = () => {
-    const left = sweep(path.join(stateDir, 'resources'));
-    rmSync(stateDir, { recursive: true, force: true });
+    if (savedTmp === undefined) delete process.env.TMPDIR;
+    else process.env.TMPDIR = savedTmp;
+    const left = guard.finish();
     active.stateDir = null;
+    active.guard = null;
     delete process.env.FUSECERT_STATE_DIR;
     delete process.env.FUSECERT_CONTEXT;
     return left;
@@ -143,12 +157,7 @@ export async function runServer(spec: ServerSpec, reference: ServerSpec | null, 
     replay: cliArgs(`--seed ${opts.seed} --only {id}`),
   };
   writeFileSync(ctxFile, JSON.stringify(ctx));
-  // Everything the run creates lives under its state dir (workspaces, vitest's own temp files),
-  // so an interrupted run removes one directory after sweeping the mounts in it.
-  const savedTmp = process.env.TMPDIR;
-  mkdirSync(path.join(stateDir, 'tmp'));
   Object.assign(process.env, {
-    TMPDIR: path.join(stateDir, 'tmp'),
     FUSECERT_CONTEXT: ctxFile,
     FUSECERT_RUN_PID: String(process.pid),
     UV_THREADPOOL_SIZE: '32', // a hung FUSE call holds a libuv thread until the abort
@@ -183,8 +192,17 @@ export async function runServer(spec: ServerSpec, reference: ServerSpec | null, 
   const { startVitest } = await import('vitest/node'); // only `run` needs it (bin/fusecert.mjs preloads it)
   const alone = new Set(Object.values(FAMILIES).filter((f) => f.alone).map((f) => `${f.suite}.test.ts`));
   const batches = [files.filter((f) => !alone.has(path.basename(f))), files.filter((f) => alone.has(path.basename(f)))];
+  const concurrent = new Map<number, number>(); // other runs seen while a timing suite ran: pid -> samples
+  let samples = 0;
   for (const batch of batches.filter((b) => b.length > 0)) {
-    const jobs = alone.has(path.basename(batch[0])) ? 1 : opts.jobs;
+    const timing = alone.has(path.basename(batch[0]));
+    const jobs = timing ? 1 : opts.jobs;
+    const sample = () => {
+      samples++;
+      for (const p of otherRuns()) concurrent.set(p, (concurrent.get(p) ?? 0) + 1);
+    };
+    if (timing) sample();
+    const sampler = timing ? setInterval(sample, 1000) : null;
     const vitest = await startVitest(
       'test',
       [],
@@ -207,10 +225,21 @@ export async function runServer(spec: ServerSpec, reference: ServerSpec | null, 
       { logLevel: 'error' },
     );
     await vitest.close();
+    if (sampler) {
+      clearInterval(sampler);
+      sample();
+    }
+  }
+  // Timing taken while another fusecert run loaded the machine measures that run too: say so.
+  if (concurrent.size) {
+    const who = [...concurrent].map(([p, n]) => `pid ${p} in ${n} of ${samples} samples`).join(', ');
+    for (const r of collector.results) {
+      if (!alone.has(`${FAMILIES[r.family as Family]?.suite}.test.ts`)) continue;
+      r.evidence.concurrentRuns = who;
+      r.reason = `${r.reason ? r.reason + '; ' : ''}another fusecert run was active during these measurements (${who})`;
+    }
   }
   clearInterval(watchdog);
-  if (savedTmp === undefined) delete process.env.TMPDIR;
-  else process.env.TMPDIR = savedTmp;
   process.exitCode = 0;
 
   for (const l of endState()) collector.errors.push(`left behind by a suite and cleaned up: ${l}`);
@@ -237,9 +266,11 @@ export async function runServer(spec: ServerSpec, reference: ServerSpec | null, 
 }
 
 /**
- * What runs that were killed outright (SIGKILL, a crash of the machine's session) left behind:
- * their state dirs, whose owner is gone, are swept like an interrupted run's; tracefs instances
- * named after a dead runner pid are removed. Returns what was cleaned.
+ * What runs killed outright left behind when their guardian could not sweep them (the guardian
+ * was killed too, the machine's session ended): a state dir whose runner and guardian are both
+ * dead is swept like an interrupted run (its cgroup killed, its mounts and processes, its
+ * tracefs instances); cgroups `fusecert-<pid>-*` beside ours whose runner is dead are removed
+ * too. A run whose runner or guardian lives is never touched. Returns what was cleaned.
  */
 export function sweepDeadRuns(): string[] {
   const log: string[] = [];
@@ -247,18 +278,56 @@ export function sweepDeadRuns(): string[] {
   for (const d of readdirSync(tmp)) {
     if (!d.startsWith('fusecert-run-')) continue;
     const dir = path.join(tmp, d);
+    let owner: RunState;
     try {
-      const owner = JSON.parse(readFileSync(path.join(dir, 'owner.json'), 'utf8')) as { pid: number; start: string };
+      owner = JSON.parse(readFileSync(path.join(dir, 'owner.json'), 'utf8')) as RunState;
       if (alive(owner.pid, owner.start)) continue;
+      if (owner.guardian && alive(owner.guardian.pid, owner.guardian.start)) continue; // it is sweeping right now
     } catch {
       continue; // not a run dir of ours, or one being created right now
     }
-    log.push(...sweep(path.join(dir, 'resources')));
-    rmSync(dir, { recursive: true, force: true });
+    log.push(...sweepRun({ ...owner, stateDir: dir }, { runnerGone: true }));
     log.push(`removed the state of a dead run: ${dir}`);
+  }
+  // A cgroup outlives its state dir only if the sweep above was itself interrupted.
+  const home = cgroupOf('self');
+  for (const d of home && existsSync(home) ? readdirSync(home) : []) {
+    const m = /^fusecert-(\d+)-/.exec(d);
+    if (!m || Number(m[1]) === process.pid || alive(Number(m[1]))) continue;
+    const cg = path.join(home!, d);
+    if (existsSync(path.join(tmp, `fusecert-run-${d.slice(m[0].length)}`))) continue; // its state dir was judged above
+    log.push(...sweepRun({ stateDir: path.join(tmp, `fusecert-run-${d.slice(m[0].length)}`), pid: Number(m[1]), start: '', cgroup: cg, homeCgroup: home }, { runnerGone: false }));
+    log.push(`removed the cgroup of a dead run: ${cg}`);
   }
   for (const i of sweepStaleInstances()) log.push(`removed tracefs instance of a dead run: ${i}`);
   return log;
+}
+
+/**
+ * Runner pids of the other fusecert runs alive on this machine, whatever their TMPDIR: each run
+ * names its cgroup and its tracefs instances fusecert-<runner pid>-*.
+ */
+export function otherRuns(): number[] {
+  const found = new Set<number>();
+  const scan = (dir: string, depth: number) => {
+    let entries;
+    try {
+      entries = readdirSync(dir, { withFileTypes: true });
+    } catch {
+      return;
+    }
+    for (const e of entries) {
+      if (!e.isDirectory()) continue;
+      const m = /^fusecert-(\d+)-/.exec(e.name);
+      if (m) found.add(Number(m[1]));
+      else if (depth > 0) scan(path.join(dir, e.name), depth - 1);
+    }
+  };
+  const cg = cgroup2Root();
+  if (cg) scan(cg, 5);
+  scan('/sys/kernel/tracing/instances', 0);
+  found.delete(process.pid);
+  return [...found].filter((p) => alive(p));
 }
 
 export function resolveReference(): ServerSpec | null {

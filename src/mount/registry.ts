@@ -1,7 +1,7 @@
 // Every resource a run creates (mount, process, tracefs instance, temp dir) is written here as
 // a small file before it exists, and removed after it is gone. The runner's parent process
 // sweeps what is left when workers finish, crash or are killed, and on SIGINT/SIGTERM.
-import { mkdirSync, writeFileSync, rmSync, readdirSync, readFileSync, existsSync, rmdirSync } from 'node:fs';
+import { mkdirSync, writeFileSync, rmSync, readdirSync, readFileSync, existsSync, rmdirSync, renameSync } from 'node:fs';
 import path from 'node:path';
 import { execaSync } from 'execa';
 import { mountsUnder, abortConnection } from './mountinfo.ts';
@@ -24,7 +24,9 @@ export function register(r: Resource): () => void {
   if (!dir) return () => {};
   mkdirSync(dir, { recursive: true });
   const f = path.join(dir, `${r.kind}-${process.pid}-${++counter}.json`);
-  writeFileSync(f, JSON.stringify(r));
+  // written aside and renamed: a process killed mid-write leaves no half entry for the sweep
+  writeFileSync(`${f}.new`, JSON.stringify(r));
+  renameSync(`${f}.new`, f);
   return () => rmSync(f, { force: true });
 }
 
@@ -67,9 +69,17 @@ function releaseMount(p: string, log: string[]): void {
 export function sweep(dir: string): string[] {
   const log: string[] = [];
   if (!existsSync(dir)) return log;
-  const entries = readdirSync(dir)
-    .filter((f) => f.endsWith('.json'))
-    .map((f) => ({ f: path.join(dir, f), r: JSON.parse(readFileSync(path.join(dir, f), 'utf8')) as Resource }));
+  const entries: { f: string; r: Resource }[] = [];
+  for (const name of readdirSync(dir).filter((f) => f.endsWith('.json'))) {
+    const f = path.join(dir, name);
+    try {
+      entries.push({ f, r: JSON.parse(readFileSync(f, 'utf8')) as Resource });
+    } catch {
+      // an entry cut short (a writer killed mid-write, before entries were renamed into place):
+      // what it named is still found by the run's sweep (mounts under its state dir, its cgroup)
+      log.push(`skipped an unreadable registry entry ${name}`);
+    }
+  }
   const order = ['process', 'mount', 'tracefs', 'tmpdir'];
   entries.sort((a, b) => order.indexOf(a.r.kind) - order.indexOf(b.r.kind));
   for (const { f, r } of entries) {

@@ -1,9 +1,10 @@
 import { readdirSync, readlinkSync, readFileSync, existsSync } from 'node:fs';
+import crypto from 'node:crypto';
 import { stat } from 'node:fs/promises';
 import { execa, type ResultPromise } from 'execa';
 import type { ServerSpec } from '../manifest/index.ts';
 import { substitute } from '../manifest/index.ts';
-import { fuseMountAt, abortConnection, connectionWaiting } from './mountinfo.ts';
+import { fuseMountAt, abortConnection, connectionWaiting, mounts } from './mountinfo.ts';
 import { register, alive, processStart } from './registry.ts';
 
 export class ServerStartError extends Error {
@@ -62,6 +63,59 @@ export function serverPids(conn: number): number[] {
   return pids;
 }
 
+/** FUSE connections whose /dev/fuse fd one of these processes holds. */
+export function connectionsHeldBy(pids: number[]): number[] {
+  const conns = new Set<number>();
+  for (const p of pids) {
+    let fds: string[];
+    try {
+      fds = readdirSync(`/proc/${p}/fd`);
+    } catch {
+      continue;
+    }
+    for (const fd of fds) {
+      try {
+        if (readlinkSync(`/proc/${p}/fd/${fd}`) !== '/dev/fuse') continue;
+        const m = /^fuse_connection:\s*(\d+)/m.exec(readFileSync(`/proc/${p}/fdinfo/${fd}`, 'utf8'));
+        if (m) conns.add(Number(m[1]));
+      } catch {
+        /* closed meanwhile */
+      }
+    }
+  }
+  return [...conns];
+}
+
+/** Live processes whose environment holds NAME=VALUE (inherited through fork, setsid and exec). */
+function processesWithEnv(name: string, value: string): number[] {
+  const marker = Buffer.from(`\0${name}=${value}\0`);
+  const out: number[] = [];
+  for (const p of readdirSync('/proc')) {
+    if (!/^\d+$/.test(p)) continue;
+    try {
+      if (Buffer.concat([Buffer.from([0]), readFileSync(`/proc/${p}/environ`)]).includes(marker) && alive(Number(p))) out.push(Number(p));
+    } catch {
+      /* gone */
+    }
+  }
+  return out;
+}
+
+/** Members of a process group (a server started detached leads its own). */
+function groupMembers(pgid: number): number[] {
+  const out: number[] = [];
+  for (const p of readdirSync('/proc')) {
+    if (!/^\d+$/.test(p)) continue;
+    try {
+      const s = readFileSync(`/proc/${p}/stat`, 'utf8');
+      if (Number(s.slice(s.lastIndexOf(')') + 2).split(' ')[2]) === pgid) out.push(Number(p));
+    } catch {
+      /* gone */
+    }
+  }
+  return out;
+}
+
 export function threadIds(pid: number): number[] {
   try {
     return readdirSync(`/proc/${pid}/task`).map(Number);
@@ -77,14 +131,20 @@ export class ServerInstance {
   private forget: Array<() => void> = [];
   connection = -1;
   pids: number[] = [];
+  /** Processes the server forked (FUSECERT_SERVER_ID inherited) that outlived its stop. */
+  leftovers(): number[] {
+    return processesWithEnv('FUSECERT_SERVER_ID', this.id);
+  }
   /** How the first stat of the mount root ended ('ok' or an errno name): the server answered INIT. */
   rootStat = '';
+
 
   private constructor(
     readonly spec: ServerSpec,
     readonly source: string,
     readonly mountpoint: string,
     private child: ResultPromise,
+    readonly id: string,
   ) {
     child.stderr?.on('data', (d: Buffer) => {
       this.stderrBuf = (this.stderrBuf + d.toString('utf8')).slice(-64 * 1024);
@@ -116,16 +176,39 @@ export class ServerInstance {
     return t ? t.split('\n').map((l) => l.trim()).join(' | ') : '';
   }
 
+  /**
+   * The server is gone: its process exited, or (mounted, every server process still running)
+   * none of them holds the connection's /dev/fuse any more, so nobody can answer the kernel.
+   */
   get hasExited(): boolean {
-    return this.exitInfo !== null;
+    return this.exitInfo !== null || this.closedDevice() !== null;
+  }
+
+  /** A server that closed /dev/fuse and kept running: a sentence saying so, or null. */
+  closedDevice(): string | null {
+    if (this.connection < 0 || this.exitInfo !== null && !this.spec.manifest.daemonizes) return null;
+    const live = this.pids.filter((p) => alive(p));
+    if (live.length === 0 || connectionsHeldBy(live).includes(this.connection)) return null;
+    return `the server (pid ${live.join(', ')}) is still running but closed /dev/fuse: connection ${this.connection} has no server`;
+  }
+
+  /** A FUSE mount the server's processes serve somewhere other than the mountpoint asked for. */
+  private mountedElsewhere(): { mountpoint: string; minor: number } | null {
+    const pgid = this.child.pid;
+    if (!pgid) return null;
+    const conns = connectionsHeldBy([...groupMembers(pgid), ...processesWithEnv('FUSECERT_SERVER_ID', this.id)]);
+    if (conns.length === 0) return null;
+    const m = mounts().find((e) => conns.includes(e.minor) && e.major === 0 && (e.fstype === 'fuse' || e.fstype.startsWith('fuse.')) && e.mountpoint !== this.mountpoint);
+    return m ? { mountpoint: m.mountpoint, minor: m.minor } : null;
   }
 
   static async start(spec: ServerSpec, source: string, mountpoint: string, extraArgs: string[] = [], scratch = ''): Promise<ServerInstance> {
     const argv = substitute([...spec.argv, ...extraArgs], source, mountpoint, scratch);
     let child: ResultPromise;
+    const id = crypto.randomBytes(6).toString('hex');
     try {
       child = execa(argv[0], argv.slice(1), {
-        env: spec.manifest.env,
+        env: { ...spec.manifest.env, FUSECERT_SERVER_ID: id },
         extendEnv: true,
         stdin: 'ignore',
         detached: true, // own process group: a stop signals the whole group
@@ -136,10 +219,11 @@ export class ServerInstance {
     } catch (e) {
       throw new ServerStartError(`${spec.name}: could not start ${argv[0]}: ${(e as Error).message}`, '');
     }
-    const inst = new ServerInstance(spec, source, mountpoint, child);
+    const inst = new ServerInstance(spec, source, mountpoint, child, id);
     if (child.pid) inst.forget.push(register({ kind: 'process', pid: child.pid, start: processStart(child.pid) }));
     inst.forget.push(register({ kind: 'mount', path: mountpoint }));
     const deadline = Date.now() + spec.manifest.mountTimeoutMs;
+    let polls = 0;
     for (;;) {
       const m = fuseMountAt(mountpoint);
       if (m) {
@@ -149,6 +233,16 @@ export class ServerInstance {
       if (inst.exitInfo && !(spec.manifest.daemonizes && inst.exitInfo.exitCode === 0)) {
         const how = inst.exitInfo.signal ? `was killed by ${inst.exitInfo.signal}` : `exited with code ${inst.exitInfo.exitCode}`;
         throw new ServerStartError(`${spec.name}: the server ${how} before mounting ${mountpoint}${inst.outputLine() ? `: ${inst.outputLine()}` : ' (no output)'}`, inst.stderrTail());
+      }
+      const elsewhere = ++polls % 12 === 0 ? inst.mountedElsewhere() : null; // every ~250 ms: it scans /proc
+      if (elsewhere) {
+        await inst.kill();
+        abortConnection(elsewhere.minor);
+        await execa('umount', ['-l', elsewhere.mountpoint], { reject: false });
+        throw new ServerStartError(
+          `${spec.name}: the server mounted at ${elsewhere.mountpoint} instead of ${mountpoint} (connection ${elsewhere.minor}); fusecert unmounted it${inst.outputLine() ? `; server output: ${inst.outputLine()}` : ''}`,
+          inst.stderrTail(),
+        );
       }
       if (Date.now() > deadline) {
         await inst.kill();
@@ -206,7 +300,9 @@ export class ServerInstance {
   }
 
   private procsGone(): boolean {
-    return (this.spec.manifest.daemonizes || this.exitInfo !== null) && this.pids.every((p) => !alive(p));
+    // the launcher's exit, not the end of its output: a child it forked may hold the pipes open
+    const launcherGone = this.exitInfo !== null || !this.child.pid || !alive(this.child.pid);
+    return (this.spec.manifest.daemonizes || launcherGone) && this.pids.every((p) => !alive(p));
   }
 
   /** Wait until the processes are gone (and, with `mountToo`, the mount); true when they are. */
@@ -270,8 +366,24 @@ export class ServerInstance {
         await execa('umount', ['-l', this.mountpoint], { reject: false });
       }
     }
+    // What it forked and left running (helpers in their own session, ignoring SIGTERM): the
+    // stop was not clean, and they are ended here rather than by the run's sweep.
+    const forked = this.procsGone() ? this.leftovers() : [];
+    if (forked.length) {
+      const names = forked.map((p) => `${p} (${commOf(p)})`).join(', ');
+      for (const p of forked) {
+        try {
+          process.kill(p, 'SIGKILL');
+        } catch {
+          /* gone */
+        }
+      }
+      escalations.push(`SIGKILL to ${forked.length} process(es) the server forked and left running after it stopped: ${names}`);
+      const until = Date.now() + 2000;
+      while (Date.now() < until && forked.some((p) => alive(p))) await sleep(20);
+    }
     if (this.exitInfo === null && this.child.pid) await within(this.exited, 3000, undefined);
-    const leftPids = this.pids.filter((p) => alive(p));
+    const leftPids = [...this.pids, ...forked].filter((p) => alive(p));
     const leftMount = fuseMountAt(this.mountpoint) !== null;
     if (!leftMount && leftPids.length === 0) for (const f of this.forget) f();
     return {
@@ -289,6 +401,14 @@ export class ServerInstance {
     if (this.connection >= 0) this.abort();
     await this.waitGone(2000, false);
     return this.stop(200);
+  }
+}
+
+function commOf(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
+  } catch {
+    return '?';
   }
 }
 

@@ -15,6 +15,8 @@ interface DefectEntry {
   fails: string[];
   cause: Record<string, string>;
   deadlineMs?: number;
+  /** the server never gets to the clauses: exit 2 with one error line matching this */
+  environmentError?: string;
 }
 const matrix = JSON.parse(readFileSync(path.join(ROOT, 'fixtures/defects.json'), 'utf8')).defects as DefectEntry[];
 const base = (id: string) => id.replace(/@[a-z0-9-]+$/, '').replace(/\[.*\]$/, '');
@@ -44,6 +46,14 @@ describe.skipIf(why)(`mutation matrix: every ptfs defect is caught${why ? ` (ski
       test(`${e.defect}: ${e.bug} -> ${e.fails.join(', ')}`, async () => {
         const m = ptfsManifest(`ptfs-${e.defect.replace(/\s+/g, '-').toLowerCase()}`, e.args);
         const r = await fusecert(['run', '--server', m, '--family', e.families.join(','), '--seed', '11', '--deadline', String(e.deadlineMs ?? 20000)]);
+        if (e.environmentError) {
+          seen.push({ defect: e.defect, expected: 1, caught: new RegExp(e.environmentError).test(r.stderr) ? 1 : 0, unexpected: [], seconds: Math.round(r.durationMs / 1000) });
+          expect(r.exitCode, r.stderr).toBe(2);
+          expect(r.stderr.trim().split('\n'), 'one error line').toHaveLength(1);
+          expect(r.stderr).toMatch(new RegExp(e.environmentError));
+          expect(r.leftovers).toEqual([]);
+          return;
+        }
         const bad = failing(r);
         const got = new Set(bad.map((c) => base(c.id)));
         const unexpected = [...got].filter((id) => !e.fails.includes(id));

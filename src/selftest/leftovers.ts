@@ -1,0 +1,72 @@
+// What a run started with TMPDIR=tmp left on the machine, counted without starting another run:
+// mounts under tmp, entries in tmp, processes that inherited tmp (TMPDIR or FUSECERT_STATE_DIR in
+// their environment, or tmp in their command line: servers, vitest workers, the guardian),
+// tracefs instances named after the runner's pid and cgroups named after it.
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import path from 'node:path';
+
+function cgroup2Root(): string | null {
+  for (const l of readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
+    const f = l.split(' ');
+    const dash = f.indexOf('-');
+    if (dash > 0 && f[dash + 1] === 'cgroup2') return f[4];
+  }
+  return null;
+}
+
+function findCgroups(dir: string, prefix: string, out: string[], depth = 0): void {
+  if (depth > 4) return;
+  let entries;
+  try {
+    entries = readdirSync(dir, { withFileTypes: true });
+  } catch {
+    return;
+  }
+  for (const e of entries) {
+    if (!e.isDirectory()) continue;
+    if (e.name.startsWith(prefix)) out.push(path.join(dir, e.name));
+    findCgroups(path.join(dir, e.name), prefix, out, depth + 1);
+  }
+}
+
+export function leftoversOf(tmp: string, runnerPid: number): string[] {
+  const out: string[] = [];
+  for (const l of readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
+    const f = l.split(' ');
+    if (f[4]?.startsWith(tmp + '/')) out.push(`mount ${f[4]} (${f[f.indexOf('-') + 1]})`);
+  }
+  // tsx keeps its compile cache in TMPDIR (tsx-UID): a cache, not a resource of the run
+  if (existsSync(tmp)) for (const e of readdirSync(tmp)) if (!e.startsWith('tsx-')) out.push(`temp ${path.join(tmp, e)}`);
+  const inst = '/sys/kernel/tracing/instances';
+  if (existsSync(inst)) for (const i of readdirSync(inst)) if (i.startsWith(`fusecert-${runnerPid}-`)) out.push(`tracefs ${i}`);
+  const markers = [`TMPDIR=${tmp}`, `FUSECERT_STATE_DIR=${tmp}/`].map((m) => Buffer.from(`\0${m}`));
+  for (const p of readdirSync('/proc')) {
+    if (!/^\d+$/.test(p) || Number(p) === process.pid) continue;
+    try {
+      const stat = readFileSync(`/proc/${p}/stat`, 'utf8');
+      if (/^[ZX]$/.test(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0])) continue; // exited, waiting to be reaped
+      const env = Buffer.concat([Buffer.from([0]), readFileSync(`/proc/${p}/environ`)]);
+      const byEnv = markers.some((m) => {
+        const i = env.indexOf(m);
+        return i >= 0 && (env[i + m.length] === 0 || env[i + m.length] === 0x2f || m.toString().endsWith('/'));
+      });
+      if (byEnv || readFileSync(`/proc/${p}/cmdline`, 'utf8').includes(tmp + '/')) out.push(`process ${p} (${readFileSync(`/proc/${p}/comm`, 'utf8').trim()})`);
+    } catch {
+      /* gone */
+    }
+  }
+  const root = cgroup2Root();
+  if (root) {
+    const cgs: string[] = [];
+    findCgroups(root, `fusecert-${runnerPid}-`, cgs);
+    for (const c of cgs) out.push(`cgroup ${c}`);
+  }
+  return out;
+}
+
+// `npx tsx src/selftest/leftovers.ts TMP PID`: the same count from a shell
+if (process.argv[1] && path.resolve(process.argv[1]) === path.resolve(import.meta.filename ?? '')) {
+  const l = leftoversOf(path.resolve(process.argv[2]), Number(process.argv[3]));
+  for (const x of l) console.log(x);
+  process.exitCode = l.length ? 1 : 0;
+}
