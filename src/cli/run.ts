@@ -1,3 +1,4 @@
+import { handOff } from '../runenv/index.ts';
 import { mkdirSync, writeFileSync, existsSync, readdirSync, readFileSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -5,7 +6,7 @@ import { execa } from 'execa';
 import { FAMILIES, isClauseId, type Family } from '../catalogue/index.ts';
 import { loadServer, type ServerSpec } from '../manifest/index.ts';
 import type { Platform } from '../platform/index.ts';
-import { ServerInstance, makeWorkspace, fuseMountAt, abortConnection, alive, type Resource } from '../mount/index.ts';
+import { useRegistry, ServerInstance, makeWorkspace, fuseMountAt, abortConnection, alive, type Resource } from '../mount/index.ts';
 import { RunGuard, sweepRun, cgroupOf, cgroup2Root, type RunState } from '../mount/guardian.ts';
 import { sweepStaleInstances } from '../evidence/index.ts';
 import type { RunContext } from '../harness/context.ts';
@@ -118,20 +119,25 @@ export async function runServer(spec: ServerSpec, reference: ServerSpec | null, 
   mkdirSync(path.join(stateDir, 'resources'));
   await guard.startGuardian(path.join(ROOT, 'bin/fusecert-guardian.mjs'));
   guard.enterCgroup();
-  process.env.FUSECERT_STATE_DIR = path.join(stateDir, 'resources');
+  // this process registers what it creates (the preflight's mount) in the run's registry, and
+  // hands the registry, the context and its pid to the workers (src/runenv)
+  useRegistry(path.join(stateDir, 'resources'));
+  const undoHandoff = handOff({ registryDir: path.join(stateDir, 'resources'), runPid: process.pid });
   // Everything the run creates lives under its state dir (workspaces, the preflight's too, and
   // vitest's own temp files), so what an interrupted run leaves is found under one directory.
   const savedTmp = process.env.TMPDIR;
   mkdirSync(path.join(stateDir, 'tmp'));
   process.env.TMPDIR = path.join(stateDir, 'tmp');
+  let undoContext = () => {};
   const endState = () => {
     if (savedTmp === undefined) delete process.env.TMPDIR;
     else process.env.TMPDIR = savedTmp;
     const left = guard.finish();
     active.stateDir = null;
     active.guard = null;
-    delete process.env.FUSECERT_STATE_DIR;
-    delete process.env.FUSECERT_CONTEXT;
+    useRegistry(null);
+    undoHandoff();
+    undoContext();
     return left;
   };
   try {
@@ -157,11 +163,8 @@ export async function runServer(spec: ServerSpec, reference: ServerSpec | null, 
     replay: cliArgs(`--seed ${opts.seed} --only {id}`),
   };
   writeFileSync(ctxFile, JSON.stringify(ctx));
-  Object.assign(process.env, {
-    FUSECERT_CONTEXT: ctxFile,
-    FUSECERT_RUN_PID: String(process.pid),
-    UV_THREADPOOL_SIZE: '32', // a hung FUSE call holds a libuv thread until the abort
-  });
+  undoContext = handOff({ contextFile: ctxFile });
+  process.env.UV_THREADPOOL_SIZE = '32'; // a hung FUSE call holds a libuv thread until the abort
 
   const collector = new ClauseCollector(opts.quiet ? () => {} : undefined, files.length, spec.expect);
   // Watchdog: no clause result for too long means a worker is stuck beyond the harness deadline

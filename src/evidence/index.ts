@@ -8,6 +8,7 @@ export {
   EvidenceLostError,
   tracefsStatus,
   sweepStaleInstances,
+  useInstanceOwner,
   threadsOf,
   TRACEFS_ROOT,
   type EvidenceOptions,

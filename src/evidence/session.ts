@@ -29,6 +29,12 @@ import { BACKING_OPEN_CMD, BACKING_CLOSE_CMD } from './parse.ts';
 import { parseTrace, parseTraceLine, summariseRequests, type RequestSummary, type TraceEvent, type TraceSource } from './parse.ts';
 
 export const TRACEFS_ROOT = '/sys/kernel/tracing';
+
+/** The pid tracefs instances are named after (the runner's, so a dead run's are found). */
+let instanceOwner = process.pid;
+export function useInstanceOwner(pid: number): void {
+  instanceOwner = pid;
+}
 const INSTANCE_RE = /^fusecert-(\d+)-[0-9a-f]+(?:-ioctl)?$/;
 
 export class EvidenceUnavailableError extends Error {
@@ -323,8 +329,7 @@ export class EvidenceSession {
     if (!Number.isInteger(opts.connection) || opts.connection <= 0) {
       throw new Error(`EvidenceSession.open: bad connection ${opts.connection}`);
     }
-    const runPid = Number(process.env.FUSECERT_RUN_PID ?? process.pid) || process.pid;
-    const name = `fusecert-${runPid}-${crypto.randomBytes(4).toString('hex')}`;
+    const name = `fusecert-${instanceOwner}-${crypto.randomBytes(4).toString('hex')}`;
     const base = path.join(st.root, 'instances');
     const s = new EvidenceSession(opts.connection, path.join(base, name));
     installExitHook();

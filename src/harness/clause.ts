@@ -1,3 +1,4 @@
+import { received } from '../runenv/index.ts';
 import { test, type TestContext } from 'vitest';
 import { clauseById, formatKey, type Clause, type ClauseKey } from '../catalogue/index.ts';
 import { runContext, selected } from './context.ts';
@@ -105,7 +106,7 @@ export function unmetRequirement(req: Requirement, mount: Mount | undefined): Sk
  * FUSECERT_TEST_REWORD_SKIPS=1 (the self-test's, never a user's) rewrites every skip reason, so a
  * test can show that verdicts come from the skip's kind and never from its words.
  */
-const rewordForTest = (reason: string) => (process.env.FUSECERT_TEST_REWORD_SKIPS === '1' ? `reworded for a test: ${[...reason].reverse().join('')}` : reason);
+const rewordForTest = (reason: string) => (received().rewordSkips ? `reworded for a test: ${[...reason].reverse().join('')}` : reason);
 
 const shellQuote = (s: string) => (/^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replaceAll("'", `'\\''`)}'`);
 

@@ -1,5 +1,6 @@
 // The environment contract between `fusecert run` and a suite worker: one JSON file named by
 // FUSECERT_CONTEXT. Everything a clause may rely on about the run is in here.
+import { received } from '../runenv/index.ts';
 import { parseKey, selects, type ClauseKey } from '../catalogue/index.ts';
 import { readFileSync } from 'node:fs';
 import type { ServerSpec } from '../manifest/index.ts';
@@ -24,7 +25,7 @@ let cached: RunContext | null = null;
 
 export function runContext(): RunContext {
   if (cached) return cached;
-  const f = process.env.FUSECERT_CONTEXT;
+  const f = received().contextFile;
   if (!f) throw new Error('suites run under `fusecert run` (FUSECERT_CONTEXT is not set): try `node bin/fusecert.mjs run --server servers/ptfs/manifest.json`');
   cached = JSON.parse(readFileSync(f, 'utf8')) as RunContext;
   return cached;

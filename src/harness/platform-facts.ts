@@ -3,6 +3,7 @@
 // one (NEG, BKG, IOM) call requirePlatform() first, so a platform that does not honour a fact
 // gives "platform: PLT-00X failed: ..." instead of blaming the server under test.
 // Each fact is computed once per worker and cached in the run's state directory for the others.
+import { received } from '../runenv/index.ts';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { readFile, open as fsOpen, stat } from 'node:fs/promises';
 import path from 'node:path';
@@ -394,7 +395,7 @@ const FACTS: Record<FactId, () => Promise<FactResult>> = {
 const memo = new Map<FactId, Promise<FactResult>>();
 
 function cacheFile(id: FactId): string | null {
-  const f = process.env.FUSECERT_CONTEXT;
+  const f = received().contextFile;
   return f ? path.join(path.dirname(f), 'facts', `${id}.json`) : null;
 }
 

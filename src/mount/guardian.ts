@@ -13,6 +13,7 @@
 // by the process groups of registered servers, and as owners of the run's FUSE connections.
 // Nothing here touches what is not the run's own: mounts under its state dir or served by its
 // processes, processes in its cgroup or naming its state dir, instances named after its runner.
+import { received } from '../runenv/index.ts';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, readdirSync, readlinkSync, renameSync, rmSync, rmdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -477,6 +478,7 @@ async function spawnGuardian(state: RunState, entry: string): Promise<ChildProce
 
 /** The guardian process: read the run's state, then wait for "bye" or EOF. */
 export function guardianMain(): void {
+  const guardianLog = received().guardianLog;
   process.on('SIGHUP', () => {});
   process.on('SIGINT', () => {});
   process.on('SIGPIPE', () => {});
@@ -517,9 +519,9 @@ export function guardianMain(): void {
     } catch (e) {
       log = [`sweep failed: ${(e as Error).stack ?? e}`];
     }
-    if (process.env.FUSECERT_GUARDIAN_LOG) {
+    if (guardianLog) {
       try {
-        writeFileSync(process.env.FUSECERT_GUARDIAN_LOG, `${new Date().toISOString()} runner ${run.pid} gone; ${run.stateDir}\n${log.map((l) => `  ${l}\n`).join('')}`, { flag: 'a' });
+        writeFileSync(guardianLog, `${new Date().toISOString()} runner ${run.pid} gone; ${run.stateDir}\n${log.map((l) => `  ${l}\n`).join('')}`, { flag: 'a' });
       } catch {
         /* nowhere to log */
       }

@@ -1,5 +1,5 @@
 export { ServerInstance, ServerStartError, serverPids, threadIds, type StopReport } from './server.ts';
 export { makeWorkspace, type Workspace, type SourceKind } from './source.ts';
 export { mounts, mountsUnder, fuseMountAt, abortConnection, connectionWaiting, type MountEntry } from './mountinfo.ts';
-export { register, sweep, alive, processStart, stateDir, type Resource } from './registry.ts';
+export { register, sweep, alive, processStart, stateDir, useRegistry, type Resource } from './registry.ts';
 export { pattern, loadTree, seedTree, type TreeSpec } from './tree.ts';

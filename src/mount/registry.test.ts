@@ -4,7 +4,7 @@ import { describe, expect, test } from 'vitest';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { register, sweep } from './registry.ts';
+import { register, sweep, stateDir, useRegistry } from './registry.ts';
 
 describe('registry', () => {
   test('an empty entry is skipped and named; the other entries are released', () => {
@@ -14,13 +14,12 @@ describe('registry', () => {
       const victim = path.join(base, 'work');
       mkdirSync(victim);
       writeFileSync(path.join(victim, 'x'), 'x');
-      const saved = process.env.FUSECERT_STATE_DIR;
-      process.env.FUSECERT_STATE_DIR = res;
+      const saved = stateDir();
+      useRegistry(res);
       try {
         register({ kind: 'tmpdir', path: victim });
       } finally {
-        if (saved === undefined) delete process.env.FUSECERT_STATE_DIR;
-        else process.env.FUSECERT_STATE_DIR = saved;
+        useRegistry(saved);
       }
       expect(readdirSync(res).filter((f) => f.endsWith('.new'))).toEqual([]); // renamed into place
       writeFileSync(path.join(res, 'mount-1-1.json'), ''); // what a killed writer leaves

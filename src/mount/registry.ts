@@ -14,8 +14,15 @@ export type Resource =
 
 let counter = 0;
 
+let registryDir: string | null = null;
+
+/** Where this process registers what it creates (null: nothing is registered). Set by the caller. */
+export function useRegistry(dir: string | null): void {
+  registryDir = dir;
+}
+
 export function stateDir(): string | null {
-  return process.env.FUSECERT_STATE_DIR ?? null;
+  return registryDir;
 }
 
 /** Registers a resource; returns a function that forgets it once it has been released. */

@@ -1,5 +1,6 @@
 // Renders the comparison page in Debian's headless Chromium: the page must show both server
 // columns, statuses, a reason and a family section, and the screenshot must hold a real picture.
+import { received } from '../runenv/index.ts';
 import { describe, expect, test } from 'vitest';
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -77,7 +78,7 @@ describe('comparison page in headless Chromium', () => {
   test('dump-dom shows both servers, statuses, a reason and the family sections; the screenshot is a real picture', (ctx) => {
     if (!CHROMIUM) {
       // CI that promises a browser must not pass silently without one
-      if (process.env.FUSECERT_STRICT) throw new Error(`${MISSING} and FUSECERT_STRICT is set`);
+      if (received().strictTests) throw new Error(`${MISSING} and FUSECERT_STRICT is set`);
       ctx.skip(MISSING);
     }
     const dir = mkdtempSync(path.join(os.tmpdir(), 'fusecert-browser-'));
@@ -113,7 +114,7 @@ describe('comparison page in headless Chromium', () => {
 
   test('the PRF chart: an svg with a bar per server and variant in each figure group, drawn in the screenshot', (ctx) => {
     if (!CHROMIUM) {
-      if (process.env.FUSECERT_STRICT) throw new Error(`${MISSING} and FUSECERT_STRICT is set`);
+      if (received().strictTests) throw new Error(`${MISSING} and FUSECERT_STRICT is set`);
       ctx.skip(MISSING);
     }
     const dir = mkdtempSync(path.join(os.tmpdir(), 'fusecert-browser-'));

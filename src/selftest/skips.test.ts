@@ -3,6 +3,7 @@
 // (FUSECERT_TEST_REWORD_SKIPS=1, harness/clause.ts) gives the same statuses and the same exit code.
 import { describe, expect, test } from 'vitest';
 import { fusecert, missing } from './util.ts';
+import { REWORD_SKIPS_ENV } from '../runenv/index.ts';
 
 const why = missing('root', 'fuse', 'tracefs', 'ptfs');
 
@@ -11,7 +12,7 @@ describe.skipIf(why)(`skip reasons are words, skip kinds are data${why ? ` (skip
   // (and no timing clause makes the --strict exit code vary between two runs)
   test('a --strict run with dozens of skips and the same run with every skip reason reworded: same statuses, kinds and exit code', async () => {
     const args = ['run', '--server', 'servers/ptfs/manifest.json@no-passthrough', '--family', 'NEG,BKG,IOM,LIF', '--strict', '--seed', '7'];
-    const [plain, reworded] = await Promise.all([fusecert(args), fusecert(args, { env: { FUSECERT_TEST_REWORD_SKIPS: '1' } })]);
+    const [plain, reworded] = await Promise.all([fusecert(args), fusecert(args, { env: { ...REWORD_SKIPS_ENV } })]);
     for (const r of [plain, reworded]) {
       expect(r.leftovers).toEqual([]);
       expect(r.results, r.stderr).not.toBeNull();

@@ -1,4 +1,5 @@
 // Helpers for fusecert's own tests that drive the real CLI on real mounts.
+import { received } from '../runenv/index.ts';
 import { mkdtempSync, mkdirSync, rmSync, writeFileSync, readFileSync, existsSync, readdirSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -9,7 +10,7 @@ import type { Results } from '../report/index.ts';
 export const ROOT = path.resolve(import.meta.dirname, '../..');
 export const CLI = path.join(ROOT, 'bin/fusecert.mjs');
 export const PTFS = path.join(ROOT, 'servers/ptfs/ptfs');
-export const strict = !!process.env.FUSECERT_STRICT;
+export const strict = received().strictTests;
 
 /** Why a test of ours cannot run here, or null. Under FUSECERT_STRICT a reason is a failure, not a skip. */
 export function missing(...needs: ('root' | 'fuse' | 'tracefs' | 'ptfs' | 'bindfs' | 'fuse-overlayfs' | 'mergerfs' | 'valgrind' | 'chromium')[]): string | null {
