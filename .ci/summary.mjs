@@ -16,7 +16,8 @@ const brokenFiles = r.testResults.filter((f) => f.status === 'failed' && !f.asse
 const failed = r.numFailedTests + brokenFiles;
 const skipped = r.numPendingTests + r.numTodoTests;
 if (skipped > 0) {
-  for (const s of r.testResults) for (const t of s.assertionResults) if (t.status === 'pending' || t.status === 'skipped') console.log(`skipped under strict: ${t.fullName}`);
+  for (const s of r.testResults)
+    for (const t of s.assertionResults) if (t.status === 'pending' || t.status === 'skipped') console.log(`skipped under strict: ${t.fullName}`);
 }
 console.log(`${passed} passed, ${failed} failed, ${skipped} skipped`);
 process.exit(code !== 0 || failed > 0 || skipped > 0 ? 1 : 0);

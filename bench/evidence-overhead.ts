@@ -37,7 +37,13 @@ try {
   let last: Awaited<ReturnType<EvidenceSession['window']>> | null = null;
   for (let r = 0; r < rounds; r++) {
     bare.push(await storm());
-    s = await EvidenceSession.open({ connection: m.connection, pids: [m.pid], label: 'bench', pollMs: Number(process.env.POLL_MS ?? 200), readOnMainThread: process.env.MAIN_THREAD === '1' });
+    s = await EvidenceSession.open({
+      connection: m.connection,
+      pids: [m.pid],
+      label: 'bench',
+      pollMs: Number(process.env.POLL_MS ?? 200),
+      readOnMainThread: process.env.MAIN_THREAD === '1',
+    });
     const w = await s.window('storm', storm);
     traced.push(w.result);
     // RELEASE replies trail close(): give them a moment before reading the ledger
@@ -56,7 +62,9 @@ try {
   console.log(`without session: best ${b.toFixed(0)} ms (${((b * 1000) / cycles).toFixed(1)} µs/cycle); rounds ${bare.map((x) => x.toFixed(0)).join(', ')}`);
   console.log(`with session:    best ${t.toFixed(0)} ms (${((t * 1000) / cycles).toFixed(1)} µs/cycle); rounds ${traced.map((x) => x.toFixed(0)).join(', ')}`);
   console.log(`ratio: ${(t / b).toFixed(2)}`);
-  console.log(`last window: FUSE_OPEN=${countOf(last!.requests, 'FUSE_OPEN')} FUSE_RELEASE=${countOf(last!.requests, 'FUSE_RELEASE')} total=${last!.requests.total} events=${last!.events.length}`);
+  console.log(
+    `last window: FUSE_OPEN=${countOf(last!.requests, 'FUSE_OPEN')} FUSE_RELEASE=${countOf(last!.requests, 'FUSE_RELEASE')} total=${last!.requests.total} events=${last!.events.length}`,
+  );
   console.log(`ledger: ${l.summary()}`);
 } finally {
   await s?.close();

@@ -6,7 +6,12 @@ import { killRun } from '../src/selftest/killrun.ts';
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
-  options: { family: { type: 'string', default: 'RW,BKG,MAP,IOM' }, signals: { type: 'string', default: 'INT,TERM,KILL' }, from: { type: 'string', default: '2' }, to: { type: 'string', default: '14' } },
+  options: {
+    family: { type: 'string', default: 'RW,BKG,MAP,IOM' },
+    signals: { type: 'string', default: 'INT,TERM,KILL' },
+    from: { type: 'string', default: '2' },
+    to: { type: 'string', default: '14' },
+  },
 });
 const n = Number(positionals[0] ?? 30);
 const sigs = values.signals!.split(',').map((s) => `SIG${s}` as NodeJS.Signals);
@@ -19,7 +24,7 @@ for (let i = 0; i < n; i++) {
   let r;
   try {
     r = await killRun(['run', '--server', 'servers/ptfs/manifest.json', '--family', values.family!], { phase: 'any', afterMs: at, signal });
-  } catch (e) {
+  } catch (_e) {
     console.log(`${String(i + 1).padStart(2)} ${signal.padEnd(7)} at ${(at / 1000).toFixed(1).padStart(5)} s  the run ended before the signal; again`);
     i--;
     continue;

@@ -6,8 +6,21 @@ import { open, writeFile, truncate, appendFile, stat, lstat, chmod } from 'node:
 import { spawn } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
-  clause, forEachVariant, check, fail, pattern, loadTree, attrViews, expectSize, plainViews, msOf, withMapper, statView, statxView,
-  type Views, type ReproOp,
+  clause,
+  forEachVariant,
+  check,
+  fail,
+  pattern,
+  loadTree,
+  attrViews,
+  expectSize,
+  plainViews,
+  msOf,
+  withMapper,
+  statView,
+  statxView,
+  type Views,
+  type ReproOp,
 } from '../src/harness/index.ts';
 import { O } from '../src/sys/index.ts';
 import { fuseMountAt } from '../src/mount/index.ts';
@@ -43,7 +56,11 @@ function appendAsUnprivileged(fd: number, data: string, signal: AbortSignal): Pr
     let err = '';
     child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
     child.on('error', (e) => resolve(`spawn failed: ${e.message}`));
-    child.on('close', (code, sig) => resolve(code === 0 ? 'ok' : code === 3 ? `write(2) gave ${err.trim()}` : `exit ${code}${sig ? ` (${sig})` : ''}${err ? `: ${err.trim().slice(0, 200)}` : ''}`));
+    child.on('close', (code, sig) =>
+      resolve(
+        code === 0 ? 'ok' : code === 3 ? `write(2) gave ${err.trim()}` : `exit ${code}${sig ? ` (${sig})` : ''}${err ? `: ${err.trim().slice(0, 200)}` : ''}`,
+      ),
+    );
   });
 }
 
@@ -114,7 +131,10 @@ forEachVariant({}, (mount) => {
           expectAdvanced(before, after, 'mtimeNs', what);
           expectAdvanced(before, after, 'ctimeNs', what);
           for (const [k, v] of Object.entries(after))
-            check(v.mtimeNs >= ref.mtimeNs, `${k} showed mtime ${v.mtimeNs} ns after ${what}, earlier than the mtime ${ref.mtimeNs} ns of a file created on the same mount just before the write`);
+            check(
+              v.mtimeNs >= ref.mtimeNs,
+              `${k} showed mtime ${v.mtimeNs} ns after ${what}, earlier than the mtime ${ref.mtimeNs} ns of a file created on the same mount just before the write`,
+            );
         }
       } finally {
         await w.close();
@@ -139,7 +159,9 @@ forEachVariant({}, (mount) => {
         t.note('blocks', { before: plainViews(before), after: plainViews(after) });
         const bad = Object.entries(after).filter(([k, v]) => !(v.blocks > (before[k]?.blocks ?? 0) && v.blocks * 512 >= len));
         if (bad.length)
-          fail(`after writing ${len} bytes of data, ${bad.map(([k, v]) => `${k} showed st_blocks ${v.blocks} (${v.blocks * 512} bytes; ${before[k]?.blocks ?? '?'} before)`).join('; ')}; expected at least ${Math.ceil(len / 512)} blocks`);
+          fail(
+            `after writing ${len} bytes of data, ${bad.map(([k, v]) => `${k} showed st_blocks ${v.blocks} (${v.blocks * 512} bytes; ${before[k]?.blocks ?? '?'} before)`).join('; ')}; expected at least ${Math.ceil(len / 512)} blocks`,
+          );
       } finally {
         await w.close();
         await other.close();
@@ -169,7 +191,10 @@ forEachVariant({}, (mount) => {
           else await truncate(p, size);
           expectSize(await attrViews(p, w, other), size, what);
         }
-        t.note('steps', steps.map((s) => s[0]));
+        t.note(
+          'steps',
+          steps.map((s) => s[0]),
+        );
       } finally {
         await w.close();
         await other.close();
@@ -236,11 +261,18 @@ forEachVariant({}, (mount) => {
           await child.msync(map);
           const viaMapFd = await child.fstat(fd);
           const after = await attrViews(p, undefined, other);
-          after['fstat on the mapping fd'] = { ...after['stat by path']!, size: viaMapFd.size, mtimeNs: BigInt(viaMapFd.mtimeNs), ctimeNs: BigInt(viaMapFd.ctimeNs) };
+          after['fstat on the mapping fd'] = {
+            ...after['stat by path']!,
+            size: viaMapFd.size,
+            mtimeNs: BigInt(viaMapFd.mtimeNs),
+            ctimeNs: BigInt(viaMapFd.ctimeNs),
+          };
           t.note('mtime', { before: plainViews(before), after: plainViews(after) });
           await child.unmap(map);
           await child.closeFd(fd);
-          const stale = Object.entries(after).filter(([k, v]) => !(v.mtimeNs > (before[k] ?? before['stat by path']!).mtimeNs)).map(([k]) => k);
+          const stale = Object.entries(after)
+            .filter(([k, v]) => !(v.mtimeNs > (before[k] ?? before['stat by path']!).mtimeNs))
+            .map(([k]) => k);
           if (stale.length === 0) return;
           // Say whether the server's answer or the kernel's attribute cache is behind, and for how long.
           const backing = mount.claims.mirror ? (await stat(mount.backing(rel), { bigint: true })).mtimeNs : null;
@@ -256,7 +288,9 @@ forEachVariant({}, (mount) => {
           fail(
             `mtime did not advance after a 100-byte store into a MAP_SHARED mapping (mapped, then stat, then store) and msync(MS_SYNC) ${TICK_GAP_MS} ms later: ` +
               `${stale.join(', ')} still showed mtime ${before['stat by path']!.mtimeNs} ns` +
-              (backing !== null ? `, while the backing file's mtime was ${backing} ns (${backing > before['stat by path']!.mtimeNs ? 'advanced: the stale value is cached attributes' : 'not advanced either'})` : '') +
+              (backing !== null
+                ? `, while the backing file's mtime was ${backing} ns (${backing > before['stat by path']!.mtimeNs ? 'advanced: the stale value is cached attributes' : 'not advanced either'})`
+                : '') +
               `; stat by path showed the new mtime ${seenAfter === null ? 'not even' : `${seenAfter} ms`} later`,
           );
         });
@@ -286,10 +320,15 @@ forEachVariant({}, (mount) => {
           ['nlink', m.nlink, b.nlink],
           ['mtime (ns)', m.mtimeNs, b.mtimeNs],
         ];
-        for (const [k, mv, bv] of pairs) if (mv !== bv) diffs.push(`${f}: ${k} ${k === 'mode' ? mv.toString(8) : mv} through the mount, ${k === 'mode' ? bv.toString(8) : bv} in the backing file`);
+        for (const [k, mv, bv] of pairs)
+          if (mv !== bv)
+            diffs.push(`${f}: ${k} ${k === 'mode' ? mv.toString(8) : mv} through the mount, ${k === 'mode' ? bv.toString(8) : bv} in the backing file`);
       }
       t.note('files', files.length);
-      check(diffs.length === 0, `stat through the mount differs from the backing file's: ${diffs.slice(0, 6).join('; ')}${diffs.length > 6 ? `; and ${diffs.length - 6} more` : ''}`);
+      check(
+        diffs.length === 0,
+        `stat through the mount differs from the backing file's: ${diffs.slice(0, 6).join('; ')}${diffs.length > 6 ? `; and ${diffs.length - 6} more` : ''}`,
+      );
     },
     { mount, requires: ['mirror'] },
   );
@@ -302,7 +341,10 @@ forEachVariant({}, (mount) => {
       // an unprivileged write cannot reach such a server at all.
       const m = fuseMountAt(mount.mountpoint);
       if (m && !m.superOptions.includes('allow_other')) {
-        t.skip('not-applicable', `server mounts without allow_other (mount options ${m.superOptions.join(',')}): no user other than the mounter can write to its files, so the clause does not arise; add allow_other to the manifest's command to test it`);
+        t.skip(
+          'not-applicable',
+          `server mounts without allow_other (mount options ${m.superOptions.join(',')}): no user other than the mounter can write to its files, so the clause does not arise; add allow_other to the manifest's command to test it`,
+        );
       }
       const rel = 'att-009.bin';
       const p = mount.path(rel);
@@ -317,7 +359,10 @@ forEachVariant({}, (mount) => {
       } finally {
         await fh.close();
       }
-      check(how === 'ok', `the append by uid ${UNPRIVILEGED} (write permission, no CAP_FSETID) to a mode 6777 file, through an fd opened by root, failed: ${how}; a local filesystem accepts it and clears the set-user-ID/set-group-ID bits`);
+      check(
+        how === 'ok',
+        `the append by uid ${UNPRIVILEGED} (write permission, no CAP_FSETID) to a mode 6777 file, through an fd opened by root, failed: ${how}; a local filesystem accepts it and clears the set-user-ID/set-group-ID bits`,
+      );
       const after = await stat(p);
       check(after.size === 4100, `after a 4-byte append by uid ${UNPRIVILEGED} to a 4096-byte file, stat shows size ${after.size}`);
       const kept: string[] = [];
@@ -366,7 +411,10 @@ forEachVariant({}, (mount) => {
         last.size === want && lastx.size === want,
         `a 5000-byte append made directly to the backing file stayed invisible through the mount for ${took} ms: stat showed size ${last.size}, statx ${lastx.size}, expected ${want}; the manifest declares attrTimeoutMs ${timeout} (+${margin} ms margin)`,
       );
-      check(last.mtimeNs > before.mtimeNs, `after ${took} ms the mount still shows the old mtime ${msOf(last.mtimeNs)} ms for a file changed directly in the backing directory`);
+      check(
+        last.mtimeNs > before.mtimeNs,
+        `after ${took} ms the mount still shows the old mtime ${msOf(last.mtimeNs)} ms for a file changed directly in the backing directory`,
+      );
     },
     { mount, requires: ['attr-timeout', 'mirror'] },
   );

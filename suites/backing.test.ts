@@ -5,9 +5,26 @@ import { readFile, writeFile, open, unlink, statfs, mkdir, stat } from 'node:fs/
 import path from 'node:path';
 import { afterAll } from 'vitest';
 import {
-  clause, useMount, check, fail, errnoOf, errnoFrom, expectBytes, pattern, loadTree, runContext,
-  FileOpens, flagNames, quiesce, requestsDuring, windowSummary, counts, probeBackingOpen, requirePlatform,
-  ClauseFailure, type Observed,
+  clause,
+  useMount,
+  check,
+  fail,
+  errnoOf,
+  errnoFrom,
+  expectBytes,
+  pattern,
+  loadTree,
+  runContext,
+  FileOpens,
+  flagNames,
+  quiesce,
+  requestsDuring,
+  windowSummary,
+  counts,
+  probeBackingOpen,
+  requirePlatform,
+  ClauseFailure,
+  type Observed,
 } from '../src/harness/index.ts';
 import { O, preadAsync, pwriteAsync, openAsync, closeAsync } from '../src/sys/index.ts';
 import { countOf, EvidenceSession, type EvidenceWindow } from '../src/evidence/index.ts';
@@ -108,7 +125,10 @@ clause(
         const burst = await Promise.allSettled(Array.from({ length: 8 }, (_, i) => openAsync(mount.path(rel), (i % 2 ? O.O_RDWR : O.O_RDONLY) | O.O_CLOEXEC)));
         const failed = burst.filter((r) => r.status === 'rejected').map((r) => errnoOf((r as PromiseRejectedResult).reason));
         for (const r of burst) if (r.status === 'fulfilled') await closeAsync(r.value);
-        if (failed.length) fail(`${failed.length} of 8 concurrent opens of /${rel} failed (${[...new Set(failed)].join(', ')}) while /${rel} was open in passthrough by opens #1..#3`);
+        if (failed.length)
+          fail(
+            `${failed.length} of 8 concurrent opens of /${rel} failed (${[...new Set(failed)].join(', ')}) while /${rel} was open in passthrough by opens #1..#3`,
+          );
       } finally {
         await fo.closeAll();
       }
@@ -130,18 +150,18 @@ clause(
     mount,
     requires: ['passthrough'],
     repro: [
-    { op: 'create', path: 'bkg-002.bin', seed: 22, size: 64 * 1024 },
-    { op: 'open', fd: 'a', path: 'bkg-002.bin', flags: ['O_RDONLY'] },
-    { op: 'open', fd: 'b', path: 'bkg-002.bin', flags: ['O_RDWR'] },
-    { op: 'open', fd: 'c', path: 'bkg-002.bin', flags: ['O_WRONLY'] },
-    { op: 'pwrite', fd: 'b', off: 100, seed: 23, len: 5000 },
-    { op: 'pwrite', fd: 'c', off: 40000, seed: 24, len: 3000 },
-    { op: 'pread', fd: 'a', off: 0, len: 64 * 1024 },
-    { op: 'pread', fd: 'b', off: 0, len: 64 * 1024 },
-    { op: 'burst', path: 'bkg-002.bin', n: 8, flags: [['O_RDONLY'], ['O_RDWR']] },
-    { op: 'close', fd: 'a' },
-    { op: 'close', fd: 'b' },
-    { op: 'close', fd: 'c' },
+      { op: 'create', path: 'bkg-002.bin', seed: 22, size: 64 * 1024 },
+      { op: 'open', fd: 'a', path: 'bkg-002.bin', flags: ['O_RDONLY'] },
+      { op: 'open', fd: 'b', path: 'bkg-002.bin', flags: ['O_RDWR'] },
+      { op: 'open', fd: 'c', path: 'bkg-002.bin', flags: ['O_WRONLY'] },
+      { op: 'pwrite', fd: 'b', off: 100, seed: 23, len: 5000 },
+      { op: 'pwrite', fd: 'c', off: 40000, seed: 24, len: 3000 },
+      { op: 'pread', fd: 'a', off: 0, len: 64 * 1024 },
+      { op: 'pread', fd: 'b', off: 0, len: 64 * 1024 },
+      { op: 'burst', path: 'bkg-002.bin', n: 8, flags: [['O_RDONLY'], ['O_RDWR']] },
+      { op: 'close', fd: 'a' },
+      { op: 'close', fd: 'b' },
+      { op: 'close', fd: 'c' },
     ],
   },
 );
@@ -199,10 +219,12 @@ clause(
         const c = await open(mount.path(f.path), 'r');
         await c.close();
       }
-      await Promise.all(files.map(async (f) => {
-        const h = await open(mount.path(f.path), 'r');
-        await h.close();
-      }));
+      await Promise.all(
+        files.map(async (f) => {
+          const h = await open(mount.path(f.path), 'r');
+          await h.close();
+        }),
+      );
     });
     t.note('window', windowSummary(win));
     const bad = win.ledger.failedCloses();
@@ -257,7 +279,11 @@ clause(
     const f0 = tree.files.find((f) => f.size === 65535)!;
     const refused = await probeBackingOpen(overlay.server!.pids, overlay.connection, overlay.backing(f0.path));
     t.note('backingOpenOfOverlayFile', refused);
-    if (refused !== 'ELOOP') t.skip('not-applicable', `the kernel does not refuse this server's backing files on an overlayfs (BACKING_OPEN gave ${refused}: max_stack_depth 2), so there is no refusal to test`);
+    if (refused !== 'ELOOP')
+      t.skip(
+        'not-applicable',
+        `the kernel does not refuse this server's backing files on an overlayfs (BACKING_OPEN gave ${refused}: max_stack_depth 2), so there is no refusal to test`,
+      );
     const files = tree.files.filter((f) => f.size > 0 && f.size < 2 * MiB).slice(0, 6);
     const why = 'the kernel refused the backing file (source on an overlayfs, ELOOP)';
     for (const f of files) {
@@ -300,7 +326,17 @@ let nested: Nested | null = null;
 
 async function buildNested(): Promise<Nested> {
   const ctx = runContext();
-  const outer = await makeWorkspace({ tree: { dirs: [], files: [{ path: 'a', size: 70000, seed: 71 }, { path: 'b', size: 30000, seed: 72 }], symlinks: [] }, sizeMb: 64 });
+  const outer = await makeWorkspace({
+    tree: {
+      dirs: [],
+      files: [
+        { path: 'a', size: 70000, seed: 71 },
+        { path: 'b', size: 30000, seed: 72 },
+      ],
+      symlinks: [],
+    },
+    sizeMb: 64,
+  });
   const parts: { innerWs?: Workspace; inner?: ServerInstance; server?: ServerInstance; evidence?: EvidenceSession | null } = {};
   const dispose = async () => {
     if (parts.evidence) await parts.evidence.close().catch(() => {});
@@ -349,11 +385,18 @@ clause(
       const crossing = await errnoFrom(() => stat(n.path('nested/x')));
       t.note('statOfNestedFile', crossing);
       if (['EOPNOTSUPP', 'ENOTSUP', 'EXDEV'].includes(crossing)) {
-        t.skip('not-applicable', `server does not serve files across a mountpoint inside its source (stat of /nested/x, on a FUSE mount inside the source, gave ${crossing}): one refused backing file among accepted ones cannot be made for it; BKG-006 covers refused backing files`);
+        t.skip(
+          'not-applicable',
+          `server does not serve files across a mountpoint inside its source (stat of /nested/x, on a FUSE mount inside the source, gave ${crossing}): one refused backing file among accepted ones cannot be made for it; BKG-006 covers refused backing files`,
+        );
       }
       const refused = await probeBackingOpen(n.server.pids, n.connection, path.join(n.outer.source, 'nested/x'));
       t.note('backingOpenOfNestedFile', refused);
-      if (refused !== 'ELOOP') t.skip('not-applicable', `the kernel does not refuse this server's backing files on a FUSE passthrough mount (BACKING_OPEN gave ${refused}: max_stack_depth 2)`);
+      if (refused !== 'ELOOP')
+        t.skip(
+          'not-applicable',
+          `the kernel does not refuse this server's backing files on a FUSE passthrough mount (BACKING_OPEN gave ${refused}: max_stack_depth 2)`,
+        );
       const a = new FileOpens(n, 'a');
       const x = new FileOpens(n, 'nested/x');
       try {
@@ -363,7 +406,11 @@ clause(
         expectBytes(buf, pattern(71, 70000), 'read of /a through open #1');
         // the refused one
         const x1 = await x.open(O.O_RDONLY).catch((e) => {
-          throw e instanceof ClauseFailure ? new ClauseFailure(`${e.message}; the kernel refused its backing file (on a FUSE passthrough mount, ELOOP): the open must still succeed without passthrough`) : e;
+          throw e instanceof ClauseFailure
+            ? new ClauseFailure(
+                `${e.message}; the kernel refused its backing file (on a FUSE passthrough mount, ELOOP): the open must still succeed without passthrough`,
+              )
+            : e;
         });
         const xb = Buffer.alloc(50000);
         await preadAsync(x1.fd, xb, 0);
@@ -375,7 +422,9 @@ clause(
         for (const flags of [O.O_RDONLY, O.O_RDWR]) {
           const h = await a.open(flags).catch((e) => {
             throw e instanceof ClauseFailure
-              ? new ClauseFailure(`${e.message}${after}: a refused backing file must not switch passthrough off for files whose inode already has a backing object; standalone reproducer: fixtures/repro/refused-backing-file.py -- COMMAND`)
+              ? new ClauseFailure(
+                  `${e.message}${after}: a refused backing file must not switch passthrough off for files whose inode already has a backing object; standalone reproducer: fixtures/repro/refused-backing-file.py -- COMMAND`,
+                )
               : e;
           });
           const b2 = Buffer.alloc(70000);
@@ -415,28 +464,32 @@ clause(
     const cycles = 500;
     const errors: string[] = [];
     const win = await requestsDuring(mount, 'BKG-008 storm', async () => {
-      await Promise.all(Array.from({ length: workers }, async (_, w) => {
-        const buf = Buffer.alloc(4096);
-        for (let i = 0; i < cycles; i++) {
-          const flags = (i + w) % 3 === 0 ? O.O_RDWR : O.O_RDONLY;
-          let fd = -1;
-          try {
-            fd = await openAsync(mount.path(rel), flags | O.O_CLOEXEC);
-            const n = await preadAsync(fd, buf, 0);
-            if (n !== 4096 || !buf.equals(content.subarray(0, 4096))) errors.push(`worker ${w} cycle ${i}: read returned wrong data (${n} bytes)`);
-          } catch (e) {
-            errors.push(`worker ${w} cycle ${i} (${flagNames(flags)}): ${errnoOf(e)}`);
-          } finally {
-            if (fd >= 0) await closeAsync(fd).catch((e) => errors.push(`close: ${errnoOf(e)}`));
+      await Promise.all(
+        Array.from({ length: workers }, async (_, w) => {
+          const buf = Buffer.alloc(4096);
+          for (let i = 0; i < cycles; i++) {
+            const flags = (i + w) % 3 === 0 ? O.O_RDWR : O.O_RDONLY;
+            let fd = -1;
+            try {
+              fd = await openAsync(mount.path(rel), flags | O.O_CLOEXEC);
+              const n = await preadAsync(fd, buf, 0);
+              if (n !== 4096 || !buf.equals(content.subarray(0, 4096))) errors.push(`worker ${w} cycle ${i}: read returned wrong data (${n} bytes)`);
+            } catch (e) {
+              errors.push(`worker ${w} cycle ${i} (${flagNames(flags)}): ${errnoOf(e)}`);
+            } finally {
+              if (fd >= 0) await closeAsync(fd).catch((e) => errors.push(`close: ${errnoOf(e)}`));
+            }
           }
-        }
-      }));
+        }),
+      );
     });
     t.note('cycles', workers * cycles);
     t.note('window', windowSummary(win));
     if (errors.length) {
       const codes = [...new Set(errors.map((e) => e.split(': ').pop()))].join(', ');
-      fail(`${errors.length} of ${workers * cycles} open/read/close cycles of /${rel} (${workers} concurrent workers) failed (${codes}); first: ${errors[0]}; ${win.ledger.summary()}`);
+      fail(
+        `${errors.length} of ${workers * cycles} open/read/close cycles of /${rel} (${workers} concurrent workers) failed (${codes}); first: ${errors[0]}; ${win.ledger.summary()}`,
+      );
     }
     const l = win.ledger;
     check(l.failedOpens().length === 0 && l.failedCloses().length === 0, `the storm made failed backing ioctls: ${l.summary()}`);
@@ -494,7 +547,9 @@ clause(
       const live = win && ledgerOk(mount) ? win.ledger.liveCount() : null;
       fail(
         `after the last close of the unlinked /${rel} (${mb(size)}), ${mb(after - before)} stayed in use on the backing tmpfs for 3 s: ` +
-          (live && live > 0 ? `the server never closed ${live} backing id(s), which pin the backing inode (SPEC §2)` : 'something of the server still pins the backing inode'),
+          (live && live > 0
+            ? `the server never closed ${live} backing id(s), which pin the backing inode (SPEC §2)`
+            : 'something of the server still pins the backing inode'),
       );
     }
   },

@@ -11,12 +11,15 @@ const shellQuote = (s: string) => (/^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replac
 
 function seedFor(id: string): number {
   let h = ctx.seed >>> 0;
-  for (const ch of id) h = (Math.imul(h ^ ch.charCodeAt(0), 0x01000193) >>> 0);
+  for (const ch of id) h = Math.imul(h ^ ch.charCodeAt(0), 0x01000193) >>> 0;
   return h | 0;
 }
 
 forEachVariant({}, (mount, variant) => {
-  for (const [id, twoFds] of [['FSX-001', false], ['FSX-002', true]] as const) {
+  for (const [id, twoFds] of [
+    ['FSX-001', false],
+    ['FSX-002', true],
+  ] as const) {
     const fullId = `${id}${variant ? `@${variant}` : ''}`;
     const deadlineMs = Math.max(ctx.deadlineMs, 60_000) * 2;
     clause(

@@ -4,8 +4,22 @@
 import { readFile, writeFile, readdir, opendir, chmod, copyFile, stat } from 'node:fs/promises';
 import { execa } from 'execa';
 import {
-  clause, clauseEach, useMount, check, fail, expectBytes, pattern, loadTree, errnoOf,
-  FileOpens, flagNames, requirePlatform, quiesce, type HeldOpen, type ReproOp, type FlagName,
+  clause,
+  clauseEach,
+  useMount,
+  check,
+  fail,
+  expectBytes,
+  pattern,
+  loadTree,
+  errnoOf,
+  FileOpens,
+  flagNames,
+  requirePlatform,
+  quiesce,
+  type HeldOpen,
+  type ReproOp,
+  type FlagName,
 } from '../src/harness/index.ts';
 import { O, PROT, MAP, MS, alignedBuffer, preadAsync, pwriteAsync, openAsync, closeAsync, mmapAsync } from '../src/sys/index.ts';
 
@@ -33,7 +47,9 @@ function iom001Repro([fa, fb]: [number, number]): ReproOp[] {
   const ops: ReproOp[] = [{ op: 'create', path: rel, seed: 1, size: INIT }];
   const fds = [fa, fb].map((f, k) => ({ fd: k ? 'b' : 'a', f }));
   for (const { fd, f } of fds) ops.push({ op: 'open', fd, path: rel, flags: namesOf(f) });
-  fds.forEach(({ fd, f }, k) => writable(f) && ops.push({ op: 'pwrite', fd, off: (k + 1) * BLK, seed: 10 + k, len: BLK }));
+  fds.forEach(({ fd, f }, k) => {
+    if (writable(f)) ops.push({ op: 'pwrite', fd, off: (k + 1) * BLK, seed: 10 + k, len: BLK });
+  });
   for (const { fd, f } of fds) if (readable(f)) ops.push({ op: 'pread', fd, off: 0, len: INIT + 4 * BLK });
   for (const { fd } of fds) ops.push({ op: 'close', fd });
   ops.push({ op: 'readall', path: rel });
@@ -42,7 +58,8 @@ function iom001Repro([fa, fb]: [number, number]): ReproOp[] {
 
 const PAIRS: { name: string; value: [number, number] }[] = [];
 // ordered pairs: which open comes first decides the inode's io mode
-for (let i = 0; i < FLAGS.length; i++) for (let j = 0; j < FLAGS.length; j++) PAIRS.push({ name: `${FLAGS[i]!.name}+${FLAGS[j]!.name}`, value: [FLAGS[i]!.flags, FLAGS[j]!.flags] });
+for (let i = 0; i < FLAGS.length; i++)
+  for (let j = 0; j < FLAGS.length; j++) PAIRS.push({ name: `${FLAGS[i]!.name}+${FLAGS[j]!.name}`, value: [FLAGS[i]!.flags, FLAGS[j]!.flags] });
 
 const readable = (f: number) => (f & O.O_ACCMODE) !== O.O_WRONLY;
 const writable = (f: number) => (f & O.O_ACCMODE) !== O.O_RDONLY;
@@ -85,7 +102,9 @@ clauseEach(
           check(n === BLK, `pwrite through open #${h.n} (${flagNames(h.flags)}) wrote ${n} of ${BLK} bytes`);
         } catch (e) {
           if (e instanceof Error && e.name === 'ClauseFailure') throw e;
-          fail(`pwrite through open #${h.n} (${flagNames(h.flags)}) failed with ${errnoOf(e)} while open #${held[1 - k]!.n} (${flagNames(held[1 - k]!.flags)}) was held`);
+          fail(
+            `pwrite through open #${h.n} (${flagNames(h.flags)}) failed with ${errnoOf(e)} while open #${held[1 - k]!.n} (${flagNames(held[1 - k]!.flags)}) was held`,
+          );
         }
         model = modelWrite(model, data, off, (h.flags & O.O_APPEND) !== 0);
       }
@@ -201,9 +220,15 @@ clause(
     try {
       await fo.open(O.O_RDONLY);
       const s = await execa(mount.path(script), ['ok'], { reject: false, timeout: 10_000 });
-      check(s.exitCode === 0 && s.stdout.trim() === 'iom-004 ok', `executing the script /${script} stored in the mount: exit ${s.exitCode}, stdout ${JSON.stringify(String(s.stdout ?? ''))}, ${s.failed && s.exitCode === undefined ? s.shortMessage : `stderr ${JSON.stringify(String(s.stderr ?? '').slice(0, 200))}`}`);
+      check(
+        s.exitCode === 0 && s.stdout.trim() === 'iom-004 ok',
+        `executing the script /${script} stored in the mount: exit ${s.exitCode}, stdout ${JSON.stringify(String(s.stdout ?? ''))}, ${s.failed && s.exitCode === undefined ? s.shortMessage : `stderr ${JSON.stringify(String(s.stderr ?? '').slice(0, 200))}`}`,
+      );
       const b = await execa(mount.path(bin), [], { reject: false, timeout: 10_000 });
-      check(b.exitCode === 0, `executing the ELF binary /${bin} (a copy of /bin/true, ${(await stat(mount.path(bin))).size} bytes) stored in the mount while an O_RDONLY fd of it was open: exit ${b.exitCode}${b.signal ? `, signal ${b.signal}` : ''}, ${b.exitCode === undefined ? b.shortMessage : String(b.stderr ?? '').slice(0, 200)}`);
+      check(
+        b.exitCode === 0,
+        `executing the ELF binary /${bin} (a copy of /bin/true, ${(await stat(mount.path(bin))).size} bytes) stored in the mount while an O_RDONLY fd of it was open: exit ${b.exitCode}${b.signal ? `, signal ${b.signal}` : ''}, ${b.exitCode === undefined ? b.shortMessage : String(b.stderr ?? '').slice(0, 200)}`,
+      );
     } finally {
       await fo.closeAll();
     }
@@ -216,12 +241,18 @@ clause(
   'IOM-005',
   async (t) => {
     const dir = 'many';
-    const expected = tree.files.filter((f) => f.path.startsWith(dir + '/')).map((f) => f.path.slice(dir.length + 1)).sort();
+    const expected = tree.files
+      .filter((f) => f.path.startsWith(dir + '/'))
+      .map((f) => f.path.slice(dir.length + 1))
+      .sort();
     const held: number[] = [];
     try {
       for (const name of expected.slice(0, 6)) held.push(await openAsync(mount.path(`${dir}/${name}`), O.O_RDWR | O.O_CLOEXEC));
       const names = (await readdir(mount.path(dir))).sort();
-      check(JSON.stringify(names) === JSON.stringify(expected), `readdir of /${dir} while 6 of its files were open in passthrough: got ${names.length} entries [${names.slice(0, 5).join(', ')}...], expected ${expected.length}`);
+      check(
+        JSON.stringify(names) === JSON.stringify(expected),
+        `readdir of /${dir} while 6 of its files were open in passthrough: got ${names.length} entries [${names.slice(0, 5).join(', ')}...], expected ${expected.length}`,
+      );
       const d = await opendir(mount.path(dir));
       let n = 0;
       for await (const e of d) {

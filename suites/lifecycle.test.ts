@@ -40,7 +40,10 @@ clause(
       report.escalations.length === 0,
       `the server did not stop by its unmount method (${server.spec.manifest.unmount}); needed: ${report.escalations.join(', ')} (standalone reproducer for a server that stays after umount: fixtures/repro/exit-after-umount.py -- COMMAND)`,
     );
-    check(report.exitCode === 0 || report.exitCode === null, `the server exited with code ${report.exitCode}${report.signal ? ` (signal ${report.signal})` : ''} after a clean unmount`);
+    check(
+      report.exitCode === 0 || report.exitCode === null,
+      `the server exited with code ${report.exitCode}${report.signal ? ` (signal ${report.signal})` : ''} after a clean unmount`,
+    );
     check(!fuseMountAt(mp), `the mount at ${mp} is still there`);
     const left = pids.filter((p) => alive(p));
     check(left.length === 0, `server process(es) ${left.join(', ')} still running after unmount`);
@@ -68,12 +71,18 @@ clause(
     // of the kernel, not the answer for a dead server.
     const until = Date.now() + 5000;
     while (server.pids.some((p) => threadsLeft(p) > 0) && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
-    t.note('threads left after 5 s', server.pids.map(threadsLeft).reduce((a, b) => a + b, 0));
+    t.note(
+      'threads left after 5 s',
+      server.pids.map(threadsLeft).reduce((a, b) => a + b, 0),
+    );
     const errs = { stat: await errnoFrom(() => stat(file)), read: await errnoFrom(() => readFile(file)) };
     t.note('errno after kill', errs);
     // ECONNABORTED instead of ENOTCONN when the server negotiated FUSE_ABORT_ERROR (libfuse does)
     const gone = (e: string) => e === 'ENOTCONN' || e === 'ECONNABORTED';
-    check(gone(errs.stat) && gone(errs.read), `after SIGKILL of the server, stat gave ${errs.stat} and read gave ${errs.read}; expected ENOTCONN (or ECONNABORTED with FUSE_ABORT_ERROR)`);
+    check(
+      gone(errs.stat) && gone(errs.read),
+      `after SIGKILL of the server, stat gave ${errs.stat} and read gave ${errs.read}; expected ENOTCONN (or ECONNABORTED with FUSE_ABORT_ERROR)`,
+    );
     killed.broken = true;
     const mp = killed.mountpoint;
     const report = await killed.stop();
@@ -108,7 +117,10 @@ clause(
       t.note('kernel', runContext().platform.kernel);
       if (observed.read === 'OK') check(after.equals(before), 'a read on the open fd after the abort returned different bytes');
       const gone = (e: string) => e === 'ENOTCONN' || e === 'ECONNABORTED';
-      check(gone(observed.stat) && gone(observed.newOpen), `after the abort, stat gave ${observed.stat} and a new open gave ${observed.newOpen}; the kernel answers ENOTCONN (ECONNABORTED with FUSE_ABORT_ERROR) for anything that needs the server`);
+      check(
+        gone(observed.stat) && gone(observed.newOpen),
+        `after the abort, stat gave ${observed.stat} and a new open gave ${observed.newOpen}; the kernel answers ENOTCONN (ECONNABORTED with FUSE_ABORT_ERROR) for anything that needs the server`,
+      );
     } finally {
       await fh.close().catch(() => {});
     }
@@ -146,7 +158,10 @@ clause(
       after = await fdCount(pids);
     }
     t.note('server fds', { before, after, cycles });
-    check(after <= before + 16, `the server held ${before} fds before ${cycles} cycles of create/open/read/close/unlink and ${after} after (${after - before} more): it leaks fds (SPEC: close what you open, forget what the kernel forgets)`);
+    check(
+      after <= before + 16,
+      `the server held ${before} fds before ${cycles} cycles of create/open/read/close/unlink and ${after} after (${after - before} more): it leaks fds (SPEC: close what you open, forget what the kernel forgets)`,
+    );
   },
   { mount: churn, deadlineMs: 120_000 },
 );

@@ -13,7 +13,10 @@ forEachVariant({}, (mount) => {
     async (t) => {
       const files = tree.files.filter((f) => f.size > 0 && !f.path.startsWith('many/') && !f.path.startsWith('exec/'));
       await writeFile(mount.path('map-001.bin'), pattern(2101, 200003));
-      const all = [...files.map((f) => ({ path: f.path, size: f.size, model: pattern(f.seed, f.size) })), { path: 'map-001.bin', size: 200003, model: pattern(2101, 200003) }];
+      const all = [
+        ...files.map((f) => ({ path: f.path, size: f.size, model: pattern(f.seed, f.size) })),
+        { path: 'map-001.bin', size: 200003, model: pattern(2101, 200003) },
+      ];
       await withMapper(t.signal, async (child) => {
         for (const f of all) {
           const fd = await child.open(mount.path(f.path), O.O_RDONLY);
@@ -43,13 +46,22 @@ forEachVariant({}, (mount) => {
         await withMapper(t.signal, async (child) => {
           const fd = await child.open(mount.path(rel), O.O_RDWR);
           const map = await child.map(fd, model.length);
-          for (const [off, len] of [[4093, 5000], [131071, 3], [299990, 11], [0, 1]] as const) {
+          for (const [off, len] of [
+            [4093, 5000],
+            [131071, 3],
+            [299990, 11],
+            [0, 1],
+          ] as const) {
             const d = pattern(2201 + off, len);
             await child.write(map, off, d);
             model = applyWrite(model, off, d);
           }
           await child.msync(map);
-          expectBytes(await preadFull(before, 0, model.length + 1), model, 'read() on an fd opened before the mapping, after MAP_SHARED stores + msync(MS_SYNC)');
+          expectBytes(
+            await preadFull(before, 0, model.length + 1),
+            model,
+            'read() on an fd opened before the mapping, after MAP_SHARED stores + msync(MS_SYNC)',
+          );
           await expectFile(mount, rel, model, 'file after MAP_SHARED stores + msync(MS_SYNC) (mapping still in place)');
           await child.unmap(map);
           await child.closeFd(fd);
@@ -112,7 +124,11 @@ forEachVariant({}, (mount) => {
           const b = pattern(2402, 5003);
           await child.write(map, 150003, b);
           model = applyWrite(model, 150003, b);
-          expectBytes(await preadFull(fh, 0, model.length + 1), model, 'pread on another fd right after a 5003-byte store at 150003 into the MAP_SHARED mapping (no msync yet)');
+          expectBytes(
+            await preadFull(fh, 0, model.length + 1),
+            model,
+            'pread on another fd right after a 5003-byte store at 150003 into the MAP_SHARED mapping (no msync yet)',
+          );
           // interleaved, same page
           const c = pattern(2403, 10);
           await fh.write(c, 0, 10, 150010);

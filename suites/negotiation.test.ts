@@ -97,7 +97,10 @@ clause(
     if (errors.length) t.note('openErrors', errors);
     const bad = win.ledger.failedOpens().filter((o) => o.code === 'EPERM' || o.code === 'ENOTTY');
     if (bad.length) {
-      const probe = await probeNegotiation(mount.server!.pids, mount.connection, mount.backing(files[0]!.path)).catch((e) => ({ granted: null, code: errnoOf(e) }));
+      const probe = await probeNegotiation(mount.server!.pids, mount.connection, mount.backing(files[0]!.path)).catch((e) => ({
+        granted: null,
+        code: errnoOf(e),
+      }));
       t.note('probe', probe);
       fail(
         `${bad.length} BACKING_OPEN call(s) of the server failed with ${[...new Set(bad.map((o) => o.code))].join('/')} ` +
@@ -195,7 +198,10 @@ clause(
     const depth = await probeStackDepth(mount.server!.pids, mount.connection);
     t.note('stackDepth', depth.depth);
     t.note('overlayfsBackingOpen', depth.result);
-    check(depth.depth !== null, `BACKING_OPEN of an overlayfs file through the server's connection gave ${depth.result}: expected ELOOP (depth 1) or an id (depth 2)`);
+    check(
+      depth.depth !== null,
+      `BACKING_OPEN of an overlayfs file through the server's connection gave ${depth.result}: expected ELOOP (depth 1) or an id (depth 2)`,
+    );
   },
   { mount, requires: ['passthrough', 'root'] },
 );

@@ -4,7 +4,17 @@
 // the best of several alternating rounds, a ratio under the threshold is measured again before it
 // counts, and every figure is noted whatever the outcome. run.ts runs this suite alone.
 import { open, unlink, rm } from 'node:fs/promises';
-import { clause, forEachVariant, check, unmetRequirement, requestsDuring, withMapper, type Mount, type ClauseContext, type MapperChild } from '../src/harness/index.ts';
+import {
+  clause,
+  forEachVariant,
+  check,
+  unmetRequirement,
+  requestsDuring,
+  withMapper,
+  type Mount,
+  type ClauseContext,
+  type MapperChild,
+} from '../src/harness/index.ts';
 
 const MiB = 1 << 20;
 const FILE_MB = 256;
@@ -150,14 +160,24 @@ function topRequests(counts: Record<string, number>, n: number): string {
 }
 
 /** Passthrough servers get the threshold; the others get their figures and a skip that carries them. */
-async function verdict(t: ClauseContext, mount: Mount, what: string, r: { ratio: number; mount: Side; native: Side }, threshold: number, pass: () => Promise<unknown>) {
+async function verdict(
+  t: ClauseContext,
+  mount: Mount,
+  what: string,
+  r: { ratio: number; mount: Side; native: Side },
+  threshold: number,
+  pass: () => Promise<unknown>,
+) {
   const figures = `${what} ${r.ratio} x native: ${r.mount.best} vs ${r.native.best} MB/s (mount vs backing tmpfs, best of ${r.mount.all.length} rounds)`;
   const why = notApplicable(mount);
   if (why) t.skip(why.kind, `${why.reason}; figures only: ${figures}`);
   if (r.ratio >= threshold) return;
   const asked = await requestsOfPass(mount, pass);
   if (asked) t.note('requestsPerPass', asked);
-  check(false, `passthrough ${figures} is below the threshold ${threshold}${asked ? `; one more ${FILE_MB} MiB pass through the mount sent the server ${asked}` : ''}`);
+  check(
+    false,
+    `passthrough ${figures} is below the threshold ${threshold}${asked ? `; one more ${FILE_MB} MiB pass through the mount sent the server ${asked}` : ''}`,
+  );
 }
 
 forEachVariant({ tree: null }, (mount, variant) => {

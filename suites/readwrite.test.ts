@@ -1,495 +1,530 @@
 import { open, readFile, writeFile, truncate, unlink } from 'node:fs/promises';
 import { constants as C } from 'node:fs';
-import { clause, forEachVariant, check, fail, expectBytes, errnoOf, pattern, loadTree, expectFile, preadFull, applyWrite, applyTruncate } from '../src/harness/index.ts';
+import {
+  clause,
+  forEachVariant,
+  check,
+  fail,
+  expectBytes,
+  errnoOf,
+  pattern,
+  loadTree,
+  expectFile,
+  preadFull,
+  applyWrite,
+  applyTruncate,
+} from '../src/harness/index.ts';
 import { lseekAsync, fallocateAsync, copyFileRangeAsync, fsyncAsync, fdatasyncAsync, SEEK, FALLOC_FL } from '../src/sys/index.ts';
 
 const tree = loadTree('basic');
 
 forEachVariant({}, (mount) => {
-
-clause(
-  'RW-001',
-  async (t) => {
-    let bytes = 0;
-    for (const f of tree.files) {
-      const got = await readFile(mount.path(f.path));
-      expectBytes(got, pattern(f.seed, f.size), `sequential read of ${f.path}`);
-      bytes += got.length;
-    }
-    t.note('files', tree.files.length);
-    t.note('bytes', bytes);
-  },
-  { mount },
-);
-
-clause(
-  'RW-002',
-  async (t) => {
-    const size = 3 * 1048576 + 4099;
-    const model = pattern(77, size);
-    const fh = await open(mount.path('rw-002.bin'), 'w+');
-    try {
-      // writes at unaligned offsets, each crossing a page boundary and some a 128 KiB / 1 MiB boundary
-      const chunks = [
-        [0, 4097],
-        [4095, 3],
-        [131071, 131075],
-        [1048573, 262147],
-        [size - 5000, 5000],
-        [8191, 1048576 + 1],
-      ];
-      const written = Buffer.alloc(size);
-      for (const [off, len] of chunks) {
-        const { bytesWritten } = await fh.write(model, off, len, off);
-        check(bytesWritten === len, `pwrite(${len} bytes at ${off}) wrote ${bytesWritten}`);
-        model.copy(written, off, off, off + len);
+  clause(
+    'RW-001',
+    async (t) => {
+      let bytes = 0;
+      for (const f of tree.files) {
+        const got = await readFile(mount.path(f.path));
+        expectBytes(got, pattern(f.seed, f.size), `sequential read of ${f.path}`);
+        bytes += got.length;
       }
-      for (const [off, len] of [...chunks, [1, size - 2]]) {
-        const buf = Buffer.alloc(len);
-        const { bytesRead } = await fh.read(buf, 0, len, off);
-        check(bytesRead === len, `pread(${len} bytes at ${off}) returned ${bytesRead}`);
-        expectBytes(buf, written.subarray(off, off + len), `pread(${len} at ${off})`);
-      }
-      t.note('size', size);
-    } finally {
-      await fh.close();
-    }
-  },
-  { mount },
-);
+      t.note('files', tree.files.length);
+      t.note('bytes', bytes);
+    },
+    { mount },
+  );
 
-clause(
-  'RW-003',
-  async (t) => {
-    const f = tree.files.find((x) => x.size === 4097)!;
-    const fh = await open(mount.path(f.path), 'r');
-    try {
-      const buf = Buffer.alloc(8192);
-      const a = await fh.read(buf, 0, 8192, 4000);
-      check(a.bytesRead === f.size - 4000, `read of 8192 bytes at 4000 in a ${f.size}-byte file returned ${a.bytesRead}, expected ${f.size - 4000}`);
-      expectBytes(buf.subarray(0, a.bytesRead), pattern(f.seed, f.size).subarray(4000), 'short read at EOF');
-      const b = await fh.read(buf, 0, 100, f.size);
-      check(b.bytesRead === 0, `read at EOF returned ${b.bytesRead} bytes, expected 0`);
-      const c = await fh.read(buf, 0, 100, f.size + 1_000_000);
-      check(c.bytesRead === 0, `read 1 MB past EOF returned ${c.bytesRead} bytes, expected 0`);
-      t.note('short read', a.bytesRead);
-    } finally {
-      await fh.close();
-    }
-  },
-  { mount },
-);
-
-clause(
-  'RW-004',
-  async (t) => {
-    const rel = 'rw-004.bin';
-    const off = 1048576 + 3;
-    const data = pattern(404, 100);
-    const fh = await open(mount.path(rel), 'w+');
-    let model: Buffer = Buffer.alloc(0);
-    try {
-      await fh.write(data, 0, data.length, off);
-      model = applyWrite(model, off, data);
-      expectBytes(await preadFull(fh, 0, model.length + 10), model, `read of a file with a ${off}-byte hole before a 100-byte write`);
-      expectBytes(await preadFull(fh, 4090, 10), Buffer.alloc(10), 'read of 10 bytes across a page boundary inside the hole');
-      // a hole made by extending truncate after the data
-      await fh.truncate(3 * 1048576 + 5);
-      model = applyTruncate(model, 3 * 1048576 + 5);
-      expectBytes(await preadFull(fh, off - 1, model.length - off + 1 + 10), model.subarray(off - 1), 'read across data and the hole made by an extending ftruncate');
-    } finally {
-      await fh.close();
-    }
-    await expectFile(mount, rel, model, 'file with holes');
-    t.note('size', model.length);
-  },
-  {
-    mount,
-    repro: [
-      { op: 'open', fd: 'f', path: 'rw-004.bin', flags: ['O_RDWR', 'O_CREAT', 'O_TRUNC'] },
-      { op: 'pwrite', fd: 'f', off: 1048579, seed: 404, len: 100 },
-      { op: 'pread', fd: 'f', off: 0, len: 1048579 + 100 + 10 },
-      { op: 'pread', fd: 'f', off: 4090, len: 10 },
-      { op: 'ftruncate', fd: 'f', size: 3 * 1048576 + 5 },
-      { op: 'pread', fd: 'f', off: 1048578, len: 3 * 1048576 + 5 - 1048578 + 10 },
-      { op: 'close', fd: 'f' },
-      { op: 'readall', path: 'rw-004.bin' },
-    ],
-  },
-);
-
-clause(
-  'RW-005',
-  async (t) => {
-    const rel = 'rw-005.bin';
-    const sizes = [1, 4095, 4097, 131072 + 3, 1000, 1048576 - 7];
-    const total = sizes.reduce((a, b) => a + b, 0);
-    const base = 4093;
-    const src = pattern(505, total);
-    const bufs: Buffer[] = [];
-    let at = 0;
-    for (const s of sizes) {
-      bufs.push(Buffer.from(src.subarray(at, at + s)));
-      at += s;
-    }
-    const fh = await open(mount.path(rel), 'w+');
-    let model: Buffer = Buffer.alloc(0);
-    try {
-      const w = await fh.writev(bufs, base);
-      check(w.bytesWritten === total, `pwritev of ${bufs.length} buffers (${total} bytes) at ${base} wrote ${w.bytesWritten}`);
-      model = applyWrite(model, base, src);
-      const rsizes = [3, 8191, 200000, total - 3 - 8191 - 200000];
-      const rbufs = rsizes.map((s) => Buffer.alloc(s));
-      const r = await fh.readv(rbufs, base);
-      check(r.bytesRead === total, `preadv of ${rbufs.length} buffers (${total} bytes) at ${base} returned ${r.bytesRead}`);
-      expectBytes(Buffer.concat(rbufs), src, `preadv at ${base}`);
-    } finally {
-      await fh.close();
-    }
-    await expectFile(mount, rel, model, 'file written by pwritev');
-    t.note('bytes', total);
-  },
-  { mount },
-);
-
-clause(
-  'RW-006',
-  async (t) => {
-    const rel = 'rw-006.bin';
-    const len = 4 * 1048576;
-    const off = 12345;
-    const data = pattern(606, len);
-    const fh = await open(mount.path(rel), 'w+');
-    let model: Buffer = Buffer.alloc(0);
-    try {
-      const w = await fh.write(data, 0, len, off);
-      check(w.bytesWritten === len, `one 4 MiB pwrite at ${off} wrote ${w.bytesWritten} bytes`);
-      model = applyWrite(model, off, data);
-      const buf = Buffer.alloc(len);
-      const r = await fh.read(buf, 0, len, off);
-      // a single read may legitimately return fewer bytes; the rest must follow
-      const rest = r.bytesRead < len ? await preadFull(fh, off + r.bytesRead, len - r.bytesRead) : Buffer.alloc(0);
-      t.note('first read returned', r.bytesRead);
-      expectBytes(Buffer.concat([buf.subarray(0, r.bytesRead), rest]), data, `4 MiB pread at ${off}`);
-    } finally {
-      await fh.close();
-    }
-    expectBytes(await readFile(mount.path(rel)), model, 'readFile of the 4 MiB file');
-    await expectFile(mount, rel, model, '4 MiB file');
-  },
-  { mount },
-);
-
-clause(
-  'RW-007',
-  async (t) => {
-    const rel = 'rw-007.log';
-    const writers = 4;
-    const records = 40;
-    const HDR = 16;
-    const lenOf = (w: number, s: number) => ((s * 7919 + w * 104729) % 20000) + 17;
-    const record = (w: number, s: number) => {
-      const n = lenOf(w, s);
-      const b = Buffer.alloc(HDR + n);
-      b.write('FCAP', 0, 'latin1');
-      b.writeUInt16LE(w, 4);
-      b.writeUInt16LE(s, 6);
-      b.writeUInt32LE(n, 8);
-      pattern(w * 1000 + s, n).copy(b, HDR);
-      return b;
-    };
-    await writeFile(mount.path(rel), '');
-    const fhs = await Promise.all(Array.from({ length: writers }, () => open(mount.path(rel), 'a')));
-    let expected = 0;
-    try {
-      await Promise.all(
-        fhs.map(async (fh, w) => {
-          for (let s = 0; s < records; s++) {
-            const b = record(w, s);
-            const { bytesWritten } = await fh.write(b);
-            check(bytesWritten === b.length, `O_APPEND write of ${b.length} bytes by writer ${w} wrote ${bytesWritten}`);
-          }
-        }),
-      );
-      for (let w = 0; w < writers; w++) for (let s = 0; s < records; s++) expected += HDR + lenOf(w, s);
-    } finally {
-      await Promise.all(fhs.map((f) => f.close()));
-    }
-    const got = await readFile(mount.path(rel));
-    // a read path that corrupts bytes is not an overlap: tell the two apart first
-    if (mount.claims.mirror) expectBytes(got, await readFile(mount.backing(rel)), 'the appended file read through the mount, compared with the backing file read directly');
-    const next = new Array(writers).fill(0);
-    let off = 0;
-    while (off < got.length) {
-      if (got.length - off < HDR || got.toString('latin1', off, off + 4) !== 'FCAP')
-        fail(`at offset ${off} of the appended file there is no record header (found ${got.subarray(off, off + 8).toString('hex')}): O_APPEND writes overlapped or left a gap; ${next.map((n, w) => `writer ${w}: ${n} records before`).join(', ')}`);
-      const w = got.readUInt16LE(off + 4);
-      const s = got.readUInt16LE(off + 6);
-      const n = got.readUInt32LE(off + 8);
-      check(w < writers && s === next[w] && n === lenOf(w, s), `record at offset ${off} is writer ${w} #${s} (${n} bytes), expected writer ${w}'s record #${next[w]}`);
-      expectBytes(got.subarray(off + HDR, off + HDR + n), pattern(w * 1000 + s, n), `payload of writer ${w}'s record #${s} at offset ${off}`);
-      next[w]++;
-      off += HDR + n;
-    }
-    check(got.length === expected, `after ${writers}x${records} concurrent O_APPEND writes the file has ${got.length} bytes, expected ${expected}`);
-    check(next.every((n) => n === records), `records found per writer: ${next.join(', ')}; expected ${records} each`);
-    t.note('bytes', got.length);
-  },
-  { mount },
-);
-
-clause(
-  'RW-008',
-  async (t) => {
-    const rel = 'rw-008.bin';
-    await writeFile(mount.path(rel), pattern(808, 200 * 1024 + 3));
-    const other = await open(mount.path(rel), 'r');
-    try {
-      const before = await preadFull(other, 0, 100);
-      expectBytes(before, pattern(808, 100), 'read before O_TRUNC');
-      const fh = await open(mount.path(rel), C.O_WRONLY | C.O_TRUNC);
+  clause(
+    'RW-002',
+    async (t) => {
+      const size = 3 * 1048576 + 4099;
+      const model = pattern(77, size);
+      const fh = await open(mount.path('rw-002.bin'), 'w+');
       try {
-        const sizes = { 'fstat on the O_TRUNC fd': (await fh.stat()).size, 'fstat on another fd': (await other.stat()).size };
-        for (const [k, v] of Object.entries(sizes)) check(v === 0, `${k} showed size ${v} right after open(O_TRUNC) of a ${200 * 1024 + 3}-byte file; expected 0`);
-        const r = await preadFull(other, 0, 4096);
-        check(r.length === 0, `read on another fd after open(O_TRUNC) returned ${r.length} bytes of the old contents; expected 0 (EOF)`);
-        const data = pattern(809, 5000);
-        await fh.write(data, 0, data.length, 0);
-        expectBytes(await preadFull(other, 0, 8192), data, 'read on another fd after writing 5000 bytes to the truncated file');
-        await expectFile(mount, rel, data, 'file after O_TRUNC and a 5000-byte write');
+        // writes at unaligned offsets, each crossing a page boundary and some a 128 KiB / 1 MiB boundary
+        const chunks = [
+          [0, 4097],
+          [4095, 3],
+          [131071, 131075],
+          [1048573, 262147],
+          [size - 5000, 5000],
+          [8191, 1048576 + 1],
+        ];
+        const written = Buffer.alloc(size);
+        for (const [off, len] of chunks) {
+          const { bytesWritten } = await fh.write(model, off, len, off);
+          check(bytesWritten === len, `pwrite(${len} bytes at ${off}) wrote ${bytesWritten}`);
+          model.copy(written, off, off, off + len);
+        }
+        for (const [off, len] of [...chunks, [1, size - 2]]) {
+          const buf = Buffer.alloc(len);
+          const { bytesRead } = await fh.read(buf, 0, len, off);
+          check(bytesRead === len, `pread(${len} bytes at ${off}) returned ${bytesRead}`);
+          expectBytes(buf, written.subarray(off, off + len), `pread(${len} at ${off})`);
+        }
+        t.note('size', size);
       } finally {
         await fh.close();
       }
-    } finally {
-      await other.close();
-    }
-    t.note('checked', 'O_TRUNC on open with another fd open');
-  },
-  { mount },
-);
+    },
+    { mount },
+  );
 
-clause(
-  'RW-009',
-  async (t) => {
-    const rel = 'rw-009.bin';
-    let model: Buffer = pattern(909, 300000);
-    await writeFile(mount.path(rel), model);
-    const fh = await open(mount.path(rel), 'r+');
-    const other = await open(mount.path(rel), 'r');
-    try {
-      const steps: [string, number, boolean][] = [
-        ['ftruncate shrink', 5003, true],
-        ['ftruncate extend', 200001, true],
-        ['truncate by path shrink', 131071, false],
-        ['truncate by path extend', 1048576 + 9, false],
-        ['ftruncate to zero', 0, true],
-        ['ftruncate extend from zero', 4097, true],
-      ];
-      for (const [what, size, byFd] of steps) {
-        if (byFd) await fh.truncate(size);
-        else await truncate(mount.path(rel), size);
-        model = applyTruncate(model, size);
-        const st = (await other.stat()).size;
-        check(st === size, `after ${what} to ${size}, fstat on another fd showed size ${st}`);
-        expectBytes(await preadFull(other, 0, size + 4096), model, `read after ${what} to ${size}`);
-        // the tail of a partial page must not come back after shrink + extend
-        if (what === 'ftruncate extend') {
-          const w = pattern(910, 10);
-          await fh.write(w, 0, 10, 5003 - 10 + 0);
-          model = applyWrite(model, 5003 - 10, w);
-        }
-      }
-      await expectFile(mount, rel, model, 'file after shrinking and extending truncates');
-    } finally {
-      await fh.close();
-      await other.close();
-    }
-    t.note('final size', model.length);
-  },
-  { mount },
-);
-
-clause(
-  'RW-010',
-  async (t) => {
-    const rel = 'rw-010.bin';
-    const fh = await open(mount.path(rel), 'w+');
-    let model: Buffer = Buffer.alloc(0);
-    const notes: Record<string, string> = {};
-    const falloc = async (what: string, mode: number, off: number, len: number): Promise<boolean> => {
+  clause(
+    'RW-003',
+    async (t) => {
+      const f = tree.files.find((x) => x.size === 4097)!;
+      const fh = await open(mount.path(f.path), 'r');
       try {
-        await fallocateAsync(fh.fd, mode, off, len);
-        notes[what] = 'OK';
-        return true;
-      } catch (e) {
-        const code = errnoOf(e);
-        if (code === 'EOPNOTSUPP' || code === 'ENOSYS') {
-          notes[what] = code;
-          return false;
-        }
-        fail(`fallocate(${what}, offset ${off}, length ${len}) failed with ${code}`);
-      }
-    };
-    try {
-      const a = pattern(1010, 65536);
-      await fh.write(a, 0, a.length, 0);
-      model = applyWrite(model, 0, a);
-      if (await falloc('mode 0 (extends)', 0, 65536 + 100, 300000)) model = applyTruncate(model, 65536 + 100 + 300000);
-      await falloc('KEEP_SIZE beyond EOF', FALLOC_FL.FALLOC_FL_KEEP_SIZE, model.length, 1048576);
-      let st = (await fh.stat()).size;
-      check(st === model.length, `after fallocate (${JSON.stringify(notes)}) fstat showed size ${st}, expected ${model.length}`);
-      const b = pattern(1011, 65536);
-      await fh.write(b, 0, b.length, 1048576);
-      model = applyWrite(model, 1048576, b);
-      if (await falloc('PUNCH_HOLE|KEEP_SIZE', FALLOC_FL.FALLOC_FL_PUNCH_HOLE | FALLOC_FL.FALLOC_FL_KEEP_SIZE, 4096 + 3, 20000)) model.fill(0, 4096 + 3, 4096 + 3 + 20000);
-      st = (await fh.stat()).size;
-      check(st === model.length, `after punching a hole with KEEP_SIZE fstat showed size ${st}, expected ${model.length}`);
-      expectBytes(await preadFull(fh, 0, model.length + 100), model, `read after fallocate (${JSON.stringify(notes)})`);
-      // SEEK_DATA / SEEK_HOLE: any answer consistent with the bytes is allowed (a filesystem may report all data)
-      const seeks: Record<string, string> = {};
-      for (const x of [0, 5000, 4096 + 3 + 100, 65536 + 200, 500000, 1048576 + 10, model.length - 1]) {
-        let d: number;
-        try {
-          d = Number(await lseekAsync(fh.fd, x, SEEK.SEEK_DATA));
-        } catch (e) {
-          fail(`lseek(${x}, SEEK_DATA) in a ${model.length}-byte file failed with ${errnoOf(e)}`);
-        }
-        check(d >= x && d < model.length, `lseek(${x}, SEEK_DATA) returned ${d} in a ${model.length}-byte file`);
-        const nz = model.subarray(x, d).findIndex((v) => v !== 0);
-        check(nz < 0, `lseek(${x}, SEEK_DATA) returned ${d}, skipping data at offset ${x + nz}`);
-        const h = Number(await lseekAsync(fh.fd, x, SEEK.SEEK_HOLE));
-        check(h >= x && h <= model.length, `lseek(${x}, SEEK_HOLE) returned ${h} in a ${model.length}-byte file`);
-        check(h === model.length || model[h] === 0, `lseek(${x}, SEEK_HOLE) returned ${h} but the byte there is data (0x${model[h]?.toString(16)})`);
-        seeks[x] = `data ${d}, hole ${h}`;
-      }
-      for (const whence of ['SEEK_DATA', 'SEEK_HOLE'] as const) {
-        let r: string;
-        try {
-          r = String(await lseekAsync(fh.fd, model.length, SEEK[whence]));
-        } catch (e) {
-          r = errnoOf(e);
-        }
-        check(r === 'ENXIO', `lseek(EOF ${model.length}, ${whence}) gave ${r}, expected ENXIO`);
-      }
-      t.note('lseek', seeks);
-    } finally {
-      await fh.close();
-    }
-    t.note('fallocate', notes);
-    await expectFile(mount, rel, model, 'file after fallocate');
-  },
-  { mount },
-);
-
-clause(
-  'RW-011',
-  async (t) => {
-    const srcF = tree.files.find((f) => f.size > 3 * 1048576)!;
-    const rel = 'rw-011.bin';
-    const src = await open(mount.path(srcF.path), 'r');
-    const dst = await open(mount.path(rel), 'w+');
-    let model: Buffer = Buffer.alloc(0);
-    const copy = async (from: typeof src, offIn: number, to: typeof dst, offOut: number, len: number) => {
-      let done = 0;
-      while (done < len) {
-        const n = await copyFileRangeAsync(from.fd, offIn + done, to.fd, offOut + done, len - done);
-        if (n === 0) fail(`copy_file_range returned 0 after ${done} of ${len} bytes (source offset ${offIn + done})`);
-        done += n;
-      }
-    };
-    try {
-      const len = 2 * 1048576 + 7;
-      await copy(src, 12345, dst, 4097, len);
-      model = applyWrite(model, 4097, pattern(srcF.seed, len, 12345));
-      expectBytes(await preadFull(dst, 0, model.length + 10), model, `copy_file_range of ${len} bytes from ${srcF.path}@12345 to ${rel}@4097`);
-      await copy(dst, 4097, dst, 3000001, 100000);
-      model = applyWrite(model, 3000001, Buffer.from(model.subarray(4097, 4097 + 100000)));
-      expectBytes(await preadFull(dst, 0, model.length + 10), model, 'copy_file_range of 100000 bytes inside one file');
-    } finally {
-      await src.close();
-      await dst.close();
-    }
-    await expectFile(mount, rel, model, 'destination of copy_file_range');
-    t.note('size', model.length);
-  },
-  { mount },
-);
-
-clause(
-  'RW-012',
-  async (t) => {
-    const rel = 'rw-012.bin';
-    const data = pattern(1212, 200000 + 13);
-    const fh = await open(mount.path(rel), 'w+');
-    const results: Record<string, string> = {};
-    try {
-      await fh.write(data, 0, data.length, 0);
-      const ops: [string, () => Promise<unknown>][] = [
-        ['fsync', () => fh.sync()],
-        ['fdatasync', () => fh.datasync()],
-        ['fsync (raw)', () => fsyncAsync(fh.fd)],
-        ['fdatasync (raw)', () => fdatasyncAsync(fh.fd)],
-      ];
-      for (const [n, op] of ops) {
-        try {
-          await op();
-          results[n] = 'OK';
-        } catch (e) {
-          results[n] = errnoOf(e);
-        }
-      }
-      const ro = await open(mount.path(rel), 'r');
-      try {
-        results['fsync on O_RDONLY fd'] = await ro.sync().then(() => 'OK', errnoOf);
+        const buf = Buffer.alloc(8192);
+        const a = await fh.read(buf, 0, 8192, 4000);
+        check(a.bytesRead === f.size - 4000, `read of 8192 bytes at 4000 in a ${f.size}-byte file returned ${a.bytesRead}, expected ${f.size - 4000}`);
+        expectBytes(buf.subarray(0, a.bytesRead), pattern(f.seed, f.size).subarray(4000), 'short read at EOF');
+        const b = await fh.read(buf, 0, 100, f.size);
+        check(b.bytesRead === 0, `read at EOF returned ${b.bytesRead} bytes, expected 0`);
+        const c = await fh.read(buf, 0, 100, f.size + 1_000_000);
+        check(c.bytesRead === 0, `read 1 MB past EOF returned ${c.bytesRead} bytes, expected 0`);
+        t.note('short read', a.bytesRead);
       } finally {
-        await ro.close();
+        await fh.close();
       }
-    } finally {
-      await fh.close();
-    }
-    t.note('results', results);
-    const bad = Object.entries(results).filter(([, v]) => v !== 'OK');
-    check(bad.length === 0, `${bad.map(([k, v]) => `${k} failed with ${v}`).join('; ')} after a ${data.length}-byte write`);
-    await expectFile(mount, rel, data, 'file after fsync/fdatasync');
-  },
-  { mount },
-);
+    },
+    { mount },
+  );
 
-clause(
-  'RW-013',
-  async (t) => {
-    const rel = 'rw-013.bin';
-    let model: Buffer = pattern(1313, 300000);
-    await writeFile(mount.path(rel), model);
-    const fh = await open(mount.path(rel), 'r+');
-    try {
-      const w = pattern(1314, 131075);
-      await fh.write(w, 0, w.length, 4093);
-      model = applyWrite(model, 4093, w);
-      // no fsync, fd still open: the backing file must already hold the bytes
-      expectBytes(await readFile(mount.backing(rel)), model, 'the backing file read directly right after a write through the mount (fd still open, no fsync)');
-      const b = pattern(1315, 9000);
-      const bf = await open(mount.backing(rel), 'r+');
+  clause(
+    'RW-004',
+    async (t) => {
+      const rel = 'rw-004.bin';
+      const off = 1048576 + 3;
+      const data = pattern(404, 100);
+      const fh = await open(mount.path(rel), 'w+');
+      let model: Buffer = Buffer.alloc(0);
       try {
-        await bf.write(b, 0, b.length, 70001);
+        await fh.write(data, 0, data.length, off);
+        model = applyWrite(model, off, data);
+        expectBytes(await preadFull(fh, 0, model.length + 10), model, `read of a file with a ${off}-byte hole before a 100-byte write`);
+        expectBytes(await preadFull(fh, 4090, 10), Buffer.alloc(10), 'read of 10 bytes across a page boundary inside the hole');
+        // a hole made by extending truncate after the data
+        await fh.truncate(3 * 1048576 + 5);
+        model = applyTruncate(model, 3 * 1048576 + 5);
+        expectBytes(
+          await preadFull(fh, off - 1, model.length - off + 1 + 10),
+          model.subarray(off - 1),
+          'read across data and the hole made by an extending ftruncate',
+        );
       } finally {
-        await bf.close();
+        await fh.close();
       }
-      model = applyWrite(model, 70001, b);
-      const fresh = await open(mount.path(rel), 'r');
+      await expectFile(mount, rel, model, 'file with holes');
+      t.note('size', model.length);
+    },
+    {
+      mount,
+      repro: [
+        { op: 'open', fd: 'f', path: 'rw-004.bin', flags: ['O_RDWR', 'O_CREAT', 'O_TRUNC'] },
+        { op: 'pwrite', fd: 'f', off: 1048579, seed: 404, len: 100 },
+        { op: 'pread', fd: 'f', off: 0, len: 1048579 + 100 + 10 },
+        { op: 'pread', fd: 'f', off: 4090, len: 10 },
+        { op: 'ftruncate', fd: 'f', size: 3 * 1048576 + 5 },
+        { op: 'pread', fd: 'f', off: 1048578, len: 3 * 1048576 + 5 - 1048578 + 10 },
+        { op: 'close', fd: 'f' },
+        { op: 'readall', path: 'rw-004.bin' },
+      ],
+    },
+  );
+
+  clause(
+    'RW-005',
+    async (t) => {
+      const rel = 'rw-005.bin';
+      const sizes = [1, 4095, 4097, 131072 + 3, 1000, 1048576 - 7];
+      const total = sizes.reduce((a, b) => a + b, 0);
+      const base = 4093;
+      const src = pattern(505, total);
+      const bufs: Buffer[] = [];
+      let at = 0;
+      for (const s of sizes) {
+        bufs.push(Buffer.from(src.subarray(at, at + s)));
+        at += s;
+      }
+      const fh = await open(mount.path(rel), 'w+');
+      let model: Buffer = Buffer.alloc(0);
       try {
-        expectBytes(await preadFull(fresh, 0, model.length + 10), model, 'read through a new fd of the mount right after a same-size write to the backing file');
+        const w = await fh.writev(bufs, base);
+        check(w.bytesWritten === total, `pwritev of ${bufs.length} buffers (${total} bytes) at ${base} wrote ${w.bytesWritten}`);
+        model = applyWrite(model, base, src);
+        const rsizes = [3, 8191, 200000, total - 3 - 8191 - 200000];
+        const rbufs = rsizes.map((s) => Buffer.alloc(s));
+        const r = await fh.readv(rbufs, base);
+        check(r.bytesRead === total, `preadv of ${rbufs.length} buffers (${total} bytes) at ${base} returned ${r.bytesRead}`);
+        expectBytes(Buffer.concat(rbufs), src, `preadv at ${base}`);
       } finally {
-        await fresh.close();
+        await fh.close();
       }
-      // an fd opened before: in passthrough it reads the backing file itself (no cache in between)
-      if (mount.claims.passthrough) expectBytes(await preadFull(fh, 70001, 9000), b, 'read on the passthrough fd opened before the backing file was written');
-    } finally {
-      await fh.close();
-    }
-    await unlink(mount.path(rel));
-    t.note('checked', 'mount->backing and backing->mount');
-  },
-  { mount, requires: ['mirror'] },
-);
+      await expectFile(mount, rel, model, 'file written by pwritev');
+      t.note('bytes', total);
+    },
+    { mount },
+  );
+
+  clause(
+    'RW-006',
+    async (t) => {
+      const rel = 'rw-006.bin';
+      const len = 4 * 1048576;
+      const off = 12345;
+      const data = pattern(606, len);
+      const fh = await open(mount.path(rel), 'w+');
+      let model: Buffer = Buffer.alloc(0);
+      try {
+        const w = await fh.write(data, 0, len, off);
+        check(w.bytesWritten === len, `one 4 MiB pwrite at ${off} wrote ${w.bytesWritten} bytes`);
+        model = applyWrite(model, off, data);
+        const buf = Buffer.alloc(len);
+        const r = await fh.read(buf, 0, len, off);
+        // a single read may legitimately return fewer bytes; the rest must follow
+        const rest = r.bytesRead < len ? await preadFull(fh, off + r.bytesRead, len - r.bytesRead) : Buffer.alloc(0);
+        t.note('first read returned', r.bytesRead);
+        expectBytes(Buffer.concat([buf.subarray(0, r.bytesRead), rest]), data, `4 MiB pread at ${off}`);
+      } finally {
+        await fh.close();
+      }
+      expectBytes(await readFile(mount.path(rel)), model, 'readFile of the 4 MiB file');
+      await expectFile(mount, rel, model, '4 MiB file');
+    },
+    { mount },
+  );
+
+  clause(
+    'RW-007',
+    async (t) => {
+      const rel = 'rw-007.log';
+      const writers = 4;
+      const records = 40;
+      const HDR = 16;
+      const lenOf = (w: number, s: number) => ((s * 7919 + w * 104729) % 20000) + 17;
+      const record = (w: number, s: number) => {
+        const n = lenOf(w, s);
+        const b = Buffer.alloc(HDR + n);
+        b.write('FCAP', 0, 'latin1');
+        b.writeUInt16LE(w, 4);
+        b.writeUInt16LE(s, 6);
+        b.writeUInt32LE(n, 8);
+        pattern(w * 1000 + s, n).copy(b, HDR);
+        return b;
+      };
+      await writeFile(mount.path(rel), '');
+      const fhs = await Promise.all(Array.from({ length: writers }, () => open(mount.path(rel), 'a')));
+      let expected = 0;
+      try {
+        await Promise.all(
+          fhs.map(async (fh, w) => {
+            for (let s = 0; s < records; s++) {
+              const b = record(w, s);
+              const { bytesWritten } = await fh.write(b);
+              check(bytesWritten === b.length, `O_APPEND write of ${b.length} bytes by writer ${w} wrote ${bytesWritten}`);
+            }
+          }),
+        );
+        for (let w = 0; w < writers; w++) for (let s = 0; s < records; s++) expected += HDR + lenOf(w, s);
+      } finally {
+        await Promise.all(fhs.map((f) => f.close()));
+      }
+      const got = await readFile(mount.path(rel));
+      // a read path that corrupts bytes is not an overlap: tell the two apart first
+      if (mount.claims.mirror)
+        expectBytes(got, await readFile(mount.backing(rel)), 'the appended file read through the mount, compared with the backing file read directly');
+      const next = new Array(writers).fill(0);
+      let off = 0;
+      while (off < got.length) {
+        if (got.length - off < HDR || got.toString('latin1', off, off + 4) !== 'FCAP')
+          fail(
+            `at offset ${off} of the appended file there is no record header (found ${got.subarray(off, off + 8).toString('hex')}): O_APPEND writes overlapped or left a gap; ${next.map((n, w) => `writer ${w}: ${n} records before`).join(', ')}`,
+          );
+        const w = got.readUInt16LE(off + 4);
+        const s = got.readUInt16LE(off + 6);
+        const n = got.readUInt32LE(off + 8);
+        check(
+          w < writers && s === next[w] && n === lenOf(w, s),
+          `record at offset ${off} is writer ${w} #${s} (${n} bytes), expected writer ${w}'s record #${next[w]}`,
+        );
+        expectBytes(got.subarray(off + HDR, off + HDR + n), pattern(w * 1000 + s, n), `payload of writer ${w}'s record #${s} at offset ${off}`);
+        next[w]++;
+        off += HDR + n;
+      }
+      check(got.length === expected, `after ${writers}x${records} concurrent O_APPEND writes the file has ${got.length} bytes, expected ${expected}`);
+      check(
+        next.every((n) => n === records),
+        `records found per writer: ${next.join(', ')}; expected ${records} each`,
+      );
+      t.note('bytes', got.length);
+    },
+    { mount },
+  );
+
+  clause(
+    'RW-008',
+    async (t) => {
+      const rel = 'rw-008.bin';
+      await writeFile(mount.path(rel), pattern(808, 200 * 1024 + 3));
+      const other = await open(mount.path(rel), 'r');
+      try {
+        const before = await preadFull(other, 0, 100);
+        expectBytes(before, pattern(808, 100), 'read before O_TRUNC');
+        const fh = await open(mount.path(rel), C.O_WRONLY | C.O_TRUNC);
+        try {
+          const sizes = { 'fstat on the O_TRUNC fd': (await fh.stat()).size, 'fstat on another fd': (await other.stat()).size };
+          for (const [k, v] of Object.entries(sizes))
+            check(v === 0, `${k} showed size ${v} right after open(O_TRUNC) of a ${200 * 1024 + 3}-byte file; expected 0`);
+          const r = await preadFull(other, 0, 4096);
+          check(r.length === 0, `read on another fd after open(O_TRUNC) returned ${r.length} bytes of the old contents; expected 0 (EOF)`);
+          const data = pattern(809, 5000);
+          await fh.write(data, 0, data.length, 0);
+          expectBytes(await preadFull(other, 0, 8192), data, 'read on another fd after writing 5000 bytes to the truncated file');
+          await expectFile(mount, rel, data, 'file after O_TRUNC and a 5000-byte write');
+        } finally {
+          await fh.close();
+        }
+      } finally {
+        await other.close();
+      }
+      t.note('checked', 'O_TRUNC on open with another fd open');
+    },
+    { mount },
+  );
+
+  clause(
+    'RW-009',
+    async (t) => {
+      const rel = 'rw-009.bin';
+      let model: Buffer = pattern(909, 300000);
+      await writeFile(mount.path(rel), model);
+      const fh = await open(mount.path(rel), 'r+');
+      const other = await open(mount.path(rel), 'r');
+      try {
+        const steps: [string, number, boolean][] = [
+          ['ftruncate shrink', 5003, true],
+          ['ftruncate extend', 200001, true],
+          ['truncate by path shrink', 131071, false],
+          ['truncate by path extend', 1048576 + 9, false],
+          ['ftruncate to zero', 0, true],
+          ['ftruncate extend from zero', 4097, true],
+        ];
+        for (const [what, size, byFd] of steps) {
+          if (byFd) await fh.truncate(size);
+          else await truncate(mount.path(rel), size);
+          model = applyTruncate(model, size);
+          const st = (await other.stat()).size;
+          check(st === size, `after ${what} to ${size}, fstat on another fd showed size ${st}`);
+          expectBytes(await preadFull(other, 0, size + 4096), model, `read after ${what} to ${size}`);
+          // the tail of a partial page must not come back after shrink + extend
+          if (what === 'ftruncate extend') {
+            const w = pattern(910, 10);
+            await fh.write(w, 0, 10, 5003 - 10 + 0);
+            model = applyWrite(model, 5003 - 10, w);
+          }
+        }
+        await expectFile(mount, rel, model, 'file after shrinking and extending truncates');
+      } finally {
+        await fh.close();
+        await other.close();
+      }
+      t.note('final size', model.length);
+    },
+    { mount },
+  );
+
+  clause(
+    'RW-010',
+    async (t) => {
+      const rel = 'rw-010.bin';
+      const fh = await open(mount.path(rel), 'w+');
+      let model: Buffer = Buffer.alloc(0);
+      const notes: Record<string, string> = {};
+      const falloc = async (what: string, mode: number, off: number, len: number): Promise<boolean> => {
+        try {
+          await fallocateAsync(fh.fd, mode, off, len);
+          notes[what] = 'OK';
+          return true;
+        } catch (e) {
+          const code = errnoOf(e);
+          if (code === 'EOPNOTSUPP' || code === 'ENOSYS') {
+            notes[what] = code;
+            return false;
+          }
+          fail(`fallocate(${what}, offset ${off}, length ${len}) failed with ${code}`);
+        }
+      };
+      try {
+        const a = pattern(1010, 65536);
+        await fh.write(a, 0, a.length, 0);
+        model = applyWrite(model, 0, a);
+        if (await falloc('mode 0 (extends)', 0, 65536 + 100, 300000)) model = applyTruncate(model, 65536 + 100 + 300000);
+        await falloc('KEEP_SIZE beyond EOF', FALLOC_FL.FALLOC_FL_KEEP_SIZE, model.length, 1048576);
+        let st = (await fh.stat()).size;
+        check(st === model.length, `after fallocate (${JSON.stringify(notes)}) fstat showed size ${st}, expected ${model.length}`);
+        const b = pattern(1011, 65536);
+        await fh.write(b, 0, b.length, 1048576);
+        model = applyWrite(model, 1048576, b);
+        if (await falloc('PUNCH_HOLE|KEEP_SIZE', FALLOC_FL.FALLOC_FL_PUNCH_HOLE | FALLOC_FL.FALLOC_FL_KEEP_SIZE, 4096 + 3, 20000))
+          model.fill(0, 4096 + 3, 4096 + 3 + 20000);
+        st = (await fh.stat()).size;
+        check(st === model.length, `after punching a hole with KEEP_SIZE fstat showed size ${st}, expected ${model.length}`);
+        expectBytes(await preadFull(fh, 0, model.length + 100), model, `read after fallocate (${JSON.stringify(notes)})`);
+        // SEEK_DATA / SEEK_HOLE: any answer consistent with the bytes is allowed (a filesystem may report all data)
+        const seeks: Record<string, string> = {};
+        for (const x of [0, 5000, 4096 + 3 + 100, 65536 + 200, 500000, 1048576 + 10, model.length - 1]) {
+          let d: number;
+          try {
+            d = Number(await lseekAsync(fh.fd, x, SEEK.SEEK_DATA));
+          } catch (e) {
+            fail(`lseek(${x}, SEEK_DATA) in a ${model.length}-byte file failed with ${errnoOf(e)}`);
+          }
+          check(d >= x && d < model.length, `lseek(${x}, SEEK_DATA) returned ${d} in a ${model.length}-byte file`);
+          const nz = model.subarray(x, d).findIndex((v) => v !== 0);
+          check(nz < 0, `lseek(${x}, SEEK_DATA) returned ${d}, skipping data at offset ${x + nz}`);
+          const h = Number(await lseekAsync(fh.fd, x, SEEK.SEEK_HOLE));
+          check(h >= x && h <= model.length, `lseek(${x}, SEEK_HOLE) returned ${h} in a ${model.length}-byte file`);
+          check(h === model.length || model[h] === 0, `lseek(${x}, SEEK_HOLE) returned ${h} but the byte there is data (0x${model[h]?.toString(16)})`);
+          seeks[x] = `data ${d}, hole ${h}`;
+        }
+        for (const whence of ['SEEK_DATA', 'SEEK_HOLE'] as const) {
+          let r: string;
+          try {
+            r = String(await lseekAsync(fh.fd, model.length, SEEK[whence]));
+          } catch (e) {
+            r = errnoOf(e);
+          }
+          check(r === 'ENXIO', `lseek(EOF ${model.length}, ${whence}) gave ${r}, expected ENXIO`);
+        }
+        t.note('lseek', seeks);
+      } finally {
+        await fh.close();
+      }
+      t.note('fallocate', notes);
+      await expectFile(mount, rel, model, 'file after fallocate');
+    },
+    { mount },
+  );
+
+  clause(
+    'RW-011',
+    async (t) => {
+      const srcF = tree.files.find((f) => f.size > 3 * 1048576)!;
+      const rel = 'rw-011.bin';
+      const src = await open(mount.path(srcF.path), 'r');
+      const dst = await open(mount.path(rel), 'w+');
+      let model: Buffer = Buffer.alloc(0);
+      const copy = async (from: typeof src, offIn: number, to: typeof dst, offOut: number, len: number) => {
+        let done = 0;
+        while (done < len) {
+          const n = await copyFileRangeAsync(from.fd, offIn + done, to.fd, offOut + done, len - done);
+          if (n === 0) fail(`copy_file_range returned 0 after ${done} of ${len} bytes (source offset ${offIn + done})`);
+          done += n;
+        }
+      };
+      try {
+        const len = 2 * 1048576 + 7;
+        await copy(src, 12345, dst, 4097, len);
+        model = applyWrite(model, 4097, pattern(srcF.seed, len, 12345));
+        expectBytes(await preadFull(dst, 0, model.length + 10), model, `copy_file_range of ${len} bytes from ${srcF.path}@12345 to ${rel}@4097`);
+        await copy(dst, 4097, dst, 3000001, 100000);
+        model = applyWrite(model, 3000001, Buffer.from(model.subarray(4097, 4097 + 100000)));
+        expectBytes(await preadFull(dst, 0, model.length + 10), model, 'copy_file_range of 100000 bytes inside one file');
+      } finally {
+        await src.close();
+        await dst.close();
+      }
+      await expectFile(mount, rel, model, 'destination of copy_file_range');
+      t.note('size', model.length);
+    },
+    { mount },
+  );
+
+  clause(
+    'RW-012',
+    async (t) => {
+      const rel = 'rw-012.bin';
+      const data = pattern(1212, 200000 + 13);
+      const fh = await open(mount.path(rel), 'w+');
+      const results: Record<string, string> = {};
+      try {
+        await fh.write(data, 0, data.length, 0);
+        const ops: [string, () => Promise<unknown>][] = [
+          ['fsync', () => fh.sync()],
+          ['fdatasync', () => fh.datasync()],
+          ['fsync (raw)', () => fsyncAsync(fh.fd)],
+          ['fdatasync (raw)', () => fdatasyncAsync(fh.fd)],
+        ];
+        for (const [n, op] of ops) {
+          try {
+            await op();
+            results[n] = 'OK';
+          } catch (e) {
+            results[n] = errnoOf(e);
+          }
+        }
+        const ro = await open(mount.path(rel), 'r');
+        try {
+          results['fsync on O_RDONLY fd'] = await ro.sync().then(() => 'OK', errnoOf);
+        } finally {
+          await ro.close();
+        }
+      } finally {
+        await fh.close();
+      }
+      t.note('results', results);
+      const bad = Object.entries(results).filter(([, v]) => v !== 'OK');
+      check(bad.length === 0, `${bad.map(([k, v]) => `${k} failed with ${v}`).join('; ')} after a ${data.length}-byte write`);
+      await expectFile(mount, rel, data, 'file after fsync/fdatasync');
+    },
+    { mount },
+  );
+
+  clause(
+    'RW-013',
+    async (t) => {
+      const rel = 'rw-013.bin';
+      let model: Buffer = pattern(1313, 300000);
+      await writeFile(mount.path(rel), model);
+      const fh = await open(mount.path(rel), 'r+');
+      try {
+        const w = pattern(1314, 131075);
+        await fh.write(w, 0, w.length, 4093);
+        model = applyWrite(model, 4093, w);
+        // no fsync, fd still open: the backing file must already hold the bytes
+        expectBytes(
+          await readFile(mount.backing(rel)),
+          model,
+          'the backing file read directly right after a write through the mount (fd still open, no fsync)',
+        );
+        const b = pattern(1315, 9000);
+        const bf = await open(mount.backing(rel), 'r+');
+        try {
+          await bf.write(b, 0, b.length, 70001);
+        } finally {
+          await bf.close();
+        }
+        model = applyWrite(model, 70001, b);
+        const fresh = await open(mount.path(rel), 'r');
+        try {
+          expectBytes(
+            await preadFull(fresh, 0, model.length + 10),
+            model,
+            'read through a new fd of the mount right after a same-size write to the backing file',
+          );
+        } finally {
+          await fresh.close();
+        }
+        // an fd opened before: in passthrough it reads the backing file itself (no cache in between)
+        if (mount.claims.passthrough) expectBytes(await preadFull(fh, 70001, 9000), b, 'read on the passthrough fd opened before the backing file was written');
+      } finally {
+        await fh.close();
+      }
+      await unlink(mount.path(rel));
+      t.note('checked', 'mount->backing and backing->mount');
+    },
+    { mount, requires: ['mirror'] },
+  );
 });

@@ -304,8 +304,15 @@ forEachVariant({}, (mount) => {
       t.note('native', native.res);
       t.note('mount', fused.res);
       for (const k of ['splice', 'sendfile'] as const)
-        check(fused.res[k]!.split(' ')[0] === native.res[k]!.split(' ')[0], `${k} into an O_APPEND file on the mount gave ${fused.res[k]}, while on a local filesystem it gives ${native.res[k]}`);
-      expectBytes(fused.after, native.after, `the O_APPEND file after splice and sendfile into it (expected what a local filesystem holds: ${native.after.length} bytes)`);
+        check(
+          fused.res[k]!.split(' ')[0] === native.res[k]!.split(' ')[0],
+          `${k} into an O_APPEND file on the mount gave ${fused.res[k]}, while on a local filesystem it gives ${native.res[k]}`,
+        );
+      expectBytes(
+        fused.after,
+        native.after,
+        `the O_APPEND file after splice and sendfile into it (expected what a local filesystem holds: ${native.after.length} bytes)`,
+      );
       if (mount.claims.mirror) expectBytes(await readFile(mount.backing('spl-006/app')), native.after, 'the backing file of the O_APPEND file');
     },
     { mount },

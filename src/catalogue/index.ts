@@ -103,7 +103,12 @@ export const CLAUSES: Clause[] = [
   c('ATT-006', 'SHOULD', 'mtime after a MAP_SHARED write + msync(MS_SYNC)', 'attributes'),
   c('ATT-007', 'MUST', 'stat through the mount equals the backing file stat (mirror servers)', 'attributes'),
   c('ATT-008', 'MUST', 'a change made to the backing file is visible within the declared attribute timeout', 'attributes'),
-  c('ATT-009', 'MUST', 'a write by a user without CAP_FSETID clears set-user-ID and set-group-ID', 'mode through the mount and of the backing file after an unprivileged append'),
+  c(
+    'ATT-009',
+    'MUST',
+    'a write by a user without CAP_FSETID clears set-user-ID and set-group-ID',
+    'mode through the mount and of the backing file after an unprivileged append',
+  ),
 
   c('FSX-001', 'MUST', 'seeded random operation sequences on one file agree with a model', 'bytes, size'),
   c('FSX-002', 'MUST', 'random sequences over two fds and a shared mapping agree with a model', 'bytes, size'),

@@ -11,7 +11,10 @@ describe('clause keys', () => {
   });
   test('parseKey(formatKey(k)) is k for every key a clause can make', () => {
     const id = fc.stringMatching(/^[A-Z]{2,3}-\d{3}$/);
-    const param = fc.option(fc.string({ minLength: 0, maxLength: 12 }).filter((s) => !s.includes(']')), { nil: undefined });
+    const param = fc.option(
+      fc.string({ minLength: 0, maxLength: 12 }).filter((s) => !s.includes(']')),
+      { nil: undefined },
+    );
     const variant = fc.option(fc.stringMatching(/^[a-z0-9-]{1,12}$/), { nil: undefined });
     fc.assert(
       fc.property(id, param, variant, (i, p, v) => {

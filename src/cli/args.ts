@@ -34,20 +34,51 @@ export const COMMANDS = {
   run: {
     summary: 'certify one or more servers described by manifests',
     options: {
-      server: { type: 'string', list: true, required: true, metavar: 'PATH[@variant]', help: 'a server manifest, or one of its variants; several: repeat --server or list them after it' },
-      only: { type: 'string', list: true, commas: true, metavar: 'ID', help: 'only these clauses (space or comma separated: --only RW-001 RW-002, --only BKG-002,IOM-001)' },
-      family: { type: 'string', list: true, commas: true, metavar: 'FAM', help: 'only these families (space or comma separated: --family PLT NEG, --family RW,ATT)' },
+      server: {
+        type: 'string',
+        list: true,
+        required: true,
+        metavar: 'PATH[@variant]',
+        help: 'a server manifest, or one of its variants; several: repeat --server or list them after it',
+      },
+      only: {
+        type: 'string',
+        list: true,
+        commas: true,
+        metavar: 'ID',
+        help: 'only these clauses (space or comma separated: --only RW-001 RW-002, --only BKG-002,IOM-001)',
+      },
+      family: {
+        type: 'string',
+        list: true,
+        commas: true,
+        metavar: 'FAM',
+        help: 'only these families (space or comma separated: --family PLT NEG, --family RW,ATT)',
+      },
       jobs: { type: 'string', metavar: 'N', default: '2', help: 'suite files in parallel' },
       strict: { type: 'boolean', help: 'skips and unexpected passes fail, SHOULD failures fail' },
-      junit: { type: 'string', metavar: 'PATH', help: 'the JUnit file, in an existing directory or under --out (default OUT/junit.xml; with several servers PATH-NAME.xml)' },
+      junit: {
+        type: 'string',
+        metavar: 'PATH',
+        help: 'the JUnit file, in an existing directory or under --out (default OUT/junit.xml; with several servers PATH-NAME.xml)',
+      },
       out: { type: 'string', metavar: 'DIR', default: 'reports', help: 'where results.json and junit.xml go (a subdirectory per server when several)' },
       seed: { type: 'string', metavar: 'N', help: 'clause order and FSX operations (default random, printed)' },
       shuffle: { type: 'boolean', help: 'run clauses in an order drawn from the seed' },
       'fsx-runs': { type: 'string', metavar: 'N', default: '40', help: 'FSX operation sequences per variant' },
       deadline: { type: 'string', metavar: 'MS', default: '30000', help: 'per clause; past it the clause is HUNG and the connection aborted' },
       quiet: { type: 'boolean', help: 'no progress lines and no summary table' },
-      baseline: { type: 'string', metavar: 'PATH', help: 'an earlier results.json of this server, or the --out directory of an earlier run (DIR/NAME/results.json per server): fail only on what got worse' },
-      'baseline-tolerance': { type: 'string', metavar: 'R', default: '0.2', help: 'with --baseline: relative drop of readRatio/writeRatio (PRF) that still counts as unchanged' },
+      baseline: {
+        type: 'string',
+        metavar: 'PATH',
+        help: 'an earlier results.json of this server, or the --out directory of an earlier run (DIR/NAME/results.json per server): fail only on what got worse',
+      },
+      'baseline-tolerance': {
+        type: 'string',
+        metavar: 'R',
+        default: '0.2',
+        help: 'with --baseline: relative drop of readRatio/writeRatio (PRF) that still counts as unchanged',
+      },
     },
     notes: [
       'exit codes: 0 every MUST clause passes or is expected, 1 failures, 2 environment or input errors',
@@ -58,7 +89,13 @@ export const COMMANDS = {
   compare: {
     summary: 'one comparison page from saved results.json files',
     options: {
-      o: { type: 'string', short: 'o', metavar: 'PATH.html|PATH.md', default: 'reports/compare.html', help: 'the page to write: .md gives Markdown, anything else HTML' },
+      o: {
+        type: 'string',
+        short: 'o',
+        metavar: 'PATH.html|PATH.md',
+        default: 'reports/compare.html',
+        help: 'the page to write: .md gives Markdown, anything else HTML',
+      },
     },
     positionals: { metavar: 'RESULTS.json ...', min: 1, help: 'results files written by `fusecert run` of this major version' },
     notes: ['example: fusecert compare reports/a/results.json reports/b/results.json -o reports/compare.md'],
@@ -127,7 +164,14 @@ export function commandHelp(cmd: CommandName): string {
   const rows = Object.entries(optionsOf(cmd)).map(([n, o]) => [flag(n, o), o.help + (o.default !== undefined ? ` (default ${o.default})` : '')] as const);
   if (spec.positionals) rows.unshift([spec.positionals.metavar, spec.positionals.help]);
   const w = Math.max(...rows.map(([f]) => f.length));
-  return [`fusecert ${cmd}: ${spec.summary}`, '', `usage: ${synopsis(cmd)}`, '', ...rows.map(([f, h]) => `  ${f.padEnd(w)}  ${h}`), ...(spec.notes?.length ? ['', ...spec.notes] : [])].join('\n');
+  return [
+    `fusecert ${cmd}: ${spec.summary}`,
+    '',
+    `usage: ${synopsis(cmd)}`,
+    '',
+    ...rows.map(([f, h]) => `  ${f.padEnd(w)}  ${h}`),
+    ...(spec.notes?.length ? ['', ...spec.notes] : []),
+  ].join('\n');
 }
 
 /** `fusecert --help`. */
@@ -163,7 +207,8 @@ export interface Parsed {
 }
 
 /** A user's word in a message: as is when plain printable ASCII without quotes, else JSON-quoted, so a message stays one line. */
-export const show = (s: string) => (/^[\x21\x23-\x7e]+$/.test(s) ? s : JSON.stringify(s).replace(/[\u007f-\u009f\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`));
+export const show = (s: string) =>
+  /^[\x21\x23-\x7e]+$/.test(s) ? s : JSON.stringify(s).replace(/[\u007f-\u009f\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 
 /** Parse a command's argv against its spec. Throws UsageError, one line, for anything it does not accept. */
 export function parseCommand(cmd: CommandName, argv: string[]): Parsed {
@@ -180,7 +225,15 @@ export function parseCommand(cmd: CommandName, argv: string[]): Parsed {
     allowPositionals: true,
     tokens: true,
   });
-  if (tokens.some((t) => t.kind === 'option' && t.name === 'help' && Object.hasOwn(options, t.name) && t.index < (tokens.find((x) => x.kind === 'option-terminator')?.index ?? Infinity))) {
+  if (
+    tokens.some(
+      (t) =>
+        t.kind === 'option' &&
+        t.name === 'help' &&
+        Object.hasOwn(options, t.name) &&
+        t.index < (tokens.find((x) => x.kind === 'option-terminator')?.index ?? Infinity),
+    )
+  ) {
     return { strings: {}, flags: {}, lists: {}, positionals: [], help: true };
   }
   const out: Parsed = { strings: {}, flags: {}, lists: {}, positionals: [], help: false };
@@ -222,7 +275,9 @@ export function parseCommand(cmd: CommandName, argv: string[]): Parsed {
     }
     // Non-strict parseArgs takes the next word as the value even when it is an option: `--jobs --strict`.
     if (t.value === undefined || (!t.inlineValue && t.value.startsWith('-') && t.value !== '-' && !/^-\d/.test(t.value))) {
-      throw new UsageError(`${t.rawName} needs a value (${o.metavar ?? 'VALUE'})${t.value !== undefined ? `, got the option ${t.value} (write ${t.rawName}=${t.value} for a value that starts with -)` : ''} (${see})`);
+      throw new UsageError(
+        `${t.rawName} needs a value (${o.metavar ?? 'VALUE'})${t.value !== undefined ? `, got the option ${t.value} (write ${t.rawName}=${t.value} for a value that starts with -)` : ''} (${see})`,
+      );
     }
     if (o.list) {
       addTo(t.name, o, t.value, t.rawName);

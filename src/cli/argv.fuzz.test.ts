@@ -12,7 +12,7 @@ import path from 'node:path';
 import { execa } from 'execa';
 import { main, reportError, type Io } from './commands.ts';
 import { COMMANDS, commandHelp } from './args.ts';
-import { results, twoRuns } from '../report/compare.testdata.ts';
+import { twoRuns } from '../report/compare.testdata.ts';
 import { ROOT, CLI } from '../selftest/util.ts';
 
 const PTFS_MANIFEST = path.join(ROOT, 'servers/ptfs/manifest.json');
@@ -46,7 +46,10 @@ beforeAll(() => {
   mkdirSync(f.dir);
   // A baseline directory as `run --out` writes it for several servers: DIR/NAME/results.json.
   f.baselineDir = path.join(tmp, 'baseline');
-  for (const [name, r] of [['ptfs', a], ['second', { ...a, server: { ...a.server, name: 'second' } }]] as const) {
+  for (const [name, r] of [
+    ['ptfs', a],
+    ['second', { ...a, server: { ...a.server, name: 'second' } }],
+  ] as const) {
     mkdirSync(path.join(f.baselineDir, name), { recursive: true });
     writeFileSync(path.join(f.baselineDir, name, 'results.json'), JSON.stringify(r));
   }
@@ -95,28 +98,98 @@ function checkAnswer(argv: string[], r: Outcome, outputAllowed: boolean): void {
 // ---- arbitraries -----------------------------------------------------------------------------
 
 /** Values of every kind: text, numbers in many spellings, empties, option-like words, JSON. */
-const junkValue = fc.oneof(
-  fc.string({ maxLength: 12 }),
-  fc.string({ unit: 'binary', maxLength: 8 }),
-  fc.integer().map(String),
-  fc.double().map(String),
-  fc.bigInt().map(String),
-  fc.constantFrom('', ' ', '-', '--', '-1', '0', '1', '2', '007', '1e3', '0x10', '1.5', 'NaN', 'Infinity', '99999999999999999999', ',', ',,', 'RW-001,,NEG', '..', '.', '~', '$HOME', '\n', 'a\u2028b', 'é'),
-  fc.jsonValue({ maxDepth: 2 }).map((v) => JSON.stringify(v)),
-  // A value may become a path that compare writes to: no '/', so it stays inside this test's directory.
-).filter((v) => !v.includes('/'));
+const junkValue = fc
+  .oneof(
+    fc.string({ maxLength: 12 }),
+    fc.string({ unit: 'binary', maxLength: 8 }),
+    fc.integer().map(String),
+    fc.double().map(String),
+    fc.bigInt().map(String),
+    fc.constantFrom(
+      '',
+      ' ',
+      '-',
+      '--',
+      '-1',
+      '0',
+      '1',
+      '2',
+      '007',
+      '1e3',
+      '0x10',
+      '1.5',
+      'NaN',
+      'Infinity',
+      '99999999999999999999',
+      ',',
+      ',,',
+      'RW-001,,NEG',
+      '..',
+      '.',
+      '~',
+      '$HOME',
+      '\n',
+      'a\u2028b',
+      'é',
+    ),
+    fc.jsonValue({ maxDepth: 2 }).map((v) => JSON.stringify(v)),
+    // A value may become a path that compare writes to: no '/', so it stays inside this test's directory.
+  )
+  .filter((v) => !v.includes('/'));
 
-const clauseIds = fc.constantFrom('RW-001', 'RW-002', 'NEG-001', 'BKG-002', 'IOM-001', 'ATT-006', 'rw-001', 'RW-999', 'XYZ-001', 'RW-001,NEG-001', 'RW-001 NEG-001', 'RW-001,');
+const clauseIds = fc.constantFrom(
+  'RW-001',
+  'RW-002',
+  'NEG-001',
+  'BKG-002',
+  'IOM-001',
+  'ATT-006',
+  'rw-001',
+  'RW-999',
+  'XYZ-001',
+  'RW-001,NEG-001',
+  'RW-001 NEG-001',
+  'RW-001,',
+);
 const families = fc.constantFrom('PLT', 'NEG', 'RW', 'rw', 'ATT', 'PRF', 'FSX', 'NOPE', 'PLT,NEG', 'RW,ATT', ',');
 
 describe('argv fuzz: one clear answer to every command line', () => {
   const serverValues = () =>
     fc.oneof(
-      fc.constantFrom(PTFS_MANIFEST, `${PTFS_MANIFEST}@no-passthrough`, `${PTFS_MANIFEST}@passthrough-direct`, `${PTFS_MANIFEST}@nope`, `${PTFS_MANIFEST}@`, f.badManifest, f.missingExe, f.dir, f.fifo, f.text, f.binary, '/dev/zero', '/nonexistent/manifest.json', path.relative(cwd, PTFS_MANIFEST)),
+      fc.constantFrom(
+        PTFS_MANIFEST,
+        `${PTFS_MANIFEST}@no-passthrough`,
+        `${PTFS_MANIFEST}@passthrough-direct`,
+        `${PTFS_MANIFEST}@nope`,
+        `${PTFS_MANIFEST}@`,
+        f.badManifest,
+        f.missingExe,
+        f.dir,
+        f.fifo,
+        f.text,
+        f.binary,
+        '/dev/zero',
+        '/nonexistent/manifest.json',
+        path.relative(cwd, PTFS_MANIFEST),
+      ),
       junkValue,
     );
-  const outDirs = () => fc.oneof(fc.constantFrom('out', 'reports', 'x/y/z', f.dir, f.text, path.join(f.text, 'sub'), '/proc/fusecert-out', '/sys/fusecert-out', '..'), junkValue);
-  const junitFiles = () => fc.oneof(fc.constantFrom('j.xml', path.join(f.dir, 'j.xml'), f.dir, '/nonexistent/dir/j.xml', path.join(f.text, 'j.xml'), '/proc/j.xml', '/sys/j.xml', 'missing/j.xml'), junkValue);
+  const outDirs = () =>
+    fc.oneof(fc.constantFrom('out', 'reports', 'x/y/z', f.dir, f.text, path.join(f.text, 'sub'), '/proc/fusecert-out', '/sys/fusecert-out', '..'), junkValue);
+  const junitFiles = () =>
+    fc.oneof(
+      fc.constantFrom(
+        'j.xml',
+        path.join(f.dir, 'j.xml'),
+        f.dir,
+        '/nonexistent/dir/j.xml',
+        path.join(f.text, 'j.xml'),
+        '/proc/j.xml',
+        '/sys/j.xml',
+        'missing/j.xml',
+      ),
+      junkValue,
+    );
 
   /** One option of `run` with its values: real options with real or junk values, and junk options. */
   const runPiece = (): fc.Arbitrary<string[]> =>
@@ -124,13 +197,38 @@ describe('argv fuzz: one clear answer to every command line', () => {
       { weight: 3, arbitrary: fc.array(serverValues(), { minLength: 0, maxLength: 3 }).map((v) => ['--server', ...v]) },
       { weight: 2, arbitrary: fc.array(fc.oneof(clauseIds, junkValue), { maxLength: 3 }).map((v) => ['--only', ...v]) },
       { weight: 2, arbitrary: fc.array(fc.oneof(families, junkValue), { maxLength: 3 }).map((v) => ['--family', ...v]) },
-      fc.tuple(fc.constantFrom('--jobs', '--seed', '--fsx-runs', '--deadline'), fc.oneof(fc.nat({ max: 100_000 }).map(String), junkValue)).map(([o, v]) => [o, v]),
-      fc.tuple(fc.constantFrom('--jobs=', '--seed=', '--deadline=', '--only=', '--family=', '--server=', '--out=', '--junit=', '--baseline=', '--baseline-tolerance='), junkValue).map(([o, v]) => [o + v]),
+      fc
+        .tuple(fc.constantFrom('--jobs', '--seed', '--fsx-runs', '--deadline'), fc.oneof(fc.nat({ max: 100_000 }).map(String), junkValue))
+        .map(([o, v]) => [o, v]),
+      fc
+        .tuple(
+          fc.constantFrom(
+            '--jobs=',
+            '--seed=',
+            '--deadline=',
+            '--only=',
+            '--family=',
+            '--server=',
+            '--out=',
+            '--junit=',
+            '--baseline=',
+            '--baseline-tolerance=',
+          ),
+          junkValue,
+        )
+        .map(([o, v]) => [o + v]),
       outDirs().map((v) => ['--out', v]),
       junitFiles().map((v) => ['--junit', v]),
-      fc.oneof(fc.constantFrom(f.resultsA, f.resultsB, f.resultsV2, f.baselineDir, f.dir, f.passwd, f.fifo, f.binary, '/dev/zero', '/nonexistent/results.json'), junkValue).map((v) => ['--baseline', v]),
+      fc
+        .oneof(
+          fc.constantFrom(f.resultsA, f.resultsB, f.resultsV2, f.baselineDir, f.dir, f.passwd, f.fifo, f.binary, '/dev/zero', '/nonexistent/results.json'),
+          junkValue,
+        )
+        .map((v) => ['--baseline', v]),
       fc.oneof(fc.constantFrom('0', '0.15', '1', '1.5', '-0.1', '.2', '15%', 'NaN'), junkValue).map((v) => ['--baseline-tolerance', v]),
-      fc.constantFrom('--strict', '--shuffle', '--quiet', '--strict=yes', '--no-strict', '--', '-h', '--help', '-x', '-hx', '--jobs', '--server', '-o').map((o) => [o]),
+      fc
+        .constantFrom('--strict', '--shuffle', '--quiet', '--strict=yes', '--no-strict', '--', '-h', '--help', '-x', '-hx', '--jobs', '--server', '-o')
+        .map((o) => [o]),
       junkValue.map((v) => [v]),
     );
 
@@ -139,14 +237,17 @@ describe('argv fuzz: one clear answer to every command line', () => {
     let n = 0;
     const seen = { 0: 0, 1: 0, 2: 0 } as Record<number, number>;
     // Half the cases start from a valid command line, so the later options are reached too.
-    const argv = fc.tuple(fc.boolean(), fc.array(runPiece(), { maxLength: 6 })).map(([base, pieces]) => ['run', ...(base ? ['--server', PTFS_MANIFEST, '--family', 'NEG'] : []), ...pieces.flat()]);
+    const argv = fc
+      .tuple(fc.boolean(), fc.array(runPiece(), { maxLength: 6 }))
+      .map(([base, pieces]) => ['run', ...(base ? ['--server', PTFS_MANIFEST, '--family', 'NEG'] : []), ...pieces.flat()]);
     await fc.assert(
       fc.asyncProperty(argv, async (a) => {
         n++;
         const r = await call(a);
         seen[r.code] = (seen[r.code] ?? 0) + 1;
         checkAnswer(a, r, false);
-        if (r.code === 0) expect([`${commandHelp('run')}\n`, 'dry run'], JSON.stringify(a)).toContain(r.out.startsWith('dry run: would certify ') ? 'dry run' : r.out);
+        if (r.code === 0)
+          expect([`${commandHelp('run')}\n`, 'dry run'], JSON.stringify(a)).toContain(r.out.startsWith('dry run: would certify ') ? 'dry run' : r.out);
       }),
       { numRuns: 1000 },
     );
@@ -160,8 +261,13 @@ describe('argv fuzz: one clear answer to every command line', () => {
   test('clauses, doctor, help and junk commands: 1,000 argv', { timeout: 300_000 }, async () => {
     const t0 = Date.now();
     let n = 0;
-    const word = fc.oneof(fc.constantFrom('--json', '--json=1', '-h', '--help', '--', '-j', 'run', 'compare', 'expect', 'clauses', 'doctor', 'help', '--version'), junkValue);
-    const argv = fc.tuple(fc.oneof(fc.constantFrom('clauses', 'doctor', 'help', '--help', '-h', '--version'), junkValue), fc.array(word, { maxLength: 4 })).map(([c, rest]) => [c, ...rest]);
+    const word = fc.oneof(
+      fc.constantFrom('--json', '--json=1', '-h', '--help', '--', '-j', 'run', 'compare', 'expect', 'clauses', 'doctor', 'help', '--version'),
+      junkValue,
+    );
+    const argv = fc
+      .tuple(fc.oneof(fc.constantFrom('clauses', 'doctor', 'help', '--help', '-h', '--version'), junkValue), fc.array(word, { maxLength: 4 }))
+      .map(([c, rest]) => [c, ...rest]);
     await fc.assert(
       fc.asyncProperty(argv, async (a) => {
         n++;
@@ -217,10 +323,28 @@ describe('argv fuzz: one clear answer to every command line', () => {
     );
     const target = fc.oneof(
       { weight: 3, arbitrary: fc.constantFrom('out.html', 'out.md', 'p/q/c.md') },
-      fc.constantFrom('out.html', 'out.md', 'pages/x/c.md', f.dir, f.text, f.fifo, '/dev/null', path.join(f.text, 'c.html'), '/proc/c.html', '/sys/c.html', '', '..'),
+      fc.constantFrom(
+        'out.html',
+        'out.md',
+        'pages/x/c.md',
+        f.dir,
+        f.text,
+        f.fifo,
+        '/dev/null',
+        path.join(f.text, 'c.html'),
+        '/proc/c.html',
+        '/sys/c.html',
+        '',
+        '..',
+      ),
       junkValue,
     );
-    const argv = fc.tuple(fc.array(input, { maxLength: 4 }), fc.option(target), fc.array(fc.constantFrom('-o', '--json', '-x', '--', '-h', '--o', '-o='), { maxLength: 2 }), fc.nat(10));
+    const argv = fc.tuple(
+      fc.array(input, { maxLength: 4 }),
+      fc.option(target),
+      fc.array(fc.constantFrom('-o', '--json', '-x', '--', '-h', '--o', '-o='), { maxLength: 2 }),
+      fc.nat(10),
+    );
     await fc.assert(
       fc.asyncProperty(argv, async ([inputs, o, extra, where]) => {
         n++;
@@ -233,7 +357,11 @@ describe('argv fuzz: one clear answer to every command line', () => {
         if (r.code === 0 && r.out !== `${commandHelp('compare')}\n`) {
           accepted++;
           // (An extra -o turns the next word into the target: that input is then not read.)
-          if (!extra.includes('-o')) expect(inputs.every((i) => i.good !== false), JSON.stringify(a)).toBe(true);
+          if (!extra.includes('-o'))
+            expect(
+              inputs.every((i) => i.good !== false),
+              JSON.stringify(a),
+            ).toBe(true);
           const shown = r.out.replace(/^comparison: /, '').replace(/\n$/, '');
           const written = path.resolve(cwd, shown.startsWith('"') ? JSON.parse(shown) : shown);
           expect(existsSync(written), JSON.stringify(a)).toBe(true);
@@ -278,7 +406,13 @@ describe('argv fuzz: one clear answer to every command line', () => {
       junkValue.map((v) => () => v),
     );
     const outFile = fc.oneof(fc.constantFrom('e.json', 'sub/e.json', f.dir, f.fifo, '/dev/null', '/proc/e.json', path.join(f.text, 'e.json')), junkValue);
-    const argv = fc.tuple(fc.option(from), fc.option(write), fc.option(outFile), fc.array(fc.constantFrom('--from', '--write', '-o', '--json', '-h', '--', 'x'), { maxLength: 2 }), fc.nat(10));
+    const argv = fc.tuple(
+      fc.option(from),
+      fc.option(write),
+      fc.option(outFile),
+      fc.array(fc.constantFrom('--from', '--write', '-o', '--json', '-h', '--', 'x'), { maxLength: 2 }),
+      fc.nat(10),
+    );
     await fc.assert(
       fc.asyncProperty(argv, async ([fr, w, o, extra, where]) => {
         n++;
@@ -300,16 +434,19 @@ describe('argv fuzz: one clear answer to every command line', () => {
   });
 
   test('the checks leave nothing: no write-check files, no run state, no mount', () => {
-    const walk = (d: string): string[] => readdirSync(d, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(path.join(d, e.name)) : [path.join(d, e.name)]));
+    const walk = (d: string): string[] =>
+      readdirSync(d, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(path.join(d, e.name)) : [path.join(d, e.name)]));
     expect(walk(tmp).filter((p) => path.basename(p).startsWith('.fusecert-write-check'))).toEqual([]);
     expect(readFileSync('/proc/self/mountinfo', 'utf8')).not.toContain(tmp);
-    const ours = readdirSync(os.tmpdir()).filter((d) => d.startsWith('fusecert-run-')).filter((d) => {
-      try {
-        return JSON.parse(readFileSync(path.join(os.tmpdir(), d, 'owner.json'), 'utf8')).pid === process.pid;
-      } catch {
-        return false;
-      }
-    });
+    const ours = readdirSync(os.tmpdir())
+      .filter((d) => d.startsWith('fusecert-run-'))
+      .filter((d) => {
+        try {
+          return JSON.parse(readFileSync(path.join(os.tmpdir(), d, 'owner.json'), 'utf8')).pid === process.pid;
+        } catch {
+          return false;
+        }
+      });
     expect(ours).toEqual([]);
   });
 });
@@ -328,7 +465,23 @@ describe('the documented forms and the error lines', () => {
       ['run', '--server', PTFS_MANIFEST, '--family', 'BKG', '--baseline', f.resultsA],
       ['run', '--server', PTFS_MANIFEST, '--baseline', f.resultsA, '--baseline-tolerance', '0.15'],
       // examples/github-actions.yml with the previous run's reports as the baseline
-      ['run', '--server', PTFS_MANIFEST, '--server', f.second, '--seed', '12', '--out', 'reports', '--junit', 'reports/junit.xml', '--baseline', f.baselineDir, '--baseline-tolerance', '0.2'],
+      [
+        'run',
+        '--server',
+        PTFS_MANIFEST,
+        '--server',
+        f.second,
+        '--seed',
+        '12',
+        '--out',
+        'reports',
+        '--junit',
+        'reports/junit.xml',
+        '--baseline',
+        f.baselineDir,
+        '--baseline-tolerance',
+        '0.2',
+      ],
     ]) {
       const r = await call(argv);
       expect([r.code, r.err], JSON.stringify(argv)).toEqual([0, '']);
@@ -346,7 +499,10 @@ describe('the documented forms and the error lines', () => {
       [['run', '--server', PTFS_MANIFEST, '--jobs', '0'], /^--jobs 0: expected a whole number from 1 to 256$/],
       [['run', '--server', PTFS_MANIFEST, '--jobs', '--strict'], /^--jobs needs a value \(N\), got the option --strict/],
       [['run', '--server', PTFS_MANIFEST, '--out', f.text], /^--out .*file\.txt: is a file; expected a directory/],
-      [['run', '--server', PTFS_MANIFEST, '--junit', '/nonexistent/dir/j.xml'], /^--junit \/nonexistent\/dir\/j\.xml: directory \/nonexistent\/dir does not exist; expected a file in an existing directory or under --out$/],
+      [
+        ['run', '--server', PTFS_MANIFEST, '--junit', '/nonexistent/dir/j.xml'],
+        /^--junit \/nonexistent\/dir\/j\.xml: directory \/nonexistent\/dir does not exist; expected a file in an existing directory or under --out$/,
+      ],
       [['run', '--server', PTFS_MANIFEST, '--out', 'r1', '--junit', 'r2/j.xml'], /^--junit .*\/r2\/j\.xml: directory .*\/r2 does not exist/],
       [['run', '--server', PTFS_MANIFEST, '--junit', '/proc/j.xml'], /^--junit \/proc\/j\.xml: cannot write in \/proc/],
       [['run', '--server', f.fifo], /^--server .*fifo: is not a regular file/],
@@ -357,11 +513,20 @@ describe('the documented forms and the error lines', () => {
       [['compare', f.resultsV2], /v2\.json: written by fusecert 2\.0\.0; this is fusecert 0\.1\.0/],
       [['compare', f.resultsA, '-o', f.dir], /^-o .*dir: is a directory; expected a file name/],
       [['frob'], /^unknown command frob; expected one of run, compare, expect, clauses, doctor/],
-      [['run', '--server', PTFS_MANIFEST, '--baseline', f.resultsB], /^--baseline .*b\.json: a run of server bindfs, not ptfs; a baseline is an earlier run of the same server/],
+      [
+        ['run', '--server', PTFS_MANIFEST, '--baseline', f.resultsB],
+        /^--baseline .*b\.json: a run of server bindfs, not ptfs; a baseline is an earlier run of the same server/,
+      ],
       [['run', '--server', PTFS_MANIFEST, '--baseline', f.resultsV2], /^--baseline .*v2\.json: written by fusecert 2\.0\.0; this is fusecert 0\.1\.0/],
-      [['run', '--server', PTFS_MANIFEST, f.second, '--baseline', f.resultsA], /^--baseline .*a\.json: a file, but the run certifies 2 servers; give the --out directory of an earlier run/],
+      [
+        ['run', '--server', PTFS_MANIFEST, f.second, '--baseline', f.resultsA],
+        /^--baseline .*a\.json: a file, but the run certifies 2 servers; give the --out directory of an earlier run/,
+      ],
       [['run', '--server', PTFS_MANIFEST, '--baseline', f.dir], /^--baseline .*dir: holds no results\.json for ptfs/],
-      [['run', '--server', PTFS_MANIFEST, '--baseline', f.resultsA, '--baseline-tolerance', '15%'], /^--baseline-tolerance 15%: expected a fraction from 0 to 1/],
+      [
+        ['run', '--server', PTFS_MANIFEST, '--baseline', f.resultsA, '--baseline-tolerance', '15%'],
+        /^--baseline-tolerance 15%: expected a fraction from 0 to 1/,
+      ],
       [['run', '--server', PTFS_MANIFEST, '--baseline-tolerance', '0.1'], /^--baseline-tolerance needs --baseline PATH/],
       [['expect', '--from', f.resultsV2], /v2\.json: written by fusecert 2\.0\.0/],
     ];
@@ -374,11 +539,17 @@ describe('the documented forms and the error lines', () => {
 
   test('--help per command lists exactly the options the parser accepts', async () => {
     for (const [cmd, spec] of Object.entries(COMMANDS)) {
-      for (const h of [[cmd, '--help'], [cmd, '-h'], ['help', cmd]]) {
+      for (const h of [
+        [cmd, '--help'],
+        [cmd, '-h'],
+        ['help', cmd],
+      ]) {
         const r = await call(h);
         expect(r.code).toBe(0);
         const shown = [...r.out.matchAll(/^ {2}(-{1,2}[a-z-]+)/gm)].map((m) => m[1]);
-        expect(shown.sort(), cmd).toEqual([...Object.entries(spec.options).map(([n, o]) => ('short' in o && o.short === n ? `-${n}` : `--${n}`)), '--help'].sort());
+        expect(shown.sort(), cmd).toEqual(
+          [...Object.entries(spec.options).map(([n, o]) => ('short' in o && o.short === n ? `-${n}` : `--${n}`)), '--help'].sort(),
+        );
       }
     }
   });
@@ -387,16 +558,22 @@ describe('the documented forms and the error lines', () => {
     let err = '';
     const io = { err: (t: string) => void (err += t + '\n'), env: {} };
     expect(reportError(new TypeError("Cannot read properties of undefined (reading 'x')"), io)).toBe(2);
-    expect(err).toBe("fusecert: internal error: TypeError: Cannot read properties of undefined (reading 'x') (please report this with the command line at the fusecert issue tracker; FUSECERT_DEBUG=1 prints the stack)\n");
+    expect(err).toBe(
+      "fusecert: internal error: TypeError: Cannot read properties of undefined (reading 'x') (please report this with the command line at the fusecert issue tracker; FUSECERT_DEBUG=1 prints the stack)\n",
+    );
     err = '';
     reportError(new TypeError('boom'), { ...io, env: { FUSECERT_DEBUG: '1' } });
     expect(lines(err)[0]).toMatch(/^fusecert: internal error: TypeError: boom/);
     expect(lines(err)[2]).toMatch(/^\s+at .*argv\.fuzz\.test\.ts/);
   });
 
-  test('the real executable: the issue\'s compare and a documented run form answer in one line', { timeout: 60_000 }, async () => {
+  test("the real executable: the issue's compare and a documented run form answer in one line", { timeout: 60_000 }, async () => {
     const cmp = await execa('node', [CLI, 'compare', '/etc/passwd'], { cwd: ROOT, reject: false });
-    expect([cmp.exitCode, cmp.stdout, cmp.stderr]).toEqual([2, '', 'fusecert: error: /etc/passwd: not JSON; expected a results.json written by `fusecert run`']);
+    expect([cmp.exitCode, cmp.stdout, cmp.stderr]).toEqual([
+      2,
+      '',
+      'fusecert: error: /etc/passwd: not JSON; expected a results.json written by `fusecert run`',
+    ]);
     // --family PLT NEG parses, so the run gets as far as the manifest, which names a missing server.
     const run = await execa('node', [CLI, 'run', '--server', f.missingExe, '--family', 'PLT', 'NEG'], { cwd: ROOT, reject: false });
     expect(run.exitCode).toBe(2);

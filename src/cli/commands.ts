@@ -76,7 +76,8 @@ function nearestExisting(p: string): { dir: string; st: NonNullable<ReturnType<t
 /** A directory fusecert will create if needed and write into (--out). */
 function checkOutDir(option: string, dir: string): void {
   const { dir: at, st } = nearestExisting(dir);
-  if (!st.isDirectory()) throw new UsageError(`${option} ${q(dir)}: ${at === dir ? 'is a file' : `${q(at)} is a file`}; expected a directory (it is created when missing)`);
+  if (!st.isDirectory())
+    throw new UsageError(`${option} ${q(dir)}: ${at === dir ? 'is a file' : `${q(at)} is a file`}; expected a directory (it is created when missing)`);
   const why = canCreateIn(at);
   if (why) throw new UsageError(`${option} ${q(dir)}: cannot write in ${q(at)} (${why}); expected a writable directory`);
 }
@@ -89,10 +90,14 @@ function checkOutFile(option: string, file: string, parentMustExist: boolean, cr
   const st = statOf(file);
   if (st?.isDirectory()) throw new UsageError(`${option} ${q(file)}: is a directory; expected a file name`);
   // Writing into a FIFO without a reader blocks for ever; /dev/null and the like are fine.
-  if (st && !st.isFile() && !st.isCharacterDevice()) throw new UsageError(`${option} ${q(file)}: is not a regular file (a pipe or socket); expected a file name`);
+  if (st && !st.isFile() && !st.isCharacterDevice())
+    throw new UsageError(`${option} ${q(file)}: is not a regular file (a pipe or socket); expected a file name`);
   const parent = path.dirname(file);
   const under = createdBy !== undefined && !path.relative(createdBy, parent).startsWith('..') && !path.isAbsolute(path.relative(createdBy, parent));
-  if (!parentMustExist || under) return checkOutDir(option, parent);
+  if (!parentMustExist || under) {
+    checkOutDir(option, parent);
+    return;
+  }
   const pst = statOf(parent);
   if (!pst) throw new UsageError(`${option} ${q(file)}: directory ${q(parent)} does not exist; expected a file in an existing directory or under --out`);
   if (!pst.isDirectory()) throw new UsageError(`${option} ${q(file)}: ${q(parent)} is not a directory; expected a file in an existing directory`);
@@ -108,7 +113,10 @@ function serverSpec(value: string, cwd: string): ServerSpec {
   if (/[\n\r\u2028\u2029]/.test(value)) throw new UsageError(`--server ${q(value)}: a path with a line break is not supported; rename the manifest`);
   const file = path.resolve(cwd, m[1]!);
   const st = statOf(file);
-  if (st && !st.isFile()) throw new UsageError(`--server ${q(value)}: ${st.isDirectory() ? 'is a directory' : 'is not a regular file'}; expected the path of a manifest.json (e.g. servers/ptfs/manifest.json)`);
+  if (st && !st.isFile())
+    throw new UsageError(
+      `--server ${q(value)}: ${st.isDirectory() ? 'is a directory' : 'is not a regular file'}; expected the path of a manifest.json (e.g. servers/ptfs/manifest.json)`,
+    );
   if (st && st.size > 4 * 1024 * 1024) throw new UsageError(`--server ${q(value)}: ${st.size} bytes is too large for a manifest.json`);
   return loadServer(m[2] ? `${file}@${m[2]}` : file);
 }
@@ -131,7 +139,9 @@ function readBaseline(file: string, server: string, cwd: string): { results: Res
   }
   const shown = path.relative(cwd, file) || file;
   if (results.server.name !== server) {
-    throw new UsageError(`--baseline ${q(shown)}: a run of server ${q(results.server.name)}, not ${q(server)}; a baseline is an earlier run of the same server (with several servers give the --out directory of an earlier run)`);
+    throw new UsageError(
+      `--baseline ${q(shown)}: a run of server ${q(results.server.name)}, not ${q(server)}; a baseline is an earlier run of the same server (with several servers give the --out directory of an earlier run)`,
+    );
   }
   return { results, file: shown };
 }
@@ -148,7 +158,10 @@ function resolveBaselines(value: string, specs: ServerSpec[], cwd: string, note:
   const out = new Map<string, { results: Results; file: string }>();
   if (!st) throw new UsageError(`--baseline ${q(value)}: no such file or directory; expected an earlier results.json or the --out directory of an earlier run`);
   if (!st.isDirectory()) {
-    if (specs.length > 1) throw new UsageError(`--baseline ${q(value)}: a file, but the run certifies ${specs.length} servers; give the --out directory of an earlier run (DIR/NAME/results.json per server)`);
+    if (specs.length > 1)
+      throw new UsageError(
+        `--baseline ${q(value)}: a file, but the run certifies ${specs.length} servers; give the --out directory of an earlier run (DIR/NAME/results.json per server)`,
+      );
     out.set(specs[0]!.name, readBaseline(at, specs[0]!.name, cwd));
     return out;
   }
@@ -158,7 +171,10 @@ function resolveBaselines(value: string, specs: ServerSpec[], cwd: string, note:
     if (file) out.set(s.name, readBaseline(file, s.name, cwd));
     else note(`no baseline for ${s.name} in ${value} (no ${path.join(value, s.name, 'results.json')}): every failure of it counts`);
   }
-  if (out.size === 0) throw new UsageError(`--baseline ${q(value)}: holds no results.json for ${specs.map((s) => s.name).join(', ')}; expected ${specs.length > 1 ? 'DIR/NAME/results.json per server' : 'DIR/results.json or DIR/NAME/results.json'}`);
+  if (out.size === 0)
+    throw new UsageError(
+      `--baseline ${q(value)}: holds no results.json for ${specs.map((s) => s.name).join(', ')}; expected ${specs.length > 1 ? 'DIR/NAME/results.json per server' : 'DIR/results.json or DIR/NAME/results.json'}`,
+    );
   return out;
 }
 
@@ -192,12 +208,18 @@ async function cmdRun(argv: string[], io: Io): Promise<number> {
   if (specs.length > 1) for (const s of specs) checkOutDir('--out', path.join(opts.outDir, s.name));
   if (opts.junit) checkOutFile('--junit', opts.junit, true, opts.outDir);
   const tolerance = fraction('baseline-tolerance', a.strings['baseline-tolerance']!);
-  if (a.strings.baseline === undefined && argv.some((w) => /^--baseline-tolerance(=|$)/.test(w))) throw new UsageError('--baseline-tolerance needs --baseline PATH (see fusecert run --help)');
+  if (a.strings.baseline === undefined && argv.some((w) => /^--baseline-tolerance(=|$)/.test(w)))
+    throw new UsageError('--baseline-tolerance needs --baseline PATH (see fusecert run --help)');
   const notes: string[] = [];
-  const baselines = a.strings.baseline !== undefined ? resolveBaselines(a.strings.baseline, specs, io.cwd, (l) => notes.push(l)) : new Map<string, { results: Results; file: string }>();
+  const baselines =
+    a.strings.baseline !== undefined
+      ? resolveBaselines(a.strings.baseline, specs, io.cwd, (l) => notes.push(l))
+      : new Map<string, { results: Results; file: string }>();
   if (io.dryRun) {
     const against = [...baselines.values()].map((b) => b.file);
-    io.out(`dry run: would certify ${names.join(', ')} (${suiteFiles(opts).length} suite file(s)), reports in ${opts.outDir}${against.length ? `, baseline ${against.join(', ')} (tolerance ${tolerance})` : ''}`);
+    io.out(
+      `dry run: would certify ${names.join(', ')} (${suiteFiles(opts).length} suite file(s)), reports in ${opts.outDir}${against.length ? `, baseline ${against.join(', ')} (tolerance ${tolerance})` : ''}`,
+    );
     return 0;
   }
 
@@ -215,7 +237,10 @@ async function cmdRun(argv: string[], io: Io): Promise<number> {
     const junit = opts.junit && specs.length > 1 ? opts.junit.replace(/(\.xml)?$/, `-${spec.name}.xml`) : opts.junit;
     io.out(`fusecert ${VERSION}: certifying ${spec.name} (${spec.file}) on Linux ${platform.kernel}, seed ${opts.seed}`);
     const baseline = baselines.get(spec.name) ?? null;
-    if (baseline) io.out(`baseline: ${baseline.file} (${baseline.results.started}); failing there too is known, not new; readRatio/writeRatio may drop ${Math.round(tolerance * 100)} %`);
+    if (baseline)
+      io.out(
+        `baseline: ${baseline.file} (${baseline.results.started}); failing there too is known, not new; readRatio/writeRatio may drop ${Math.round(tolerance * 100)} %`,
+      );
     const res = await runServer(spec, reference, platform, { ...opts, junit, baseline, baselineTolerance: tolerance }, out);
     files.push(path.join(out, 'results.json'));
     code = Math.max(code, res.summary.exitCode);
@@ -242,7 +267,11 @@ async function cmdDoctor(argv: string[], io: Io): Promise<number> {
   const swept = sweepStaleInstances();
   if (swept.length) io.out(`\nremoved tracefs instances of dead fusecert runs: ${swept.join(', ')}`);
   const missing = p.checks.filter((c) => !c.ok);
-  io.out(missing.length ? `\n${missing.length} problem(s): passthrough and evidence clauses that need them will be skipped with the reason.` : '\nready: every clause can run.');
+  io.out(
+    missing.length
+      ? `\n${missing.length} problem(s): passthrough and evidence clauses that need them will be skipped with the reason.`
+      : '\nready: every clause can run.',
+  );
   return fatalProblems(p).length ? 2 : 0;
 }
 
@@ -290,19 +319,24 @@ function cmdExpect(argv: string[], io: Io): number {
   if (a.strings.write !== undefined) {
     const file = path.resolve(io.cwd, a.strings.write);
     const st = statOf(file);
-    if (!st || !st.isFile()) throw new UsageError(`--write ${q(a.strings.write)}: ${!st ? 'no such file' : st.isDirectory() ? 'is a directory' : 'is not a regular file'}; expected the manifest.json of the server the results are of`);
+    if (!st?.isFile())
+      throw new UsageError(
+        `--write ${q(a.strings.write)}: ${!st ? 'no such file' : st.isDirectory() ? 'is a directory' : 'is not a regular file'}; expected the manifest.json of the server the results are of`,
+      );
     if (st.size > 4 * 1024 * 1024) throw new UsageError(`--write ${q(a.strings.write)}: ${st.size} bytes is too large for a manifest.json`);
     const text = readFileSync(file, 'utf8');
     const parsed = parseManifest(text, file); // a manifest that does not load is not rewritten
     const server = res.server.name.replace(/@.*$/, '');
-    if (parsed.name !== server) throw new UsageError(`--write ${q(a.strings.write)}: the manifest of server ${q(parsed.name)}, but the results are of ${q(res.server.name)}`);
+    if (parsed.name !== server)
+      throw new UsageError(`--write ${q(a.strings.write)}: the manifest of server ${q(parsed.name)}, but the results are of ${q(res.server.name)}`);
     const why = canCreateIn(path.dirname(file));
     if (why) throw new UsageError(`--write ${q(a.strings.write)}: cannot write in ${q(path.dirname(file))} (${why})`);
     manifest = { file, raw: JSON.parse(text) as Record<string, unknown>, indent: /^\{\r?\n([ \t]+)/.exec(text)?.[1] ?? '  ' };
   }
   const entries = expectEntries(res);
   const unknown = entries.find((e) => !isClauseId(e.clause));
-  if (unknown) throw new UsageError(`--from ${q(a.strings.from)}: clause ${q(unknown.clause)} is not in the catalogue of fusecert ${VERSION} (see fusecert clauses)`);
+  if (unknown)
+    throw new UsageError(`--from ${q(a.strings.from)}: clause ${q(unknown.clause)} is not in the catalogue of fusecert ${VERSION} (see fusecert clauses)`);
   const json = JSON.stringify(entries, null, 2) + '\n';
   // The checks above cannot foresee everything a write meets (a full disk, a device that refuses).
   const write = (option: string, file: string, text: string) => {
@@ -323,7 +357,9 @@ function cmdExpect(argv: string[], io: Io): number {
     const text = JSON.stringify(m.manifest, null, manifest.indent) + '\n';
     parseManifest(text, manifest.file); // what we write loads
     write('--write', manifest.file, text);
-    io.out(`${q(path.relative(io.cwd, manifest.file) || manifest.file)}: ${m.added} expect entr${m.added === 1 ? 'y' : 'ies'} added${m.replaced ? `, ${m.replaced} replaced` : ''}; replace each TODO with the reason`);
+    io.out(
+      `${q(path.relative(io.cwd, manifest.file) || manifest.file)}: ${m.added} expect entr${m.added === 1 ? 'y' : 'ies'} added${m.replaced ? `, ${m.replaced} replaced` : ''}; replace each TODO with the reason`,
+    );
   }
   if (!target && !manifest) io.out(json);
   return 0;
@@ -336,7 +372,9 @@ function help(io: Io, cmd: Parameters<typeof commandHelp>[0]): number {
 
 /** Errors that answer the user's input or environment: one line, exit 2. Anything else is a bug of ours. */
 export function isInputError(e: unknown): e is Error {
-  return e instanceof UsageError || e instanceof ManifestError || e instanceof EnvironmentError || e instanceof ResultsInputError || e instanceof PtfsBuildError;
+  return (
+    e instanceof UsageError || e instanceof ManifestError || e instanceof EnvironmentError || e instanceof ResultsInputError || e instanceof PtfsBuildError
+  );
 }
 
 /** The one line (and, with FUSECERT_DEBUG=1, the stack) an error gets; always exit code 2. */
@@ -345,7 +383,9 @@ export function reportError(e: unknown, io: Pick<Io, 'err' | 'env'>): number {
   if (isInputError(e)) {
     io.err(`fusecert: error: ${message}`);
   } else {
-    io.err(`fusecert: internal error: ${e instanceof Error && e.name !== 'Error' ? `${e.name}: ` : ''}${message} (please report this with the command line at ${ISSUES}; FUSECERT_DEBUG=1 prints the stack)`);
+    io.err(
+      `fusecert: internal error: ${e instanceof Error && e.name !== 'Error' ? `${e.name}: ` : ''}${message} (please report this with the command line at ${ISSUES}; FUSECERT_DEBUG=1 prints the stack)`,
+    );
     if (io.env.FUSECERT_DEBUG === '1' && e instanceof Error && e.stack) io.err(e.stack);
   }
   return 2;

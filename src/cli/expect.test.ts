@@ -37,8 +37,15 @@ describe('expectEntries', () => {
     ]);
   });
 
-  test('under the run\'s --strict, SHOULD failures and environment skips count too; an unexpected pass gets no entry', () => {
-    const r = run([c('PRF-001', 'fail', { level: 'SHOULD', reason: 'below the threshold' }), c('RW-004', 'skip', { reason: 'needs tracefs' }), c('RW-002', 'xpass', { reason: 'expected fail but it passed' })], true);
+  test("under the run's --strict, SHOULD failures and environment skips count too; an unexpected pass gets no entry", () => {
+    const r = run(
+      [
+        c('PRF-001', 'fail', { level: 'SHOULD', reason: 'below the threshold' }),
+        c('RW-004', 'skip', { reason: 'needs tracefs' }),
+        c('RW-002', 'xpass', { reason: 'expected fail but it passed' }),
+      ],
+      true,
+    );
     expect(expectEntries(r, today).map((e) => [e.clause, e.status])).toEqual([
       ['PRF-001', 'fail'],
       ['RW-004', 'skip'],
@@ -46,7 +53,11 @@ describe('expectEntries', () => {
   });
 
   test('an expired entry is carried over with its old reason and status; an empty reason still makes a valid entry', () => {
-    const clauses = applyExpectations([c('ATT-006', 'fail'), c('RW-002', 'fail', { reason: '' })], [{ clause: 'ATT-006', status: 'fail', reason: 'mtime after msync is cached', expires: '2026-01-01' }], today);
+    const clauses = applyExpectations(
+      [c('ATT-006', 'fail'), c('RW-002', 'fail', { reason: '' })],
+      [{ clause: 'ATT-006', status: 'fail', reason: 'mtime after msync is cached', expires: '2026-01-01' }],
+      today,
+    );
     const e = expectEntries(run(clauses), today);
     expect(e).toEqual([
       { clause: 'ATT-006', status: 'fail', reason: 'TODO: renew or fix (was: mtime after msync is cached)', expires: '2027-02-21' },
@@ -140,7 +151,10 @@ describe('fusecert expect', () => {
       [['expect'], /^expect needs --from RESULTS\.json/],
       [['expect', '--from', f.other], /other\.json: written by fusecert 1\.0\.0; this is fusecert 0\.1\.0/],
       [['expect', '--from', '/etc/passwd'], /^\/etc\/passwd: not JSON/],
-      [['expect', '--from', f.results, '--write', path.join(ROOT, 'servers/bindfs/manifest.json')], /--write .*bindfs\/manifest\.json: the manifest of server bindfs, but the results are of ptfs$/],
+      [
+        ['expect', '--from', f.results, '--write', path.join(ROOT, 'servers/bindfs/manifest.json')],
+        /--write .*bindfs\/manifest\.json: the manifest of server bindfs, but the results are of ptfs$/,
+      ],
       [['expect', '--from', f.results, '--write', tmp], /--write .*: is a directory; expected the manifest\.json/],
       [['expect', '--from', f.results, '--write', f.results], /results\.json: name: expected string$/],
       [['expect', '--from', f.results, '-o', '/nonexistent/e.json'], /^-o \/nonexistent\/e\.json: directory \/nonexistent does not exist/],

@@ -1,8 +1,4 @@
-// The process entry of `fusecert` (bin/fusecert.mjs imports it): the commands are in commands.ts,
-// main(argv, io) there returns the exit code; this file adds what only a real process has.
-import path from 'node:path';
 import { rmSync } from 'node:fs';
-import { sweep } from '../mount/index.ts';
 import { childPids, active } from './run.ts';
 import { main, processIo, reportError } from './commands.ts';
 

@@ -72,6 +72,12 @@ export async function ensurePtfs(log: (line: string) => void): Promise<void> {
 export function ptfsCheck(): Check {
   if (existsSync(PTFS_BIN)) return { name: 'reference server ptfs', ok: true, value: `built: ${PTFS_BIN}` };
   const tools = missingTools();
-  if (tools.length === 0) return { name: 'reference server ptfs', ok: true, value: 'not built yet: `fusecert run` builds it (make, gcc found), or `fusecert build-ptfs`' };
-  return { name: 'reference server ptfs', ok: false, value: `not built, and ${tools.join(' and ')} not found`, fix: `apt-get install make gcc, then fusecert build-ptfs` };
+  if (tools.length === 0)
+    return { name: 'reference server ptfs', ok: true, value: 'not built yet: `fusecert run` builds it (make, gcc found), or `fusecert build-ptfs`' };
+  return {
+    name: 'reference server ptfs',
+    ok: false,
+    value: `not built, and ${tools.join(' and ')} not found`,
+    fix: `apt-get install make gcc, then fusecert build-ptfs`,
+  };
 }

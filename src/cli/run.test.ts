@@ -17,7 +17,9 @@ describe.skipIf(why)(`fusecert run on real mounts${why ? ` (skipped: ${why})` : 
     expect(r.leftovers).toEqual([]);
     const res = r.results!;
     expect(res.summary.fail + res.summary.hung).toBe(0);
-    expect(res.clauses.map((c) => c.id)).toEqual(expect.arrayContaining(['NEG-001', 'LIF-001', 'LIF-002', 'RW-001', 'RW-002', 'RW-003', 'RW-001@no-passthrough']));
+    expect(res.clauses.map((c) => c.id)).toEqual(
+      expect.arrayContaining(['NEG-001', 'LIF-001', 'LIF-002', 'RW-001', 'RW-002', 'RW-003', 'RW-001@no-passthrough']),
+    );
     expect(XMLValidator.validate(r.junit!)).toBe(true);
     const xml = new XMLParser({ ignoreAttributes: false, attributeNamePrefix: '' }).parse(r.junit!);
     const suites = [xml.testsuites.testsuite].flat();
@@ -51,8 +53,16 @@ describe.skipIf(why)(`fusecert run on real mounts${why ? ` (skipped: ${why})` : 
       const cases: [string, object, RegExp][] = [
         ['typo', { ...base, mountTimoutMs: 1 }, /typo\.json: \(top level\): unknown field "mountTimoutMs"/],
         ['missing', { ...base, command: ['/nonexistent/server', '{mountpoint}'] }, /missing\.json: command\[0\]: executable \/nonexistent\/server not found/],
-        ['exits', { ...base, command: ['/bin/sh', '-c', 'echo cannot start >&2; exit 3', 'x', '{mountpoint}'] }, /the server exited with code 3 before mounting .*: cannot start/],
-        ['never', { ...base, command: ['/bin/sh', '-c', 'sleep 30', 'x', '{mountpoint}'], mountTimeoutMs: 1500 }, /no FUSE mount appeared at .* within 1500 ms/],
+        [
+          'exits',
+          { ...base, command: ['/bin/sh', '-c', 'echo cannot start >&2; exit 3', 'x', '{mountpoint}'] },
+          /the server exited with code 3 before mounting .*: cannot start/,
+        ],
+        [
+          'never',
+          { ...base, command: ['/bin/sh', '-c', 'sleep 30', 'x', '{mountpoint}'], mountTimeoutMs: 1500 },
+          /no FUSE mount appeared at .* within 1500 ms/,
+        ],
       ];
       for (const [name, manifest, re] of cases) {
         const f = path.join(dir, `${name}.json`);
@@ -81,7 +91,13 @@ describe.skipIf(why)(`fusecert run on real mounts${why ? ` (skipped: ${why})` : 
     // The guardian normally cleans up within 5 s (src/selftest/killed.test.ts); when it dies too,
     // sweepDeadRuns of the next run is the last resort.
     const m = ptfsManifest('ptfs-hang-read2', ['--no-passthrough', '--defect', 'hang-on', 'READ']);
-    const killed = await killRun(['run', '--server', m, '--family', 'RW', '--deadline', '60000'], { phase: 'mounted', signal: 'SIGKILL', afterMs: 1500, graceMs: 1500, alsoGuardian: true });
+    const killed = await killRun(['run', '--server', m, '--family', 'RW', '--deadline', '60000'], {
+      phase: 'mounted',
+      signal: 'SIGKILL',
+      afterMs: 1500,
+      graceMs: 1500,
+      alsoGuardian: true,
+    });
     expect(killed.exitSignal).toBe('SIGKILL');
     expect(killed.left.some((l) => l.startsWith('mount '))).toBe(true); // nobody could clean up
     const next = await fusecert(['run', '--server', 'servers/ptfs/manifest.json', '--only', 'NEG-001'], { tmp: killed.tmp });
@@ -101,10 +117,21 @@ describe.skipIf(whyBindfs)(`bindfs${whyBindfs ? ` (skipped: ${whyBindfs})` : ''}
   test('two servers in one run: a report each, the comparison, nothing left between or after them', async () => {
     const out = mkdtempSync(path.join(os.tmpdir(), 'fusecert-test-out-'));
     try {
-      const r = await fusecert(['run', '--server', 'servers/ptfs/manifest.json', '--server', 'servers/bindfs/manifest.json', '--only', 'NEG-001,RW-003', '--out', out]);
+      const r = await fusecert([
+        'run',
+        '--server',
+        'servers/ptfs/manifest.json',
+        '--server',
+        'servers/bindfs/manifest.json',
+        '--only',
+        'NEG-001,RW-003',
+        '--out',
+        out,
+      ]);
       expect(r.exitCode, r.stderr).toBe(0);
       expect(r.leftovers).toEqual([]);
-      for (const f of ['ptfs/results.json', 'ptfs/junit.xml', 'bindfs/results.json', 'bindfs/junit.xml', 'compare.html', 'compare.md']) expect(existsSync(path.join(out, f)), f).toBe(true);
+      for (const f of ['ptfs/results.json', 'ptfs/junit.xml', 'bindfs/results.json', 'bindfs/junit.xml', 'compare.html', 'compare.md'])
+        expect(existsSync(path.join(out, f)), f).toBe(true);
     } finally {
       rmSync(out, { recursive: true, force: true });
     }

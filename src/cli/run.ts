@@ -1,5 +1,5 @@
 import { handOff } from '../runenv/index.ts';
-import { mkdirSync, writeFileSync, existsSync, readdirSync, readFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, writeFileSync, existsSync, readdirSync, readFileSync, mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
@@ -10,7 +10,17 @@ import { useRegistry, ServerInstance, makeWorkspace, fuseMountAt, abortConnectio
 import { RunGuard, sweepRun, cgroupOf, cgroup2Root, type RunState } from '../mount/guardian.ts';
 import { sweepStaleInstances } from '../evidence/index.ts';
 import type { RunContext } from '../harness/context.ts';
-import { ClauseCollector, applyExpectations, applyBaseline, summarise, platformSummary, writeJUnit, summaryTable, DEFAULT_TOLERANCE, type Results } from '../report/index.ts';
+import {
+  ClauseCollector,
+  applyExpectations,
+  applyBaseline,
+  summarise,
+  platformSummary,
+  writeJUnit,
+  summaryTable,
+  DEFAULT_TOLERANCE,
+  type Results,
+} from '../report/index.ts';
 
 export const ROOT = path.resolve(import.meta.dirname, '../..');
 export const VERSION = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')).version as string;
@@ -149,7 +159,8 @@ export async function runServer(spec: ServerSpec, reference: ServerSpec | null, 
   const version = await serverVersion(spec);
 
   const ctxFile = path.join(stateDir, 'context.json');
-  const cliArgs = (extra: string) => `node ${path.relative(process.cwd(), path.join(ROOT, 'bin/fusecert.mjs')) || 'bin/fusecert.mjs'} run --server ${spec.file}${spec.variant ? '@' + spec.variant : ''} ${extra}`;
+  const cliArgs = (extra: string) =>
+    `node ${path.relative(process.cwd(), path.join(ROOT, 'bin/fusecert.mjs')) || 'bin/fusecert.mjs'} run --server ${spec.file}${spec.variant ? '@' + spec.variant : ''} ${extra}`;
   const ctx: RunContext = {
     server: spec,
     reference,
@@ -193,7 +204,11 @@ export async function runServer(spec: ServerSpec, reference: ServerSpec | null, 
   // Suites that measure time (PRF) run after the others, one at a time: a throughput ratio taken
   // while another suite file loads the machine's cores measures that suite, not the server.
   const { startVitest } = await import('vitest/node'); // only `run` needs it (bin/fusecert.mjs preloads it)
-  const alone = new Set(Object.values(FAMILIES).filter((f) => f.alone).map((f) => `${f.suite}.test.ts`));
+  const alone = new Set(
+    Object.values(FAMILIES)
+      .filter((f) => f.alone)
+      .map((f) => `${f.suite}.test.ts`),
+  );
   const batches = [files.filter((f) => !alone.has(path.basename(f))), files.filter((f) => alone.has(path.basename(f)))];
   const concurrent = new Map<number, number>(); // other runs seen while a timing suite ran: pid -> samples
   let samples = 0;
@@ -260,7 +275,8 @@ export async function runServer(spec: ServerSpec, reference: ServerSpec | null, 
     errors: collector.errors,
     summary: summarise(clauses, opts.strict, collector.errors),
   };
-  if (opts.baseline) applyBaseline(results, opts.baseline.results, { strict: opts.strict, tolerance: opts.baselineTolerance ?? DEFAULT_TOLERANCE, file: opts.baseline.file });
+  if (opts.baseline)
+    applyBaseline(results, opts.baseline.results, { strict: opts.strict, tolerance: opts.baselineTolerance ?? DEFAULT_TOLERANCE, file: opts.baseline.file });
   mkdirSync(outDir, { recursive: true });
   writeFileSync(path.join(outDir, 'results.json'), JSON.stringify(results, null, 2));
   writeJUnit([results], opts.junit ?? path.join(outDir, 'junit.xml'));
@@ -299,7 +315,12 @@ export function sweepDeadRuns(): string[] {
     if (!m || Number(m[1]) === process.pid || alive(Number(m[1]))) continue;
     const cg = path.join(home!, d);
     if (existsSync(path.join(tmp, `fusecert-run-${d.slice(m[0].length)}`))) continue; // its state dir was judged above
-    log.push(...sweepRun({ stateDir: path.join(tmp, `fusecert-run-${d.slice(m[0].length)}`), pid: Number(m[1]), start: '', cgroup: cg, homeCgroup: home }, { runnerGone: false }));
+    log.push(
+      ...sweepRun(
+        { stateDir: path.join(tmp, `fusecert-run-${d.slice(m[0].length)}`), pid: Number(m[1]), start: '', cgroup: cg, homeCgroup: home },
+        { runnerGone: false },
+      ),
+    );
     log.push(`removed the cgroup of a dead run: ${cg}`);
   }
   for (const i of sweepStaleInstances()) log.push(`removed tracefs instance of a dead run: ${i}`);

@@ -6,9 +6,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, test } from 'vitest';
-import {
-  EvidenceLostError, EvidenceSession, EvidenceUnavailableError, TRACEFS_ROOT, countOf, sweepStaleInstances, tracefsStatus,
-} from './index.ts';
+import { EvidenceLostError, EvidenceSession, EvidenceUnavailableError, TRACEFS_ROOT, countOf, sweepStaleInstances, tracefsStatus } from './index.ts';
 import { haveBindfs, havePtfs, startMount, type TestMount } from './testing.ts';
 
 const st = await tracefsStatus();
@@ -20,8 +18,13 @@ if (!st.available) console.warn(`evidence integration tests skipped: ${st.reason
 
 const MiB = 1 << 20;
 
-async function withMount<T>(kind: 'bindfs' | 'ptfs', args: string[], fill: (src: string) => void,
-  fn: (m: TestMount, s: EvidenceSession) => Promise<T>, opts: { bufferKb?: number; pollMs?: number } = {}): Promise<T> {
+async function withMount<T>(
+  kind: 'bindfs' | 'ptfs',
+  args: string[],
+  fill: (src: string) => void,
+  fn: (m: TestMount, s: EvidenceSession) => Promise<T>,
+  opts: { bufferKb?: number; pollMs?: number } = {},
+): Promise<T> {
   const m = await startMount(kind, args, fill);
   let s: EvidenceSession | undefined;
   try {
@@ -74,8 +77,7 @@ describe('evidence on real mounts', () => {
       const bad = await tracefsStatus('/nonexistent/fusecert-tracefs');
       expect(bad.available).toBe(false);
       expect(bad.reason).toMatch(/^tracefs unavailable: /);
-      await expect(EvidenceSession.open({ connection: 1, pids: [], root: '/nonexistent/fusecert-tracefs' }))
-        .rejects.toBeInstanceOf(EvidenceUnavailableError);
+      await expect(EvidenceSession.open({ connection: 1, pids: [], root: '/nonexistent/fusecert-tracefs' })).rejects.toBeInstanceOf(EvidenceUnavailableError);
     } else {
       expect(st.reason).toMatch(/^tracefs unavailable: /);
     }
@@ -98,36 +100,43 @@ describe('evidence on real mounts', () => {
 
   test.skipIf(noBindfs)(`window: fn errors are rethrown after the end marker${why(noBindfs, 'bindfs not installed')}`, async () => {
     await withMount('bindfs', [], files(1, 10), async (m, s) => {
-      await expect(s.window('boom', async () => {
-        await fs.promises.readFile(path.join(m.mnt, 'f0'));
-        throw new Error('boom');
-      })).rejects.toThrow('boom');
+      await expect(
+        s.window('boom', async () => {
+          await fs.promises.readFile(path.join(m.mnt, 'f0'));
+          throw new Error('boom');
+        }),
+      ).rejects.toThrow('boom');
       const again = await s.window('after', () => fs.promises.stat(path.join(m.mnt, 'nope')).catch(() => null));
       expect(again.requests.counts.FUSE_LOOKUP).toBe(1);
     });
   });
 
-  test.skipIf(noPtfs)(`ptfs: 64 MiB read in passthrough sends no FUSE_READ; without passthrough ~size/max_read${why(noPtfs, 'servers/ptfs/ptfs not built')}`, async () => {
-    const size = 64 * MiB;
-    const pt = await withMount('ptfs', [], files(1, size), async (m, s) => {
-      const w = await s.window('read', () => fs.promises.readFile(path.join(m.mnt, 'f0')));
-      expect(w.result.length).toBe(size);
-      await settle(s, () => s.ledger().liveCount() === 0);
-      return { w, ledger: s.ledger() };
-    });
-    expect(countOf(pt.w.requests, 'FUSE_READ')).toBe(0);
-    expect(pt.w.ledger.opens.filter((o) => o.ok)).toHaveLength(1);
-    const nopt = await withMount('ptfs', ['--no-passthrough'], files(1, size), async (m, s) => {
-      return s.window('read', () => fs.promises.readFile(path.join(m.mnt, 'f0')));
-    });
-    const reads = countOf(nopt.requests, 'FUSE_READ');
-    const bytes = nopt.requests.replyBytes.FUSE_READ ?? 0;
-    console.log(`64 MiB read: passthrough FUSE_READ=0, no-passthrough FUSE_READ=${reads} (${(bytes / reads / 1024).toFixed(0)} KiB per reply), ledger ${nopt.ledger.summary()}`);
-    expect(reads).toBeGreaterThanOrEqual(size / (1 * MiB));
-    expect(reads).toBeLessThanOrEqual(size / 4096);
-    expect(bytes).toBeGreaterThanOrEqual(size);
-    expect(nopt.ledger.opens).toHaveLength(0);
-  });
+  test.skipIf(noPtfs)(
+    `ptfs: 64 MiB read in passthrough sends no FUSE_READ; without passthrough ~size/max_read${why(noPtfs, 'servers/ptfs/ptfs not built')}`,
+    async () => {
+      const size = 64 * MiB;
+      const pt = await withMount('ptfs', [], files(1, size), async (m, s) => {
+        const w = await s.window('read', () => fs.promises.readFile(path.join(m.mnt, 'f0')));
+        expect(w.result.length).toBe(size);
+        await settle(s, () => s.ledger().liveCount() === 0);
+        return { w, ledger: s.ledger() };
+      });
+      expect(countOf(pt.w.requests, 'FUSE_READ')).toBe(0);
+      expect(pt.w.ledger.opens.filter((o) => o.ok)).toHaveLength(1);
+      const nopt = await withMount('ptfs', ['--no-passthrough'], files(1, size), async (m, s) => {
+        return s.window('read', () => fs.promises.readFile(path.join(m.mnt, 'f0')));
+      });
+      const reads = countOf(nopt.requests, 'FUSE_READ');
+      const bytes = nopt.requests.replyBytes.FUSE_READ ?? 0;
+      console.log(
+        `64 MiB read: passthrough FUSE_READ=0, no-passthrough FUSE_READ=${reads} (${(bytes / reads / 1024).toFixed(0)} KiB per reply), ledger ${nopt.ledger.summary()}`,
+      );
+      expect(reads).toBeGreaterThanOrEqual(size / (1 * MiB));
+      expect(reads).toBeLessThanOrEqual(size / 4096);
+      expect(bytes).toBeGreaterThanOrEqual(size);
+      expect(nopt.ledger.opens).toHaveLength(0);
+    },
+  );
 
   test.skipIf(noPtfs)(`ptfs ledger: open/read/close of 100 files balances${why(noPtfs, 'servers/ptfs/ptfs not built')}`, async () => {
     await withMount('ptfs', [], files(100, 8192), async (m, s) => {
@@ -193,19 +202,25 @@ describe('evidence on real mounts', () => {
 
   test.skipIf(noPtfs)(`an overrun ring buffer fails loudly with EvidenceLostError${why(noPtfs, 'servers/ptfs/ptfs not built')}`, async () => {
     // a cold FUSE page cache: each file is read through the server once, ~1000 events in all
-    await withMount('ptfs', ['--no-passthrough'], files(4, 16 * MiB), async (m, s) => {
-      let err: unknown;
-      try {
-        await s.window('flood', async () => {
-          for (let i = 0; i < 4; i++) await fs.promises.readFile(path.join(m.mnt, `f${i}`));
-        });
-      } catch (e) {
-        err = e;
-      }
-      expect(err).toBeInstanceOf(EvidenceLostError);
-      expect(String(err)).toMatch(/overrun/);
-      await expect(s.flush()).rejects.toBeInstanceOf(EvidenceLostError);
-    }, { bufferKb: 4, pollMs: 0 });
+    await withMount(
+      'ptfs',
+      ['--no-passthrough'],
+      files(4, 16 * MiB),
+      async (m, s) => {
+        let err: unknown;
+        try {
+          await s.window('flood', async () => {
+            for (let i = 0; i < 4; i++) await fs.promises.readFile(path.join(m.mnt, `f${i}`));
+          });
+        } catch (e) {
+          err = e;
+        }
+        expect(err).toBeInstanceOf(EvidenceLostError);
+        expect(String(err)).toMatch(/overrun/);
+        await expect(s.flush()).rejects.toBeInstanceOf(EvidenceLostError);
+      },
+      { bufferKb: 4, pollMs: 0 },
+    );
   });
 
   test.skipIf(!st.available)(`sweepStaleInstances removes instances of dead runs only${noTrace}`, async () => {

@@ -60,11 +60,18 @@ describe('ledger on recorded ptfs runs', () => {
 });
 
 // Hand-made lines in the kernel's exact format, for cases the recorded runs do not contain.
-const T = (s: string) => s.trim().split('\n').map((l) => l.trim()).join('\n');
+const T = (s: string) =>
+  s
+    .trim()
+    .split('\n')
+    .map((l) => l.trim())
+    .join('\n');
 
 describe('ledger arithmetic on hand-made traces', () => {
   test('failed opens with errno names, EINVAL close, liveAt over time', () => {
-    const l = new BackingLedger(parseTrace(T(`
+    const l = new BackingLedger(
+      parseTrace(
+        T(`
       srv-11 (10) [000] ..... 100.000001: sys_ioctl(fd: 4, cmd: 0x4010e501, arg: 0x7ffc0010)
       srv-11 (10) [000] ..... 100.000002: sys_ioctl -> 0xffffffffffffffff
       srv-12 (10) [001] ..... 100.000003: sys_ioctl(fd: 4, cmd: 0x4010e501, arg: 0x7ffc0020)
@@ -81,7 +88,9 @@ describe('ledger arithmetic on hand-made traces', () => {
       srv-11 (10) [000] ..... 100.000014: sys_ioctl(fd: 4, cmd: 0x4004e502, arg: 0x7ffc0050)
       srv-11 (10) [000] ..... 100.000015: sys_ioctl -> 0x0
       srv-12 (10) [001] ..... 100.000016: sys_ioctl(fd: 4, cmd: 0x4004e502, arg: 0x7ffc0060)
-    `)));
+    `),
+      ),
+    );
     expect(l.failedOpens().map((o) => o.code)).toEqual(['EPERM', 'EISDIR']);
     expect(l.opens.filter((o) => o.ok).map((o) => o.id)).toEqual([7, 8]);
     expect(l.failedCloses().map((c) => [c.code, c.meaning])).toEqual([['EINVAL', 'id <= 0']]);
@@ -100,7 +109,9 @@ describe('ledger arithmetic on hand-made traces', () => {
   });
 
   test('perRequest: replies written by another thread fall back to interval, overlap is ambiguous', () => {
-    const l = new BackingLedger(parseTrace(T(`
+    const l = new BackingLedger(
+      parseTrace(
+        T(`
       app-1 (1) [000] ..... 5.000001: fuse_request_send: connection 3 req 2 opcode 14 (FUSE_OPEN) len 48
       srv-20 (20) [001] ..... 5.000002: sys_ioctl(fd: 4, cmd: 0x4010e501, arg: 0x1000)
       srv-20 (20) [001] ..... 5.000003: sys_ioctl -> 0x1
@@ -114,7 +125,10 @@ describe('ledger arithmetic on hand-made traces', () => {
       app-1 (1) [000] ..... 7.000001: fuse_request_send: connection 9 req 8 opcode 14 (FUSE_OPEN) len 48
       srv-20 (20) [001] ..... 7.000002: sys_ioctl(fd: 4, cmd: 0x4010e501, arg: 0x1000)
       srv-20 (20) [001] ..... 7.000003: sys_ioctl -> 0x3
-    `)), 3);
+    `),
+      ),
+      3,
+    );
     const pr = l.perRequest().opens;
     expect(pr[0]!.request).toEqual({ opcode: 'FUSE_OPEN', unique: 2, how: 'interval' });
     expect(pr[1]!.request).toBeUndefined();

@@ -87,7 +87,10 @@ export class BackingLedger {
    * @param events parsed events in time order (a session's merged stream, or a fixture)
    * @param connection when given, only this connection's requests are used for perRequest()
    */
-  constructor(events: readonly TraceEvent[], readonly connection?: number) {
+  constructor(
+    events: readonly TraceEvent[],
+    readonly connection?: number,
+  ) {
     const pending = new Map<number, { call: IoctlCall; close: boolean } | null>();
     const byUnique = new Map<number, Req>();
     for (const e of events) {
@@ -226,9 +229,7 @@ export class BackingLedger {
           return { call, request: { opcode: r.opname, unique: r.unique, how: 'thread' } };
         }
       }
-      const cands = this.reqs.filter(
-        (r) => kinds.includes(r.opname) && r.sendTs <= call.enterTs && (r.endTs === undefined || r.endTs >= call.exitTs!),
-      );
+      const cands = this.reqs.filter((r) => kinds.includes(r.opname) && r.sendTs <= call.enterTs && (r.endTs === undefined || r.endTs >= call.exitTs!));
       if (cands.length === 1) return { call, request: { opcode: cands[0]!.opname, unique: cands[0]!.unique, how: 'interval' } };
       return cands.length ? { call, candidates: cands.map((r) => r.unique) } : { call };
     };

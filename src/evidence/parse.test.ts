@@ -15,8 +15,17 @@ describe('parseTraceLine', () => {
       '             cat-4083    (   4083) [000] ...2.   989.231667: fuse_request_send: connection 40 req 10 opcode 15 (FUSE_READ) len 80 ',
     );
     expect(e).toEqual({
-      task: 'cat', tid: 4083, tgid: 4083, cpu: 0, ts: 989_231_667,
-      kind: 'request_send', connection: 40, unique: 10, opcode: 15, opname: 'FUSE_READ', len: 80,
+      task: 'cat',
+      tid: 4083,
+      tgid: 4083,
+      cpu: 0,
+      ts: 989_231_667,
+      kind: 'request_send',
+      connection: 40,
+      unique: 10,
+      opcode: 15,
+      opname: 'FUSE_READ',
+      len: 80,
     });
   });
 
@@ -39,10 +48,20 @@ describe('parseTraceLine', () => {
   });
 
   test('sys_ioctl enter in both hex styles, exit with positive and negative returns', () => {
-    expect(parseTraceLine('  ptfs-7626 (  7623) [001] ..... 1239.567626: sys_ioctl(fd: 4, cmd: 0x4010e501, arg: 0x7f41831fcca0)'))
-      .toMatchObject({ kind: 'ioctl_enter', tid: 7626, tgid: 7623, fd: 4, cmd: 0x4010e501, arg: 0x7f41831fcca0n });
-    expect(parseTraceLine('  srv-10 [000] ..... 1.000001: sys_ioctl(fd: 1a, cmd: 4004e502, arg: 7ffc0000)'))
-      .toMatchObject({ kind: 'ioctl_enter', fd: 26, cmd: 0x4004e502, arg: 0x7ffc0000n });
+    expect(parseTraceLine('  ptfs-7626 (  7623) [001] ..... 1239.567626: sys_ioctl(fd: 4, cmd: 0x4010e501, arg: 0x7f41831fcca0)')).toMatchObject({
+      kind: 'ioctl_enter',
+      tid: 7626,
+      tgid: 7623,
+      fd: 4,
+      cmd: 0x4010e501,
+      arg: 0x7f41831fcca0n,
+    });
+    expect(parseTraceLine('  srv-10 [000] ..... 1.000001: sys_ioctl(fd: 1a, cmd: 4004e502, arg: 7ffc0000)')).toMatchObject({
+      kind: 'ioctl_enter',
+      fd: 26,
+      cmd: 0x4004e502,
+      arg: 0x7ffc0000n,
+    });
     expect(parseTraceLine('  ptfs-7626 (  7623) [001] ..... 1239.567634: sys_ioctl -> 0x1')).toMatchObject({ kind: 'ioctl_exit', ret: 1 });
     expect(parseTraceLine('  ptfs-7624 (  7623) [000] ..... 1239.568073: sys_ioctl -> 0xfffffffffffffffe')).toMatchObject({ ret: -2 });
     expect(hexRet('ffffffffffffffff')).toBe(-1);
@@ -100,7 +119,11 @@ describe('recorded fixtures', () => {
 });
 
 describe('summariseRequests', () => {
-  const T = (s: string) => s.split('\n').map((l) => l.trim()).join('\n');
+  const T = (s: string) =>
+    s
+      .split('\n')
+      .map((l) => l.trim())
+      .join('\n');
   const trace = T(`
     t-1 (1) [000] ..... 1.000001: tracing_mark_write: A
     t-1 (1) [000] ..... 1.000002: fuse_request_send: connection 7 req 2 opcode 14 (FUSE_OPEN) len 48

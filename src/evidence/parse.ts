@@ -14,18 +14,57 @@
 import { errnoName, FUSE_DEV_IOC } from '../sys/index.ts';
 
 export const FUSE_OPCODES: Record<number, string> = {
-  1: 'FUSE_LOOKUP', 2: 'FUSE_FORGET', 3: 'FUSE_GETATTR', 4: 'FUSE_SETATTR', 5: 'FUSE_READLINK',
-  6: 'FUSE_SYMLINK', 8: 'FUSE_MKNOD', 9: 'FUSE_MKDIR', 10: 'FUSE_UNLINK', 11: 'FUSE_RMDIR',
-  12: 'FUSE_RENAME', 13: 'FUSE_LINK', 14: 'FUSE_OPEN', 15: 'FUSE_READ', 16: 'FUSE_WRITE',
-  17: 'FUSE_STATFS', 18: 'FUSE_RELEASE', 20: 'FUSE_FSYNC', 21: 'FUSE_SETXATTR',
-  22: 'FUSE_GETXATTR', 23: 'FUSE_LISTXATTR', 24: 'FUSE_REMOVEXATTR', 25: 'FUSE_FLUSH',
-  26: 'FUSE_INIT', 27: 'FUSE_OPENDIR', 28: 'FUSE_READDIR', 29: 'FUSE_RELEASEDIR',
-  30: 'FUSE_FSYNCDIR', 31: 'FUSE_GETLK', 32: 'FUSE_SETLK', 33: 'FUSE_SETLKW', 34: 'FUSE_ACCESS',
-  35: 'FUSE_CREATE', 36: 'FUSE_INTERRUPT', 37: 'FUSE_BMAP', 38: 'FUSE_DESTROY', 39: 'FUSE_IOCTL',
-  40: 'FUSE_POLL', 41: 'FUSE_NOTIFY_REPLY', 42: 'FUSE_BATCH_FORGET', 43: 'FUSE_FALLOCATE',
-  44: 'FUSE_READDIRPLUS', 45: 'FUSE_RENAME2', 46: 'FUSE_LSEEK', 47: 'FUSE_COPY_FILE_RANGE',
-  48: 'FUSE_SETUPMAPPING', 49: 'FUSE_REMOVEMAPPING', 50: 'FUSE_SYNCFS', 51: 'FUSE_TMPFILE',
-  52: 'FUSE_STATX', 4096: 'CUSE_INIT',
+  1: 'FUSE_LOOKUP',
+  2: 'FUSE_FORGET',
+  3: 'FUSE_GETATTR',
+  4: 'FUSE_SETATTR',
+  5: 'FUSE_READLINK',
+  6: 'FUSE_SYMLINK',
+  8: 'FUSE_MKNOD',
+  9: 'FUSE_MKDIR',
+  10: 'FUSE_UNLINK',
+  11: 'FUSE_RMDIR',
+  12: 'FUSE_RENAME',
+  13: 'FUSE_LINK',
+  14: 'FUSE_OPEN',
+  15: 'FUSE_READ',
+  16: 'FUSE_WRITE',
+  17: 'FUSE_STATFS',
+  18: 'FUSE_RELEASE',
+  20: 'FUSE_FSYNC',
+  21: 'FUSE_SETXATTR',
+  22: 'FUSE_GETXATTR',
+  23: 'FUSE_LISTXATTR',
+  24: 'FUSE_REMOVEXATTR',
+  25: 'FUSE_FLUSH',
+  26: 'FUSE_INIT',
+  27: 'FUSE_OPENDIR',
+  28: 'FUSE_READDIR',
+  29: 'FUSE_RELEASEDIR',
+  30: 'FUSE_FSYNCDIR',
+  31: 'FUSE_GETLK',
+  32: 'FUSE_SETLK',
+  33: 'FUSE_SETLKW',
+  34: 'FUSE_ACCESS',
+  35: 'FUSE_CREATE',
+  36: 'FUSE_INTERRUPT',
+  37: 'FUSE_BMAP',
+  38: 'FUSE_DESTROY',
+  39: 'FUSE_IOCTL',
+  40: 'FUSE_POLL',
+  41: 'FUSE_NOTIFY_REPLY',
+  42: 'FUSE_BATCH_FORGET',
+  43: 'FUSE_FALLOCATE',
+  44: 'FUSE_READDIRPLUS',
+  45: 'FUSE_RENAME2',
+  46: 'FUSE_LSEEK',
+  47: 'FUSE_COPY_FILE_RANGE',
+  48: 'FUSE_SETUPMAPPING',
+  49: 'FUSE_REMOVEMAPPING',
+  50: 'FUSE_SYNCFS',
+  51: 'FUSE_TMPFILE',
+  52: 'FUSE_STATX',
+  4096: 'CUSE_INIT',
 };
 
 export const BACKING_OPEN_CMD = FUSE_DEV_IOC.BACKING_OPEN;
@@ -108,8 +147,13 @@ export function parseTraceLine(line: string): TraceEvent | null {
       if (!s) break;
       const opcode = Number(s[3]);
       return {
-        ...c, kind: 'request_send', connection: Number(s[1]), unique: Number(s[2]), opcode,
-        opname: s[4] || FUSE_OPCODES[opcode] || `FUSE_OP_${opcode}`, len: Number(s[5]),
+        ...c,
+        kind: 'request_send',
+        connection: Number(s[1]),
+        unique: Number(s[2]),
+        opcode,
+        opname: s[4] || FUSE_OPCODES[opcode] || `FUSE_OP_${opcode}`,
+        len: Number(s[5]),
       };
     }
     case 'fuse_request_end': {
@@ -180,9 +224,7 @@ export function findMarker(events: readonly TraceEvent[], label: string, from = 
  * events strictly between the first marker containing `fromMarker` and the next marker
  * containing `toMarker` count (a missing marker throws: a window we cannot find is not empty).
  */
-export function summariseRequests(
-  events: readonly TraceEvent[], connection: number, fromMarker?: string, toMarker?: string,
-): RequestSummary {
+export function summariseRequests(events: readonly TraceEvent[], connection: number, fromMarker?: string, toMarker?: string): RequestSummary {
   let lo = 0;
   let hi = events.length;
   if (fromMarker !== undefined) {

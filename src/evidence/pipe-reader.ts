@@ -15,7 +15,7 @@ const REQ = 0;
 const STOP = 1;
 const DONE = 2;
 
-const WORKER = String.raw`
+const WORKER = `
 const { workerData, parentPort } = require('node:worker_threads');
 const fs = require('node:fs');
 const { fds, pollMs, shared } = workerData;
@@ -69,7 +69,7 @@ export class PipeReader {
       onText(m.text);
       const done = this.waiting.filter((w) => w.ticket <= m.upTo);
       this.waiting = this.waiting.filter((w) => w.ticket > m.upTo);
-      for (const w of done) (this.error ? w.reject(new Error(`reading trace_pipe: ${this.error}`)) : w.resolve());
+      for (const w of done) this.error ? w.reject(new Error(`reading trace_pipe: ${this.error}`)) : w.resolve();
       if (this.waiting.length === 0) this.worker.unref();
     });
     this.worker.on('error', (e) => {

@@ -45,10 +45,14 @@ export class EvidenceUnavailableError extends Error {
 }
 
 export class EvidenceLostError extends Error {
-  constructor(readonly instance: string, readonly stats: Record<string, number>) {
+  constructor(
+    readonly instance: string,
+    readonly stats: Record<string, number>,
+  ) {
     super(
-      `trace events lost in ${instance}: ${Object.entries(stats).map(([k, v]) => `${k} ${v}`).join(', ')}` +
-        ' (ring buffer overrun; raise bufferKb or flush more often)',
+      `trace events lost in ${instance}: ${Object.entries(stats)
+        .map(([k, v]) => `${k} ${v}`)
+        .join(', ')}` + ' (ring buffer overrun; raise bufferKb or flush more often)',
     );
     this.name = 'EvidenceLostError';
   }
@@ -83,13 +87,17 @@ export async function tracefsStatus(root = TRACEFS_ROOT): Promise<TracefsStatus>
       return { available: false, root, reason: `tracefs unavailable: ${root} has no instances/ directory` };
     }
   }
-  const fuseEvents = fs.existsSync(path.join(root, 'events/fuse/fuse_request_send')) &&
-    fs.existsSync(path.join(root, 'events/fuse/fuse_request_end'));
-  const ioctlEvents = fs.existsSync(path.join(root, 'events/syscalls/sys_enter_ioctl')) &&
-    fs.existsSync(path.join(root, 'events/syscalls/sys_exit_ioctl'));
+  const fuseEvents = fs.existsSync(path.join(root, 'events/fuse/fuse_request_send')) && fs.existsSync(path.join(root, 'events/fuse/fuse_request_end'));
+  const ioctlEvents = fs.existsSync(path.join(root, 'events/syscalls/sys_enter_ioctl')) && fs.existsSync(path.join(root, 'events/syscalls/sys_exit_ioctl'));
   if (!fuseEvents) {
-    return { available: false, root, fuseEvents, ioctlEvents, mounted,
-      reason: 'tracefs unavailable: kernel has no fuse:fuse_request_send/end tracepoints (Linux 6.12+)' };
+    return {
+      available: false,
+      root,
+      fuseEvents,
+      ioctlEvents,
+      mounted,
+      reason: 'tracefs unavailable: kernel has no fuse:fuse_request_send/end tracepoints (Linux 6.12+)',
+    };
   }
   return { available: true, root, fuseEvents, ioctlEvents, mounted };
 }
@@ -105,8 +113,15 @@ function isAlive(pid: number): boolean {
 
 function removeInstanceSync(dir: string): void {
   // Disabling first makes the rmdir cheap and stops writers; rmdir alone would also do.
-  for (const [f, v] of [['tracing_on', '0'], ['events/enable', '0']] as const) {
-    try { fs.writeFileSync(path.join(dir, f), v); } catch { /* already gone */ }
+  for (const [f, v] of [
+    ['tracing_on', '0'],
+    ['events/enable', '0'],
+  ] as const) {
+    try {
+      fs.writeFileSync(path.join(dir, f), v);
+    } catch {
+      /* already gone */
+    }
   }
   for (let i = 0; ; i++) {
     try {
@@ -146,7 +161,9 @@ export function sweepStaleInstances(opts: { root?: string; alsoRunPid?: number }
     try {
       removeInstanceSync(path.join(dir, name));
       removed.push(name);
-    } catch { /* busy: someone alive reads it */ }
+    } catch {
+      /* busy: someone alive reads it */
+    }
   }
   return removed;
 }
@@ -157,7 +174,9 @@ export function threadsOf(pids: readonly number[]): number[] {
   for (const pid of pids) {
     try {
       for (const t of fs.readdirSync(`/proc/${pid}/task`)) out.push(Number(t));
-    } catch { /* process gone */ }
+    } catch {
+      /* process gone */
+    }
   }
   return out;
 }
@@ -215,7 +234,11 @@ class Instance {
   readonly events: TraceEvent[] = [];
   /** raw lines, when the session keeps them (fixtures) */
   readonly raw: string[] = [];
-  constructor(readonly dir: string, readonly source: TraceSource, private readonly keepRaw = false) {
+  constructor(
+    readonly dir: string,
+    readonly source: TraceSource,
+    private readonly keepRaw = false,
+  ) {
     this.pipeFd = fs.openSync(path.join(dir, 'trace_pipe'), fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
     this.markerFd = fs.openSync(path.join(dir, 'trace_marker'), fs.constants.O_WRONLY);
   }
@@ -267,7 +290,9 @@ class Instance {
     let cpus: string[] = [];
     try {
       cpus = fs.readdirSync(path.join(this.dir, 'per_cpu'));
-    } catch { /* no per_cpu */ }
+    } catch {
+      /* no per_cpu */
+    }
     for (const cpu of cpus) {
       let text = '';
       try {
@@ -284,7 +309,11 @@ class Instance {
   }
   closeFds() {
     for (const fd of [this.pipeFd, this.markerFd]) {
-      try { fs.closeSync(fd); } catch { /* closed */ }
+      try {
+        fs.closeSync(fd);
+      } catch {
+        /* closed */
+      }
     }
   }
 }
@@ -393,7 +422,9 @@ export class EvidenceSession {
         try {
           this.req?.read();
           this.io?.read();
-        } catch { /* reported by the next flush */ }
+        } catch {
+          /* reported by the next flush */
+        }
       }, poll);
       this.timer.unref();
     }
@@ -518,8 +549,7 @@ export class EvidenceSession {
 
   /** The raw lines read so far from both instances, merged in time order (keepRaw only). */
   rawText(): string {
-    const tagged = (inst?: Instance) =>
-      (inst?.raw ?? []).map((line) => ({ line, ts: parseTraceLine(line)?.ts ?? 0 }));
+    const tagged = (inst?: Instance) => (inst?.raw ?? []).map((line) => ({ line, ts: parseTraceLine(line)?.ts ?? 0 }));
     const a = tagged(this.req);
     const b = tagged(this.io);
     const out: string[] = [];

@@ -40,7 +40,10 @@ export interface TestMount {
 
 function isMounted(mnt: string): boolean {
   const real = fs.realpathSync(mnt);
-  return fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').some((l) => l.split(' ')[4] === real);
+  return fs
+    .readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .some((l) => l.split(' ')[4] === real);
 }
 
 /**
@@ -54,8 +57,7 @@ export async function startMount(kind: 'bindfs' | 'ptfs', args: string[] = [], f
   fs.mkdirSync(src);
   fs.mkdirSync(mnt, { mode: 0o700 });
   fill?.(src);
-  const argv = kind === 'bindfs' ? ['bindfs', ['-f', ...args, src, mnt]] as const
-    : [PTFS, ['--source', src, '--mountpoint', mnt, ...args]] as const;
+  const argv = kind === 'bindfs' ? (['bindfs', ['-f', ...args, src, mnt]] as const) : ([PTFS, ['--source', src, '--mountpoint', mnt, ...args]] as const);
   const child = spawn(argv[0], [...argv[1]], { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr!.on('data', (d) => (stderr += d));

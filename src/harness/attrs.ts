@@ -47,7 +47,9 @@ export async function attrViews(p: string, writer?: FileHandle, other?: FileHand
 export function expectSize(views: Views, expected: number, after: string): void {
   const bad = Object.entries(views).filter(([, v]) => v.size !== expected);
   if (bad.length === 0) return;
-  const good = Object.entries(views).filter(([, v]) => v.size === expected).map(([k]) => k);
+  const good = Object.entries(views)
+    .filter(([, v]) => v.size === expected)
+    .map(([k]) => k);
   fail(
     `${bad.map(([k, v]) => `${k} showed size ${v.size} (${v.size < expected ? 'stale by' : 'over by'} ${Math.abs(expected - v.size)} bytes)`).join('; ')} right after ${after}; expected ${expected}` +
       (good.length ? `; ${good.join(' and ')} showed ${expected}` : ''),

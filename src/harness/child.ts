@@ -13,7 +13,10 @@ const SCRIPT = path.join(import.meta.dirname, 'mapper-child.ts');
 
 /** An errno from the child's syscall (mmap, msync, open): a real answer of the kernel, not a crash. */
 export class MapperError extends Error {
-  constructor(readonly code: string, message: string) {
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
     super(message);
     this.name = 'MapperError';
   }
@@ -43,7 +46,9 @@ export class MapperChild {
     });
     proc.on('exit', (code, sig) => {
       const how = sig ? `was killed by ${sig}` : `exited with code ${code}`;
-      c.death = new ClauseFailure(`the mmap child process ${how} during ${c.current}${c.stderr ? `; its stderr: ${c.stderr.trim().split('\n').slice(-3).join(' | ')}` : ''}`);
+      c.death = new ClauseFailure(
+        `the mmap child process ${how} during ${c.current}${c.stderr ? `; its stderr: ${c.stderr.trim().split('\n').slice(-3).join(' | ')}` : ''}`,
+      );
       for (const p of c.pending.splice(0)) p.reject(c.death);
     });
     proc.stdin!.on('error', () => {});

@@ -77,7 +77,9 @@ export function unmetRequirement(req: Requirement, mount: Mount | undefined): Sk
       if (p.passthrough === 'n') return plat('kernel lacks CONFIG_FUSE_PASSTHROUGH');
       return null;
     case 'passthrough-data':
-      return claims.directIo ? na('server does not claim a passthrough data path: it claims FOPEN_DIRECT_IO with passthrough (read and write go to the server by design, SPEC §4)') : null;
+      return claims.directIo
+        ? na('server does not claim a passthrough data path: it claims FOPEN_DIRECT_IO with passthrough (read and write go to the server by design, SPEC §4)')
+        : null;
     case 'mirror':
       return claims.mirror ? null : na('server does not claim to mirror its source');
     case 'xattrs':

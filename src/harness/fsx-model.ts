@@ -73,7 +73,14 @@ abstract class Cmd implements fc.AsyncCommand<FsxModel, FsxReal> {
 }
 
 class Pwrite extends Cmd {
-  constructor(readonly fd: FdName, readonly off: number, readonly len: number, readonly seed: number) { super(); }
+  constructor(
+    readonly fd: FdName,
+    readonly off: number,
+    readonly len: number,
+    readonly seed: number,
+  ) {
+    super();
+  }
   async run(m: FsxModel, r: FsxReal) {
     live(r);
     const data = pattern(this.seed, this.len);
@@ -83,41 +90,67 @@ class Pwrite extends Cmd {
     check(bytesWritten === this.len, `${this}: wrote ${bytesWritten} bytes`);
     m.data = applyWrite(m.data, at, data);
   }
-  toString() { return `pwrite(${this.fd}, off=${this.off}, len=${this.len}, seed=${this.seed})`; }
+  toString() {
+    return `pwrite(${this.fd}, off=${this.off}, len=${this.len}, seed=${this.seed})`;
+  }
 }
 
 class Pread extends Cmd {
-  constructor(readonly fd: FdName, readonly off: number, readonly len: number) { super(); }
+  constructor(
+    readonly fd: FdName,
+    readonly off: number,
+    readonly len: number,
+  ) {
+    super();
+  }
   async run(m: FsxModel, r: FsxReal) {
     live(r);
     const got = await preadFull(fd(r, this.fd), this.off, this.len);
     expectBytes(got, m.data.subarray(this.off, this.off + this.len), `${this}`);
   }
-  toString() { return `pread(${this.fd}, off=${this.off}, len=${this.len})`; }
+  toString() {
+    return `pread(${this.fd}, off=${this.off}, len=${this.len})`;
+  }
 }
 
 class Fstat extends Cmd {
-  constructor(readonly fd: FdName) { super(); }
+  constructor(readonly fd: FdName) {
+    super();
+  }
   async run(m: FsxModel, r: FsxReal) {
     live(r);
     const st = await fd(r, this.fd).stat();
     check(st.size === size(m), `${this}: size ${st.size}, model says ${size(m)}`);
   }
-  toString() { return `fstat(${this.fd})`; }
+  toString() {
+    return `fstat(${this.fd})`;
+  }
 }
 
 class Truncate extends Cmd {
-  constructor(readonly fd: FdName, readonly size: number) { super(); }
+  constructor(
+    readonly fd: FdName,
+    readonly size: number,
+  ) {
+    super();
+  }
   async run(m: FsxModel, r: FsxReal) {
     live(r);
     await fd(r, this.fd).truncate(this.size);
     m.data = applyTruncate(m.data, this.size);
   }
-  toString() { return `ftruncate(${this.fd}, ${this.size})`; }
+  toString() {
+    return `ftruncate(${this.fd}, ${this.size})`;
+  }
 }
 
 class Append extends Cmd {
-  constructor(readonly len: number, readonly seed: number) { super(); }
+  constructor(
+    readonly len: number,
+    readonly seed: number,
+  ) {
+    super();
+  }
   async run(m: FsxModel, r: FsxReal) {
     live(r);
     const data = pattern(this.seed, this.len);
@@ -130,14 +163,23 @@ class Append extends Cmd {
     }
     m.data = applyWrite(m.data, size(m), data);
   }
-  toString() { return `append(new O_APPEND fd, len=${this.len}, seed=${this.seed})`; }
+  toString() {
+    return `append(new O_APPEND fd, len=${this.len}, seed=${this.seed})`;
+  }
 }
 
 const writeP = promisify(fsWrite);
 const closeP = promisify(fsClose);
 
 class SpliceWrite extends Cmd {
-  constructor(readonly fd: FdName, readonly off: number, readonly len: number, readonly seed: number) { super(); }
+  constructor(
+    readonly fd: FdName,
+    readonly off: number,
+    readonly len: number,
+    readonly seed: number,
+  ) {
+    super();
+  }
   check(m: Readonly<FsxModel>) {
     return !(m.flags[this.fd] & O.O_APPEND); // the kernel refuses splice into O_APPEND files (SPL-006)
   }
@@ -160,11 +202,19 @@ class SpliceWrite extends Cmd {
     }
     m.data = applyWrite(m.data, this.off, data);
   }
-  toString() { return `splice-write(${this.fd}, off=${this.off}, len=${this.len}, seed=${this.seed})`; }
+  toString() {
+    return `splice-write(${this.fd}, off=${this.off}, len=${this.len}, seed=${this.seed})`;
+  }
 }
 
 class Falloc extends Cmd {
-  constructor(readonly kind: 'keep-size' | 'punch-hole', readonly off: number, readonly len: number) { super(); }
+  constructor(
+    readonly kind: 'keep-size' | 'punch-hole',
+    readonly off: number,
+    readonly len: number,
+  ) {
+    super();
+  }
   async run(m: FsxModel, r: FsxReal) {
     live(r);
     const mode = this.kind === 'keep-size' ? FALLOC_FL.FALLOC_FL_KEEP_SIZE : FALLOC_FL.FALLOC_FL_PUNCH_HOLE | FALLOC_FL.FALLOC_FL_KEEP_SIZE;
@@ -180,11 +230,18 @@ class Falloc extends Cmd {
     }
     if (this.kind === 'punch-hole') m.data.fill(0, Math.min(this.off, size(m)), Math.min(this.off + this.len, size(m)));
   }
-  toString() { return `fallocate(a, ${this.kind}, off=${this.off}, len=${this.len})`; }
+  toString() {
+    return `fallocate(a, ${this.kind}, off=${this.off}, len=${this.len})`;
+  }
 }
 
 class Reopen extends Cmd {
-  constructor(readonly fd: FdName, readonly flags: [string, number]) { super(); }
+  constructor(
+    readonly fd: FdName,
+    readonly flags: [string, number],
+  ) {
+    super();
+  }
   async run(m: FsxModel, r: FsxReal) {
     live(r);
     await r.fds[this.fd]!.close();
@@ -192,13 +249,23 @@ class Reopen extends Cmd {
     m.flags[this.fd] = this.flags[1];
     if (this.flags[1] & O.O_TRUNC) m.data = Buffer.alloc(0);
   }
-  toString() { return `close+reopen(${this.fd}, ${this.flags[0]})`; }
+  toString() {
+    return `close+reopen(${this.fd}, ${this.flags[0]})`;
+  }
 }
 
 /** FSX-001: map the current size, store, msync(MS_SYNC), unmap, in the child. */
 class MapWrite extends Cmd {
-  constructor(readonly off: number, readonly len: number, readonly seed: number) { super(); }
-  check(m: Readonly<FsxModel>) { return size(m) > 0; }
+  constructor(
+    readonly off: number,
+    readonly len: number,
+    readonly seed: number,
+  ) {
+    super();
+  }
+  check(m: Readonly<FsxModel>) {
+    return size(m) > 0;
+  }
   async run(m: FsxModel, r: FsxReal) {
     live(r);
     const off = this.off % size(m);
@@ -207,13 +274,23 @@ class MapWrite extends Cmd {
     await r.child.mapwrite(r.childFd, size(m), off, data);
     m.data = applyWrite(m.data, off, data);
   }
-  toString() { return `mmap-write(off=${this.off} mod size, len=${this.len}, seed=${this.seed}) + msync`; }
+  toString() {
+    return `mmap-write(off=${this.off} mod size, len=${this.len}, seed=${this.seed}) + msync`;
+  }
 }
 
 /** FSX-002: a store into the long-lived shared mapping (no msync). */
 class MapStore extends Cmd {
-  constructor(readonly off: number, readonly len: number, readonly seed: number) { super(); }
-  check(m: Readonly<FsxModel>) { return size(m) > 0; }
+  constructor(
+    readonly off: number,
+    readonly len: number,
+    readonly seed: number,
+  ) {
+    super();
+  }
+  check(m: Readonly<FsxModel>) {
+    return size(m) > 0;
+  }
   async run(m: FsxModel, r: FsxReal) {
     live(r);
     const lim = Math.min(size(m), MAP_LEN);
@@ -223,12 +300,21 @@ class MapStore extends Cmd {
     await r.child.write(r.map!, off, data);
     m.data = applyWrite(m.data, off, data);
   }
-  toString() { return `map-store(off=${this.off} mod size, len=${this.len}, seed=${this.seed})`; }
+  toString() {
+    return `map-store(off=${this.off} mod size, len=${this.len}, seed=${this.seed})`;
+  }
 }
 
 class MapLoad extends Cmd {
-  constructor(readonly off: number, readonly len: number) { super(); }
-  check(m: Readonly<FsxModel>) { return size(m) > 0; }
+  constructor(
+    readonly off: number,
+    readonly len: number,
+  ) {
+    super();
+  }
+  check(m: Readonly<FsxModel>) {
+    return size(m) > 0;
+  }
   async run(m: FsxModel, r: FsxReal) {
     live(r);
     const lim = Math.min(size(m), MAP_LEN);
@@ -236,7 +322,9 @@ class MapLoad extends Cmd {
     const len = Math.min(this.len, lim - off);
     expectBytes(await r.child.read(r.map!, off, len), m.data.subarray(off, off + len), `map-load(off=${off}, len=${len}) of the shared mapping`);
   }
-  toString() { return `map-load(off=${this.off} mod size, len=${this.len})`; }
+  toString() {
+    return `map-load(off=${this.off} mod size, len=${this.len})`;
+  }
 }
 
 class MapSync extends Cmd {
@@ -244,7 +332,9 @@ class MapSync extends Cmd {
     live(r);
     await r.child.msync(r.map!);
   }
-  toString() { return 'msync(MS_SYNC)'; }
+  toString() {
+    return 'msync(MS_SYNC)';
+  }
 }
 
 export function fsxCommands(twoFds: boolean) {
@@ -321,7 +411,12 @@ export async function runFsx(o: FsxOptions): Promise<FsxOutcome> {
         // The backing file is compared where a local filesystem guarantees it: stores into the
         // shared mapping reach the file at msync (SPEC §5a), not while the pages are still dirty.
         if (real.map !== null) await child.msync(real.map);
-        if (o.mount.claims.mirror) expectBytes(await readFile(o.mount.backing(rel)), model.data, 'after the sequence (and an msync of the shared mapping), the backing file read directly');
+        if (o.mount.claims.mirror)
+          expectBytes(
+            await readFile(o.mount.backing(rel)),
+            model.data,
+            'after the sequence (and an msync of the shared mapping), the backing file read directly',
+          );
       } finally {
         if (real.map !== null) await child.unmap(real.map).catch(() => {});
         if (real.childFd >= 0) await child.closeFd(real.childFd).catch(() => {});
@@ -333,10 +428,17 @@ export async function runFsx(o: FsxOptions): Promise<FsxOutcome> {
     const details = await fc.check(prop, { seed: o.seed, numRuns: o.numRuns, interruptAfterTimeLimit: o.timeLimitMs, markInterruptAsFailure: false });
     if (!details.failed) return { runs, unsupported: [...unsupported], failure: null };
     const err = details.errorInstance as Error | undefined;
-    const seq = details.counterexample ? String(details.counterexample[0]).replace(/\s*\/\*replayPath=.*?\*\/\s*/g, '').trim() : '';
+    const seq = details.counterexample
+      ? String(details.counterexample[0])
+          .replace(/\s*\/\*replayPath=.*?\*\/\s*/g, '')
+          .trim()
+      : '';
     const nOps = seq === '' ? 0 : seq.split(/,(?![^()]*\))/).length;
     const cause = err instanceof MapperError ? `${err.code}: ${err.message}` : (err?.message ?? String(details.errorInstance));
-    const ops = nOps === 0 ? 'no operation at all (creating the file with its initial bytes and reading it back fails)' : `${nOps} operation${nOps === 1 ? '' : 's'}: [${seq}]`;
+    const ops =
+      nOps === 0
+        ? 'no operation at all (creating the file with its initial bytes and reading it back fails)'
+        : `${nOps} operation${nOps === 1 ? '' : 's'}: [${seq}]`;
     return {
       runs,
       unsupported: [...unsupported],

@@ -8,7 +8,18 @@ export { MapperChild, MapperError, withMapper } from './child.ts';
 export { attrViews, fstatView, statView, statxView, expectSize, plainViews, msOf, type AttrView, type Views } from './attrs.ts';
 export { expectFile, preadFull, applyWrite, applyTruncate } from './files.ts';
 export { quiesce, requestsDuring, expectNoServerIO, ledgerFailures, windowSummary, counts, type Observed } from './windows.ts';
-export { devFuseFds, borrowDeviceFd, backingOpen, backingClose, probeNegotiation, probeStackDepth, probeBackingOpen, backingOpenOnOverlay, type NegotiationProbe, type StackDepthProbe } from './probe.ts';
+export {
+  devFuseFds,
+  borrowDeviceFd,
+  backingOpen,
+  backingClose,
+  probeNegotiation,
+  probeStackDepth,
+  probeBackingOpen,
+  backingOpenOnOverlay,
+  type NegotiationProbe,
+  type StackDepthProbe,
+} from './probe.ts';
 export { withReference, platformFact, requirePlatform, checkFact, IO_MODE_CONFLICTS, type FactId, type FactResult, type RefMount } from './platform-facts.ts';
 export { FileOpens, flagNames, type HeldOpen } from './opens.ts';
 export { runFsx, fsxCommands, MAP_LEN, type FsxModel, type FsxReal, type FsxOptions, type FsxOutcome } from './fsx-model.ts';

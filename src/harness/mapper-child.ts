@@ -77,17 +77,27 @@ function handle(req: MapperRequest): unknown {
       return null;
     }
     case 'seqread':
-      return timed(req.path, 'r', (fd, buf) => {
-        let total = 0;
-        for (let n; (n = readSync(fd, buf, 0, buf.length, total)) > 0; ) total += n;
-        return total;
-      }, req.chunk);
+      return timed(
+        req.path,
+        'r',
+        (fd, buf) => {
+          let total = 0;
+          for (let n; (n = readSync(fd, buf, 0, buf.length, total)) > 0; ) total += n;
+          return total;
+        },
+        req.chunk,
+      );
     case 'seqwrite':
-      return timed(req.path, 'w', (fd, buf) => {
-        let total = 0;
-        for (let i = 0; i < req.chunks; i++) total += writeSync(fd, buf, 0, buf.length, total);
-        return total;
-      }, req.chunk);
+      return timed(
+        req.path,
+        'w',
+        (fd, buf) => {
+          let total = 0;
+          for (let i = 0; i < req.chunks; i++) total += writeSync(fd, buf, 0, buf.length, total);
+          return total;
+        },
+        req.chunk,
+      );
   }
 }
 

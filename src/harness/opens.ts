@@ -8,8 +8,14 @@ import { errnoOf, fail } from './expect.ts';
 import { requestsDuring, type Observed } from './windows.ts';
 
 const MODIFIERS: [string, number][] = [
-  ['O_CREAT', O.O_CREAT], ['O_EXCL', O.O_EXCL], ['O_TRUNC', O.O_TRUNC], ['O_APPEND', O.O_APPEND],
-  ['O_SYNC', O.O_SYNC], ['O_DSYNC', O.O_DSYNC], ['O_DIRECT', O.O_DIRECT], ['O_NOATIME', O.O_NOATIME],
+  ['O_CREAT', O.O_CREAT],
+  ['O_EXCL', O.O_EXCL],
+  ['O_TRUNC', O.O_TRUNC],
+  ['O_APPEND', O.O_APPEND],
+  ['O_SYNC', O.O_SYNC],
+  ['O_DSYNC', O.O_DSYNC],
+  ['O_DIRECT', O.O_DIRECT],
+  ['O_NOATIME', O.O_NOATIME],
 ];
 
 /** 0o40002 -> 'O_RDWR|O_DIRECT' (O_CLOEXEC left out) */
@@ -37,7 +43,10 @@ export class FileOpens {
   private count = 0;
   readonly useLedger: boolean;
 
-  constructor(readonly mount: Observed, readonly rel: string) {
+  constructor(
+    readonly mount: Observed,
+    readonly rel: string,
+  ) {
     this.useLedger = !!mount.evidence && !mount.evidence.ledgerUnavailable;
   }
 
@@ -100,7 +109,8 @@ export class FileOpens {
     const cachedHeld = this.held.filter((h) => h.pt === false);
     const ids = okOpens.map((o) => o.id).join(', ');
     if (code !== 'EIO') {
-      if (failedOpens.length) return `${what}: the server's BACKING_OPEN failed with ${failedOpens[0]!.code} and the server passed an error on instead of serving the open without passthrough`;
+      if (failedOpens.length)
+        return `${what}: the server's BACKING_OPEN failed with ${failedOpens[0]!.code} and the server passed an error on instead of serving the open without passthrough`;
       return `${what}${others ? ` while ${this.display} was open by ${others}` : ''} (${l.summary()})`;
     }
     if (okOpens.length && closedWhileOpening.length) {
@@ -108,7 +118,8 @@ export class FileOpens {
     }
     if (ptHeld.length) {
       const by = `while ${this.display} was open in passthrough by open ${ptHeld.map((h) => `#${h.n} (${flagNames(h.flags)})`).join(', ')}`;
-      if (okOpens.length) return `${what} ${by}: the server opened another backing id (${ids}) for the same inode instead of reusing the inode's id: two ids on one backing file are different backing objects (one id per inode, SPEC §4.3)`;
+      if (okOpens.length)
+        return `${what} ${by}: the server opened another backing id (${ids}) for the same inode instead of reusing the inode's id: two ids on one backing file are different backing objects (one id per inode, SPEC §4.3)`;
       return `${what} ${by}: the server answered without FOPEN_PASSTHROUGH (mixed io modes)`;
     }
     if (cachedHeld.length && okOpens.length) {
@@ -117,7 +128,8 @@ export class FileOpens {
     if (okOpens.length) {
       return `${what} although the server had just opened backing id ${ids} and nothing else held the file: the kernel refused the open reply, so it carried a flag not allowed with FOPEN_PASSTHROUGH (KEEP_CACHE, NONSEEKABLE or STREAM; SPEC §3)`;
     }
-    if (failedOpens.length) return `${what}: the server's BACKING_OPEN failed with ${failedOpens[0]!.code} and the server answered EIO instead of serving the open without passthrough`;
+    if (failedOpens.length)
+      return `${what}: the server's BACKING_OPEN failed with ${failedOpens[0]!.code} and the server answered EIO instead of serving the open without passthrough`;
     return `${what}${others ? ` while ${this.display} was open by ${others}` : ''}: the server made no BACKING_OPEN for it, so its reply named a backing id that is not live (never opened or already closed), or mixed io modes (${l.summary()})`;
   }
 }

@@ -48,7 +48,14 @@ export interface RefOptions {
   timeoutMs?: number;
 }
 
-const DEFAULT_TREE: TreeSpec = { dirs: ['d'], files: [{ path: 'f', size: 65536, seed: 5 }, { path: 'd/g', size: 4097, seed: 6 }], symlinks: [] };
+const DEFAULT_TREE: TreeSpec = {
+  dirs: ['d'],
+  files: [
+    { path: 'f', size: 65536, seed: 5 },
+    { path: 'd/g', size: 4097, seed: 6 },
+  ],
+  symlinks: [],
+};
 
 /**
  * Mount the reference server (or `spec`) in a probe mode on fresh directories, run fn, and always
@@ -83,7 +90,10 @@ export async function withReference<T>(opts: RefOptions, fn: (r: RefMount) => Pr
     let timer: NodeJS.Timeout | undefined;
     const work = fn(r);
     const outcome = await Promise.race([
-      work.then((v) => ({ v }), (e: unknown) => ({ e })),
+      work.then(
+        (v) => ({ v }),
+        (e: unknown) => ({ e }),
+      ),
       new Promise<{ hung: true }>((res) => {
         timer = setTimeout(() => res({ hung: true }), timeoutMs);
       }),
@@ -124,8 +134,18 @@ async function plt001(): Promise<FactResult> {
     const rep = JSON.parse(await readFile(path.join(r.ws.scratch, 'init.json'), 'utf8')) as Record<string, unknown>;
     const probe = await probeNegotiation(r.pids, r.connection, r.backing('f'));
     const evidence = { init: rep, probe };
-    if (rep.passthrough_offered !== true) return { ok: false, detail: `the kernel's INIT (FUSE ${rep.major}.${rep.minor}) does not offer FUSE_PASSTHROUGH (flags ${rep.flags}, flags2 ${rep.flags2})`, evidence };
-    if (!probe.granted) return { ok: false, detail: `ptfs replied FUSE_PASSTHROUGH with max_stack_depth ${rep.max_stack_depth} but the borrowed-fd probe says not granted (${probe.code})`, evidence };
+    if (rep.passthrough_offered !== true)
+      return {
+        ok: false,
+        detail: `the kernel's INIT (FUSE ${rep.major}.${rep.minor}) does not offer FUSE_PASSTHROUGH (flags ${rep.flags}, flags2 ${rep.flags2})`,
+        evidence,
+      };
+    if (!probe.granted)
+      return {
+        ok: false,
+        detail: `ptfs replied FUSE_PASSTHROUGH with max_stack_depth ${rep.max_stack_depth} but the borrowed-fd probe says not granted (${probe.code})`,
+        evidence,
+      };
     return { ok: true, detail: `INIT FUSE ${rep.major}.${rep.minor} offers FUSE_PASSTHROUGH (flags2 ${rep.flags2}); granted to ptfs`, evidence };
   });
 }
@@ -231,7 +251,8 @@ async function plt003(): Promise<FactResult> {
     if (rep.writeback_cache !== true || rep.passthrough_requested !== true) {
       return { ok: null, detail: `ptfs could not request both (reply flags ${rep.reply_flags}, flags2 ${rep.reply_flags2})`, evidence };
     }
-    if (probe.granted) return { ok: false, detail: 'the kernel granted FUSE_PASSTHROUGH together with FUSE_WRITEBACK_CACHE (kernels before 6.10.y/6.11 do)', evidence };
+    if (probe.granted)
+      return { ok: false, detail: 'the kernel granted FUSE_PASSTHROUGH together with FUSE_WRITEBACK_CACHE (kernels before 6.10.y/6.11 do)', evidence };
     if (probe.code !== 'EPERM') return { ok: false, detail: `borrowed-fd probe gave ${probe.code}, expected EPERM`, evidence };
     return { ok: true, detail: 'INIT reply with PASSTHROUGH|WRITEBACK_CACHE: passthrough not granted (EPERM)', evidence };
   });
@@ -246,10 +267,34 @@ interface Conflict {
 }
 
 export const IO_MODE_CONFLICTS: Conflict[] = [
-  { name: 'direct-io-while-passthrough', rule: '§4.1 inode has a backing object, new open has FOPEN_DIRECT_IO without FOPEN_PASSTHROUGH', args: ['--io-policy', 'passthrough-direct', '--defect', 'mixed-modes'], first: O.O_WRONLY, second: O.O_RDONLY },
-  { name: 'passthrough-while-cached', rule: '§4.2 passthrough open while cached opens exist', args: ['--io-policy', 'by-access'], first: O.O_RDONLY, second: O.O_WRONLY },
-  { name: 'second-backing-object', rule: '§4.3 passthrough open naming a second backing id of the same file', args: ['--defect', 'backing-id-per-open'], first: O.O_RDONLY, second: O.O_RDONLY },
-  { name: 'cached-while-passthrough', rule: '§4.4 cached open while the inode is in passthrough mode', args: ['--io-policy', 'by-access'], first: O.O_WRONLY, second: O.O_RDONLY },
+  {
+    name: 'direct-io-while-passthrough',
+    rule: '§4.1 inode has a backing object, new open has FOPEN_DIRECT_IO without FOPEN_PASSTHROUGH',
+    args: ['--io-policy', 'passthrough-direct', '--defect', 'mixed-modes'],
+    first: O.O_WRONLY,
+    second: O.O_RDONLY,
+  },
+  {
+    name: 'passthrough-while-cached',
+    rule: '§4.2 passthrough open while cached opens exist',
+    args: ['--io-policy', 'by-access'],
+    first: O.O_RDONLY,
+    second: O.O_WRONLY,
+  },
+  {
+    name: 'second-backing-object',
+    rule: '§4.3 passthrough open naming a second backing id of the same file',
+    args: ['--defect', 'backing-id-per-open'],
+    first: O.O_RDONLY,
+    second: O.O_RDONLY,
+  },
+  {
+    name: 'cached-while-passthrough',
+    rule: '§4.4 cached open while the inode is in passthrough mode',
+    args: ['--io-policy', 'by-access'],
+    first: O.O_WRONLY,
+    second: O.O_RDONLY,
+  },
 ];
 
 /** One §4 conflict: the second open gives EIO, the first fd keeps working, and after its close any mode is allowed. */
@@ -295,7 +340,9 @@ export async function ioModeConflict(c: Conflict): Promise<FactResult> {
     } finally {
       if (fd1Open) await closeAsync(fd1).catch(() => {});
     }
-    return problems.length ? { ok: false, detail: problems.join('; '), evidence: ev } : { ok: true, detail: `${c.rule}: EIO; the first fd kept working; after its release the open succeeded`, evidence: ev };
+    return problems.length
+      ? { ok: false, detail: problems.join('; '), evidence: ev }
+      : { ok: true, detail: `${c.rule}: EIO; the first fd kept working; after its release the open succeeded`, evidence: ev };
   });
 }
 
@@ -304,7 +351,9 @@ async function plt004(): Promise<FactResult> {
   for (const c of IO_MODE_CONFLICTS) results[c.name] = await ioModeConflict(c);
   const bad = Object.entries(results).filter(([, v]) => v.ok === false);
   const evidence = Object.fromEntries(Object.entries(results).map(([k, v]) => [k, { ok: v.ok, detail: v.detail, ...v.evidence }]));
-  return bad.length ? { ok: false, detail: bad.map(([k, v]) => `${k}: ${v.detail}`).join('; '), evidence } : { ok: true, detail: 'every §4 conflict gives EIO and leaves existing fds working', evidence };
+  return bad.length
+    ? { ok: false, detail: bad.map(([k, v]) => `${k}: ${v.detail}`).join('; '), evidence }
+    : { ok: true, detail: 'every §4 conflict gives EIO and leaves existing fds working', evidence };
 }
 
 async function plt005(): Promise<FactResult> {
@@ -358,7 +407,9 @@ async function plt006(): Promise<FactResult> {
       if (onB !== 'ELOOP') problems.push(`max_stack_depth 1: BACKING_OPEN of a file on a depth-2 FUSE passthrough mount gave ${onB}, expected ELOOP`);
     });
   });
-  return problems.length ? { ok: false, detail: problems.join('; '), evidence } : { ok: true, detail: 'ELOOP for backing files on stacked filesystems at depth 1; accepted at depth 2', evidence };
+  return problems.length
+    ? { ok: false, detail: problems.join('; '), evidence }
+    : { ok: true, detail: 'ELOOP for backing files on stacked filesystems at depth 1; accepted at depth 2', evidence };
 }
 
 async function plt007(): Promise<FactResult> {

@@ -50,7 +50,9 @@ export async function borrowDeviceFd(pids: readonly number[], conn: number): Pro
       }
     }
   }
-  throw new Error(`no /dev/fuse fd of connection ${conn} could be borrowed from pids ${pids.join(',') || '(none)'}${tried.length ? ` (${tried.join('; ')})` : ''}`);
+  throw new Error(
+    `no /dev/fuse fd of connection ${conn} could be borrowed from pids ${pids.join(',') || '(none)'}${tried.length ? ` (${tried.join('; ')})` : ''}`,
+  );
 }
 
 function backingMap(fd: number, flags = 0, padding = 0n): Buffer {

@@ -201,7 +201,11 @@ export function renderRepro(info: ReproInfo, ops: ReproOp[]): string {
   return head + PY.replace('__OPS__', JSON.stringify(JSON.stringify(ops))).replace('__INFO__', JSON.stringify(JSON.stringify(info)));
 }
 
-export const safeName = (id: string) => id.replace('[', '.').replace(']', '').replace(/[^A-Za-z0-9@._+-]/g, '_');
+export const safeName = (id: string) =>
+  id
+    .replace('[', '.')
+    .replace(']', '')
+    .replace(/[^A-Za-z0-9@._+-]/g, '_');
 
 /** Write the script into DIR/repro/ and return its path. */
 export function writeRepro(outDir: string, info: ReproInfo, ops: ReproOp[]): string {

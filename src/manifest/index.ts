@@ -107,8 +107,10 @@ export function parseManifest(text: string, file: string): Manifest {
     const issue = r.error.issues[0];
     let expected = issue.message;
     if (issue.code === 'unrecognized_keys' && issue.keys.includes('fallback') && issue.path.at(-1) === 'claims')
-      expected = 'unknown field "fallback": it is no longer a claim (no clause read it): serving a file whose backing file the kernel refuses is required of every passthrough server (BKG-006, BKG-007); remove the field';
-    else if (issue.code === 'unrecognized_keys') expected = `unknown field ${issue.keys.map((k) => JSON.stringify(k)).join(', ')} (check the spelling; see README "Writing a manifest")`;
+      expected =
+        'unknown field "fallback": it is no longer a claim (no clause read it): serving a file whose backing file the kernel refuses is required of every passthrough server (BKG-006, BKG-007); remove the field';
+    else if (issue.code === 'unrecognized_keys')
+      expected = `unknown field ${issue.keys.map((k) => JSON.stringify(k)).join(', ')} (check the spelling; see README "Writing a manifest")`;
     else if (issue.code === 'invalid_type') expected = `expected ${issue.expected}`;
     throw new ManifestError(file, formatPath(issue.path), expected);
   }

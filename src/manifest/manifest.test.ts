@@ -45,7 +45,9 @@ describe('manifest schema', () => {
     expect(errorOf({ ...good, command: ['./x'] }).field).toBe('command');
   });
   test('expectations need a known clause id, a reason and a date', () => {
-    expect(errorOf({ ...good, expect: [{ clause: 'XYZ-1', status: 'fail', reason: 'long enough reason', expires: '2027-01-01' }] }).field).toBe('expect[0].clause');
+    expect(errorOf({ ...good, expect: [{ clause: 'XYZ-1', status: 'fail', reason: 'long enough reason', expires: '2027-01-01' }] }).field).toBe(
+      'expect[0].clause',
+    );
     expect(errorOf({ ...good, expect: [{ clause: 'RW-004', status: 'fail', reason: 'short', expires: '2027-01-01' }] }).field).toBe('expect[0].reason');
     expect(errorOf({ ...good, expect: [{ clause: 'RW-004', status: 'fail', reason: 'a real reason', expires: 'soon' }] }).field).toBe('expect[0].expires');
   });

@@ -51,7 +51,9 @@ export function cgroupOf(pid: number | 'self'): string | null {
   const root = cgroup2Root();
   if (!root) return null;
   try {
-    const line = readFileSync(`/proc/${pid}/cgroup`, 'utf8').split('\n').find((l) => l.startsWith('0::'));
+    const line = readFileSync(`/proc/${pid}/cgroup`, 'utf8')
+      .split('\n')
+      .find((l) => l.startsWith('0::'));
     return line ? path.join(root, line.slice(3)) : null;
   } catch {
     return null;
@@ -123,7 +125,9 @@ function statFields(pid: number): string[] | null {
 }
 
 function pids(): number[] {
-  return readdirSync('/proc').filter((p) => /^\d+$/.test(p)).map(Number);
+  return readdirSync('/proc')
+    .filter((p) => /^\d+$/.test(p))
+    .map(Number);
 }
 
 /**
@@ -214,7 +218,10 @@ export function instancesOfRunner(pid: number): string[] {
 }
 
 function removeInstance(dir: string): void {
-  for (const [f, v] of [['tracing_on', '0'], ['events/enable', '0']] as const) {
+  for (const [f, v] of [
+    ['tracing_on', '0'],
+    ['events/enable', '0'],
+  ] as const) {
     try {
       writeFileSync(path.join(dir, f), v);
     } catch {
@@ -367,7 +374,7 @@ export class RunGuard {
       removeCgroup(this.state.cgroup);
       this.state.cgroup = null;
       this.writeOwner();
-      this.guardian?.stdin!.write(JSON.stringify(this.state) + '\n');
+      this.guardian?.stdin?.write(JSON.stringify(this.state) + '\n');
     }
   }
 
@@ -496,8 +503,7 @@ export function guardianMain(): void {
       if (line === 'bye') {
         bye = true;
         process.exit(0); // the runner swept its run and waits for this exit
-      }
-      else if (line.startsWith('{')) {
+      } else if (line.startsWith('{')) {
         state = JSON.parse(line) as RunState;
       }
     }
@@ -521,7 +527,9 @@ export function guardianMain(): void {
     }
     if (guardianLog) {
       try {
-        writeFileSync(guardianLog, `${new Date().toISOString()} runner ${run.pid} gone; ${run.stateDir}\n${log.map((l) => `  ${l}\n`).join('')}`, { flag: 'a' });
+        writeFileSync(guardianLog, `${new Date().toISOString()} runner ${run.pid} gone; ${run.stateDir}\n${log.map((l) => `  ${l}\n`).join('')}`, {
+          flag: 'a',
+        });
       } catch {
         /* nowhere to log */
       }

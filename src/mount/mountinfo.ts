@@ -10,7 +10,7 @@ export interface MountEntry {
   superOptions: string[];
 }
 
-const unescape = (s: string) => s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
+const unescapeOctal = (s: string) => s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
 
 export function mounts(): MountEntry[] {
   return readFileSync('/proc/self/mountinfo', 'utf8')
@@ -20,7 +20,14 @@ export function mounts(): MountEntry[] {
       const f = l.split(' ');
       const dash = f.indexOf('-');
       const [major, minor] = f[2].split(':').map(Number);
-      return { mountpoint: unescape(f[4]), fstype: f[dash + 1], source: unescape(f[dash + 2]), major, minor, superOptions: (f[dash + 3] ?? '').split(',') };
+      return {
+        mountpoint: unescapeOctal(f[4]),
+        fstype: f[dash + 1],
+        source: unescapeOctal(f[dash + 2]),
+        major,
+        minor,
+        superOptions: (f[dash + 3] ?? '').split(','),
+      };
     });
 }
 

@@ -8,7 +8,10 @@ import { fuseMountAt, abortConnection, connectionWaiting, mounts } from './mount
 import { register, alive, processStart } from './registry.ts';
 
 export class ServerStartError extends Error {
-  constructor(message: string, readonly stderr: string) {
+  constructor(
+    message: string,
+    readonly stderr: string,
+  ) {
     super(message);
     this.name = 'ServerStartError';
   }
@@ -138,7 +141,6 @@ export class ServerInstance {
   /** How the first stat of the mount root ended ('ok' or an errno name): the server answered INIT. */
   rootStat = '';
 
-
   private constructor(
     readonly spec: ServerSpec,
     readonly source: string,
@@ -173,7 +175,12 @@ export class ServerInstance {
   /** The last lines of output folded into one line, for one-line errors. */
   private outputLine(): string {
     const t = this.stderrTail(3);
-    return t ? t.split('\n').map((l) => l.trim()).join(' | ') : '';
+    return t
+      ? t
+          .split('\n')
+          .map((l) => l.trim())
+          .join(' | ')
+      : '';
   }
 
   /**
@@ -186,7 +193,7 @@ export class ServerInstance {
 
   /** A server that closed /dev/fuse and kept running: a sentence saying so, or null. */
   closedDevice(): string | null {
-    if (this.connection < 0 || this.exitInfo !== null && !this.spec.manifest.daemonizes) return null;
+    if (this.connection < 0 || (this.exitInfo !== null && !this.spec.manifest.daemonizes)) return null;
     const live = this.pids.filter((p) => alive(p));
     if (live.length === 0 || connectionsHeldBy(live).includes(this.connection)) return null;
     return `the server (pid ${live.join(', ')}) is still running but closed /dev/fuse: connection ${this.connection} has no server`;
@@ -198,7 +205,9 @@ export class ServerInstance {
     if (!pgid) return null;
     const conns = connectionsHeldBy([...groupMembers(pgid), ...processesWithEnv('FUSECERT_SERVER_ID', this.id)]);
     if (conns.length === 0) return null;
-    const m = mounts().find((e) => conns.includes(e.minor) && e.major === 0 && (e.fstype === 'fuse' || e.fstype.startsWith('fuse.')) && e.mountpoint !== this.mountpoint);
+    const m = mounts().find(
+      (e) => conns.includes(e.minor) && e.major === 0 && (e.fstype === 'fuse' || e.fstype.startsWith('fuse.')) && e.mountpoint !== this.mountpoint,
+    );
     return m ? { mountpoint: m.mountpoint, minor: m.minor } : null;
   }
 
@@ -232,7 +241,10 @@ export class ServerInstance {
       }
       if (inst.exitInfo && !(spec.manifest.daemonizes && inst.exitInfo.exitCode === 0)) {
         const how = inst.exitInfo.signal ? `was killed by ${inst.exitInfo.signal}` : `exited with code ${inst.exitInfo.exitCode}`;
-        throw new ServerStartError(`${spec.name}: the server ${how} before mounting ${mountpoint}${inst.outputLine() ? `: ${inst.outputLine()}` : ' (no output)'}`, inst.stderrTail());
+        throw new ServerStartError(
+          `${spec.name}: the server ${how} before mounting ${mountpoint}${inst.outputLine() ? `: ${inst.outputLine()}` : ' (no output)'}`,
+          inst.stderrTail(),
+        );
       }
       const elsewhere = ++polls % 12 === 0 ? inst.mountedElsewhere() : null; // every ~250 ms: it scans /proc
       if (elsewhere) {
@@ -258,7 +270,10 @@ export class ServerInstance {
     // passthrough will be granted, SPEC §5a). A stat of the root needs a reply, and the kernel
     // holds every request until INIT is answered.
     const initDone = await within(
-      stat(mountpoint).then(() => 'ok', (e: NodeJS.ErrnoException) => e.code ?? 'error'),
+      stat(mountpoint).then(
+        () => 'ok',
+        (e: NodeJS.ErrnoException) => e.code ?? 'error',
+      ),
       Math.max(0, deadline - Date.now()),
       null,
     );

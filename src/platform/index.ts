@@ -121,7 +121,20 @@ export async function probe(): Promise<Platform> {
     { name: 'fuse tracepoints', ok: fuseTracepoints, value: String(fuseTracepoints), fix: 'fuse:fuse_request_send/end need Linux 6.12+' },
     { name: 'syscall tracepoints', ok: syscallTracepoints, value: String(syscallTracepoints), fix: 'needs CONFIG_FTRACE_SYSCALLS=y' },
   ];
-  return { kernel, kernelVersion, passthrough: ptCfg, root, capSysAdmin, initialUserNs, devFuse, fusectl, tracefs, fuseTracepoints, syscallTracepoints, checks };
+  return {
+    kernel,
+    kernelVersion,
+    passthrough: ptCfg,
+    root,
+    capSysAdmin,
+    initialUserNs,
+    devFuse,
+    fusectl,
+    tracefs,
+    fuseTracepoints,
+    syscallTracepoints,
+    checks,
+  };
 }
 
 /** What stops a run before anything mounts (exit 2). Missing tracefs only degrades: evidence clauses skip. */
@@ -137,7 +150,9 @@ export function formatChecks(p: Platform): string {
 
 export function fuseConnections(): number[] {
   try {
-    return readdirSync(FUSECTL).map(Number).filter((n) => Number.isFinite(n));
+    return readdirSync(FUSECTL)
+      .map(Number)
+      .filter((n) => Number.isFinite(n));
   } catch {
     return [];
   }

@@ -39,17 +39,29 @@ describe('compareWithBaseline', () => {
     expect([ids(cmp.new), ids(cmp.known)]).toEqual([['NEG-001'], ['NEG-002']]);
   });
 
-  test('fail -> pass is improved, with the baseline\'s reason; it never gates', () => {
-    const cmp = compareWithBaseline(run([c('BKG-003', 'pass'), c('BKG-008', 'pass')]), run([c('BKG-003', 'fail', { reason: 'still holds 2 backing ids' }), c('BKG-008', 'pass')]), opts);
+  test("fail -> pass is improved, with the baseline's reason; it never gates", () => {
+    const cmp = compareWithBaseline(
+      run([c('BKG-003', 'pass'), c('BKG-008', 'pass')]),
+      run([c('BKG-003', 'fail', { reason: 'still holds 2 backing ids' }), c('BKG-008', 'pass')]),
+      opts,
+    );
     expect(cmp.improved).toEqual([{ id: 'BKG-003', now: 'pass', before: 'fail', reason: 'still holds 2 backing ids' }]);
     expect(cmp.exitCode).toBe(0);
   });
 
   test('xfail and not-applicable skips in the baseline are not failures: failing now is new', () => {
-    const base = run([c('ATT-006', 'xfail'), c('PRF-001', 'skip', { notApplicable: true, reason: 'server does not claim passthrough' }), c('RW-004', 'skip', { reason: 'needs tracefs' })]);
+    const base = run([
+      c('ATT-006', 'xfail'),
+      c('PRF-001', 'skip', { notApplicable: true, reason: 'server does not claim passthrough' }),
+      c('RW-004', 'skip', { reason: 'needs tracefs' }),
+    ]);
     const now = run([c('ATT-006', 'fail'), c('PRF-001', 'fail'), c('RW-004', 'hung')]);
     const cmp = compareWithBaseline(now, base, opts);
-    expect(cmp.new.map((e) => [e.id, e.before])).toEqual([['ATT-006', 'xfail'], ['PRF-001', 'skip'], ['RW-004', 'skip']]);
+    expect(cmp.new.map((e) => [e.id, e.before])).toEqual([
+      ['ATT-006', 'xfail'],
+      ['PRF-001', 'skip'],
+      ['RW-004', 'skip'],
+    ]);
     expect(cmp.exitCode).toBe(1);
   });
 
@@ -107,8 +119,14 @@ describe('compareWithBaseline', () => {
   });
 
   test('figures are compared only where both runs have a number: a skip that carries figures counts, a missing one does not', () => {
-    const base = run([c('PRF-001', 'skip', { level: 'SHOULD', notApplicable: true, evidence: { readRatio: 0.5 } }), c('PRF-002', 'pass', { level: 'SHOULD', evidence: { writeRatio: 0.9 } })]);
-    const now = run([c('PRF-001', 'skip', { level: 'SHOULD', notApplicable: true, evidence: { readRatio: 0.3 } }), c('PRF-002', 'hung', { level: 'SHOULD', evidence: {} })]);
+    const base = run([
+      c('PRF-001', 'skip', { level: 'SHOULD', notApplicable: true, evidence: { readRatio: 0.5 } }),
+      c('PRF-002', 'pass', { level: 'SHOULD', evidence: { writeRatio: 0.9 } }),
+    ]);
+    const now = run([
+      c('PRF-001', 'skip', { level: 'SHOULD', notApplicable: true, evidence: { readRatio: 0.3 } }),
+      c('PRF-002', 'hung', { level: 'SHOULD', evidence: {} }),
+    ]);
     expect(compareWithBaseline(now, base, opts).figureDrops.map((f) => f.id)).toEqual(['PRF-001']);
   });
 
@@ -145,6 +163,7 @@ describe('what a gated run writes', () => {
     try {
       writeJUnit([r], path.join(dir, 'j.xml'));
       const xml = new XMLParser({ ignoreAttributes: false, attributeNamePrefix: '' }).parse(readFileSync(path.join(dir, 'j.xml'), 'utf8'));
+      // biome-ignore lint/suspicious/noExplicitAny: parsed JUnit XML, read field by field below
       const cases = [xml.testsuites.testsuite].flat().flatMap((s: { testcase: unknown }) => [s.testcase].flat()) as Record<string, any>[];
       const byId = Object.fromEntries(cases.map((x) => [String(x.name).split(' ')[0], x]));
       const prop = (id: string) => [byId[id].properties?.property].flat().find((p: { name: string } | undefined) => p?.name === 'baseline')?.value;
@@ -163,12 +182,16 @@ describe('what a gated run writes', () => {
     applyBaseline(r, base, opts);
     const t = summaryTable(r, false);
     const at = (s: string) => t.indexOf(s);
-    expect(t).toContain('new failures (not failing in the baseline):\n  FAIL [MUST] BKG-003: the server still holds 1 backing id (baseline: pass)\n      replay: fusecert run --only BKG-003\n  DROP PRF-001: readRatio 1 -> 0.5 (-50 %, tolerance 15 %)');
+    expect(t).toContain(
+      'new failures (not failing in the baseline):\n  FAIL [MUST] BKG-003: the server still holds 1 backing id (baseline: pass)\n      replay: fusecert run --only BKG-003\n  DROP PRF-001: readRatio 1 -> 0.5 (-50 %, tolerance 15 %)',
+    );
     expect(t).toContain('known failures (failing in the baseline too): 1\n  FAIL [MUST] BKG-008: ledger: 3 opens, 0 closes');
     expect(t).toContain('improved (failing in the baseline, passing now):\n  BKG-009 (baseline: fail: reason for BKG-009)');
     expect(at('new failures')).toBeLessThan(at('known failures'));
     expect(t.trim().split('\n').at(-2)).toMatch(/-> NOT CERTIFIED$/);
-    expect(t.trim().split('\n').at(-1)).toBe('baseline prev/results.json (2026-05-01T10:00:00.000Z): 1 new, 1 known, 1 improved, 1 figure drop(s) -> WORSE THAN THE BASELINE (exit 1)');
+    expect(t.trim().split('\n').at(-1)).toBe(
+      'baseline prev/results.json (2026-05-01T10:00:00.000Z): 1 new, 1 known, 1 improved, 1 figure drop(s) -> WORSE THAN THE BASELINE (exit 1)',
+    );
     const k = now();
     applyBaseline(k, now(), opts);
     const tk = summaryTable(k, false);

@@ -112,7 +112,8 @@ describe('PRF chart SVG', () => {
     expect(read).toMatch(/data-column="ptfs@no-passthrough">[\s\S]*?fill="url\(#prf-hatch-0\)" stroke="#0969da"/);
     expect(read).toMatch(/data-column="mergerfs">[\s\S]*?fill="#1a7f37"/);
     const legend = svg.slice(svg.indexOf('<g class="legend"'), svg.indexOf('<g class="figure"'));
-    for (const n of ['ptfs', 'passthrough_hp', 'mergerfs', 'hatched: server@variant', 'threshold 0.8 × native', 'native tmpfs (PRF-004)']) expect(legend).toContain(`>${n}</text>`);
+    for (const n of ['ptfs', 'passthrough_hp', 'mergerfs', 'hatched: server@variant', 'threshold 0.8 × native', 'native tmpfs (PRF-004)'])
+      expect(legend).toContain(`>${n}</text>`);
   });
   test('accessible: titled svg, a <title> per bar, text colours with at least 4.5:1 contrast, bar colours distinct', () => {
     expect(svg).toMatch(/<svg class="prf-chart" role="group"[^>]*aria-labelledby="prf-svg-title"/);

@@ -6,14 +6,24 @@ import { clauseResult, results } from './compare.testdata.ts';
 function prf(suffix: string, f: { read: number; write: number; rpm: number; us: number; nativeUs: number; skip?: boolean; writeWarn?: boolean }) {
   const skip = f.skip ? { status: 'skip' as const, reason: 'server does not claim passthrough; figures only' } : null;
   return [
-    clauseResult(`PRF-001${suffix}`, skip?.status ?? 'pass', { level: 'SHOULD', reason: skip?.reason ?? '', evidence: { readRatio: f.read, mountMBs: 6000 * f.read, nativeMBs: 6000, rounds: 3, threshold: 0.8 } }),
+    clauseResult(`PRF-001${suffix}`, skip?.status ?? 'pass', {
+      level: 'SHOULD',
+      reason: skip?.reason ?? '',
+      evidence: { readRatio: f.read, mountMBs: 6000 * f.read, nativeMBs: 6000, rounds: 3, threshold: 0.8 },
+    }),
     clauseResult(`PRF-002${suffix}`, skip?.status ?? (f.writeWarn ? 'fail' : 'pass'), {
       level: 'SHOULD',
       reason: skip?.reason ?? (f.writeWarn ? `passthrough sequential write ${f.write} x native is below the threshold 0.8` : ''),
       evidence: { writeRatio: f.write, mountMBs: 2500 * f.write, nativeMBs: 2500, rounds: 3, threshold: 0.8 },
     }),
-    clauseResult(`PRF-003${suffix}`, 'pass', { level: 'INFO', evidence: { requestsPerMiB: f.rpm, requests: Math.round(f.rpm * 128), ioMiB: 128, top: 'FUSE_GETXATTR' } }),
-    clauseResult(`PRF-004${suffix}`, 'pass', { level: 'INFO', evidence: { openCloseUs: f.us, nativeUs: f.nativeUs, overheadUs: f.us - f.nativeUs, cycles: 2000 } }),
+    clauseResult(`PRF-003${suffix}`, 'pass', {
+      level: 'INFO',
+      evidence: { requestsPerMiB: f.rpm, requests: Math.round(f.rpm * 128), ioMiB: 128, top: 'FUSE_GETXATTR' },
+    }),
+    clauseResult(`PRF-004${suffix}`, 'pass', {
+      level: 'INFO',
+      evidence: { openCloseUs: f.us, nativeUs: f.nativeUs, overheadUs: f.us - f.nativeUs, cycles: 2000 },
+    }),
   ];
 }
 

@@ -46,7 +46,14 @@ export const DEFAULT_THRESHOLD = 0.8;
 
 const FIGURES: FigureSpec[] = [
   { id: 'PRF-001', key: 'readRatio', title: 'PRF-001 sequential read, mount ÷ native tmpfs (higher is better)', unit: '×', lowerIsBetter: false, ratio: true },
-  { id: 'PRF-002', key: 'writeRatio', title: 'PRF-002 sequential write, mount ÷ native tmpfs (higher is better)', unit: '×', lowerIsBetter: false, ratio: true },
+  {
+    id: 'PRF-002',
+    key: 'writeRatio',
+    title: 'PRF-002 sequential write, mount ÷ native tmpfs (higher is better)',
+    unit: '×',
+    lowerIsBetter: false,
+    ratio: true,
+  },
   { id: 'PRF-003', key: 'requestsPerMiB', title: 'PRF-003 FUSE requests per MiB of I/O (lower is better)', unit: 'req/MiB', lowerIsBetter: true, ratio: false },
   { id: 'PRF-004', key: 'openCloseUs', title: 'PRF-004 open+close latency in µs (lower is better)', unit: 'µs', lowerIsBetter: true, ratio: false },
 ];
@@ -61,7 +68,8 @@ export function formatFigure(v: number): string {
 function detailOf(spec: FigureSpec, c: ClauseResult): string {
   const e = c.evidence ?? {};
   const parts: string[] = [];
-  if (spec.ratio && num(e.mountMBs) !== null && num(e.nativeMBs) !== null) parts.push(`${formatFigure(e.mountMBs as number)} vs ${formatFigure(e.nativeMBs as number)} MB/s (mount vs backing tmpfs)`);
+  if (spec.ratio && num(e.mountMBs) !== null && num(e.nativeMBs) !== null)
+    parts.push(`${formatFigure(e.mountMBs as number)} vs ${formatFigure(e.nativeMBs as number)} MB/s (mount vs backing tmpfs)`);
   if (spec.id === 'PRF-003') {
     if (num(e.requests) !== null && num(e.ioMiB) !== null) parts.push(`${e.requests} requests for ${e.ioMiB} MiB`);
     if (typeof e.top === 'string') parts.push(e.top);
@@ -92,7 +100,9 @@ export function prfFigures(cmp: Comparison): PrfFigure[] {
       };
     });
     const thresholds = spec.ratio
-      ? [...new Set(bars.flatMap((b, i) => (b.value === null ? [] : [num(row!.cells[i]!.evidence?.threshold) ?? DEFAULT_THRESHOLD])))].filter((t) => t > 0).sort()
+      ? [...new Set(bars.flatMap((b, i) => (b.value === null ? [] : [num(row!.cells[i]!.evidence?.threshold) ?? DEFAULT_THRESHOLD])))]
+          .filter((t) => t > 0)
+          .sort()
       : [];
     return { id: spec.id, key: spec.key, title: spec.title, unit: spec.unit, lowerIsBetter: spec.lowerIsBetter, thresholds, bars };
   });
@@ -153,26 +163,30 @@ function legend(cmp: Comparison, figures: PrfFigure[], y: number): { svg: string
     const color = PALETTE[r % PALETTE.length]!;
     items.push({
       w: 24 + textWidth(name),
-      svg: (x, yy) => `<g><title>${esc(name)}: bars in this colour</title><rect x="${x}" y="${yy - 11}" width="18" height="12" fill="${color}"/><text x="${x + 24}" y="${yy}" fill="${TEXT}" font-size="13">${esc(name)}</text></g>`,
+      svg: (x, yy) =>
+        `<g><title>${esc(name)}: bars in this colour</title><rect x="${x}" y="${yy - 11}" width="18" height="12" fill="${color}"/><text x="${x + 24}" y="${yy}" fill="${TEXT}" font-size="13">${esc(name)}</text></g>`,
     });
   }
   if (hasVariant) {
     items.push({
       w: 24 + textWidth('hatched: server@variant'),
-      svg: (x, yy) => `<g><title>a hatched bar is a variant of the server: the column server@variant</title><rect x="${x}" y="${yy - 11}" width="18" height="12" fill="url(#prf-hatch-legend)" stroke="${MUTED}"/><text x="${x + 24}" y="${yy}" fill="${TEXT}" font-size="13">hatched: server@variant</text></g>`,
+      svg: (x, yy) =>
+        `<g><title>a hatched bar is a variant of the server: the column server@variant</title><rect x="${x}" y="${yy - 11}" width="18" height="12" fill="url(#prf-hatch-legend)" stroke="${MUTED}"/><text x="${x + 24}" y="${yy}" fill="${TEXT}" font-size="13">hatched: server@variant</text></g>`,
     });
   }
   const ths = [...new Set(figures.flatMap((f) => f.thresholds))];
   if (ths.length) {
     items.push({
       w: 24 + textWidth(`threshold ${ths.map(formatFigure).join(', ')} × native`),
-      svg: (x, yy) => `<g><title>the SHOULD threshold of PRF-001/002: a ratio below it is a warning</title><line x1="${x}" y1="${yy - 5}" x2="${x + 18}" y2="${yy - 5}" stroke="${TEXT}" stroke-width="2" stroke-dasharray="4 3"/><text x="${x + 24}" y="${yy}" fill="${TEXT}" font-size="13">threshold ${ths.map(formatFigure).join(', ')} × native</text></g>`,
+      svg: (x, yy) =>
+        `<g><title>the SHOULD threshold of PRF-001/002: a ratio below it is a warning</title><line x1="${x}" y1="${yy - 5}" x2="${x + 18}" y2="${yy - 5}" stroke="${TEXT}" stroke-width="2" stroke-dasharray="4 3"/><text x="${x + 24}" y="${yy}" fill="${TEXT}" font-size="13">threshold ${ths.map(formatFigure).join(', ')} × native</text></g>`,
     });
   }
   if (figures.some((f) => f.bars.some((b) => b.native !== null))) {
     items.push({
       w: 24 + textWidth('native tmpfs (PRF-004)'),
-      svg: (x, yy) => `<g><title>PRF-004: the same open+close on the backing tmpfs</title><line x1="${x + 9}" y1="${yy - 13}" x2="${x + 9}" y2="${yy + 3}" stroke="${TEXT}" stroke-width="2"/><text x="${x + 24}" y="${yy}" fill="${TEXT}" font-size="13">native tmpfs (PRF-004)</text></g>`,
+      svg: (x, yy) =>
+        `<g><title>PRF-004: the same open+close on the backing tmpfs</title><line x1="${x + 9}" y1="${yy - 13}" x2="${x + 9}" y2="${yy + 3}" stroke="${TEXT}" stroke-width="2"/><text x="${x + 24}" y="${yy}" fill="${TEXT}" font-size="13">native tmpfs (PRF-004)</text></g>`,
     });
   }
   let x = 0;
@@ -185,7 +199,10 @@ function legend(cmp: Comparison, figures: PrfFigure[], y: number): { svg: string
     out.push(it.svg(x + 4, y + 15 + row * LEGEND_ROW));
     x += it.w + 16;
   }
-  return { svg: [`<g class="legend" role="list" aria-label="legend">`, ...out.map((s) => s.replace('<g>', '<g role="listitem">')), '</g>'], height: (row + 1) * LEGEND_ROW + 8 };
+  return {
+    svg: [`<g class="legend" role="list" aria-label="legend">`, ...out.map((s) => s.replace('<g>', '<g role="listitem">')), '</g>'],
+    height: (row + 1) * LEGEND_ROW + 8,
+  };
 }
 
 function group(f: PrfFigure, y0: number): { svg: string[]; height: number } {
@@ -227,10 +244,15 @@ function group(f: PrfFigure, y0: number): { svg: string[]; height: number } {
       const w = Math.max(px(x(b.value) - PLOT_X), 1.5);
       const fill = b.variant ? `url(#prf-hatch-${b.runIndex % PALETTE.length})` : color;
       out.push(`<rect class="bar-value" x="${PLOT_X}" y="${by}" width="${w}" height="${BAR_H}" fill="${fill}" stroke="${color}" stroke-width="1"/>`);
-      if (b.native !== null) out.push(`<line class="native" x1="${px(x(b.native))}" y1="${by - 3}" x2="${px(x(b.native))}" y2="${by + BAR_H + 3}" stroke="${TEXT}" stroke-width="2"/>`);
+      if (b.native !== null)
+        out.push(
+          `<line class="native" x1="${px(x(b.native))}" y1="${by - 3}" x2="${px(x(b.native))}" y2="${by + BAR_H + 3}" stroke="${TEXT}" stroke-width="2"/>`,
+        );
       const label = `${shown}${b.native !== null ? ` · native ${formatFigure(b.native)} ${f.unit}` : ''}`;
       const extra = note ? `<tspan fill="${below ? TEXT : MUTED}"${below ? ' font-weight="600"' : ''}> · ${esc(note)}</tspan>` : '';
-      out.push(`<text class="value" x="${px(Math.max(x(b.value), b.native !== null ? x(b.native) : 0) + 6)}" y="${by + BAR_H - 3}" fill="${TEXT}" font-size="13" stroke="#fff" stroke-width="4" stroke-linejoin="round" paint-order="stroke">${esc(label)}${extra}</text>`);
+      out.push(
+        `<text class="value" x="${px(Math.max(x(b.value), b.native !== null ? x(b.native) : 0) + 6)}" y="${by + BAR_H - 3}" fill="${TEXT}" font-size="13" stroke="#fff" stroke-width="4" stroke-linejoin="round" paint-order="stroke">${esc(label)}${extra}</text>`,
+      );
     } else {
       out.push(`<text x="${PLOT_X + 6}" y="${by + BAR_H - 3}" fill="${MUTED}" font-size="12" font-style="italic">not measured</text>`);
     }
@@ -253,9 +275,13 @@ export function renderPrfChart(cmp: Comparison): string {
     body.push(...g.svg);
     y += g.height;
   }
-  const defs = [`<pattern id="prf-hatch-legend" width="6" height="6" patternUnits="userSpaceOnUse" patternTransform="rotate(45)"><rect width="6" height="6" fill="#fff"/><rect width="3" height="6" fill="${MUTED}"/></pattern>`];
+  const defs = [
+    `<pattern id="prf-hatch-legend" width="6" height="6" patternUnits="userSpaceOnUse" patternTransform="rotate(45)"><rect width="6" height="6" fill="#fff"/><rect width="3" height="6" fill="${MUTED}"/></pattern>`,
+  ];
   for (let i = 0; i < PALETTE.length; i++) {
-    defs.push(`<pattern id="prf-hatch-${i}" width="6" height="6" patternUnits="userSpaceOnUse" patternTransform="rotate(45)"><rect width="6" height="6" fill="#fff"/><rect width="3.5" height="6" fill="${PALETTE[i]}"/></pattern>`);
+    defs.push(
+      `<pattern id="prf-hatch-${i}" width="6" height="6" patternUnits="userSpaceOnUse" patternTransform="rotate(45)"><rect width="6" height="6" fill="#fff"/><rect width="3.5" height="6" fill="${PALETTE[i]}"/></pattern>`,
+    );
   }
   const columns = figures[0]!.bars.length;
   const desc = `Grouped horizontal bars: ${figures.length} PRF figure${figures.length === 1 ? '' : 's'}, one bar per server and variant (${columns} columns). Values are printed beside the bars; the dashed line is the SHOULD threshold of the throughput ratios.`;

@@ -66,7 +66,20 @@ function pngPixels(buf: Buffer): { width: number; height: number; rgb: (x: numbe
       const b = y > 0 ? px[(y - 1) * stride + i]! : 0;
       const c = i >= bpp && y > 0 ? px[(y - 1) * stride + i - bpp]! : 0;
       const p = a + b - c;
-      const pred = f === 0 ? 0 : f === 1 ? a : f === 2 ? b : f === 3 ? (a + b) >> 1 : Math.abs(p - a) <= Math.abs(p - b) && Math.abs(p - a) <= Math.abs(p - c) ? a : Math.abs(p - b) <= Math.abs(p - c) ? b : c;
+      const pred =
+        f === 0
+          ? 0
+          : f === 1
+            ? a
+            : f === 2
+              ? b
+              : f === 3
+                ? (a + b) >> 1
+                : Math.abs(p - a) <= Math.abs(p - b) && Math.abs(p - a) <= Math.abs(p - c)
+                  ? a
+                  : Math.abs(p - b) <= Math.abs(p - c)
+                    ? b
+                    : c;
       px[y * stride + i] = (line[i]! + pred) & 0xff;
     }
   }
@@ -134,7 +147,9 @@ describe('comparison page in headless Chromium', () => {
       expect(figures.map((m) => m[1])).toEqual(['PRF-001', 'PRF-002', 'PRF-003', 'PRF-004']);
       for (const [g] of figures) {
         // one bar per column, each with its <title> naming the column and a drawn rect
-        const bars = [...g.matchAll(/<g class="bar" role="listitem" data-column="([^"]+)"><title>([^<]+)<\/title>[\s\S]*?<rect class="bar-value"[^>]*width="([\d.]+)"/g)];
+        const bars = [
+          ...g.matchAll(/<g class="bar" role="listitem" data-column="([^"]+)"><title>([^<]+)<\/title>[\s\S]*?<rect class="bar-value"[^>]*width="([\d.]+)"/g),
+        ];
         expect(bars.map((b) => b[1])).toEqual(columns);
         for (const b of bars) {
           expect(b[2]!.startsWith(`${b[1]}: `)).toBe(true);
@@ -152,10 +167,11 @@ describe('comparison page in headless Chromium', () => {
       const img = pngPixels(readFileSync(png));
       expect([img.width, img.height]).toEqual([1400, 1600]);
       const count = new Map<string, number>();
-      for (let y = 0; y < img.height; y++) for (let x = 0; x < img.width; x++) {
-        const c = img.rgb(x, y);
-        count.set(c, (count.get(c) ?? 0) + 1);
-      }
+      for (let y = 0; y < img.height; y++)
+        for (let x = 0; x < img.width; x++) {
+          const c = img.rgb(x, y);
+          count.set(c, (count.get(c) ?? 0) + 1);
+        }
       // ptfs, passthrough_hp, mergerfs: runs 0..2; the narrowest solid bar (mergerfs PRF-003, 0.05
       // on a 0..6 axis) is a sliver, the others are hundreds of pixels wide and 16 tall
       for (const colour of PALETTE.slice(0, 3)) expect(count.get(colour) ?? 0, `pixels of ${colour}`).toBeGreaterThan(3 * 16 * 100);

@@ -8,7 +8,7 @@ import { clauseResult, results, twoRuns } from './compare.testdata.ts';
 describe('comparison model', () => {
   test('rows where the servers differ come first within their family', () => {
     const cmp = buildComparison(twoRuns());
-    const rw = cmp.families.find((f) => f.family === 'RW')!;
+    const _rw = cmp.families.find((f) => f.family === 'RW')!;
     const [a, b] = twoRuns();
     const c = buildComparison([a, b, { ...b, server: { ...b.server, name: 'third' }, clauses: b.clauses.map((x) => ({ ...x, status: 'pass' as const })) }]);
     expect(c.families.find((f) => f.family === 'RW')!.rows.map((r) => [r.id, r.differs])).toEqual([
@@ -23,11 +23,13 @@ describe('comparison model', () => {
     const d = buildComparison([b, { ...b, clauses: [clauseResult('RW-001', 'fail'), clauseResult('RW-002', 'fail', { reason: 'x' })] }]);
     expect(d.families.find((f) => f.family === 'RW')!.rows.map((r) => r.id)).toEqual(['RW-001', 'RW-002']);
     const e = buildComparison([b, { ...b, clauses: [clauseResult('RW-001', 'pass'), clauseResult('RW-002', 'pass'), clauseResult('RW-003', 'fail')] }]);
-    expect(e.families.find((f) => f.family === 'RW')!.rows.map((r) => [r.id, r.differs])).toEqual([
-      ['RW-001', false],
-      ['RW-002', true],
-      ['RW-003', true],
-    ].sort((x, y) => Number(y[1]) - Number(x[1]) || String(x[0]).localeCompare(String(y[0]))));
+    expect(e.families.find((f) => f.family === 'RW')!.rows.map((r) => [r.id, r.differs])).toEqual(
+      [
+        ['RW-001', false],
+        ['RW-002', true],
+        ['RW-003', true],
+      ].sort((x, y) => Number(y[1]) - Number(x[1]) || String(x[0]).localeCompare(String(y[0]))),
+    );
   });
   test('families follow the catalogue order, not the order of the results file', () => {
     const cmp = buildComparison(twoRuns());
@@ -47,7 +49,11 @@ describe('comparison model', () => {
     expect(row.differs).toBe(false);
     const [a, b] = twoRuns();
     b.clauses = b.clauses.filter((c) => c.id !== 'RW-001');
-    expect(buildComparison([a, b]).families.flatMap((f) => f.rows).find((r) => r.id === 'RW-001')!.differs).toBe(true);
+    expect(
+      buildComparison([a, b])
+        .families.flatMap((f) => f.rows)
+        .find((r) => r.id === 'RW-001')!.differs,
+    ).toBe(true);
   });
   test('ids sort by number, plain before variants and parameters', () => {
     const ids = ['RW-010', 'RW-002@no-passthrough', 'RW-002', 'RW-002[b]', 'RW-001'];
@@ -203,7 +209,9 @@ describe('loadResults: what compare refuses, with the file named', () => {
     expect(refusal(path.join(dir, 'missing.json'))).toMatch(/^no such file/);
   });
   test('results of another major version, or with fields missing or of the wrong type', () => {
-    expect(refusal(file('v2.json', JSON.stringify({ ...good, version: '2.0.0' })))).toMatch(/^written by fusecert 2\.0\.0; this is fusecert 0\.1\.0, which reads results of version 0\.x/);
+    expect(refusal(file('v2.json', JSON.stringify({ ...good, version: '2.0.0' })))).toMatch(
+      /^written by fusecert 2\.0\.0; this is fusecert 0\.1\.0, which reads results of version 0\.x/,
+    );
     const { version: _v, ...noVersion } = good;
     expect(refusal(file('nover.json', JSON.stringify(noVersion)))).toMatch(/^version: expected string \(expected a results\.json written by fusecert 0\.x\)/);
     const { platform: _p, ...noPlatform } = good;

@@ -38,7 +38,11 @@ export function summaryTable(res: Results, strict: boolean): string {
     const fresh = bad.filter((c) => before.has(c.id));
     if (fresh.length || cmp.figureDrops.length) {
       lines.push('', 'new failures (not failing in the baseline):');
-      for (const c of fresh) lines.push(`${line(c)} (baseline: ${before.get(c.id) === 'absent' ? 'not run' : before.get(c.id)})`, ...(c.replay ? [`      replay: ${c.replay}`] : []));
+      for (const c of fresh)
+        lines.push(
+          `${line(c)} (baseline: ${before.get(c.id) === 'absent' ? 'not run' : before.get(c.id)})`,
+          ...(c.replay ? [`      replay: ${c.replay}`] : []),
+        );
       for (const f of cmp.figureDrops) lines.push(`  DROP ${f.id}: ${describeFigure(f, cmp.tolerance)}`);
     }
     const known = bad.filter((c) => cmp.known.some((e) => e.id === c.id));
@@ -51,7 +55,11 @@ export function summaryTable(res: Results, strict: boolean): string {
       for (const e of cmp.improved) lines.push(`  ${e.id} (baseline: ${e.before}: ${e.reason.split('\n')[0]})`);
     }
     if (cmp.figureGains.length) lines.push('', 'figures up:', ...cmp.figureGains.map((f) => `  ${f.id}: ${describeFigure(f, cmp.tolerance)}`));
-    if (cmp.notRun.length) lines.push('', `not run this time: ${cmp.notRun.length} clause(s) of the baseline (${cmp.notRun.slice(0, 8).join(' ')}${cmp.notRun.length > 8 ? ' ...' : ''})`);
+    if (cmp.notRun.length)
+      lines.push(
+        '',
+        `not run this time: ${cmp.notRun.length} clause(s) of the baseline (${cmp.notRun.slice(0, 8).join(' ')}${cmp.notRun.length > 8 ? ' ...' : ''})`,
+      );
   } else if (bad.length) {
     lines.push('', 'failures:');
     for (const c of bad) lines.push(line(c), ...(c.replay ? [`      replay: ${c.replay}`] : []));

@@ -29,18 +29,15 @@ export function writeJUnit(results: Results[], file: string): void {
           .className(`fusecert.${res.server.name}.${fam}`)
           .name(`${c.id} ${c.title}`)
           .time(c.durationMs / 1000);
-        const details = [
-          c.reason,
-          Object.keys(c.evidence).length ? `evidence: ${JSON.stringify(c.evidence)}` : '',
-          c.replay ? `replay: ${c.replay}` : '',
-        ]
+        const details = [c.reason, Object.keys(c.evidence).length ? `evidence: ${JSON.stringify(c.evidence)}` : '', c.replay ? `replay: ${c.replay}` : '']
           .filter(Boolean)
           .join('\n');
         const mark = baselineMark(res.baseline, c.id);
         if (mark) tc.property('baseline', mark.tag);
         const prefix = mark?.tag === 'new' ? 'NEW: ' : mark?.tag === 'known' ? 'KNOWN: ' : '';
         const drops = mark?.figures.map((f) => `${describeFigure(f, res.baseline!.tolerance)} since the baseline`).join('; ') ?? '';
-        if (c.status === 'fail' || c.status === 'hung') tc.failure(`${prefix}[${c.level}] ${c.status === 'hung' ? 'HUNG: ' : ''}${c.reason}${drops ? `; ${drops}` : ''}`, c.status).stacktrace(details);
+        if (c.status === 'fail' || c.status === 'hung')
+          tc.failure(`${prefix}[${c.level}] ${c.status === 'hung' ? 'HUNG: ' : ''}${c.reason}${drops ? `; ${drops}` : ''}`, c.status).stacktrace(details);
         else if (drops) tc.failure(`${prefix}[${c.level}] ${drops}`, 'baseline').stacktrace(details);
         else if (c.status === 'xpass') tc.failure(`${prefix}[${c.level}] unexpected pass: ${c.reason}`, 'xpass');
         else if (c.status === 'skip' || c.status === 'xfail') tc.skipped().standardOutput(`${prefix}${c.status}: ${c.reason}`);

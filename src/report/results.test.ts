@@ -25,7 +25,11 @@ describe('expectations', () => {
     expect(applyExpectations([r('IOM-001[a+b]', 'fail')], [exp('IOM-001')], today)[0].status).toBe('xfail');
   });
   test('an entry covers the parameters of its clause but not other variants', () => {
-    const [a, b, c] = applyExpectations([r('ATT-006', 'fail'), r('ATT-006@no-passthrough', 'pass'), r('IOM-001[x]@v', 'fail')], [exp('ATT-006'), exp('IOM-001@v')], today);
+    const [a, b, c] = applyExpectations(
+      [r('ATT-006', 'fail'), r('ATT-006@no-passthrough', 'pass'), r('IOM-001[x]@v', 'fail')],
+      [exp('ATT-006'), exp('IOM-001@v')],
+      today,
+    );
     expect([a.status, b.status, c.status]).toEqual(['xfail', 'pass', 'xfail']);
   });
   test('an unexpected pass is xpass: a warning, a failure under --strict', () => {
@@ -61,7 +65,7 @@ describe('exit status', () => {
 
 describe('progress line', () => {
   test('the total is marked partial while suite files are still to be collected', () => {
-    expect(progressLine(7, 120, r('RW-001', 'pass'), true)).toMatch(/^\[  7\/120\+\] PASS +RW-001 t \(1 ms\)$/);
-    expect(progressLine(120, 120, r('RW-002', 'fail'))).toMatch(/^\[120\/120\] FAIL +RW-002 t \(1 ms\)  why$/);
+    expect(progressLine(7, 120, r('RW-001', 'pass'), true)).toMatch(/^\[ {2}7\/120\+\] PASS +RW-001 t \(1 ms\)$/);
+    expect(progressLine(120, 120, r('RW-002', 'fail'))).toMatch(/^\[120\/120\] FAIL +RW-002 t \(1 ms\) {2}why$/);
   });
 });

@@ -26,6 +26,7 @@ const sortedIds = (xs: { id: string }[] | undefined) => (xs ?? []).map((x) => pa
 /** JUnit testcases by clause id: the baseline property and the failure message. */
 function junitCases(xml: string): Record<string, { baseline?: string; failure?: string }> {
   const doc = new XMLParser({ ignoreAttributes: false, attributeNamePrefix: '' }).parse(xml);
+  // biome-ignore lint/suspicious/noExplicitAny: parsed JUnit XML, read field by field below
   const cases = [doc.testsuites.testsuite].flat().flatMap((s: { testcase: unknown }) => [s.testcase].flat()) as Record<string, any>[];
   return Object.fromEntries(
     cases.map((c) => [
@@ -91,10 +92,17 @@ describe.skipIf(why)(`baseline gating on real runs${why ? ` (skipped: ${why})` :
         expect(cases[id]?.baseline, id).toBe('new');
         expect(cases[id]?.failure, id).toMatch(/^NEW: \[MUST\] /);
       }
-      expect(Object.entries(cases).filter(([, c]) => c.baseline).map(([id]) => id).sort()).toEqual(fails);
+      expect(
+        Object.entries(cases)
+          .filter(([, c]) => c.baseline)
+          .map(([id]) => id)
+          .sort(),
+      ).toEqual(fails);
       expect(r.stdout).toContain('new failures (not failing in the baseline):');
       expect(r.stdout).not.toContain('known failures');
-      expect(r.stdout).toMatch(new RegExp(`baseline .*clean\\.json \\(.*\\): ${fails.length} new, 0 known, 0 improved, 0 figure drop\\(s\\) -> WORSE THAN THE BASELINE \\(exit 1\\)`));
+      expect(r.stdout).toMatch(
+        new RegExp(`baseline .*clean\\.json \\(.*\\): ${fails.length} new, 0 known, 0 improved, 0 figure drop\\(s\\) -> WORSE THAN THE BASELINE \\(exit 1\\)`),
+      );
     }, 180_000);
 
     test(`${DEFECT} against its own results (an earlier --out directory): exit 0, the same clauses known, not new`, async () => {

@@ -12,15 +12,25 @@ describe.skipIf(why)(`two runs at the same time${why ? ` (skipped: ${why})` : ''
     const busy = startRun(['run', '--server', 'servers/ptfs/manifest.json', '--family', 'RW,BKG,MAP,IOM,SPL', '--seed', '7']);
     // PRF starts while the other run is in its clauses (its first mount exists)
     const t0 = Date.now();
-    while (Date.now() - t0 < 60_000 && !(await import('node:fs')).readdirSync('/sys/kernel/tracing/instances').some((i) => i.startsWith(`fusecert-${busy.pid}-`))) await new Promise((r) => setTimeout(r, 100));
+    while (
+      Date.now() - t0 < 60_000 &&
+      !(await import('node:fs')).readdirSync('/sys/kernel/tracing/instances').some((i) => i.startsWith(`fusecert-${busy.pid}-`))
+    )
+      await new Promise((r) => setTimeout(r, 100));
     const timing = startRun(['run', '--server', 'servers/ptfs/manifest.json', '--family', 'PRF,NEG', '--seed', '7']);
     const [a, b] = await Promise.all([busy.done, timing.done]);
-    for (const [name, r] of [['busy', a], ['timing', b]] as const) {
+    for (const [name, r] of [
+      ['busy', a],
+      ['timing', b],
+    ] as const) {
       expect(r.exitCode, `${name}: ${r.output.slice(-2000)}`).toBe(0);
       expect(r.left, name).toEqual([]);
       expect(r.output, name).not.toMatch(/dead run|left behind by a suite/);
       // a throughput ratio (PRF, SHOULD) may drop under the other run's load: that is what the note is for
-      expect(r.results!.clauses.filter((c) => c.level === 'MUST' && (c.status === 'fail' || c.status === 'hung')).map((c) => c.id), name).toEqual([]);
+      expect(
+        r.results!.clauses.filter((c) => c.level === 'MUST' && (c.status === 'fail' || c.status === 'hung')).map((c) => c.id),
+        name,
+      ).toEqual([]);
     }
     const prf = b.results!.clauses.filter((c) => c.id.startsWith('PRF-'));
     expect(prf.length).toBeGreaterThan(0);

@@ -8,7 +8,8 @@ import { missing, ptfsManifest, PTFS } from './util.ts';
 
 const why = missing('root', 'fuse', 'tracefs', 'ptfs');
 const kinds = (r: KilledRun) => new Set(r.before.map((l) => l.split(' ')[0]));
-const describeKill = (r: KilledRun) => `killed at ${r.killedAtMs} ms with ${r.before.length} live resources; left after 5 s: ${r.left.join(', ') || 'nothing'}\n${r.output.slice(-1500)}`;
+const describeKill = (r: KilledRun) =>
+  `killed at ${r.killedAtMs} ms with ${r.before.length} live resources; left after 5 s: ${r.left.join(', ') || 'nothing'}\n${r.output.slice(-1500)}`;
 
 describe.skipIf(why)(`a runner killed with SIGKILL leaves nothing within 5 s${why ? ` (skipped: ${why})` : ''}`, () => {
   test('during preflight, while the server holds the mount without answering', async () => {
@@ -16,15 +17,25 @@ describe.skipIf(why)(`a runner killed with SIGKILL leaves nothing within 5 s${wh
     // with a runner thread in a FUSE request the server has read (uninterruptible until abort)
     const m = ptfsManifest('ptfs-hang-getattr', ['--defect', 'hang-on', 'GETATTR']);
     const r = await killRun(['run', '--server', m, '--family', 'RW'], { phase: 'preflight', afterMs: 300, signal: 'SIGKILL' });
-    expect(r.before.some((l) => /^mount .*\(fuse/.test(l)), describeKill(r)).toBe(true);
-    expect(r.before.some((l) => /^process .*\(ptfs\)/.test(l)), describeKill(r)).toBe(true);
+    expect(
+      r.before.some((l) => /^mount .*\(fuse/.test(l)),
+      describeKill(r),
+    ).toBe(true);
+    expect(
+      r.before.some((l) => /^process .*\(ptfs\)/.test(l)),
+      describeKill(r),
+    ).toBe(true);
     expect(r.output).not.toMatch(/\[\s*\d+\/\d+\]/); // no clause had run: this was the preflight
     expect(r.exitSignal).toBe('SIGKILL');
     expect(r.left, describeKill(r)).toEqual([]);
   }, 120_000);
 
   test('during a clause, two suite files in parallel', async () => {
-    const r = await killRun(['run', '--server', 'servers/ptfs/manifest.json', '--family', 'RW,BKG,MAP,IOM'], { phase: 'clause', afterMs: 1500, signal: 'SIGKILL' });
+    const r = await killRun(['run', '--server', 'servers/ptfs/manifest.json', '--family', 'RW,BKG,MAP,IOM'], {
+      phase: 'clause',
+      afterMs: 1500,
+      signal: 'SIGKILL',
+    });
     for (const k of ['mount', 'tracefs', 'process', 'temp', 'cgroup']) expect(kinds(r).has(k), `${k}: ${describeKill(r)}`).toBe(true);
     expect(r.before.filter((l) => /\(ptfs\)/.test(l)).length, describeKill(r)).toBeGreaterThan(0);
     expect(r.left, describeKill(r)).toEqual([]);
@@ -45,7 +56,10 @@ describe.skipIf(why)(`a runner killed with SIGKILL leaves nothing within 5 s${wh
       daemonizes: true,
     });
     const r = await killRun(['run', '--server', m, '--family', 'RW,BKG'], { phase: 'clause', afterMs: 1000, signal: 'SIGKILL' });
-    expect(r.before.some((l) => /\(ptfs\)/.test(l)), describeKill(r)).toBe(true);
+    expect(
+      r.before.some((l) => /\(ptfs\)/.test(l)),
+      describeKill(r),
+    ).toBe(true);
     expect(r.left, describeKill(r)).toEqual([]);
   }, 180_000);
 
@@ -58,7 +72,10 @@ describe.skipIf(why)(`a runner killed with SIGKILL leaves nothing within 5 s${wh
 
   test('during PRF', async () => {
     const r = await killRun(['run', '--server', 'servers/ptfs/manifest.json', '--family', 'PRF'], { phase: 'mounted', afterMs: 2000, signal: 'SIGKILL' });
-    expect(r.before.some((l) => /^mount .*\(fuse/.test(l)), describeKill(r)).toBe(true);
+    expect(
+      r.before.some((l) => /^mount .*\(fuse/.test(l)),
+      describeKill(r),
+    ).toBe(true);
     expect(r.left, describeKill(r)).toEqual([]);
   }, 180_000);
 });

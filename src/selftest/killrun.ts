@@ -36,7 +36,9 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function stateDirs(tmp: string): string[] {
   try {
-    return readdirSync(tmp).filter((d) => d.startsWith('fusecert-run-')).map((d) => path.join(tmp, d));
+    return readdirSync(tmp)
+      .filter((d) => d.startsWith('fusecert-run-'))
+      .map((d) => path.join(tmp, d));
   } catch {
     return [];
   }
@@ -57,7 +59,10 @@ function fuseMountsUnder(dir: string): number {
  * after the first mount of the suites appeared (with --family PRF: during PRF), 'any' at
  * `afterMs` from start.
  */
-export async function killRun(args: string[], opts: { phase: Phase; signal: NodeJS.Signals; afterMs?: number; graceMs?: number; timeoutMs?: number; alsoGuardian?: boolean }): Promise<KilledRun> {
+export async function killRun(
+  args: string[],
+  opts: { phase: Phase; signal: NodeJS.Signals; afterMs?: number; graceMs?: number; timeoutMs?: number; alsoGuardian?: boolean },
+): Promise<KilledRun> {
   // the same layout as util.ts fusecert(): TMPDIR is tmp/tmp, so a later fusecert({ tmp }) sees this run
   const tmp = mkdtempSync(path.join(os.tmpdir(), 'fusecert-kill-'));
   const work = path.join(tmp, 'tmp');
@@ -128,14 +133,31 @@ export async function killRun(args: string[], opts: { phase: Phase; signal: Node
   }
   const [exitCode, exitSignal] = await Promise.race([exited, sleep(1000).then(() => [null, null] as [null, null])]);
   if (left.length === 0) rmSync(tmp, { recursive: true, force: true });
-  return { phase: opts.phase, signal: opts.signal, killedAtMs, before, left, cleanMs, output: atKill, after: output.slice(atKill.length), exitCode, exitSignal, tmp };
+  return {
+    phase: opts.phase,
+    signal: opts.signal,
+    killedAtMs,
+    before,
+    left,
+    cleanMs,
+    output: atKill,
+    after: output.slice(atKill.length),
+    exitCode,
+    exitSignal,
+    tmp,
+  };
 }
 
 export interface StartedRun {
   pid: number;
   tmp: string;
   /** exit code, output, results.json (null if none) and what was left 5 s after the exit at most */
-  done: Promise<{ exitCode: number | null; output: string; results: { clauses: { id: string; level: string; status: string; reason: string; evidence: Record<string, unknown> }[] } | null; left: string[] }>;
+  done: Promise<{
+    exitCode: number | null;
+    output: string;
+    results: { clauses: { id: string; level: string; status: string; reason: string; evidence: Record<string, unknown> }[] } | null;
+    left: string[];
+  }>;
 }
 
 /** Start a real run in a TMPDIR of its own; `done` also counts what it left once it has exited. */

@@ -82,11 +82,36 @@ describe.skipIf(skip)(`npm package${skip ? ` (skipped: ${skip})` : ''}`, () => {
       expect(packed.exitCode, packed.all).toBe(0);
       const info = JSON.parse(packed.stdout)[0] as { filename: string; files: { path: string }[] };
       const files = info.files.map((f) => f.path);
-      for (const f of ['bin/fusecert.mjs', 'src/cli/main.ts', 'src/report/chart.ts', 'suites/negotiation.test.ts', 'suites/performance.test.ts', 'servers/ptfs/ptfs.c', 'servers/ptfs/fuse_proto.h', 'servers/ptfs/Makefile', 'servers/ptfs/manifest.json', 'fixtures/trees/basic.json', 'fixtures/defects.json', 'vitest.config.ts', 'README.md']) {
+      for (const f of [
+        'bin/fusecert.mjs',
+        'src/cli/main.ts',
+        'src/report/chart.ts',
+        'suites/negotiation.test.ts',
+        'suites/performance.test.ts',
+        'servers/ptfs/ptfs.c',
+        'servers/ptfs/fuse_proto.h',
+        'servers/ptfs/Makefile',
+        'servers/ptfs/manifest.json',
+        'fixtures/trees/basic.json',
+        'fixtures/defects.json',
+        'vitest.config.ts',
+        'README.md',
+      ]) {
         expect(files, `${f} is in the tarball`).toContain(f);
       }
-      const dev = files.filter((f) => f === 'servers/ptfs/ptfs' || f.endsWith('.o') || /^src\/.*\.test\.ts$/.test(f) || f.startsWith('src/selftest/') || f.includes('testdata') || f.startsWith('fixtures/traces/') || f.startsWith('node_modules/') || f.startsWith('bench/') || f.startsWith('.ci/'));
-      expect(dev, 'binaries, fusecert\'s own tests and dev files stay out of the tarball').toEqual([]);
+      const dev = files.filter(
+        (f) =>
+          f === 'servers/ptfs/ptfs' ||
+          f.endsWith('.o') ||
+          /^src\/.*\.test\.ts$/.test(f) ||
+          f.startsWith('src/selftest/') ||
+          f.includes('testdata') ||
+          f.startsWith('fixtures/traces/') ||
+          f.startsWith('node_modules/') ||
+          f.startsWith('bench/') ||
+          f.startsWith('.ci/'),
+      );
+      expect(dev, "binaries, fusecert's own tests and dev files stay out of the tarball").toEqual([]);
       const tarball = path.join(packDir, info.filename);
 
       // ---- install into an empty directory, offline
@@ -119,7 +144,14 @@ describe.skipIf(skip)(`npm package${skip ? ` (skipped: ${skip})` : ''}`, () => {
       // ---- run: a manifest outside the package, pointing at the package's (not yet built) ptfs
       const own = JSON.parse(readFileSync(path.join(pkgDir, 'servers/ptfs/manifest.json'), 'utf8'));
       const manifest = path.join(tmp, 'ptfs-packaged.json');
-      writeFileSync(manifest, JSON.stringify({ ...own, name: 'ptfs-packaged', command: [ptfs, ...own.command.slice(1)], version: [ptfs, '--version'], variants: {}, expect: [] }, null, 2));
+      writeFileSync(
+        manifest,
+        JSON.stringify(
+          { ...own, name: 'ptfs-packaged', command: [ptfs, ...own.command.slice(1)], version: [ptfs, '--version'], variants: {}, expect: [] },
+          null,
+          2,
+        ),
+      );
       const out = path.join(tmp, 'out');
       const run = cli(['run', '--server', manifest, '--family', 'NEG', '--out', out, '--seed', '7']);
       if (run.pid) pids.push(run.pid);
@@ -127,7 +159,10 @@ describe.skipIf(skip)(`npm package${skip ? ` (skipped: ${skip})` : ''}`, () => {
       expect(r.exitCode, r.all).toBe(0);
       expect(r.stderr).toContain('the reference server is not built: building');
       expect(existsSync(ptfs), 'run built ptfs from the packaged sources').toBe(true);
-      expect(readdirSync(path.dirname(ptfs)).filter((f) => f.startsWith('.build-') || f.endsWith('.o')), 'no build debris in the package').toEqual([]);
+      expect(
+        readdirSync(path.dirname(ptfs)).filter((f) => f.startsWith('.build-') || f.endsWith('.o')),
+        'no build debris in the package',
+      ).toEqual([]);
       const results = JSON.parse(readFileSync(path.join(out, 'results.json'), 'utf8'));
       expect(results.server.name).toBe('ptfs-packaged');
       expect(results.version).toBe(JSON.parse(readFileSync(path.join(pkgDir, 'package.json'), 'utf8')).version);

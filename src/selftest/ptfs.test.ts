@@ -8,7 +8,10 @@ import path from 'node:path';
 import { execa } from 'execa';
 import { missing, PTFS } from './util.ts';
 
-const mountedAt = (mp: string) => readFileSync('/proc/self/mountinfo', 'utf8').split('\n').some((l) => l.split(' ')[4] === mp);
+const mountedAt = (mp: string) =>
+  readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .some((l) => l.split(' ')[4] === mp);
 
 function scratch(): { dir: string; src: string; mnt: string; done: () => void } {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'fusecert-test-ptfs-'));
@@ -55,7 +58,18 @@ describe.skipIf(why)(`ptfs${why ? ` (skipped: ${why})` : ''}`, () => {
     const s = scratch();
     const vg = execa(
       'valgrind',
-      ['--leak-check=full', '--show-leak-kinds=definite,indirect', '--errors-for-leak-kinds=definite,indirect', '--error-exitcode=99', PTFS, '--source', s.src, '--mountpoint', s.mnt, '--no-passthrough'],
+      [
+        '--leak-check=full',
+        '--show-leak-kinds=definite,indirect',
+        '--errors-for-leak-kinds=definite,indirect',
+        '--error-exitcode=99',
+        PTFS,
+        '--source',
+        s.src,
+        '--mountpoint',
+        s.mnt,
+        '--no-passthrough',
+      ],
       { reject: false, timeout: 90_000 },
     );
     try {
@@ -83,7 +97,10 @@ describe.skipIf(why)(`ptfs${why ? ` (skipped: ${why})` : ''}`, () => {
       await rm(p('h'));
       vg.kill('SIGTERM');
       const r = await vg;
-      const summary = r.stderr.split('\n').filter((l) => /ERROR SUMMARY|definitely lost|indirectly lost|All heap blocks/.test(l)).join('\n');
+      const summary = r.stderr
+        .split('\n')
+        .filter((l) => /ERROR SUMMARY|definitely lost|indirectly lost|All heap blocks/.test(l))
+        .join('\n');
       expect(r.exitCode, r.stderr.slice(-3000)).toBe(0);
       expect(summary).toMatch(/ERROR SUMMARY: 0 errors/);
       expect(mountedAt(s.mnt)).toBe(false);

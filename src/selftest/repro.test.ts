@@ -8,7 +8,10 @@ import path from 'node:path';
 import { execa } from 'execa';
 import { fusecert, ptfsManifest, missing, PTFS } from './util.ts';
 
-const mountedAt = (mp: string) => readFileSync('/proc/self/mountinfo', 'utf8').split('\n').some((l) => l.split(' ')[4] === mp);
+const mountedAt = (mp: string) =>
+  readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .some((l) => l.split(' ')[4] === mp);
 
 /** ptfs (with ARGS) on fresh directories while FN runs; stopped and removed afterwards. */
 async function withPtfs<T>(args: string[], fn: (mnt: string) => Promise<T>): Promise<T> {

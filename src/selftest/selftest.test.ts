@@ -27,7 +27,10 @@ async function ptfsDefects(): Promise<string[]> {
   const r = await execa(PTFS, ['--source', '/', '--mountpoint', '/', '--defect', 'no-such-defect'], { reject: false });
   const m = /valid: (.*)$/m.exec(r.stderr);
   if (!m) throw new Error(`ptfs did not list its defects: ${r.stderr}`);
-  return m[1].replace(/ OPCODE/g, '').trim().split(/\s+/);
+  return m[1]
+    .replace(/ OPCODE/g, '')
+    .trim()
+    .split(/\s+/);
 }
 
 const why = missing('root', 'fuse', 'tracefs', 'ptfs');
@@ -47,7 +50,13 @@ describe.skipIf(why)(`mutation matrix: every ptfs defect is caught${why ? ` (ski
         const m = ptfsManifest(`ptfs-${e.defect.replace(/\s+/g, '-').toLowerCase()}`, e.args);
         const r = await fusecert(['run', '--server', m, '--family', e.families.join(','), '--seed', '11', '--deadline', String(e.deadlineMs ?? 20000)]);
         if (e.environmentError) {
-          seen.push({ defect: e.defect, expected: 1, caught: new RegExp(e.environmentError).test(r.stderr) ? 1 : 0, unexpected: [], seconds: Math.round(r.durationMs / 1000) });
+          seen.push({
+            defect: e.defect,
+            expected: 1,
+            caught: new RegExp(e.environmentError).test(r.stderr) ? 1 : 0,
+            unexpected: [],
+            seconds: Math.round(r.durationMs / 1000),
+          });
           expect(r.exitCode, r.stderr).toBe(2);
           expect(r.stderr.trim().split('\n'), 'one error line').toHaveLength(1);
           expect(r.stderr).toMatch(new RegExp(e.environmentError));
@@ -57,15 +66,27 @@ describe.skipIf(why)(`mutation matrix: every ptfs defect is caught${why ? ` (ski
         const bad = failing(r);
         const got = new Set(bad.map((c) => base(c.id)));
         const unexpected = [...got].filter((id) => !e.fails.includes(id));
-        seen.push({ defect: e.defect, expected: e.fails.length, caught: e.fails.filter((id) => got.has(id)).length, unexpected, seconds: Math.round(r.durationMs / 1000) });
+        seen.push({
+          defect: e.defect,
+          expected: e.fails.length,
+          caught: e.fails.filter((id) => got.has(id)).length,
+          unexpected,
+          seconds: Math.round(r.durationMs / 1000),
+        });
         expect(r.exitCode, r.stderr).toBe(1);
         expect(r.leftovers).toEqual([]);
         expect(r.results!.errors).toEqual([]);
-        expect(e.fails.filter((id) => !got.has(id)), 'expected failures that did not happen').toEqual([]);
+        expect(
+          e.fails.filter((id) => !got.has(id)),
+          'expected failures that did not happen',
+        ).toEqual([]);
         expect(unexpected, 'clauses outside the expected set failed (shared state in the harness or ptfs?)').toEqual([]);
         for (const [id, pattern] of Object.entries(e.cause)) {
           const reasons = bad.filter((c) => base(c.id) === id).map((c) => c.reason);
-          expect(reasons.some((x) => new RegExp(pattern).test(x)), `${id} must name the cause (/${pattern}/); it said: ${reasons[0]}`).toBe(true);
+          expect(
+            reasons.some((x) => new RegExp(pattern).test(x)),
+            `${id} must name the cause (/${pattern}/); it said: ${reasons[0]}`,
+          ).toBe(true);
         }
       }, 300_000);
     }
@@ -76,11 +97,16 @@ describe.skipIf(why)(`mutation matrix: every ptfs defect is caught${why ? ` (ski
     const w = Math.max(...seen.map((s) => s.defect.length));
     const lines = seen
       .sort((a, b) => a.defect.localeCompare(b.defect))
-      .map((s) => `  ${s.defect.padEnd(w)}  ${s.caught}/${s.expected} expected failures${s.unexpected.length ? `, unexpected: ${s.unexpected.join(' ')}` : ''}  (${s.seconds} s)`);
+      .map(
+        (s) =>
+          `  ${s.defect.padEnd(w)}  ${s.caught}/${s.expected} expected failures${s.unexpected.length ? `, unexpected: ${s.unexpected.join(' ')}` : ''}  (${s.seconds} s)`,
+      );
     const caught = seen.filter((s) => s.caught > 0).length;
     const exp = seen.reduce((a, s) => a + s.expected, 0);
     const got = seen.reduce((a, s) => a + s.caught, 0);
-    console.log(`mutation matrix:\n${lines.join('\n')}\nmutation score: ${caught}/${seen.length} defects caught = ${(caught / seen.length).toFixed(2)}; expected clause failures seen ${got}/${exp} = ${(got / exp).toFixed(2)}`);
+    console.log(
+      `mutation matrix:\n${lines.join('\n')}\nmutation score: ${caught}/${seen.length} defects caught = ${(caught / seen.length).toFixed(2)}; expected clause failures seen ${got}/${exp} = ${(got / exp).toFixed(2)}`,
+    );
   });
 });
 
@@ -92,7 +118,11 @@ describe.skipIf(whyClean)(`zero false failures on compliant servers${whyClean ? 
   const variantFamilies = 'NEG,BKG,IOM,LIF';
   const configs: { name: string; server: () => string; args: string[] }[] = [
     // the full reference run, in random order and in parallel: clauses do not depend on each other
-    { name: 'ptfs (max_stack_depth 1, all families, shuffled, 2 jobs)', server: () => 'servers/ptfs/manifest.json', args: ['--shuffle', '--seed', '20261123', '--jobs', '2'] },
+    {
+      name: 'ptfs (max_stack_depth 1, all families, shuffled, 2 jobs)',
+      server: () => 'servers/ptfs/manifest.json',
+      args: ['--shuffle', '--seed', '20261123', '--jobs', '2'],
+    },
     { name: 'ptfs --max-stack-depth 2', server: () => ptfsManifest('ptfs-depth2', ['--max-stack-depth', '2']), args: ['--family', 'NEG,BKG,IOM,RW,ATT,LIF'] },
     { name: 'ptfs@passthrough-direct', server: () => 'servers/ptfs/manifest.json@passthrough-direct', args: ['--family', variantFamilies] },
     { name: 'ptfs@no-passthrough', server: () => 'servers/ptfs/manifest.json@no-passthrough', args: ['--family', variantFamilies] },
@@ -105,7 +135,10 @@ describe.skipIf(whyClean)(`zero false failures on compliant servers${whyClean ? 
       test(c.name, async () => {
         const r = await fusecert(['run', '--server', c.server(), ...c.args]);
         const bad = (r.results?.clauses ?? []).filter((x) => x.level === 'MUST' && (x.status === 'fail' || x.status === 'hung'));
-        expect(bad.map((x) => `${x.id}: ${x.reason}`), r.stderr).toEqual([]);
+        expect(
+          bad.map((x) => `${x.id}: ${x.reason}`),
+          r.stderr,
+        ).toEqual([]);
         expect(r.exitCode).toBe(0);
         expect(r.results!.errors).toEqual([]);
         expect(r.leftovers).toEqual([]);

@@ -13,7 +13,9 @@ export const PTFS = path.join(ROOT, 'servers/ptfs/ptfs');
 export const strict = received().strictTests;
 
 /** Why a test of ours cannot run here, or null. Under FUSECERT_STRICT a reason is a failure, not a skip. */
-export function missing(...needs: ('root' | 'fuse' | 'tracefs' | 'ptfs' | 'bindfs' | 'fuse-overlayfs' | 'mergerfs' | 'valgrind' | 'chromium')[]): string | null {
+export function missing(
+  ...needs: ('root' | 'fuse' | 'tracefs' | 'ptfs' | 'bindfs' | 'fuse-overlayfs' | 'mergerfs' | 'valgrind' | 'chromium')[]
+): string | null {
   for (const n of needs) {
     const why = (() => {
       switch (n) {
@@ -133,4 +135,3 @@ export function ptfsManifest(name: string, args: string[], extra: Record<string,
   writeFileSync(f, JSON.stringify(m, null, 2));
   return f;
 }
-

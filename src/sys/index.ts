@@ -141,21 +141,77 @@ for (const [name, n] of Object.entries(os.constants.errno)) {
 }
 // Linux errnos that libuv's table leaves out.
 const EXTRA: Record<number, string> = {
-  3: 'ESRCH', 15: 'ENOTBLK', 44: 'ECHRNG', 45: 'EL2NSYNC', 46: 'EL3HLT', 47: 'EL3RST',
-  48: 'ELNRNG', 49: 'EUNATCH', 50: 'ENOCSI', 51: 'EL2HLT', 52: 'EBADE', 53: 'EBADR',
-  54: 'EXFULL', 55: 'ENOANO', 56: 'EBADRQC', 57: 'EBADSLT', 59: 'EBFONT', 64: 'ENONET',
-  65: 'ENOPKG', 66: 'EREMOTE', 68: 'EADV', 69: 'ESRMNT', 70: 'ECOMM', 73: 'EDOTDOT',
-  76: 'ENOTUNIQ', 77: 'EBADFD', 78: 'EREMCHG', 79: 'ELIBACC', 80: 'ELIBBAD', 81: 'ELIBSCN',
-  82: 'ELIBMAX', 83: 'ELIBEXEC', 85: 'ERESTART', 86: 'ESTRPIPE', 87: 'EUSERS',
-  94: 'ESOCKTNOSUPPORT', 96: 'EPFNOSUPPORT', 108: 'ESHUTDOWN', 109: 'ETOOMANYREFS',
-  112: 'EHOSTDOWN', 117: 'EUCLEAN', 118: 'ENOTNAM', 119: 'ENAVAIL', 120: 'EISNAM',
-  121: 'EREMOTEIO', 123: 'ENOMEDIUM', 124: 'EMEDIUMTYPE', 126: 'ENOKEY', 127: 'EKEYEXPIRED',
-  128: 'EKEYREVOKED', 129: 'EKEYREJECTED', 132: 'ERFKILL', 133: 'EHWPOISON',
+  3: 'ESRCH',
+  15: 'ENOTBLK',
+  44: 'ECHRNG',
+  45: 'EL2NSYNC',
+  46: 'EL3HLT',
+  47: 'EL3RST',
+  48: 'ELNRNG',
+  49: 'EUNATCH',
+  50: 'ENOCSI',
+  51: 'EL2HLT',
+  52: 'EBADE',
+  53: 'EBADR',
+  54: 'EXFULL',
+  55: 'ENOANO',
+  56: 'EBADRQC',
+  57: 'EBADSLT',
+  59: 'EBFONT',
+  64: 'ENONET',
+  65: 'ENOPKG',
+  66: 'EREMOTE',
+  68: 'EADV',
+  69: 'ESRMNT',
+  70: 'ECOMM',
+  73: 'EDOTDOT',
+  76: 'ENOTUNIQ',
+  77: 'EBADFD',
+  78: 'EREMCHG',
+  79: 'ELIBACC',
+  80: 'ELIBBAD',
+  81: 'ELIBSCN',
+  82: 'ELIBMAX',
+  83: 'ELIBEXEC',
+  85: 'ERESTART',
+  86: 'ESTRPIPE',
+  87: 'EUSERS',
+  94: 'ESOCKTNOSUPPORT',
+  96: 'EPFNOSUPPORT',
+  108: 'ESHUTDOWN',
+  109: 'ETOOMANYREFS',
+  112: 'EHOSTDOWN',
+  117: 'EUCLEAN',
+  118: 'ENOTNAM',
+  119: 'ENAVAIL',
+  120: 'EISNAM',
+  121: 'EREMOTEIO',
+  123: 'ENOMEDIUM',
+  124: 'EMEDIUMTYPE',
+  126: 'ENOKEY',
+  127: 'EKEYEXPIRED',
+  128: 'EKEYREVOKED',
+  129: 'EKEYREJECTED',
+  132: 'ERFKILL',
+  133: 'EHWPOISON',
   // kernel-internal codes that can surface in tracepoints (fuse_request_end error, ...)
-  512: 'ERESTARTSYS', 513: 'ERESTARTNOINTR', 514: 'ERESTARTNOHAND', 515: 'ENOIOCTLCMD',
-  516: 'ERESTART_RESTARTBLOCK', 517: 'EPROBE_DEFER', 518: 'EOPENSTALE', 519: 'ENOPARAM',
-  521: 'EBADHANDLE', 522: 'ENOTSYNC', 523: 'EBADCOOKIE', 524: 'ENOTSUPP', 525: 'ETOOSMALL',
-  526: 'ESERVERFAULT', 527: 'EBADTYPE', 528: 'EJUKEBOX', 529: 'EIOCBQUEUED',
+  512: 'ERESTARTSYS',
+  513: 'ERESTARTNOINTR',
+  514: 'ERESTARTNOHAND',
+  515: 'ENOIOCTLCMD',
+  516: 'ERESTART_RESTARTBLOCK',
+  517: 'EPROBE_DEFER',
+  518: 'EOPENSTALE',
+  519: 'ENOPARAM',
+  521: 'EBADHANDLE',
+  522: 'ENOTSYNC',
+  523: 'EBADCOOKIE',
+  524: 'ENOTSUPP',
+  525: 'ETOOSMALL',
+  526: 'ESERVERFAULT',
+  527: 'EBADTYPE',
+  528: 'EJUKEBOX',
+  529: 'EIOCBQUEUED',
 };
 for (const [n, name] of Object.entries(EXTRA)) if (!ERRNO_NAMES.has(Number(n))) ERRNO_NAMES.set(Number(n), name);
 
@@ -281,9 +337,7 @@ const f = {
   tee: libc.func('intptr_t tee(int fd_in, int fd_out, size_t len, uint32_t flags)'),
   vmsplice: libc.func('intptr_t vmsplice(int fd, void *iov, size_t nr_segs, uint32_t flags)'),
   sendfile: libc.func('intptr_t sendfile(int out_fd, int in_fd, void *offset, size_t count)'),
-  copy_file_range: libc.func(
-    'intptr_t copy_file_range(int fd_in, void *off_in, int fd_out, void *off_out, size_t len, uint32_t flags)',
-  ),
+  copy_file_range: libc.func('intptr_t copy_file_range(int fd_in, void *off_in, int fd_out, void *off_out, size_t len, uint32_t flags)'),
   fallocate: libc.func('int fallocate(int fd, int mode, int64_t offset, int64_t len)'),
   lseek: libc.func('int64_t lseek(int fd, int64_t offset, int whence)'),
   // ioctl(2) and syscall(2) are variadic in C. koffi cannot call variadic functions
@@ -308,9 +362,7 @@ const f = {
   free: libc.func('void free(uintptr_t p)'),
   gettid: libc.func('int gettid()'),
   umount2: libc.func('int umount2(const char *target, int flags)'),
-  mount: libc.func(
-    'int mount(const char *source, const char *target, const char *fstype, unsigned long flags, const char *data)',
-  ),
+  mount: libc.func('int mount(const char *source, const char *target, const char *fstype, unsigned long flags, const char *data)'),
 };
 
 // ---------------------------------------------------------------------------------------
@@ -349,7 +401,11 @@ export const { sync: splice, async: spliceAsync } = both(
 
 export const { sync: tee, async: teeAsync } = both(
   'tee',
-  (fdIn: number, fdOut: number, len: number, flags = 0) => ({ fn: f.tee, args: [fdIn, fdOut, len, flags], fmt: () => `fd_in=${fdIn}, fd_out=${fdOut}, len=${len}` }),
+  (fdIn: number, fdOut: number, len: number, flags = 0) => ({
+    fn: f.tee,
+    args: [fdIn, fdOut, len, flags],
+    fmt: () => `fd_in=${fdIn}, fd_out=${fdOut}, len=${len}`,
+  }),
   (r) => toNum(r),
 );
 
@@ -419,7 +475,10 @@ export const { sync: ioctl, async: ioctlAsync } = both(
 // ---------------------------------------------------------------------------------------
 // statx
 
-export interface StatxTimestamp { sec: bigint; nsec: number }
+export interface StatxTimestamp {
+  sec: bigint;
+  nsec: number;
+}
 export interface Statx {
   mask: number;
   blksize: number;
@@ -508,9 +567,15 @@ export function alignedBuffer(size: number, align = 4096): AlignedBuffer {
   buf.fill(0);
   let freed = false;
   return {
-    ptr, size, align, buf,
+    ptr,
+    size,
+    align,
+    buf,
     free() {
-      if (!freed) { freed = true; f.free(ptr); }
+      if (!freed) {
+        freed = true;
+        f.free(ptr);
+      }
     },
   };
 }
@@ -558,7 +623,10 @@ export interface Mapping {
 
 class MappingImpl implements Mapping {
   private unmapped = false;
-  constructor(readonly addr: bigint, readonly length: number) {}
+  constructor(
+    readonly addr: bigint,
+    readonly length: number,
+  ) {}
   private check(off: number, len: number) {
     if (this.unmapped) throw new Error('mapping already unmapped');
     if (off < 0 || len < 0 || off + len > this.length) throw new RangeError(`range ${off}+${len} outside mapping of ${this.length}`);
@@ -576,12 +644,26 @@ class MappingImpl implements Mapping {
   async readAsync(off: number, len: number): Promise<Buffer> {
     this.check(off, len);
     const out = Buffer.alloc(len);
-    if (len) await callAsync(f.memcpyOut, 'memcpy', [out, this.addr + BigInt(off), len], () => '', () => false);
+    if (len)
+      await callAsync(
+        f.memcpyOut,
+        'memcpy',
+        [out, this.addr + BigInt(off), len],
+        () => '',
+        () => false,
+      );
     return out;
   }
   async writeAsync(off: number, data: Buffer): Promise<void> {
     this.check(off, data.length);
-    if (data.length) await callAsync(f.memcpyIn, 'memcpy', [this.addr + BigInt(off), data, data.length], () => '', () => false);
+    if (data.length)
+      await callAsync(
+        f.memcpyIn,
+        'memcpy',
+        [this.addr + BigInt(off), data, data.length],
+        () => '',
+        () => false,
+      );
   }
   msync(flags: number = MS.MS_SYNC, off = 0, len = this.length - off): void {
     this.check(off, len);

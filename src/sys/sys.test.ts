@@ -100,7 +100,9 @@ describe('splice family', () => {
     const [r, w] = sys.pipe2(O.O_CLOEXEC);
     try {
       let moved = 0;
-      const start = 4097, len = 150_003, outAt = 333;
+      const start = 4097,
+        len = 150_003,
+        outAt = 333;
       while (moved < len) {
         const n = sys.splice(fin, start + moved, w, null, Math.min(len - moved, 65536), 0);
         expect(n).toBeGreaterThan(0);
@@ -186,7 +188,10 @@ describe('splice family', () => {
       while (sent < data.length) sent += await sys.sendfileAsync(sockFd, fin, sent, data.length - sent);
       await new Promise<void>((res) => {
         const t = setInterval(() => {
-          if (Buffer.concat(received).length >= data.length) { clearInterval(t); res(); }
+          if (Buffer.concat(received).length >= data.length) {
+            clearInterval(t);
+            res();
+          }
         }, 5);
       });
       expect(Buffer.concat(received).equals(data)).toBe(true);
