@@ -1,37 +1,15 @@
-// The borrowed-fd probe of SPEC §5a: what a FUSE connection negotiated, read from outside the
-// server without side effects. We take a duplicate of the server's /dev/fuse fd with
-// pidfd_open + pidfd_getfd and issue the backing ioctls ourselves. The kernel checks
-// negotiation before the flags, so BACKING_OPEN with flags = 1 gives EPERM when passthrough was
-// not granted and EINVAL when it was, allocating nothing either way. The negotiated stack depth
-// follows from a real BACKING_OPEN of a file on an overlayfs (stack depth 1): ELOOP means the
-// connection's max_stack_depth is 1, an id (closed at once) means 2.
-// Our own ioctls never reach the ledger: the ioctl trace is filtered by the server's threads.
-import { readdirSync, readlinkSync, readFileSync } from 'node:fs';
+
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { O, FUSE_DEV_IOC, ioctlAsync, openAsync, closeAsync, pidfdOpenAsync, pidfdGetfdAsync, SysError } from '../sys/index.ts';
-import { makeWorkspace } from '../mount/index.ts';
+import { makeWorkspace, fuseFdsOf } from '../mount/index.ts';
 import { errnoOf } from './expect.ts';
 
-/** fds of `pid` that are /dev/fuse and belong to FUSE connection `conn` (fdinfo "fuse_connection: N"). */
+/** fds of `pid` that are /dev/fuse and belong to FUSE connection `conn`. */
 export function devFuseFds(pid: number, conn: number): number[] {
-  const out: number[] = [];
-  let fds: string[];
-  try {
-    fds = readdirSync(`/proc/${pid}/fd`);
-  } catch {
-    return out;
-  }
-  for (const fd of fds) {
-    try {
-      if (readlinkSync(`/proc/${pid}/fd/${fd}`) !== '/dev/fuse') continue;
-      const m = /^fuse_connection:\s*(\d+)/m.exec(readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8'));
-      if (m && Number(m[1]) === conn) out.push(Number(fd));
-    } catch {
-      /* the fd went away */
-    }
-  }
-  return out;
+  return fuseFdsOf(pid)
+    .filter((f) => f.conn === conn)
+    .map((f) => f.fd);
 }
 
 /** A duplicate, in this process, of a /dev/fuse fd of connection `conn` held by one of `pids`. Close it. */

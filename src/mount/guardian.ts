@@ -15,11 +15,12 @@
 // processes, processes in its cgroup or naming its state dir, instances named after its runner.
 import { received } from '../runenv/index.ts';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, readdirSync, readlinkSync, renameSync, rmSync, rmdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, rmdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { execaSync } from 'execa';
 import { mounts, mountsUnder, abortConnection, type MountEntry } from './mountinfo.ts';
 import { sweep, alive, processStart, type Resource } from './registry.ts';
+import { connectionsHeldBy } from './fuse-fds.ts';
 
 /** What identifies one run's resources; stored in the state dir's owner.json. */
 export interface RunState {
@@ -175,29 +176,6 @@ export function runProcesses(run: RunState): Set<number> {
   return found;
 }
 
-/** FUSE connections held open by these processes (a /dev/fuse fd's fdinfo names its connection). */
-function connectionsOf(procs: Set<number>): Set<number> {
-  const conns = new Set<number>();
-  for (const p of procs) {
-    let fds: string[];
-    try {
-      fds = readdirSync(`/proc/${p}/fd`);
-    } catch {
-      continue;
-    }
-    for (const fd of fds) {
-      try {
-        if (readlinkSync(`/proc/${p}/fd/${fd}`) !== '/dev/fuse') continue;
-        const m = /^fuse_connection:\s*(\d+)/m.exec(readFileSync(`/proc/${p}/fdinfo/${fd}`, 'utf8'));
-        if (m) conns.add(Number(m[1]));
-      } catch {
-        /* closed meanwhile */
-      }
-    }
-  }
-  return conns;
-}
-
 const isFuse = (m: MountEntry) => m.fstype === 'fuse' || m.fstype.startsWith('fuse.') || m.fstype === 'fuseblk';
 
 /** The tracefs mount (instances live under it), or the usual path. */
@@ -253,7 +231,7 @@ export function sweepRun(run: RunState, opts: { runnerGone: boolean }): string[]
   if (!opts.runnerGone) procs.delete(run.pid);
   // Connections first: a process blocked in a request to a server that is being killed, or in
   // one the kernel will not interrupt, is released by the abort, and the kill then completes.
-  const conns = connectionsOf(procs);
+  const conns = new Set(connectionsHeldBy(procs));
   const ours = mounts().filter((m) => isFuse(m) && (conns.has(m.minor) || m.mountpoint.startsWith(run.stateDir + '/')));
   for (const m of ours) abortConnection(m.minor);
   if (run.cgroup && existsSync(run.cgroup) && cgroupPopulated(run.cgroup)) {

@@ -1,4 +1,4 @@
-import { readdirSync, readlinkSync, readFileSync, existsSync } from 'node:fs';
+import { readdirSync, readFileSync, existsSync } from 'node:fs';
 import crypto from 'node:crypto';
 import { stat } from 'node:fs/promises';
 import { execa, type ResultPromise } from 'execa';
@@ -6,6 +6,9 @@ import type { ServerSpec } from '../manifest/index.ts';
 import { substitute } from '../manifest/index.ts';
 import { fuseMountAt, abortConnection, connectionWaiting, mounts } from './mountinfo.ts';
 import { register, alive, processStart } from './registry.ts';
+import { serverPids, connectionsHeldBy } from './fuse-fds.ts';
+
+export { serverPids, connectionsHeldBy };
 
 export class ServerStartError extends Error {
   constructor(
@@ -37,56 +40,6 @@ async function within<T, F>(p: Promise<T>, ms: number, fallback: F): Promise<T |
   } finally {
     clearTimeout(timer);
   }
-}
-
-/** Server processes of a FUSE connection: owners of a /dev/fuse fd whose fdinfo names it. */
-export function serverPids(conn: number): number[] {
-  const pids: number[] = [];
-  for (const p of readdirSync('/proc')) {
-    if (!/^\d+$/.test(p)) continue;
-    let fds: string[];
-    try {
-      fds = readdirSync(`/proc/${p}/fd`);
-    } catch {
-      continue;
-    }
-    for (const fd of fds) {
-      try {
-        if (readlinkSync(`/proc/${p}/fd/${fd}`) !== '/dev/fuse') continue;
-        const m = /^fuse_connection:\s*(\d+)/m.exec(readFileSync(`/proc/${p}/fdinfo/${fd}`, 'utf8'));
-        if (m && Number(m[1]) === conn) {
-          pids.push(Number(p));
-          break;
-        }
-      } catch {
-        /* the fd went away */
-      }
-    }
-  }
-  return pids;
-}
-
-/** FUSE connections whose /dev/fuse fd one of these processes holds. */
-export function connectionsHeldBy(pids: number[]): number[] {
-  const conns = new Set<number>();
-  for (const p of pids) {
-    let fds: string[];
-    try {
-      fds = readdirSync(`/proc/${p}/fd`);
-    } catch {
-      continue;
-    }
-    for (const fd of fds) {
-      try {
-        if (readlinkSync(`/proc/${p}/fd/${fd}`) !== '/dev/fuse') continue;
-        const m = /^fuse_connection:\s*(\d+)/m.exec(readFileSync(`/proc/${p}/fdinfo/${fd}`, 'utf8'));
-        if (m) conns.add(Number(m[1]));
-      } catch {
-        /* closed meanwhile */
-      }
-    }
-  }
-  return [...conns];
 }
 
 /** Live processes whose environment holds NAME=VALUE (inherited through fork, setsid and exec). */
