@@ -1,3 +1,5 @@
+// The process entry of `fusecert` (bin/fusecert.mjs imports it): the commands are in commands.ts,
+// main(argv, io) there returns the exit code; this file adds what only a real process has.
 import { rmSync } from 'node:fs';
 import { childPids, active } from './run.ts';
 import { main, processIo, reportError } from './commands.ts';

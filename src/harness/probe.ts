@@ -1,4 +1,11 @@
-
+// The borrowed-fd probe of SPEC §5a: what a FUSE connection negotiated, read from outside the
+// server without side effects. We take a duplicate of the server's /dev/fuse fd with
+// pidfd_open + pidfd_getfd and issue the backing ioctls ourselves. The kernel checks
+// negotiation before the flags, so BACKING_OPEN with flags = 1 gives EPERM when passthrough was
+// not granted and EINVAL when it was, allocating nothing either way. The negotiated stack depth
+// follows from a real BACKING_OPEN of a file on an overlayfs (stack depth 1): ELOOP means the
+// connection's max_stack_depth is 1, an id (closed at once) means 2.
+// Our own ioctls never reach the ledger: the ioctl trace is filtered by the server's threads.
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { O, FUSE_DEV_IOC, ioctlAsync, openAsync, closeAsync, pidfdOpenAsync, pidfdGetfdAsync, SysError } from '../sys/index.ts';
