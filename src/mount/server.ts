@@ -379,7 +379,3 @@ function commOf(pid: number): string {
     return '?';
   }
 }
-
-export function isMountedFuse(p: string): boolean {
-  return existsSync(p) && fuseMountAt(p) !== null;
-}
