@@ -7,7 +7,7 @@ import { FAMILIES, isClauseId, type Family } from '../catalogue/index.ts';
 import { loadServer, type ServerSpec } from '../manifest/index.ts';
 import type { Platform } from '../platform/index.ts';
 import { useRegistry, ServerInstance, makeWorkspace, fuseMountAt, abortConnection, alive, type Resource } from '../mount/index.ts';
-import { RunGuard, sweepRun, cgroupOf, cgroup2Root, type RunState } from '../mount/guardian.ts';
+import { RunGuard, sweepRun, cgroupOf, cgroup2Root, fusecertDirs, type RunState } from '../mount/guardian.ts';
 import { sweepStaleInstances } from '../evidence/index.ts';
 import type { RunContext } from '../harness/context.ts';
 import {
@@ -333,23 +333,11 @@ export function sweepDeadRuns(): string[] {
  */
 export function otherRuns(): number[] {
   const found = new Set<number>();
-  const scan = (dir: string, depth: number) => {
-    let entries;
-    try {
-      entries = readdirSync(dir, { withFileTypes: true });
-    } catch {
-      return;
-    }
-    for (const e of entries) {
-      if (!e.isDirectory()) continue;
-      const m = /^fusecert-(\d+)-/.exec(e.name);
-      if (m) found.add(Number(m[1]));
-      else if (depth > 0) scan(path.join(dir, e.name), depth - 1);
-    }
-  };
   const cg = cgroup2Root();
-  if (cg) scan(cg, 5);
-  scan('/sys/kernel/tracing/instances', 0);
+  for (const d of [...(cg ? fusecertDirs(cg, 5) : []), ...fusecertDirs('/sys/kernel/tracing/instances', 0)]) {
+    const m = /^fusecert-(\d+)-/.exec(path.basename(d));
+    if (m) found.add(Number(m[1]));
+  }
   found.delete(process.pid);
   return [...found].filter((p) => alive(p));
 }

@@ -47,6 +47,23 @@ export function cgroup2Root(): string | null {
   return mounts().find((m) => m.fstype === 'cgroup2')?.mountpoint ?? null;
 }
 
+/** Directories named fusecert-* (run cgroups, tracefs instances) below `dir`, `depth` levels down at most. */
+export function fusecertDirs(dir: string, depth: number): string[] {
+  const out: string[] = [];
+  let entries: import('node:fs').Dirent[];
+  try {
+    entries = readdirSync(dir, { withFileTypes: true });
+  } catch {
+    return out;
+  }
+  for (const e of entries) {
+    if (!e.isDirectory()) continue;
+    if (e.name.startsWith('fusecert-')) out.push(path.join(dir, e.name));
+    if (depth > 0) out.push(...fusecertDirs(path.join(dir, e.name), depth - 1)); // a run started inside another's cgroup nests
+  }
+  return out;
+}
+
 /** The cgroup2 directory of a process ("0::/path" in /proc/PID/cgroup), or null. */
 export function cgroupOf(pid: number | 'self'): string | null {
   const root = cgroup2Root();

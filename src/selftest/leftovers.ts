@@ -4,30 +4,7 @@
 // tracefs instances named after the runner's pid and cgroups named after it.
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
-
-function cgroup2Root(): string | null {
-  for (const l of readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
-    const f = l.split(' ');
-    const dash = f.indexOf('-');
-    if (dash > 0 && f[dash + 1] === 'cgroup2') return f[4];
-  }
-  return null;
-}
-
-function findCgroups(dir: string, prefix: string, out: string[], depth = 0): void {
-  if (depth > 4) return;
-  let entries;
-  try {
-    entries = readdirSync(dir, { withFileTypes: true });
-  } catch {
-    return;
-  }
-  for (const e of entries) {
-    if (!e.isDirectory()) continue;
-    if (e.name.startsWith(prefix)) out.push(path.join(dir, e.name));
-    findCgroups(path.join(dir, e.name), prefix, out, depth + 1);
-  }
-}
+import { cgroup2Root, fusecertDirs } from '../mount/guardian.ts';
 
 export function leftoversOf(tmp: string, runnerPid: number): string[] {
   const out: string[] = [];
@@ -57,9 +34,7 @@ export function leftoversOf(tmp: string, runnerPid: number): string[] {
   }
   const root = cgroup2Root();
   if (root) {
-    const cgs: string[] = [];
-    findCgroups(root, `fusecert-${runnerPid}-`, cgs);
-    for (const c of cgs) out.push(`cgroup ${c}`);
+    for (const c of fusecertDirs(root, 4)) if (path.basename(c).startsWith(`fusecert-${runnerPid}-`)) out.push(`cgroup ${c}`);
   }
   return out;
 }
