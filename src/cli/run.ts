@@ -6,7 +6,7 @@ import { execa } from 'execa';
 import { FAMILIES, isClauseId, type Family } from '../catalogue/index.ts';
 import { loadServer, type ServerSpec } from '../manifest/index.ts';
 import type { Platform } from '../platform/index.ts';
-import { useRegistry, ServerInstance, makeWorkspace, fuseMountAt, abortConnection, alive, type Resource } from '../mount/index.ts';
+import { useRegistry, ServerInstance, makeWorkspace, fuseMountAt, abortConnection, alive, pidsWhere, type Resource } from '../mount/index.ts';
 import { RunGuard, sweepRun, cgroupOf, cgroup2Root, fusecertDirs, type RunState } from '../mount/guardian.ts';
 import { sweepStaleInstances } from '../evidence/index.ts';
 import type { RunContext } from '../harness/context.ts';
@@ -100,17 +100,7 @@ function registeredConnections(stateDir: string): number[] {
 }
 
 export function childPids(): number[] {
-  const out: number[] = [];
-  for (const p of readdirSync('/proc')) {
-    if (!/^\d+$/.test(p)) continue;
-    try {
-      const s = readFileSync(`/proc/${p}/stat`, 'utf8');
-      if (Number(s.slice(s.lastIndexOf(')') + 2).split(' ')[1]) === process.pid) out.push(Number(p));
-    } catch {
-      /* gone */
-    }
-  }
-  return out;
+  return pidsWhere((st) => st.ppid === process.pid);
 }
 
 export async function runServer(spec: ServerSpec, reference: ServerSpec | null, platform: Platform, opts: RunOptions, outDir: string): Promise<Results> {

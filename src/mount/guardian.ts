@@ -21,6 +21,7 @@ import { execaSync } from 'execa';
 import { mounts, mountsUnder, abortConnection, type MountEntry } from './mountinfo.ts';
 import { sweep, alive, processStart, type Resource } from './registry.ts';
 import { connectionsHeldBy } from './fuse-fds.ts';
+import { allPids, procStat } from './proc.ts';
 
 /** What identifies one run's resources; stored in the state dir's owner.json. */
 export interface RunState {
@@ -133,21 +134,6 @@ function removeCgroup(dir: string): boolean {
   }
 }
 
-function statFields(pid: number): string[] | null {
-  try {
-    const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return s.slice(s.lastIndexOf(')') + 2).split(' ');
-  } catch {
-    return null;
-  }
-}
-
-function pids(): number[] {
-  return readdirSync('/proc')
-    .filter((p) => /^\d+$/.test(p))
-    .map(Number);
-}
-
 /**
  * The run's processes: its cgroup (or, without one, whoever inherited its FUSECERT_STATE_DIR),
  * registered processes (pid + start time) and the members of their process groups. Never this
@@ -174,10 +160,10 @@ export function runProcesses(run: RunState): Set<number> {
   // reading /proc/PID/environ takes the target's mmap lock, which a thread faulting on a FUSE
   // mapping holds until the server answers, so it can block the sweep.
   const byEnv = !run.cgroup || !existsSync(run.cgroup);
-  for (const p of pids()) {
+  for (const p of allPids()) {
     if (found.has(p)) continue;
-    const st = statFields(p);
-    if (st && groups.has(Number(st[2]))) {
+    const st = procStat(p);
+    if (st && groups.has(st.pgrp)) {
       found.add(p);
       continue;
     }
@@ -271,7 +257,7 @@ export function sweepRun(run: RunState, opts: { runnerGone: boolean }): string[]
   }
   const until = Date.now() + 3000;
   while (Date.now() < until && ([...procs].some((p) => alive(p)) || (run.cgroup !== null && cgroupPopulated(run.cgroup)))) sleepSync(20);
-  for (const p of procs) if (alive(p)) log.push(`process ${p} did not die within 3 s of SIGKILL (${statFields(p)?.[0] ?? '?'})`);
+  for (const p of procs) if (alive(p)) log.push(`process ${p} did not die within 3 s of SIGKILL (${procStat(p)?.state ?? '?'})`);
 
   try {
     log.push(...sweep(resourcesDir(run.stateDir)));

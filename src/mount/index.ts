@@ -1,4 +1,5 @@
-export { ServerInstance, ServerStartError, serverPids, threadIds, type StopReport } from './server.ts';
+export { ServerInstance, ServerStartError, serverPids, type StopReport } from './server.ts';
+export { procStat, hasExited, allPids, pidsWhere, threadIds, liveThreads, type ProcStat } from './proc.ts';
 export { makeWorkspace, type Workspace, type SourceKind } from './source.ts';
 export { mounts, mountsUnder, fuseMountAt, abortConnection, connectionWaiting, type MountEntry } from './mountinfo.ts';
 export { register, sweep, alive, processStart, stateDir, useRegistry, type Resource } from './registry.ts';

@@ -5,6 +5,7 @@ import { mkdirSync, writeFileSync, rmSync, readdirSync, readFileSync, existsSync
 import path from 'node:path';
 import { execaSync } from 'execa';
 import { mountsUnder, abortConnection } from './mountinfo.ts';
+import { procStat, hasExited } from './proc.ts';
 
 export type Resource =
   | { kind: 'mount'; path: string }
@@ -37,27 +38,15 @@ export function register(r: Resource): () => void {
   return () => rmSync(f, { force: true });
 }
 
+/** The process's start time: with the pid it names one process, so a recycled pid is never signalled. */
 export function processStart(pid: number): string {
-  try {
-    // field 22 of /proc/PID/stat (after the parenthesised comm) is the start time: with the pid it
-    // names one process, so a recycled pid is never signalled.
-    const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return s.slice(s.lastIndexOf(')') + 2).split(' ')[19] ?? '';
-  } catch {
-    return '';
-  }
+  return procStat(pid)?.start ?? '';
 }
 
 /** Running (a zombie is not: it has exited and only waits to be reaped) and, if given, the same process. */
 export function alive(pid: number, start?: string): boolean {
-  let stat: string;
-  try {
-    stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  } catch {
-    return false;
-  }
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return fields[0] !== 'Z' && fields[0] !== 'X' && (start === undefined || fields[19] === start);
+  const st = procStat(pid);
+  return !hasExited(st) && (start === undefined || st?.start === start);
 }
 
 function releaseMount(p: string, log: string[]): void {

@@ -1,4 +1,4 @@
-import { readdirSync, readFileSync, existsSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import crypto from 'node:crypto';
 import { stat } from 'node:fs/promises';
 import { execa, type ResultPromise } from 'execa';
@@ -7,6 +7,7 @@ import { substitute } from '../manifest/index.ts';
 import { fuseMountAt, abortConnection, connectionWaiting, mounts } from './mountinfo.ts';
 import { register, alive, processStart } from './registry.ts';
 import { serverPids, connectionsHeldBy } from './fuse-fds.ts';
+import { allPids, pidsWhere, threadIds } from './proc.ts';
 
 export { serverPids, connectionsHeldBy };
 
@@ -46,38 +47,14 @@ async function within<T, F>(p: Promise<T>, ms: number, fallback: F): Promise<T |
 function processesWithEnv(name: string, value: string): number[] {
   const marker = Buffer.from(`\0${name}=${value}\0`);
   const out: number[] = [];
-  for (const p of readdirSync('/proc')) {
-    if (!/^\d+$/.test(p)) continue;
+  for (const p of allPids()) {
     try {
-      if (Buffer.concat([Buffer.from([0]), readFileSync(`/proc/${p}/environ`)]).includes(marker) && alive(Number(p))) out.push(Number(p));
+      if (Buffer.concat([Buffer.from([0]), readFileSync(`/proc/${p}/environ`)]).includes(marker) && alive(p)) out.push(p);
     } catch {
       /* gone */
     }
   }
   return out;
-}
-
-/** Members of a process group (a server started detached leads its own). */
-function groupMembers(pgid: number): number[] {
-  const out: number[] = [];
-  for (const p of readdirSync('/proc')) {
-    if (!/^\d+$/.test(p)) continue;
-    try {
-      const s = readFileSync(`/proc/${p}/stat`, 'utf8');
-      if (Number(s.slice(s.lastIndexOf(')') + 2).split(' ')[2]) === pgid) out.push(Number(p));
-    } catch {
-      /* gone */
-    }
-  }
-  return out;
-}
-
-export function threadIds(pid: number): number[] {
-  try {
-    return readdirSync(`/proc/${pid}/task`).map(Number);
-  } catch {
-    return [];
-  }
 }
 
 export class ServerInstance {
@@ -156,7 +133,7 @@ export class ServerInstance {
   private mountedElsewhere(): { mountpoint: string; minor: number } | null {
     const pgid = this.child.pid;
     if (!pgid) return null;
-    const conns = connectionsHeldBy([...groupMembers(pgid), ...processesWithEnv('FUSECERT_SERVER_ID', this.id)]);
+    const conns = connectionsHeldBy([...pidsWhere((st) => st.pgrp === pgid), ...processesWithEnv('FUSECERT_SERVER_ID', this.id)]);
     if (conns.length === 0) return null;
     const m = mounts().find(
       (e) => conns.includes(e.minor) && e.major === 0 && (e.fstype === 'fuse' || e.fstype.startsWith('fuse.')) && e.mountpoint !== this.mountpoint,

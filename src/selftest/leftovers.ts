@@ -5,6 +5,7 @@
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { cgroup2Root, fusecertDirs } from '../mount/guardian.ts';
+import { allPids, hasExited, procStat } from '../mount/proc.ts';
 
 export function leftoversOf(tmp: string, runnerPid: number): string[] {
   const out: string[] = [];
@@ -17,11 +18,10 @@ export function leftoversOf(tmp: string, runnerPid: number): string[] {
   const inst = '/sys/kernel/tracing/instances';
   if (existsSync(inst)) for (const i of readdirSync(inst)) if (i.startsWith(`fusecert-${runnerPid}-`)) out.push(`tracefs ${i}`);
   const markers = [`TMPDIR=${tmp}`, `FUSECERT_STATE_DIR=${tmp}/`].map((m) => Buffer.from(`\0${m}`));
-  for (const p of readdirSync('/proc')) {
-    if (!/^\d+$/.test(p) || Number(p) === process.pid) continue;
+  for (const p of allPids()) {
+    if (p === process.pid) continue;
     try {
-      const stat = readFileSync(`/proc/${p}/stat`, 'utf8');
-      if (/^[ZX]$/.test(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0])) continue; // exited, waiting to be reaped
+      if (hasExited(procStat(p))) continue; // exited, waiting to be reaped
       const env = Buffer.concat([Buffer.from([0]), readFileSync(`/proc/${p}/environ`)]);
       const byEnv = markers.some((m) => {
         const i = env.indexOf(m);
