@@ -65,9 +65,26 @@ function appendAsUnprivileged(fd: number, data: string, signal: AbortSignal): Pr
 }
 
 forEachVariant({}, (mount) => {
-  clause(
-    'ATT-001',
-    async (t) => {
+  clause({
+    id: 'ATT-001',
+    level: 'MUST',
+    title: 'size after an extending write is right at once (fstat same fd, other fd, stat by path)',
+    mount,
+    repro: [
+      { op: 'open', fd: 'w', path: 'att-001.bin', flags: ['O_RDWR', 'O_CREAT', 'O_TRUNC'] },
+      { op: 'open', fd: 'other', path: 'att-001.bin', flags: ['O_RDONLY'] },
+      { op: 'pwrite', fd: 'w', off: 0, seed: 1, len: 4096 },
+      { op: 'sizes', fds: ['w', 'other'], paths: ['att-001.bin'] },
+      { op: 'pwrite', fd: 'w', off: 4096, seed: 2, len: 8192 },
+      { op: 'sizes', fds: ['w', 'other'], paths: ['att-001.bin'] },
+      { op: 'pwrite', fd: 'w', off: 1048579 - 131075, seed: 3, len: 131075 },
+      { op: 'sizes', fds: ['w', 'other'], paths: ['att-001.bin'] },
+      { op: 'pwrite', fd: 'w', off: 1048579, seed: 4, len: 1 },
+      { op: 'sizes', fds: ['w', 'other'], paths: ['att-001.bin'] },
+      { op: 'close', fd: 'w' },
+      { op: 'close', fd: 'other' },
+    ],
+    body: async (t) => {
       const rel = 'att-001.bin';
       const p = mount.path(rel);
       const w = await open(p, 'w+');
@@ -88,28 +105,14 @@ forEachVariant({}, (mount) => {
         await other.close();
       }
     },
-    {
-      mount,
-      repro: [
-        { op: 'open', fd: 'w', path: 'att-001.bin', flags: ['O_RDWR', 'O_CREAT', 'O_TRUNC'] },
-        { op: 'open', fd: 'other', path: 'att-001.bin', flags: ['O_RDONLY'] },
-        { op: 'pwrite', fd: 'w', off: 0, seed: 1, len: 4096 },
-        { op: 'sizes', fds: ['w', 'other'], paths: ['att-001.bin'] },
-        { op: 'pwrite', fd: 'w', off: 4096, seed: 2, len: 8192 },
-        { op: 'sizes', fds: ['w', 'other'], paths: ['att-001.bin'] },
-        { op: 'pwrite', fd: 'w', off: 1048579 - 131075, seed: 3, len: 131075 },
-        { op: 'sizes', fds: ['w', 'other'], paths: ['att-001.bin'] },
-        { op: 'pwrite', fd: 'w', off: 1048579, seed: 4, len: 1 },
-        { op: 'sizes', fds: ['w', 'other'], paths: ['att-001.bin'] },
-        { op: 'close', fd: 'w' },
-        { op: 'close', fd: 'other' },
-      ],
-    },
-  );
+  });
 
-  clause(
-    'ATT-002',
-    async (t) => {
+  clause({
+    id: 'ATT-002',
+    level: 'MUST',
+    title: 'mtime and ctime advance after a write',
+    mount,
+    body: async (t) => {
       const rel = 'att-002.bin';
       const p = mount.path(rel);
       await writeFile(p, pattern(20, 65536));
@@ -141,12 +144,14 @@ forEachVariant({}, (mount) => {
         await other.close();
       }
     },
-    { mount },
-  );
+  });
 
-  clause(
-    'ATT-003',
-    async (t) => {
+  clause({
+    id: 'ATT-003',
+    level: 'MUST',
+    title: 'st_blocks grows after writing data',
+    mount,
+    body: async (t) => {
       const rel = 'att-003.bin';
       const p = mount.path(rel);
       const w = await open(p, 'w+');
@@ -167,12 +172,25 @@ forEachVariant({}, (mount) => {
         await other.close();
       }
     },
-    { mount },
-  );
+  });
 
-  clause(
-    'ATT-004',
-    async (t) => {
+  clause({
+    id: 'ATT-004',
+    level: 'MUST',
+    title: 'size after truncate (shrink and extend, by fd and by path)',
+    mount,
+    repro: [
+      { op: 'create', path: 'att-004.bin', seed: 40, size: 300000 },
+      { op: 'open', fd: 'w', path: 'att-004.bin', flags: ['O_RDWR'] },
+      { op: 'open', fd: 'other', path: 'att-004.bin', flags: ['O_RDONLY'] },
+      ...[5003, 1048579, 2097152, 131073, 0].flatMap((size, i): ReproOp[] => [
+        i % 2 ? { op: 'truncate', path: 'att-004.bin', size } : { op: 'ftruncate', fd: 'w', size },
+        { op: 'sizes', fds: ['w', 'other'], paths: ['att-004.bin'] },
+      ]),
+      { op: 'close', fd: 'w' },
+      { op: 'close', fd: 'other' },
+    ],
+    body: async (t) => {
       const rel = 'att-004.bin';
       const p = mount.path(rel);
       await writeFile(p, pattern(40, 300000));
@@ -200,25 +218,14 @@ forEachVariant({}, (mount) => {
         await other.close();
       }
     },
-    {
-      mount,
-      repro: [
-        { op: 'create', path: 'att-004.bin', seed: 40, size: 300000 },
-        { op: 'open', fd: 'w', path: 'att-004.bin', flags: ['O_RDWR'] },
-        { op: 'open', fd: 'other', path: 'att-004.bin', flags: ['O_RDONLY'] },
-        ...[5003, 1048579, 2097152, 131073, 0].flatMap((size, i): ReproOp[] => [
-          i % 2 ? { op: 'truncate', path: 'att-004.bin', size } : { op: 'ftruncate', fd: 'w', size },
-          { op: 'sizes', fds: ['w', 'other'], paths: ['att-004.bin'] },
-        ]),
-        { op: 'close', fd: 'w' },
-        { op: 'close', fd: 'other' },
-      ],
-    },
-  );
+  });
 
-  clause(
-    'ATT-005',
-    async (t) => {
+  clause({
+    id: 'ATT-005',
+    level: 'MUST',
+    title: 'size after concurrent O_APPEND writes',
+    mount,
+    body: async (t) => {
       const rel = 'att-005.log';
       const p = mount.path(rel);
       await writeFile(p, '');
@@ -241,12 +248,14 @@ forEachVariant({}, (mount) => {
         await Promise.all(fhs.map((f) => f.close()));
       }
     },
-    { mount },
-  );
+  });
 
-  clause(
-    'ATT-006',
-    async (t) => {
+  clause({
+    id: 'ATT-006',
+    level: 'SHOULD',
+    title: 'mtime after a MAP_SHARED write + msync(MS_SYNC)',
+    mount,
+    body: async (t) => {
       const rel = 'att-006.bin';
       const p = mount.path(rel);
       await writeFile(p, pattern(60, 65536));
@@ -298,12 +307,15 @@ forEachVariant({}, (mount) => {
         await other.close();
       }
     },
-    { mount },
-  );
+  });
 
-  clause(
-    'ATT-007',
-    async (t) => {
+  clause({
+    id: 'ATT-007',
+    level: 'MUST',
+    title: 'stat through the mount equals the backing file stat (mirror servers)',
+    mount,
+    requires: ['mirror'],
+    body: async (t) => {
       const rel = 'att-007.bin';
       const fh = await open(mount.path(rel), 'w+');
       await fh.write(pattern(70, 200003), 0, 200003, 4093);
@@ -330,12 +342,15 @@ forEachVariant({}, (mount) => {
         `stat through the mount differs from the backing file's: ${diffs.slice(0, 6).join('; ')}${diffs.length > 6 ? `; and ${diffs.length - 6} more` : ''}`,
       );
     },
-    { mount, requires: ['mirror'] },
-  );
+  });
 
-  clause(
-    'ATT-009',
-    async (t) => {
+  clause({
+    id: 'ATT-009',
+    level: 'MUST',
+    title: 'a write by a user without CAP_FSETID clears set-user-ID and set-group-ID',
+    mount,
+    requires: ['root'],
+    body: async (t) => {
       // Without allow_other the kernel refuses every user but the mounter access to the mount,
       // the clear-privileges SETATTR made on the writer's behalf included (EACCES, SPEC §5a):
       // an unprivileged write cannot reach such a server at all.
@@ -379,12 +394,15 @@ forEachVariant({}, (mount) => {
         `a write by uid ${UNPRIVILEGED} (no CAP_FSETID) to a mode 6777 file left its set-user-ID/set-group-ID bits: ${kept.join('; ')}; expected 777. The kernel clears them itself unless the server negotiated FUSE_HANDLE_KILLPRIV_V2, which makes it the server's job (and with passthrough the server never sees the write); standalone reproducer: fixtures/repro/killpriv-write.py MOUNTPOINT`,
       );
     },
-    { mount, requires: ['root'] },
-  );
+  });
 
-  clause(
-    'ATT-008',
-    async (t) => {
+  clause({
+    id: 'ATT-008',
+    level: 'MUST',
+    title: 'a change made to the backing file is visible within the declared attribute timeout',
+    mount,
+    requires: ['attr-timeout', 'mirror'],
+    body: async (t) => {
       const rel = 'att-008.bin';
       const p = mount.path(rel);
       await writeFile(p, pattern(80, 10000));
@@ -416,6 +434,5 @@ forEachVariant({}, (mount) => {
         `after ${took} ms the mount still shows the old mtime ${msOf(last.mtimeNs)} ms for a file changed directly in the backing directory`,
       );
     },
-    { mount, requires: ['attr-timeout', 'mirror'] },
-  );
+  });
 });

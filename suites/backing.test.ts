@@ -22,7 +22,6 @@ import {
   windowSummary,
   counts,
   probeBackingOpen,
-  requirePlatform,
   ClauseFailure,
   type Observed,
 } from '../src/harness/index.ts';
@@ -58,10 +57,13 @@ function ledgerOk(m: Observed): boolean {
   return !!m.evidence && !m.evidence.ledgerUnavailable;
 }
 
-clause(
-  'BKG-001',
-  async (t) => {
-    await requirePlatform(t, 'PLT-001', 'PLT-005');
+clause({
+  id: 'BKG-001',
+  level: 'MUST',
+  title: 'every passthrough open is served by a live backing id (no EIO on open/create)',
+  mount,
+  requires: ['passthrough', 'PLT-001', 'PLT-005'],
+  body: async (t) => {
     const files = tree.files.filter((f) => f.size > 0 && f.size < 200_000).slice(0, 4);
     for (const f of files) {
       const fo = new FileOpens(mount, f.path);
@@ -90,13 +92,29 @@ clause(
     expectBytes(await readFile(mount.path('bkg-001.new')), pattern(1, 10000), 'read back of /bkg-001.new');
     t.note('opens', files.length * 2 + 1);
   },
-  { mount, requires: ['passthrough'] },
-);
+});
 
-clause(
-  'BKG-002',
-  async (t) => {
-    await requirePlatform(t, 'PLT-004');
+clause({
+  id: 'BKG-002',
+  level: 'MUST',
+  title: 'concurrent opens of one inode share one backing object',
+  mount,
+  requires: ['passthrough', 'PLT-004'],
+  repro: [
+    { op: 'create', path: 'bkg-002.bin', seed: 22, size: 64 * 1024 },
+    { op: 'open', fd: 'a', path: 'bkg-002.bin', flags: ['O_RDONLY'] },
+    { op: 'open', fd: 'b', path: 'bkg-002.bin', flags: ['O_RDWR'] },
+    { op: 'open', fd: 'c', path: 'bkg-002.bin', flags: ['O_WRONLY'] },
+    { op: 'pwrite', fd: 'b', off: 100, seed: 23, len: 5000 },
+    { op: 'pwrite', fd: 'c', off: 40000, seed: 24, len: 3000 },
+    { op: 'pread', fd: 'a', off: 0, len: 64 * 1024 },
+    { op: 'pread', fd: 'b', off: 0, len: 64 * 1024 },
+    { op: 'burst', path: 'bkg-002.bin', n: 8, flags: [['O_RDONLY'], ['O_RDWR']] },
+    { op: 'close', fd: 'a' },
+    { op: 'close', fd: 'b' },
+    { op: 'close', fd: 'c' },
+  ],
+  body: async (t) => {
     const rel = 'bkg-002.bin';
     const size = 64 * 1024;
     const model = pattern(22, size);
@@ -146,30 +164,15 @@ clause(
       `while only /${rel} was open, ${max} backing ids were live at once (ledger: ${win.ledger.summary()}): concurrent opens of one inode must share one backing id`,
     );
   },
-  {
-    mount,
-    requires: ['passthrough'],
-    repro: [
-      { op: 'create', path: 'bkg-002.bin', seed: 22, size: 64 * 1024 },
-      { op: 'open', fd: 'a', path: 'bkg-002.bin', flags: ['O_RDONLY'] },
-      { op: 'open', fd: 'b', path: 'bkg-002.bin', flags: ['O_RDWR'] },
-      { op: 'open', fd: 'c', path: 'bkg-002.bin', flags: ['O_WRONLY'] },
-      { op: 'pwrite', fd: 'b', off: 100, seed: 23, len: 5000 },
-      { op: 'pwrite', fd: 'c', off: 40000, seed: 24, len: 3000 },
-      { op: 'pread', fd: 'a', off: 0, len: 64 * 1024 },
-      { op: 'pread', fd: 'b', off: 0, len: 64 * 1024 },
-      { op: 'burst', path: 'bkg-002.bin', n: 8, flags: [['O_RDONLY'], ['O_RDWR']] },
-      { op: 'close', fd: 'a' },
-      { op: 'close', fd: 'b' },
-      { op: 'close', fd: 'c' },
-    ],
-  },
-);
+});
 
-clause(
-  'BKG-003',
-  async (t) => {
-    await requirePlatform(t, 'PLT-001');
+clause({
+  id: 'BKG-003',
+  level: 'MUST',
+  title: 'no leak: every backing id is closed after the last close, and space is freed',
+  mount,
+  requires: ['passthrough', 'ioctl-trace', 'PLT-001'],
+  body: async (t) => {
     const rel = 'bkg-003.bin';
     const store = mount.ws!.store;
     await quiesce(mount.connection);
@@ -202,13 +205,15 @@ clause(
       `unlinking /${rel} (${mb(size)}) after its last close left ${mb(after - before)} in use on the backing tmpfs after 3 s: something of the server still pins the backing inode`,
     );
   },
-  { mount, requires: ['passthrough', 'ioctl-trace'] },
-);
+});
 
-clause(
-  'BKG-004',
-  async (t) => {
-    await requirePlatform(t, 'PLT-001');
+clause({
+  id: 'BKG-004',
+  level: 'MUST',
+  title: 'no BACKING_CLOSE fails (no double close, no invalid id)',
+  mount,
+  requires: ['passthrough', 'ioctl-trace', 'PLT-001'],
+  body: async (t) => {
     const files = tree.files.filter((f) => f.size > 0).slice(0, 5);
     const win = await requestsDuring(mount, 'BKG-004', async () => {
       for (const f of files) {
@@ -234,13 +239,15 @@ clause(
       fail(`${bad.length} BACKING_CLOSE call(s) of the server failed: ${[...by].map(([k, v]) => `${v} x ${k}`).join(', ')}; ${win.ledger.summary()}`);
     }
   },
-  { mount, requires: ['passthrough', 'ioctl-trace'] },
-);
+});
 
-clause(
-  'BKG-005',
-  async (t) => {
-    await requirePlatform(t, 'PLT-001');
+clause({
+  id: 'BKG-005',
+  level: 'MUST',
+  title: 'files created with O_CREAT are in passthrough too',
+  mount,
+  requires: ['passthrough', 'passthrough-data', 'tracefs', 'PLT-001'],
+  body: async (t) => {
     const rel = 'bkg-005.new';
     const size = 256 * 1024;
     const data = pattern(55, size);
@@ -269,13 +276,15 @@ clause(
       );
     }
   },
-  { mount, requires: ['passthrough', 'passthrough-data', 'tracefs'] },
-);
+});
 
-clause(
-  'BKG-006',
-  async (t) => {
-    await requirePlatform(t, 'PLT-006');
+clause({
+  id: 'BKG-006',
+  level: 'MUST',
+  title: 'a refused backing file (ELOOP) still opens and reads right',
+  mount: overlay,
+  requires: ['passthrough', 'root', 'PLT-006'],
+  body: async (t) => {
     const f0 = tree.files.find((f) => f.size === 65535)!;
     const refused = await probeBackingOpen(overlay.server!.pids, overlay.connection, overlay.backing(f0.path));
     t.note('backingOpenOfOverlayFile', refused);
@@ -310,8 +319,7 @@ clause(
     if (overlay.claims.mirror) expectBytes(await readFile(overlay.backing('bkg-006.new')), data, 'the backing file of /bkg-006.new');
     t.note('files', files.length + 1);
   },
-  { mount: overlay, requires: ['passthrough', 'root'] },
-);
+});
 
 // BKG-007: part of the source is a second FUSE passthrough mount (the reference server), whose
 // files the kernel refuses as backing files (their superblock's stack depth is 1).
@@ -372,10 +380,12 @@ afterAll(async () => {
   nested = null;
 }, 60_000);
 
-clause(
-  'BKG-007',
-  async (t) => {
-    await requirePlatform(t, 'PLT-006');
+clause({
+  id: 'BKG-007',
+  level: 'MUST',
+  title: 'a refused backing file does not break later opens of files in passthrough',
+  requires: ['passthrough', 'root', 'reference', 'PLT-006'],
+  body: async (t) => {
     nested = await buildNested();
     const n = nested;
     try {
@@ -449,13 +459,16 @@ clause(
       await n.dispose();
     }
   },
-  { requires: ['passthrough', 'root', 'reference'] },
-);
+});
 
-clause(
-  'BKG-008',
-  async (t) => {
-    await requirePlatform(t, 'PLT-001');
+clause({
+  id: 'BKG-008',
+  level: 'MUST',
+  title: 'an open/close storm gives no EIO and a balanced ledger',
+  mount,
+  requires: ['passthrough', 'ioctl-trace', 'PLT-001'],
+  deadlineMs: 60_000,
+  body: async (t) => {
     const rel = 'bkg-008.bin';
     const content = pattern(88, 8192);
     await writeFile(mount.path(rel), content);
@@ -500,13 +513,15 @@ clause(
     // passthrough files is the breach, and the kernel answers that open with EIO: counted above.
     t.note('maxLiveIds', l.maxLive());
   },
-  { mount, requires: ['passthrough', 'ioctl-trace'], deadlineMs: 60_000 },
-);
+});
 
-clause(
-  'BKG-009',
-  async (t) => {
-    await requirePlatform(t, 'PLT-001');
+clause({
+  id: 'BKG-009',
+  level: 'MUST',
+  title: 'unlink while open: I/O continues, space freed after close',
+  mount,
+  requires: ['passthrough', 'PLT-001'],
+  body: async (t) => {
     const rel = 'bkg-009.bin';
     const store = mount.ws!.store;
     await quiesce(mount.connection);
@@ -553,5 +568,4 @@ clause(
       );
     }
   },
-  { mount, requires: ['passthrough'] },
-);
+});

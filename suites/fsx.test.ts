@@ -15,16 +15,22 @@ function seedFor(id: string): number {
   return h | 0;
 }
 
+const FSX = [
+  { id: 'FSX-001', level: 'MUST', title: 'seeded random operation sequences on one file agree with a model', twoFds: false },
+  { id: 'FSX-002', level: 'MUST', title: 'random sequences over two fds and a shared mapping agree with a model', twoFds: true },
+] as const;
+
 forEachVariant({}, (mount, variant) => {
-  for (const [id, twoFds] of [
-    ['FSX-001', false],
-    ['FSX-002', true],
-  ] as const) {
+  for (const { id, level, title, twoFds } of FSX) {
     const fullId = `${id}${variant ? `@${variant}` : ''}`;
     const deadlineMs = Math.max(ctx.deadlineMs, 60_000) * 2;
-    clause(
+    clause({
       id,
-      async (t) => {
+      level,
+      title,
+      mount,
+      deadlineMs,
+      body: async (t) => {
         const seed = seedFor(id);
         const replay = `${ctx.replay.replace('{id}', shellQuote(fullId))} --fsx-runs ${ctx.fsxRuns}`;
         const out = await runFsx({ mount, signal: t.signal, twoFds, seed, numRuns: ctx.fsxRuns, timeLimitMs: deadlineMs * 0.6, replay });
@@ -36,7 +42,6 @@ forEachVariant({}, (mount, variant) => {
           fail(out.failure);
         }
       },
-      { mount, deadlineMs },
-    );
+    });
   }
 });

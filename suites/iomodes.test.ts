@@ -15,7 +15,6 @@ import {
   errnoOf,
   FileOpens,
   flagNames,
-  requirePlatform,
   quiesce,
   type HeldOpen,
   type ReproOp,
@@ -73,11 +72,15 @@ function modelWrite(model: Buffer, data: Buffer, off: number, append: boolean): 
   return out;
 }
 
-clauseEach(
-  'IOM-001',
-  PAIRS,
-  async (t, [fa, fb]) => {
-    await requirePlatform(t, 'PLT-004');
+clauseEach({
+  id: 'IOM-001',
+  level: 'MUST',
+  title: 'every pair of concurrent open flags on one file succeeds',
+  params: PAIRS,
+  mount,
+  requires: ['passthrough', 'PLT-004'],
+  repro: iom001Repro,
+  body: async (_t, [fa, fb]) => {
     const rel = 'iom-001.bin';
     await writeFile(mount.path(rel), pattern(1, INIT));
     await quiesce(mount.connection);
@@ -127,12 +130,15 @@ clauseEach(
     expectBytes(await readFile(mount.path(rel)), model, `/${rel} after both fds were closed`);
     if (mount.claims.mirror) expectBytes(await readFile(mount.backing(rel)), model, `the backing file of /${rel}`);
   },
-  { mount, requires: ['passthrough'], repro: iom001Repro },
-);
+});
 
-clause(
-  'IOM-002',
-  async (t) => {
+clause({
+  id: 'IOM-002',
+  level: 'MUST',
+  title: 'O_DIRECT I/O (aligned) is correct',
+  mount,
+  requires: ['passthrough'],
+  body: async (t) => {
     const rel = 'iom-002.bin';
     const size = 1024 * 1024;
     const model = pattern(2, size + 3 * BLK);
@@ -162,12 +168,15 @@ clause(
     if (mount.claims.mirror) expectBytes(await readFile(mount.backing(rel)), model, `the backing file of /${rel}`);
     t.note('bytes', model.length);
   },
-  { mount, requires: ['passthrough'] },
-);
+});
 
-clause(
-  'IOM-003',
-  async (t) => {
+clause({
+  id: 'IOM-003',
+  level: 'MUST',
+  title: 'shared mmap while other fds are open works and stays coherent',
+  mount,
+  requires: ['passthrough'],
+  body: async (t) => {
     const rel = 'iom-003.bin';
     const size = 64 * 1024;
     const model = pattern(3, size);
@@ -203,12 +212,15 @@ clause(
     if (mount.claims.mirror) expectBytes(await readFile(mount.backing(rel)), model, `the backing file of /${rel}`);
     t.note('bytes', size);
   },
-  { mount, requires: ['passthrough'] },
-);
+});
 
-clause(
-  'IOM-004',
-  async (t) => {
+clause({
+  id: 'IOM-004',
+  level: 'MUST',
+  title: 'executing a binary stored in the mount works',
+  mount,
+  requires: ['passthrough', 'exec'],
+  body: async (t) => {
     const script = 'iom-004.sh';
     await writeFile(mount.path(script), '#!/bin/sh\necho "iom-004 $1"\n');
     await chmod(mount.path(script), 0o755);
@@ -234,12 +246,15 @@ clause(
     }
     t.note('executed', [script, bin]);
   },
-  { mount, requires: ['passthrough', 'exec'] },
-);
+});
 
-clause(
-  'IOM-005',
-  async (t) => {
+clause({
+  id: 'IOM-005',
+  level: 'MUST',
+  title: 'directory opens and readdir are unaffected by files in passthrough',
+  mount,
+  requires: ['passthrough'],
+  body: async (t) => {
     const dir = 'many';
     const expected = tree.files
       .filter((f) => f.path.startsWith(dir + '/'))
@@ -269,5 +284,4 @@ clause(
     }
     t.note('entries', expected.length);
   },
-  { mount, requires: ['passthrough'] },
-);
+});

@@ -1,32 +1,15 @@
 import { open, stat, readFile, readdir, writeFile, unlink } from 'node:fs/promises';
-import { readdirSync, readFileSync } from 'node:fs';
 import { clause, useMount, check, errnoFrom, runContext } from '../src/harness/index.ts';
-import { alive, fuseMountAt } from '../src/mount/index.ts';
-
-/** Threads of `pid` that have not exited yet (a zombie or a reaped process has none). */
-function threadsLeft(pid: number): number {
-  let tids: string[];
-  try {
-    tids = readdirSync(`/proc/${pid}/task`);
-  } catch {
-    return 0;
-  }
-  return tids.filter((tid) => {
-    try {
-      const st = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
-      const state = st.slice(st.lastIndexOf(')') + 2, st.lastIndexOf(')') + 3);
-      return state !== 'Z' && state !== 'X';
-    } catch {
-      return false;
-    }
-  }).length;
-}
+import { alive, fuseMountAt, liveThreads } from '../src/mount/index.ts';
 
 // Each lifecycle clause ends its server, so each has a mount of its own.
 const clean = useMount();
-clause(
-  'LIF-001',
-  async (t) => {
+clause({
+  id: 'LIF-001',
+  level: 'MUST',
+  title: 'clean unmount: the server exits 0, nothing is left',
+  mount: clean,
+  body: async (t) => {
     const fh = await open(clean.path('data/f4-4096.bin'), 'r');
     await fh.read(Buffer.alloc(4096), 0, 4096, 0);
     await fh.close();
@@ -48,13 +31,15 @@ clause(
     const left = pids.filter((p) => alive(p));
     check(left.length === 0, `server process(es) ${left.join(', ')} still running after unmount`);
   },
-  { mount: clean },
-);
+});
 
 const killed = useMount();
-clause(
-  'LIF-002',
-  async (t) => {
+clause({
+  id: 'LIF-002',
+  level: 'MUST',
+  title: 'killing the server gives ENOTCONN and the mount can be removed',
+  mount: killed,
+  body: async (t) => {
     const server = killed.server!;
     const file = killed.path('data/f4-4096.bin');
     for (const p of server.pids) {
@@ -70,10 +55,10 @@ clause(
     // passthrough_hp: stat gave EIO in 23 of 40 kills when it did not wait), a teardown state
     // of the kernel, not the answer for a dead server.
     const until = Date.now() + 5000;
-    while (server.pids.some((p) => threadsLeft(p) > 0) && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+    while (server.pids.some((p) => liveThreads(p) > 0) && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
     t.note(
       'threads left after 5 s',
-      server.pids.map(threadsLeft).reduce((a, b) => a + b, 0),
+      server.pids.map(liveThreads).reduce((a, b) => a + b, 0),
     );
     const errs = { stat: await errnoFrom(() => stat(file)), read: await errnoFrom(() => readFile(file)) };
     t.note('errno after kill', errs);
@@ -89,15 +74,18 @@ clause(
     t.note('removal', report?.escalations);
     check(!fuseMountAt(mp), `the dead server's mount at ${mp} could not be removed`);
   },
-  { mount: killed },
-);
+});
 
 // LIF-003 (INFO): what already-open passthrough fds do once the connection is aborted. 6.18 keeps
 // reading and writing the backing file (SPEC §5a); the clause records it for the kernel it ran on.
 const aborted = useMount();
-clause(
-  'LIF-003',
-  async (t) => {
+clause({
+  id: 'LIF-003',
+  level: 'INFO',
+  title: 'what open passthrough fds do after the connection is aborted',
+  mount: aborted,
+  requires: ['passthrough'],
+  body: async (t) => {
     const file = aborted.path('data/f5-4097.bin');
     const fh = await open(file, 'r+');
     try {
@@ -125,8 +113,7 @@ clause(
       await fh.close().catch(() => {});
     }
   },
-  { mount: aborted, requires: ['passthrough'] },
-);
+});
 
 // LIF-004: the server's fd table does not grow with the work it does: each open, create, lookup
 // and unlink gives its fds back (after the kernel's FORGETs, which come once unlinked inodes go).
@@ -136,9 +123,13 @@ const fdCount = async (pids: number[]) => {
   for (const p of pids) n += (await readdir(`/proc/${p}/fd`).catch(() => [])).length;
   return n;
 };
-clause(
-  'LIF-004',
-  async (t) => {
+clause({
+  id: 'LIF-004',
+  level: 'MUST',
+  title: 'no fd leak in the server after thousands of operations',
+  mount: churn,
+  deadlineMs: 120_000,
+  body: async (t) => {
     const pids = churn.server!.pids;
     const cycles = 1000;
     await readFile(churn.path('data/f4-4096.bin')); // first lookups and opens are not leaks
@@ -163,5 +154,4 @@ clause(
       `the server held ${before} fds before ${cycles} cycles of create/open/read/close/unlink and ${after} after (${after - before} more): it leaks fds (SPEC: close what you open, forget what the kernel forgets)`,
     );
   },
-  { mount: churn, deadlineMs: 120_000 },
-);
+});

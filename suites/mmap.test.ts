@@ -8,9 +8,12 @@ import { O, PROT, MAP } from '../src/sys/index.ts';
 const tree = loadTree('basic');
 
 forEachVariant({}, (mount) => {
-  clause(
-    'MAP-001',
-    async (t) => {
+  clause({
+    id: 'MAP-001',
+    level: 'MUST',
+    title: 'MAP_SHARED read equals the file',
+    mount,
+    body: async (t) => {
       const files = tree.files.filter((f) => f.size > 0 && !f.path.startsWith('many/') && !f.path.startsWith('exec/'));
       await writeFile(mount.path('map-001.bin'), pattern(2101, 200003));
       const all = [
@@ -32,12 +35,14 @@ forEachVariant({}, (mount) => {
       });
       t.note('files', all.length);
     },
-    { mount },
-  );
+  });
 
-  clause(
-    'MAP-002',
-    async (t) => {
+  clause({
+    id: 'MAP-002',
+    level: 'MUST',
+    title: 'MAP_SHARED write + msync is seen by read() on another fd and in the backing file',
+    mount,
+    body: async (t) => {
       const rel = 'map-002.bin';
       let model: Buffer = pattern(2200, 300001);
       await writeFile(mount.path(rel), model);
@@ -71,12 +76,14 @@ forEachVariant({}, (mount) => {
       }
       await expectFile(mount, rel, model, 'file after munmap');
     },
-    { mount },
-  );
+  });
 
-  clause(
-    'MAP-003',
-    async (t) => {
+  clause({
+    id: 'MAP-003',
+    level: 'MUST',
+    title: 'MAP_PRIVATE writes stay private',
+    mount,
+    body: async (t) => {
       const rel = 'map-003.bin';
       const model = pattern(2300, 65536 + 7);
       await writeFile(mount.path(rel), model);
@@ -100,12 +107,14 @@ forEachVariant({}, (mount) => {
       await expectFile(mount, rel, model, 'file after munmap of the MAP_PRIVATE mapping');
       t.note('private bytes', 103);
     },
-    { mount },
-  );
+  });
 
-  clause(
-    'MAP-004',
-    async (t) => {
+  clause({
+    id: 'MAP-004',
+    level: 'MUST',
+    title: 'mmap and pwrite on the same file stay coherent',
+    mount,
+    body: async (t) => {
       const rel = 'map-004.bin';
       let model: Buffer = pattern(2400, 200000);
       await writeFile(mount.path(rel), model);
@@ -146,6 +155,5 @@ forEachVariant({}, (mount) => {
       t.note('backing size', back);
       check(back === null || back === model.length, `backing file has ${back} bytes, expected ${model.length}`);
     },
-    { mount },
-  );
+  });
 });

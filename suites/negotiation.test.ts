@@ -1,14 +1,17 @@
 import { stat, readFile, writeFile, open } from 'node:fs/promises';
 import { clause, useMount, check, fail, errnoOf, expectBytes, pattern, loadTree } from '../src/harness/index.ts';
-import { requestsDuring, windowSummary, probeNegotiation, probeStackDepth, requirePlatform } from '../src/harness/index.ts';
+import { requestsDuring, windowSummary, probeNegotiation, probeStackDepth } from '../src/harness/index.ts';
 import { countOf } from '../src/evidence/index.ts';
 
 const mount = useMount();
 const tree = loadTree('basic');
 
-clause(
-  'NEG-001',
-  async (t) => {
+clause({
+  id: 'NEG-001',
+  level: 'MUST',
+  title: 'the server mounts, answers INIT and serves a lookup within the mount timeout',
+  mount,
+  body: async (t) => {
     // ensure() has mounted it within mountTimeoutMs (or the clause failed with the server's stderr)
     const root = await stat(mount.mountpoint);
     check(root.isDirectory(), `the mount root is not a directory (mode ${root.mode.toString(8)})`);
@@ -18,8 +21,7 @@ clause(
     expectBytes(await readFile(mount.path(f.path)), pattern(f.seed, f.size), `read of ${f.path}`);
     t.note('connection', mount.connection);
   },
-  { mount },
-);
+});
 
 // ---------------------------------------------------------------------------------------
 // NEG-002..006: what the kernel granted the server under test, read from outside (SPEC §5a),
@@ -40,10 +42,13 @@ async function freshFile(name: string, size: number, seed: number): Promise<{ re
   return { rel: f.path, data: pattern(f.seed, f.size) };
 }
 
-clause(
-  'NEG-002',
-  async (t) => {
-    await requirePlatform(t, 'PLT-001', 'PLT-002');
+clause({
+  id: 'NEG-002',
+  level: 'MUST',
+  title: 'a server that claims passthrough gets it enabled',
+  mount,
+  requires: ['passthrough', 'root', 'PLT-001', 'PLT-002'],
+  body: async (t) => {
     const probe = await probeNegotiation(mount.server!.pids, mount.connection, mount.backing(tree.files.find((x) => x.size > 0)!.path));
     t.note('probe', probe);
     check(
@@ -66,13 +71,15 @@ clause(
       `passthrough is granted, but opening /${f.rel} made no successful BACKING_OPEN (${win.ledger.summary()}): the server does not use it`,
     );
   },
-  { mount, requires: ['passthrough', 'root'] },
-);
+});
 
-clause(
-  'NEG-003',
-  async (t) => {
-    await requirePlatform(t, 'PLT-002');
+clause({
+  id: 'NEG-003',
+  level: 'MUST',
+  title: 'no BACKING_OPEN fails with EPERM/ENOTTY for lack of negotiation',
+  mount,
+  requires: ['passthrough', 'ioctl-trace', 'PLT-002'],
+  body: async (t) => {
     const files = tree.files.filter((x) => x.size > 0).slice(0, 6);
     const errors: string[] = [];
     const win = await requestsDuring(mount, 'NEG-003 opens', async () => {
@@ -110,13 +117,15 @@ clause(
       );
     }
   },
-  { mount, requires: ['passthrough', 'ioctl-trace'] },
-);
+});
 
-clause(
-  'NEG-004',
-  async (t) => {
-    await requirePlatform(t, 'PLT-001');
+clause({
+  id: 'NEG-004',
+  level: 'MUST',
+  title: 'reads of a passthrough-opened regular file send no FUSE_READ',
+  mount,
+  requires: ['passthrough', 'passthrough-data', 'tracefs', 'PLT-001'],
+  body: async (t) => {
     const f = await freshFile('neg-004.bin', 1048579, 204);
     const win = await requestsDuring(mount, 'NEG-004 read', async () => {
       const fh = await open(mount.path(f.rel), 'r');
@@ -149,13 +158,15 @@ clause(
       );
     }
   },
-  { mount, requires: ['passthrough', 'passthrough-data', 'tracefs'] },
-);
+});
 
-clause(
-  'NEG-005',
-  async (t) => {
-    await requirePlatform(t, 'PLT-001');
+clause({
+  id: 'NEG-005',
+  level: 'MUST',
+  title: 'writes to a passthrough-opened regular file send no FUSE_WRITE',
+  mount,
+  requires: ['passthrough', 'passthrough-data', 'tracefs', 'PLT-001'],
+  body: async (t) => {
     const size = 1048576 + 4099;
     const data = pattern(205, size);
     const win = await requestsDuring(mount, 'NEG-005 write', async () => {
@@ -186,13 +197,15 @@ clause(
     expectBytes(await readFile(mount.path('neg-005.bin')), data, 'read back of /neg-005.bin');
     if (mount.claims.mirror) expectBytes(await readFile(mount.backing('neg-005.bin')), data, 'the backing file of /neg-005.bin');
   },
-  { mount, requires: ['passthrough', 'passthrough-data', 'tracefs'] },
-);
+});
 
-clause(
-  'NEG-006',
-  async (t) => {
-    await requirePlatform(t, 'PLT-002', 'PLT-006');
+clause({
+  id: 'NEG-006',
+  level: 'INFO',
+  title: 'negotiated stack depth (1 or 2)',
+  mount,
+  requires: ['passthrough', 'root', 'PLT-002', 'PLT-006'],
+  body: async (t) => {
     const probe = await probeNegotiation(mount.server!.pids, mount.connection, mount.backing(tree.files.find((x) => x.size > 0)!.path));
     if (!probe.granted) t.skip('environment', `not measurable: passthrough is not granted on this connection (probe: ${probe.code}; see NEG-002)`);
     const depth = await probeStackDepth(mount.server!.pids, mount.connection);
@@ -203,5 +216,4 @@ clause(
       `BACKING_OPEN of an overlayfs file through the server's connection gave ${depth.result}: expected ELOOP (depth 1) or an id (depth 2)`,
     );
   },
-  { mount, requires: ['passthrough', 'root'] },
-);
+});

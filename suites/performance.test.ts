@@ -183,9 +183,13 @@ async function verdict(
 forEachVariant({ tree: null }, (mount, variant) => {
   const tag = variant ? `-${variant}` : '';
 
-  clause(
-    'PRF-001',
-    async (t) => {
+  clause({
+    id: 'PRF-001',
+    level: 'SHOULD',
+    title: 'passthrough sequential read throughput >= 0.8 x native',
+    mount,
+    deadlineMs: DEADLINE_MS,
+    body: async (t) => {
       const threshold = thresholdOf(mount, 'readRatio');
       const viaMount = mount.path(`prf-read${tag}.bin`);
       const native = nativeTwin(mount, `prf-read${tag}.bin`);
@@ -202,12 +206,15 @@ forEachVariant({ tree: null }, (mount, variant) => {
         await rm(native, { force: true });
       }
     },
-    { mount, deadlineMs: DEADLINE_MS },
-  );
+  });
 
-  clause(
-    'PRF-002',
-    async (t) => {
+  clause({
+    id: 'PRF-002',
+    level: 'SHOULD',
+    title: 'passthrough sequential write throughput >= 0.8 x native',
+    mount,
+    deadlineMs: DEADLINE_MS,
+    body: async (t) => {
       const threshold = thresholdOf(mount, 'writeRatio');
       const viaMount = mount.path(`prf-write${tag}.bin`);
       const native = nativeTwin(mount, `prf-write${tag}.bin`);
@@ -222,12 +229,16 @@ forEachVariant({ tree: null }, (mount, variant) => {
         await rm(native, { force: true });
       }
     },
-    { mount, deadlineMs: DEADLINE_MS },
-  );
+  });
 
-  clause(
-    'PRF-003',
-    async (t) => {
+  clause({
+    id: 'PRF-003',
+    level: 'INFO',
+    title: 'FUSE requests per MiB of passthrough I/O',
+    mount,
+    requires: ['tracefs'],
+    deadlineMs: DEADLINE_MS,
+    body: async (t) => {
       const mb = 64;
       const file = mount.path(`prf-requests${tag}.bin`);
       const buf = Buffer.allocUnsafe(CHUNK);
@@ -249,12 +260,15 @@ forEachVariant({ tree: null }, (mount, variant) => {
         await unlink(file).catch(() => {});
       }
     },
-    { mount, requires: ['tracefs'], deadlineMs: DEADLINE_MS },
-  );
+  });
 
-  clause(
-    'PRF-004',
-    async (t) => {
+  clause({
+    id: 'PRF-004',
+    level: 'INFO',
+    title: 'open+close latency',
+    mount,
+    deadlineMs: DEADLINE_MS,
+    body: async (t) => {
       const cycles = 2000;
       const viaMount = mount.path(`prf-open${tag}.bin`);
       const native = mount.backing(`prf-open-native${tag}.bin`);
@@ -286,6 +300,5 @@ forEachVariant({ tree: null }, (mount, variant) => {
         await rm(native, { force: true });
       }
     },
-    { mount, deadlineMs: DEADLINE_MS },
-  );
+  });
 });

@@ -12,15 +12,36 @@ async function assertFact(t: ClauseContext, id: FactId): Promise<void> {
   if (r.ok === false) fail(`the platform does not honour ${id}: ${r.detail}`);
 }
 
-clause('PLT-001', (t) => assertFact(t, 'PLT-001'), { requires: ['root', 'reference'] });
-clause('PLT-002', (t) => assertFact(t, 'PLT-002'), { requires: ['root', 'reference'] });
-clause('PLT-003', (t) => assertFact(t, 'PLT-003'), { requires: ['root', 'reference'] });
+clause({
+  id: 'PLT-001',
+  level: 'INFO',
+  title: 'kernel offers FUSE_PASSTHROUGH in INIT',
+  requires: ['root', 'reference'],
+  body: (t) => assertFact(t, 'PLT-001'),
+});
+clause({
+  id: 'PLT-002',
+  level: 'INFO',
+  title: 'BACKING_OPEN/CLOSE error codes are those of SPEC §2',
+  requires: ['root', 'reference'],
+  body: (t) => assertFact(t, 'PLT-002'),
+});
+clause({
+  id: 'PLT-003',
+  level: 'INFO',
+  title: 'passthrough together with WRITEBACK_CACHE is refused',
+  requires: ['root', 'reference'],
+  body: (t) => assertFact(t, 'PLT-003'),
+});
 
 // One testcase per conflict of SPEC §4; the fact is checked once for all of them.
-clauseEach(
-  'PLT-004',
-  IO_MODE_CONFLICTS.map((c) => ({ name: c.name, value: c })),
-  async (t, c) => {
+clauseEach({
+  id: 'PLT-004',
+  level: 'INFO',
+  title: 'each io-mode conflict of SPEC §4 gives EIO and leaves existing fds working',
+  params: IO_MODE_CONFLICTS.map((c) => ({ name: c.name, value: c })),
+  requires: ['root', 'reference'],
+  body: async (t, c) => {
     const r = await platformFact('PLT-004');
     const part = r.evidence[c.name] as { ok: boolean | null; detail: string } | undefined;
     if (!part) fail(`the io-mode check did not run: ${r.detail}`);
@@ -28,9 +49,26 @@ clauseEach(
     if (part.ok === null) t.skip('environment', part.detail);
     if (part.ok === false) fail(`the platform does not honour PLT-004 (${c.rule}): ${part.detail}`);
   },
-  { requires: ['root', 'reference'] },
-);
+});
 
-clause('PLT-005', (t) => assertFact(t, 'PLT-005'), { requires: ['root', 'reference'] });
-clause('PLT-006', (t) => assertFact(t, 'PLT-006'), { requires: ['root', 'reference'] });
-clause('PLT-007', (t) => assertFact(t, 'PLT-007'), { requires: ['root', 'reference', 'tracefs'] });
+clause({
+  id: 'PLT-005',
+  level: 'INFO',
+  title: 'KEEP_CACHE with passthrough gives EIO',
+  requires: ['root', 'reference'],
+  body: (t) => assertFact(t, 'PLT-005'),
+});
+clause({
+  id: 'PLT-006',
+  level: 'INFO',
+  title: 'ELOOP for a backing file on a stacked filesystem',
+  requires: ['root', 'reference'],
+  body: (t) => assertFact(t, 'PLT-006'),
+});
+clause({
+  id: 'PLT-007',
+  level: 'INFO',
+  title: 'stat after a passthrough write sends GETATTR',
+  requires: ['root', 'reference', 'tracefs'],
+  body: (t) => assertFact(t, 'PLT-007'),
+});

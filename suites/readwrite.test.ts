@@ -19,9 +19,12 @@ import { lseekAsync, fallocateAsync, copyFileRangeAsync, fsyncAsync, fdatasyncAs
 const tree = loadTree('basic');
 
 forEachVariant({}, (mount) => {
-  clause(
-    'RW-001',
-    async (t) => {
+  clause({
+    id: 'RW-001',
+    level: 'MUST',
+    title: 'sequential read of a known tree equals the model',
+    mount,
+    body: async (t) => {
       let bytes = 0;
       for (const f of tree.files) {
         const got = await readFile(mount.path(f.path));
@@ -31,12 +34,14 @@ forEachVariant({}, (mount) => {
       t.note('files', tree.files.length);
       t.note('bytes', bytes);
     },
-    { mount },
-  );
+  });
 
-  clause(
-    'RW-002',
-    async (t) => {
+  clause({
+    id: 'RW-002',
+    level: 'MUST',
+    title: 'pwrite/pread at unaligned offsets crossing page and max_write boundaries',
+    mount,
+    body: async (t) => {
       const size = 3 * 1048576 + 4099;
       const model = pattern(77, size);
       const fh = await open(mount.path('rw-002.bin'), 'w+');
@@ -67,12 +72,14 @@ forEachVariant({}, (mount) => {
         await fh.close();
       }
     },
-    { mount },
-  );
+  });
 
-  clause(
-    'RW-003',
-    async (t) => {
+  clause({
+    id: 'RW-003',
+    level: 'MUST',
+    title: 'short reads at EOF and reads past EOF',
+    mount,
+    body: async (t) => {
       const f = tree.files.find((x) => x.size === 4097)!;
       const fh = await open(mount.path(f.path), 'r');
       try {
@@ -89,12 +96,24 @@ forEachVariant({}, (mount) => {
         await fh.close();
       }
     },
-    { mount },
-  );
+  });
 
-  clause(
-    'RW-004',
-    async (t) => {
+  clause({
+    id: 'RW-004',
+    level: 'MUST',
+    title: 'holes read as zeros',
+    mount,
+    repro: [
+      { op: 'open', fd: 'f', path: 'rw-004.bin', flags: ['O_RDWR', 'O_CREAT', 'O_TRUNC'] },
+      { op: 'pwrite', fd: 'f', off: 1048579, seed: 404, len: 100 },
+      { op: 'pread', fd: 'f', off: 0, len: 1048579 + 100 + 10 },
+      { op: 'pread', fd: 'f', off: 4090, len: 10 },
+      { op: 'ftruncate', fd: 'f', size: 3 * 1048576 + 5 },
+      { op: 'pread', fd: 'f', off: 1048578, len: 3 * 1048576 + 5 - 1048578 + 10 },
+      { op: 'close', fd: 'f' },
+      { op: 'readall', path: 'rw-004.bin' },
+    ],
+    body: async (t) => {
       const rel = 'rw-004.bin';
       const off = 1048576 + 3;
       const data = pattern(404, 100);
@@ -119,24 +138,14 @@ forEachVariant({}, (mount) => {
       await expectFile(mount, rel, model, 'file with holes');
       t.note('size', model.length);
     },
-    {
-      mount,
-      repro: [
-        { op: 'open', fd: 'f', path: 'rw-004.bin', flags: ['O_RDWR', 'O_CREAT', 'O_TRUNC'] },
-        { op: 'pwrite', fd: 'f', off: 1048579, seed: 404, len: 100 },
-        { op: 'pread', fd: 'f', off: 0, len: 1048579 + 100 + 10 },
-        { op: 'pread', fd: 'f', off: 4090, len: 10 },
-        { op: 'ftruncate', fd: 'f', size: 3 * 1048576 + 5 },
-        { op: 'pread', fd: 'f', off: 1048578, len: 3 * 1048576 + 5 - 1048578 + 10 },
-        { op: 'close', fd: 'f' },
-        { op: 'readall', path: 'rw-004.bin' },
-      ],
-    },
-  );
+  });
 
-  clause(
-    'RW-005',
-    async (t) => {
+  clause({
+    id: 'RW-005',
+    level: 'MUST',
+    title: 'readv/writev',
+    mount,
+    body: async (t) => {
       const rel = 'rw-005.bin';
       const sizes = [1, 4095, 4097, 131072 + 3, 1000, 1048576 - 7];
       const total = sizes.reduce((a, b) => a + b, 0);
@@ -165,12 +174,14 @@ forEachVariant({}, (mount) => {
       await expectFile(mount, rel, model, 'file written by pwritev');
       t.note('bytes', total);
     },
-    { mount },
-  );
+  });
 
-  clause(
-    'RW-006',
-    async (t) => {
+  clause({
+    id: 'RW-006',
+    level: 'MUST',
+    title: '4 MiB reads and writes',
+    mount,
+    body: async (t) => {
       const rel = 'rw-006.bin';
       const len = 4 * 1048576;
       const off = 12345;
@@ -193,12 +204,14 @@ forEachVariant({}, (mount) => {
       expectBytes(await readFile(mount.path(rel)), model, 'readFile of the 4 MiB file');
       await expectFile(mount, rel, model, '4 MiB file');
     },
-    { mount },
-  );
+  });
 
-  clause(
-    'RW-007',
-    async (t) => {
+  clause({
+    id: 'RW-007',
+    level: 'MUST',
+    title: 'concurrent O_APPEND writers never overlap',
+    mount,
+    body: async (t) => {
       const rel = 'rw-007.log';
       const writers = 4;
       const records = 40;
@@ -260,12 +273,14 @@ forEachVariant({}, (mount) => {
       );
       t.note('bytes', got.length);
     },
-    { mount },
-  );
+  });
 
-  clause(
-    'RW-008',
-    async (t) => {
+  clause({
+    id: 'RW-008',
+    level: 'MUST',
+    title: 'O_TRUNC empties the file',
+    mount,
+    body: async (t) => {
       const rel = 'rw-008.bin';
       await writeFile(mount.path(rel), pattern(808, 200 * 1024 + 3));
       const other = await open(mount.path(rel), 'r');
@@ -291,12 +306,14 @@ forEachVariant({}, (mount) => {
       }
       t.note('checked', 'O_TRUNC on open with another fd open');
     },
-    { mount },
-  );
+  });
 
-  clause(
-    'RW-009',
-    async (t) => {
+  clause({
+    id: 'RW-009',
+    level: 'MUST',
+    title: 'ftruncate shrink and extend',
+    mount,
+    body: async (t) => {
       const rel = 'rw-009.bin';
       let model: Buffer = pattern(909, 300000);
       await writeFile(mount.path(rel), model);
@@ -332,12 +349,14 @@ forEachVariant({}, (mount) => {
       }
       t.note('final size', model.length);
     },
-    { mount },
-  );
+  });
 
-  clause(
-    'RW-010',
-    async (t) => {
+  clause({
+    id: 'RW-010',
+    level: 'MUST',
+    title: 'fallocate and SEEK_DATA/SEEK_HOLE',
+    mount,
+    body: async (t) => {
       const rel = 'rw-010.bin';
       const fh = await open(mount.path(rel), 'w+');
       let model: Buffer = Buffer.alloc(0);
@@ -405,12 +424,14 @@ forEachVariant({}, (mount) => {
       t.note('fallocate', notes);
       await expectFile(mount, rel, model, 'file after fallocate');
     },
-    { mount },
-  );
+  });
 
-  clause(
-    'RW-011',
-    async (t) => {
+  clause({
+    id: 'RW-011',
+    level: 'MUST',
+    title: 'copy_file_range inside the mount',
+    mount,
+    body: async (t) => {
       const srcF = tree.files.find((f) => f.size > 3 * 1048576)!;
       const rel = 'rw-011.bin';
       const src = await open(mount.path(srcF.path), 'r');
@@ -439,12 +460,14 @@ forEachVariant({}, (mount) => {
       await expectFile(mount, rel, model, 'destination of copy_file_range');
       t.note('size', model.length);
     },
-    { mount },
-  );
+  });
 
-  clause(
-    'RW-012',
-    async (t) => {
+  clause({
+    id: 'RW-012',
+    level: 'MUST',
+    title: 'fsync and fdatasync succeed',
+    mount,
+    body: async (t) => {
       const rel = 'rw-012.bin';
       const data = pattern(1212, 200000 + 13);
       const fh = await open(mount.path(rel), 'w+');
@@ -479,12 +502,15 @@ forEachVariant({}, (mount) => {
       check(bad.length === 0, `${bad.map(([k, v]) => `${k} failed with ${v}`).join('; ')} after a ${data.length}-byte write`);
       await expectFile(mount, rel, data, 'file after fsync/fdatasync');
     },
-    { mount },
-  );
+  });
 
-  clause(
-    'RW-013',
-    async (t) => {
+  clause({
+    id: 'RW-013',
+    level: 'MUST',
+    title: 'writes through the mount are in the backing file at once, and the reverse',
+    mount,
+    requires: ['mirror'],
+    body: async (t) => {
       const rel = 'rw-013.bin';
       let model: Buffer = pattern(1313, 300000);
       await writeFile(mount.path(rel), model);
@@ -525,6 +551,5 @@ forEachVariant({}, (mount) => {
       await unlink(mount.path(rel));
       t.note('checked', 'mount->backing and backing->mount');
     },
-    { mount, requires: ['mirror'] },
-  );
+  });
 });

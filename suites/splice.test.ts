@@ -77,9 +77,12 @@ async function spliceIn(fd: number, off: number | null, data: Buffer): Promise<v
 }
 
 forEachVariant({}, (mount) => {
-  clause(
-    'SPL-001',
-    async (t) => {
+  clause({
+    id: 'SPL-001',
+    level: 'MUST',
+    title: 'splice file->pipe at offsets',
+    mount,
+    body: async (t) => {
       const f9 = tree.files.find((f) => f.size === 1048579)!;
       const f10 = tree.files.find((f) => f.size > 3 * 1048576)!;
       const cases: [typeof f9, number, number][] = [
@@ -111,12 +114,14 @@ forEachVariant({}, (mount) => {
       }
       t.note('cases', cases.length + 1);
     },
-    { mount },
-  );
+  });
 
-  clause(
-    'SPL-002',
-    async (t) => {
+  clause({
+    id: 'SPL-002',
+    level: 'MUST',
+    title: 'splice pipe->file at offsets',
+    mount,
+    body: async (t) => {
       const rel = 'spl-002.bin';
       const fh = await open(mount.path(rel), 'w+');
       let model: Buffer = Buffer.alloc(0);
@@ -141,12 +146,14 @@ forEachVariant({}, (mount) => {
       await expectFile(mount, rel, model, 'file written by splice from a pipe');
       t.note('size', model.length);
     },
-    { mount },
-  );
+  });
 
-  clause(
-    'SPL-003',
-    async (t) => {
+  clause({
+    id: 'SPL-003',
+    level: 'MUST',
+    title: 'sendfile file->file',
+    mount,
+    body: async (t) => {
       const f10 = tree.files.find((f) => f.size > 3 * 1048576)!;
       const rel = 'spl-003.bin';
       const src = await open(mount.path(f10.path), 'r');
@@ -189,12 +196,14 @@ forEachVariant({}, (mount) => {
       }
       t.note('bytes', count);
     },
-    { mount },
-  );
+  });
 
-  clause(
-    'SPL-004',
-    async (t) => {
+  clause({
+    id: 'SPL-004',
+    level: 'MUST',
+    title: 'sendfile file->socket',
+    mount,
+    body: async (t) => {
       const f9 = tree.files.find((f) => f.size === 1048579)!;
       const off = 7;
       const count = f9.size - off;
@@ -242,12 +251,14 @@ forEachVariant({}, (mount) => {
       t.note('EAGAIN retries', eagain);
       expectBytes(Buffer.concat(received), pattern(f9.seed, count, off), `bytes received over TCP from sendfile of ${f9.path}@${off}`);
     },
-    { mount },
-  );
+  });
 
-  clause(
-    'SPL-005',
-    async (t) => {
+  clause({
+    id: 'SPL-005',
+    level: 'MUST',
+    title: 'splice past EOF returns 0',
+    mount,
+    body: async (t) => {
       const f = tree.files.find((x) => x.size === 4097)!;
       const fh = await open(mount.path(f.path), 'r');
       const counts: Record<string, number | string> = {};
@@ -266,12 +277,14 @@ forEachVariant({}, (mount) => {
         check(v === want, `${k} of a ${f.size}-byte file returned ${v}, expected ${want}`);
       }
     },
-    { mount },
-  );
+  });
 
-  clause(
-    'SPL-006',
-    async (t) => {
+  clause({
+    id: 'SPL-006',
+    level: 'MUST',
+    title: 'splice into an O_APPEND file behaves as on a local filesystem (6.18: EINVAL, file unchanged)',
+    mount,
+    body: async (t) => {
       // What the kernel does on a local filesystem is the contract: on 6.18 splice and sendfile into
       // an O_APPEND file fail with EINVAL and write nothing. The mount must behave the same.
       const initial = pattern(1600, 5003);
@@ -315,6 +328,5 @@ forEachVariant({}, (mount) => {
       );
       if (mount.claims.mirror) expectBytes(await readFile(mount.backing('spl-006/app')), native.after, 'the backing file of the O_APPEND file');
     },
-    { mount },
-  );
+  });
 });

@@ -1,13 +1,29 @@
 import { received } from '../runenv/index.ts';
 import { test, type TestContext } from 'vitest';
-import { clauseById, formatKey, type Clause, type ClauseKey } from '../catalogue/index.ts';
+import { clauseById, formatKey, type Clause, type ClauseKey, type Level } from '../catalogue/index.ts';
 import { runContext, selected } from './context.ts';
 import type { Mount } from './clause-mount.ts';
 import { writeRepro, type ReproOp } from './repro.ts';
+import { platformFact, type FactId } from './platform-facts.ts';
 import path from 'node:path';
 
-/** What a clause may need; each unmet one becomes a structured skip reason. */
-export type Requirement = 'passthrough' | 'passthrough-data' | 'mirror' | 'xattrs' | 'exec' | 'root' | 'tracefs' | 'ioctl-trace' | 'reference' | 'attr-timeout';
+/**
+ * What a clause may need; each unmet one becomes a structured skip. A PLT id is a platform fact
+ * (src/harness/platform-facts.ts) the clause relies on: when the kernel does not honour it the
+ * clause skips as `platform`, so the server is not blamed for the kernel.
+ */
+export type Requirement =
+  | 'passthrough'
+  | 'passthrough-data'
+  | 'mirror'
+  | 'xattrs'
+  | 'exec'
+  | 'root'
+  | 'tracefs'
+  | 'ioctl-trace'
+  | 'reference'
+  | 'attr-timeout'
+  | FactId;
 
 /**
  * Why a clause did not run, as data: `not-applicable` (the server's claims or configuration: no
@@ -55,16 +71,67 @@ export interface ClauseContext {
   signal: AbortSignal;
 }
 
-export interface ClauseOptions {
-  param?: string;
+/**
+ * One clause as data: the id, level and title the catalogue lists (checked against it when the
+ * suite loads, so the two cannot drift), what it requires, the mount it runs on, and its body.
+ */
+export interface ClauseDefinition {
+  id: string;
+  level: Level;
+  title: string;
   requires?: Requirement[];
   mount?: Mount;
   deadlineMs?: number;
   /** What the clause does, as file operations a standalone script can replay (written on failure). */
   repro?: ReproOp[];
+  body: (t: ClauseContext) => Promise<void>;
 }
 
-export function unmetRequirement(req: Requirement, mount: Mount | undefined): Skip | null {
+/** A clause with one JUnit testcase per parameter: `ID[name]`. */
+export interface ClauseEachDefinition<P> extends Omit<ClauseDefinition, 'body' | 'repro'> {
+  params: { name: string; value: P }[];
+  repro?: (p: P) => ReproOp[];
+  body: (t: ClauseContext, p: P) => Promise<void>;
+}
+
+/**
+ * When each requirement is checked: `claims` and `environment` before the mount starts; `mount`
+ * needs the mount's evidence state, so after it started; `platform` facts last, as the body's
+ * first step always did.
+ */
+const PHASE: Record<Requirement, 'before' | 'after'> = {
+  passthrough: 'before',
+  'passthrough-data': 'before',
+  mirror: 'before',
+  xattrs: 'before',
+  exec: 'before',
+  'attr-timeout': 'before',
+  root: 'before',
+  reference: 'before',
+  tracefs: 'after',
+  'ioctl-trace': 'after',
+  'PLT-001': 'after',
+  'PLT-002': 'after',
+  'PLT-003': 'after',
+  'PLT-004': 'after',
+  'PLT-005': 'after',
+  'PLT-006': 'after',
+  'PLT-007': 'after',
+};
+const isFact = (r: Requirement): r is FactId => r.startsWith('PLT-');
+
+/** The definition agrees with the catalogue, or the suite does not load. */
+export function checkDefinition(def: { id: string; level: Level; title: string }): Clause {
+  const cl = clauseById(def.id);
+  if (cl.level !== def.level || cl.title !== def.title) {
+    throw new Error(
+      `clause ${def.id} is defined as ${def.level} "${def.title}" but the catalogue (src/catalogue/index.ts) lists ${cl.level} "${cl.title}": change one of them`,
+    );
+  }
+  return cl;
+}
+
+export function unmetRequirement(req: Exclude<Requirement, FactId>, mount: Mount | undefined): Skip | null {
   const na = (reason: string): Skip => ({ kind: 'not-applicable', reason });
   const env = (reason: string): Skip => ({ kind: 'environment', reason });
   const plat = (reason: string): Skip => ({ kind: 'platform', reason });
@@ -116,16 +183,31 @@ const shellQuote = (s: string) => (/^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replac
  * Declare clause ID. The vitest test is named `ID[param] title`; its meta carries the clause so
  * the reporter never parses names. Mount start failures, deadlines and skips are handled here.
  */
-export function clause(id: string, body: (t: ClauseContext) => Promise<void>, opts: ClauseOptions = {}): void {
-  const cl = clauseById(id);
+export function clause(def: ClauseDefinition): void {
+  declare(def, undefined, def.body, def.repro);
+}
+
+/** One JUnit testcase per parameter: `ID[name]`. */
+export function clauseEach<P>(def: ClauseEachDefinition<P>): void {
+  for (const p of def.params) declare(def, p.name, (t) => def.body(t, p.value), def.repro?.(p.value));
+}
+
+function declare(
+  opts: Omit<ClauseDefinition, 'body' | 'repro'>,
+  param: string | undefined,
+  body: ClauseDefinition['body'],
+  repro: ReproOp[] | undefined,
+): void {
+  const cl = checkDefinition(opts);
+  const id = cl.id;
   const variant = opts.mount?.variant;
-  const key: ClauseKey = { id, ...(opts.param ? { param: opts.param } : {}), ...(variant ? { variant } : {}) };
+  const key: ClauseKey = { id, ...(param ? { param } : {}), ...(variant ? { variant } : {}) };
   const fullId = formatKey(key);
   if (!selected(key)) return;
   const ctx = runContext();
   const deadlineMs = opts.deadlineMs ?? ctx.deadlineMs;
   test(`${fullId} ${cl.title}`, { timeout: deadlineMs + 30_000 }, async (vctx: TestContext) => {
-    const meta: ClauseMeta = { id: fullId, key, family: cl.family, level: cl.level, title: cl.title, param: opts.param, evidence: {} };
+    const meta: ClauseMeta = { id: fullId, key, family: cl.family, level: cl.level, title: cl.title, param, evidence: {} };
     meta.replay = ctx.replay.replace('{id}', shellQuote(fullId));
     (vctx.task.meta as Record<string, unknown>).fusecert = meta;
     const skip = (kind: SkipKind, reason: string): never => {
@@ -134,16 +216,27 @@ export function clause(id: string, body: (t: ClauseContext) => Promise<void>, op
       throw new Error('unreachable');
     };
     const m = opts.mount;
-    for (const r of opts.requires ?? []) {
-      if (r === 'tracefs' || r === 'ioctl-trace') continue; // need the mount's evidence state: checked below
+    const requires = opts.requires ?? [];
+    for (const r of requires) {
+      if (PHASE[r] !== 'before' || isFact(r)) continue;
       const why = unmetRequirement(r, m);
       if (why) skip(why.kind, why.reason);
     }
     if (m) await m.ensure();
-    for (const r of opts.requires ?? []) {
-      if (r !== 'tracefs' && r !== 'ioctl-trace') continue;
+    for (const r of requires) {
+      if (PHASE[r] !== 'after' || isFact(r)) continue;
       const why = unmetRequirement(r, m);
       if (why) skip(why.kind, why.reason);
+    }
+    const facts = requires.filter(isFact);
+    if (facts.length) {
+      const seen: Record<string, string> = {};
+      for (const f of facts) {
+        const r = await platformFact(f);
+        seen[f] = r.ok === true ? 'honoured' : r.ok === null ? `unchecked: ${r.detail}` : `FAILED: ${r.detail}`;
+        meta.evidence.platform = seen;
+        if (r.ok === false) skip('platform', `platform: ${f} failed: ${r.detail}`);
+      }
     }
     const ac = new AbortController();
     const t: ClauseContext = {
@@ -175,8 +268,8 @@ export function clause(id: string, body: (t: ClauseContext) => Promise<void>, op
         );
       }
       if (m?.server?.hasExited) m.broken = true;
-      if (opts.repro && e instanceof Error && !(e instanceof HungError) && meta.skip === undefined) {
-        const file = writeRepro(ctx.outDir, { id: fullId, title: cl.title, server: m?.spec.name ?? ctx.server.name, reason: e.message }, opts.repro);
+      if (repro && e instanceof Error && !(e instanceof HungError) && meta.skip === undefined) {
+        const file = writeRepro(ctx.outDir, { id: fullId, title: cl.title, server: m?.spec.name ?? ctx.server.name, reason: e.message }, repro);
         meta.repro = file;
         e.message += `; standalone reproducer: python3 ${path.relative(process.cwd(), file) || file} MOUNTPOINT`;
       }
@@ -185,14 +278,4 @@ export function clause(id: string, body: (t: ClauseContext) => Promise<void>, op
       clearTimeout(timer);
     }
   });
-}
-
-/** One JUnit testcase per parameter: `ID[name]`. */
-export function clauseEach<P>(
-  id: string,
-  params: { name: string; value: P }[],
-  body: (t: ClauseContext, p: P) => Promise<void>,
-  opts: Omit<ClauseOptions, 'param' | 'repro'> & { repro?: (p: P) => ReproOp[] } = {},
-): void {
-  for (const p of params) clause(id, (t) => body(t, p.value), { ...opts, param: p.name, repro: opts.repro?.(p.value) });
 }

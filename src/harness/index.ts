@@ -1,5 +1,16 @@
 // What a suite imports. See README "Writing a clause".
-export { clause, clauseEach, unmetRequirement, HungError, type ClauseContext, type ClauseOptions, type ClauseMeta, type Requirement } from './clause.ts';
+export {
+  clause,
+  clauseEach,
+  unmetRequirement,
+  HungError,
+  type ClauseContext,
+  type ClauseDefinition,
+  type ClauseEachDefinition,
+  checkDefinition,
+  type ClauseMeta,
+  type Requirement,
+} from './clause.ts';
 export { useMount, forEachVariant, Mount, type MountOptions } from './clause-mount.ts';
 export { runContext, selected, type RunContext } from './context.ts';
 export { check, fail, expectBytes, errnoFrom, errnoOf, ClauseFailure } from './expect.ts';
@@ -20,7 +31,7 @@ export {
   type NegotiationProbe,
   type StackDepthProbe,
 } from './probe.ts';
-export { withReference, platformFact, requirePlatform, checkFact, IO_MODE_CONFLICTS, type FactId, type FactResult, type RefMount } from './platform-facts.ts';
+export { withReference, platformFact, checkFact, IO_MODE_CONFLICTS, type FactId, type FactResult, type RefMount } from './platform-facts.ts';
 export { FileOpens, flagNames, type HeldOpen } from './opens.ts';
 export { runFsx, fsxCommands, MAP_LEN, type FsxModel, type FsxReal, type FsxOptions, type FsxOutcome } from './fsx-model.ts';
 export { renderRepro, writeRepro, type ReproOp, type FlagName } from './repro.ts';

@@ -1,6 +1,6 @@
 // Platform facts: what the kernel this run is on actually does, checked with the reference
 // server (ptfs) in its probe modes. The PLT clauses assert these facts; the clauses that rely on
-// one (NEG, BKG, IOM) call requirePlatform() first, so a platform that does not honour a fact
+// one (NEG, BKG, IOM) list its id in their `requires` (harness/clause.ts), so a platform that does not honour a fact
 // gives "platform: PLT-00X failed: ..." instead of blaming the server under test.
 // Each fact is computed once per worker and cached in the run's state directory for the others.
 import { received } from '../runenv/index.ts';
@@ -14,7 +14,6 @@ import { runContext } from './context.ts';
 import { errnoOf } from './expect.ts';
 import { quiesce } from './windows.ts';
 import { borrowDeviceFd, backingOpen, backingClose, probeNegotiation, probeStackDepth, probeBackingOpen } from './probe.ts';
-import type { ClauseContext } from './clause.ts';
 
 export type FactId = 'PLT-001' | 'PLT-002' | 'PLT-003' | 'PLT-004' | 'PLT-005' | 'PLT-006' | 'PLT-007';
 
@@ -487,21 +486,4 @@ export function platformFact(id: FactId): Promise<FactResult> {
     memo.set(id, p);
   }
   return p;
-}
-
-/**
- * The facts a clause relies on. A fact the platform does not honour skips the clause with
- * "platform: PLT-00X failed: ..." so the server is not blamed for the kernel.
- */
-export async function requirePlatform(t: ClauseContext, ...ids: FactId[]): Promise<void> {
-  const seen: Record<string, string> = {};
-  for (const id of ids) {
-    const r = await platformFact(id);
-    seen[id] = r.ok === true ? 'honoured' : r.ok === null ? `unchecked: ${r.detail}` : `FAILED: ${r.detail}`;
-    if (r.ok === false) {
-      t.note('platform', seen);
-      t.skip('platform', `platform: ${id} failed: ${r.detail}`);
-    }
-  }
-  t.note('platform', seen);
 }
