@@ -107,51 +107,83 @@ export async function runServer(spec: ServerSpec, reference: ServerSpec | null, 
   const started = new Date();
   const files = suiteFiles(opts);
   if (files.length === 0) throw new EnvironmentError('no suite matches the selection (--only/--family)');
+  const run = await openRunState();
+  let collector: ClauseCollector;
+  let version: string;
+  try {
+    await preflight(spec);
+    version = await serverVersion(spec);
+    run.handContext(runContextFor(spec, reference, platform, opts, outDir));
+    collector = new ClauseCollector(opts.quiet ? () => {} : undefined, files.length, spec.expect);
+    const stopWatchdog = startWatchdog(collector, run.registryDir, opts.deadlineMs);
+    try {
+      await runSuites(files, collector, opts);
+    } finally {
+      stopWatchdog();
+    }
+    process.exitCode = 0; // vitest sets it on a failing test; the run's exit code is ours to decide
+  } catch (e) {
+    run.close();
+    throw e;
+  }
+  for (const l of run.close()) collector.errors.push(`left behind by a suite and cleaned up: ${l}`);
+  const results = assembleResults(spec, version, platform, opts, started, collector);
+  writeReports(results, outDir, opts);
+  return results;
+}
 
-  // The run's state dir exists before its first mount (the preflight's), so that mount is in the
-  // registry an interrupt sweeps; it is gone, and nothing names it any more, when the run ends.
-  // The guard (src/mount/guardian.ts) puts this process in the run's cgroup and starts the
-  // guardian that sweeps the run if this process is killed outright.
+/**
+ * The run's state dir, before its first mount (the preflight's), so that mount is in the registry
+ * an interrupt sweeps. The guard (src/mount/guardian.ts) puts this process in the run's cgroup and
+ * starts the guardian that sweeps the run if this process is killed outright. This process
+ * registers what it creates and hands the registry, the context and its pid to the workers
+ * (src/runenv). Everything the run creates lives under the state dir (workspaces, vitest's temp
+ * files: TMPDIR points inside it), so what an interrupted run leaves is found under one
+ * directory. close() undoes all of it and returns what the guard had to clean up.
+ */
+async function openRunState(): Promise<{ registryDir: string; handContext(ctx: RunContext): void; close(): string[] }> {
   const stateDir = mkdtempSync(path.join(os.tmpdir(), 'fusecert-run-'));
   active.stateDir = stateDir;
   const guard = RunGuard.create(stateDir);
   active.guard = guard;
-  mkdirSync(path.join(stateDir, 'resources'));
+  const registryDir = path.join(stateDir, 'resources');
+  mkdirSync(registryDir);
   await guard.startGuardian(path.join(ROOT, 'bin/fusecert-guardian.mjs'));
   guard.enterCgroup();
-  // this process registers what it creates (the preflight's mount) in the run's registry, and
-  // hands the registry, the context and its pid to the workers (src/runenv)
-  useRegistry(path.join(stateDir, 'resources'));
-  const undoHandoff = handOff({ registryDir: path.join(stateDir, 'resources'), runPid: process.pid });
-  // Everything the run creates lives under its state dir (workspaces, the preflight's too, and
-  // vitest's own temp files), so what an interrupted run leaves is found under one directory.
+  useRegistry(registryDir);
+  const undoHandoff = handOff({ registryDir, runPid: process.pid });
   const savedTmp = process.env.TMPDIR;
   mkdirSync(path.join(stateDir, 'tmp'));
   process.env.TMPDIR = path.join(stateDir, 'tmp');
+  process.env.UV_THREADPOOL_SIZE = '32'; // a hung FUSE call holds a libuv thread until the abort
   let undoContext = () => {};
-  const endState = () => {
-    if (savedTmp === undefined) delete process.env.TMPDIR;
-    else process.env.TMPDIR = savedTmp;
-    const left = guard.finish();
-    active.stateDir = null;
-    active.guard = null;
-    useRegistry(null);
-    undoHandoff();
-    undoContext();
-    return left;
+  let closed: string[] | null = null;
+  return {
+    registryDir,
+    handContext(ctx) {
+      const file = path.join(stateDir, 'context.json');
+      writeFileSync(file, JSON.stringify(ctx));
+      undoContext = handOff({ contextFile: file });
+    },
+    close() {
+      if (closed) return closed;
+      if (savedTmp === undefined) delete process.env.TMPDIR;
+      else process.env.TMPDIR = savedTmp;
+      closed = guard.finish();
+      active.stateDir = null;
+      active.guard = null;
+      useRegistry(null);
+      undoHandoff();
+      undoContext();
+      return closed;
+    },
   };
-  try {
-    await preflight(spec);
-  } catch (e) {
-    endState();
-    throw e;
-  }
-  const version = await serverVersion(spec);
+}
 
-  const ctxFile = path.join(stateDir, 'context.json');
-  const cliArgs = (extra: string) =>
-    `node ${path.relative(process.cwd(), path.join(ROOT, 'bin/fusecert.mjs')) || 'bin/fusecert.mjs'} run --server ${spec.file}${spec.variant ? '@' + spec.variant : ''} ${extra}`;
-  const ctx: RunContext = {
+/** What every worker reads (harness/context.ts): the server, the options, the replay command. */
+function runContextFor(spec: ServerSpec, reference: ServerSpec | null, platform: Platform, opts: RunOptions, outDir: string): RunContext {
+  const cli = path.relative(process.cwd(), path.join(ROOT, 'bin/fusecert.mjs')) || 'bin/fusecert.mjs';
+  return {
     server: spec,
     reference,
     platform,
@@ -161,22 +193,22 @@ export async function runServer(spec: ServerSpec, reference: ServerSpec | null, 
     fsxRuns: opts.fsxRuns,
     deadlineMs: opts.deadlineMs,
     outDir,
-    replay: cliArgs(`--seed ${opts.seed} --only {id}`),
+    replay: `node ${cli} run --server ${spec.file}${spec.variant ? `@${spec.variant}` : ''} --seed ${opts.seed} --only {id}`,
   };
-  writeFileSync(ctxFile, JSON.stringify(ctx));
-  undoContext = handOff({ contextFile: ctxFile });
-  process.env.UV_THREADPOOL_SIZE = '32'; // a hung FUSE call holds a libuv thread until the abort
+}
 
-  const collector = new ClauseCollector(opts.quiet ? () => {} : undefined, files.length, spec.expect);
-  // Watchdog: no clause result for too long means a worker is stuck beyond the harness deadline
-  // (a synchronous call into a hung server). First abort our connections, then kill workers.
-  const stall = opts.deadlineMs * 2 + 60_000;
+/**
+ * No clause result for too long means a worker is stuck beyond the harness deadline (a
+ * synchronous call into a hung server): first abort this run's connections, then kill the workers.
+ */
+function startWatchdog(collector: ClauseCollector, registryDir: string, deadlineMs: number): () => void {
+  const stall = deadlineMs * 2 + 60_000;
   let stage = 0;
   const watchdog = setInterval(() => {
     const idle = Date.now() - collector.lastProgress;
     if (idle > stall && stage === 0) {
       stage = 1;
-      for (const c of registeredConnections(path.join(stateDir, 'resources'))) abortConnection(c);
+      for (const c of registeredConnections(registryDir)) abortConnection(c);
       collector.errors.push(`watchdog: no progress for ${Math.round(idle / 1000)} s: aborted this run's FUSE connections`);
     } else if (idle > stall + 30_000 && stage === 1) {
       stage = 2;
@@ -190,9 +222,16 @@ export async function runServer(spec: ServerSpec, reference: ServerSpec | null, 
       collector.errors.push('watchdog: workers still stuck after the abort: killed them');
     } else if (idle < stall) stage = 0;
   }, 2000);
+  return () => clearInterval(watchdog);
+}
 
-  // Suites that measure time (PRF) run after the others, one at a time: a throughput ratio taken
-  // while another suite file loads the machine's cores measures that suite, not the server.
+/**
+ * The suite files in vitest, in two batches: the suites that measure time (PRF) run after the
+ * others, one at a time, since a throughput ratio taken while another suite file loads the
+ * machine's cores measures that suite, not the server. Timing results taken while another
+ * fusecert run was active say so.
+ */
+async function runSuites(files: string[], collector: ClauseCollector, opts: RunOptions): Promise<void> {
   const { startVitest } = await import('vitest/node'); // only `run` needs it (bin/fusecert.mjs preloads it)
   const alone = new Set(
     Object.values(FAMILIES)
@@ -211,47 +250,48 @@ export async function runServer(spec: ServerSpec, reference: ServerSpec | null, 
     };
     if (timing) sample();
     const sampler = timing ? setInterval(sample, 1000) : null;
-    const vitest = await startVitest(
-      'test',
-      [],
-      {
-        config: false,
-        root: ROOT,
-        watch: false,
-        include: batch.map((f) => path.relative(ROOT, f)),
-        setupFiles: [path.join(ROOT, 'src/harness/setup.ts')],
-        reporters: [collector],
-        pool: 'forks',
-        maxWorkers: jobs,
-        fileParallelism: jobs > 1,
-        sequence: { shuffle: opts.shuffle, seed: opts.seed },
-        testTimeout: opts.deadlineMs + 30_000,
-        hookTimeout: 120_000,
-        teardownTimeout: 60_000,
-        passWithNoTests: true,
-      },
-      { logLevel: 'error' },
-    );
-    await vitest.close();
-    if (sampler) {
-      clearInterval(sampler);
-      sample();
+    try {
+      const vitest = await startVitest(
+        'test',
+        [],
+        {
+          config: false,
+          root: ROOT,
+          watch: false,
+          include: batch.map((f) => path.relative(ROOT, f)),
+          setupFiles: [path.join(ROOT, 'src/harness/setup.ts')],
+          reporters: [collector],
+          pool: 'forks',
+          maxWorkers: jobs,
+          fileParallelism: jobs > 1,
+          sequence: { shuffle: opts.shuffle, seed: opts.seed },
+          testTimeout: opts.deadlineMs + 30_000,
+          hookTimeout: 120_000,
+          teardownTimeout: 60_000,
+          passWithNoTests: true,
+        },
+        { logLevel: 'error' },
+      );
+      await vitest.close();
+    } finally {
+      if (sampler) {
+        clearInterval(sampler);
+        sample();
+      }
     }
   }
-  // Timing taken while another fusecert run loaded the machine measures that run too: say so.
   if (concurrent.size) {
     const who = [...concurrent].map(([p, n]) => `pid ${p} in ${n} of ${samples} samples`).join(', ');
     for (const r of collector.results) {
       if (!alone.has(`${FAMILIES[r.family as Family]?.suite}.test.ts`)) continue;
       r.evidence.concurrentRuns = who;
-      r.reason = `${r.reason ? r.reason + '; ' : ''}another fusecert run was active during these measurements (${who})`;
+      r.reason = `${r.reason ? `${r.reason}; ` : ''}another fusecert run was active during these measurements (${who})`;
     }
   }
-  clearInterval(watchdog);
-  process.exitCode = 0;
+}
 
-  for (const l of endState()) collector.errors.push(`left behind by a suite and cleaned up: ${l}`);
-
+/** results.json's content: the collected results with the manifest's expectations and the baseline applied. */
+function assembleResults(spec: ServerSpec, version: string, platform: Platform, opts: RunOptions, started: Date, collector: ClauseCollector): Results {
   const clauses = applyExpectations(collector.results, spec.expect);
   const results: Results = {
     tool: 'fusecert',
@@ -267,11 +307,14 @@ export async function runServer(spec: ServerSpec, reference: ServerSpec | null, 
   };
   if (opts.baseline)
     applyBaseline(results, opts.baseline.results, { strict: opts.strict, tolerance: opts.baselineTolerance ?? DEFAULT_TOLERANCE, file: opts.baseline.file });
+  return results;
+}
+
+function writeReports(results: Results, outDir: string, opts: RunOptions): void {
   mkdirSync(outDir, { recursive: true });
   writeFileSync(path.join(outDir, 'results.json'), JSON.stringify(results, null, 2));
   writeJUnit([results], opts.junit ?? path.join(outDir, 'junit.xml'));
-  if (!opts.quiet) process.stdout.write('\n' + summaryTable(results, opts.strict) + '\n');
-  return results;
+  if (!opts.quiet) process.stdout.write(`\n${summaryTable(results, opts.strict)}\n`);
 }
 
 /**
