@@ -10,6 +10,6 @@ export default defineConfig({
     testTimeout: 120_000,
     hookTimeout: 120_000,
     env: { UV_THREADPOOL_SIZE: '32' },
-    maxConcurrency: 2,
+    maxConcurrency: 3,
   },
 });

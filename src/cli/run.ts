@@ -107,17 +107,27 @@ export async function runServer(spec: ServerSpec, reference: ServerSpec | null, 
   const started = new Date();
   const files = suiteFiles(opts);
   if (files.length === 0) throw new EnvironmentError('no suite matches the selection (--only/--family)');
-  const run = await openRunState();
+  // where the run's time went, step by step (results.json `phases`, milliseconds)
+  const phases: Record<string, number> = {};
+  const timed = async <T>(name: string, step: () => T | Promise<T>): Promise<T> => {
+    const t0 = performance.now();
+    try {
+      return await step();
+    } finally {
+      phases[name] = Math.round(performance.now() - t0);
+    }
+  };
+  const run = await timed('state', openRunState);
   let collector: ClauseCollector;
   let version: string;
   try {
-    await preflight(spec);
-    version = await serverVersion(spec);
+    await timed('preflight', () => preflight(spec));
+    version = await timed('version', () => serverVersion(spec));
     run.handContext(runContextFor(spec, reference, platform, opts, outDir));
     collector = new ClauseCollector(opts.quiet ? () => {} : undefined, files.length, spec.expect);
     const stopWatchdog = startWatchdog(collector, run.registryDir, opts.deadlineMs);
     try {
-      await runSuites(files, collector, opts);
+      await runSuites(files, collector, opts, timed);
     } finally {
       stopWatchdog();
     }
@@ -126,8 +136,9 @@ export async function runServer(spec: ServerSpec, reference: ServerSpec | null, 
     run.close();
     throw e;
   }
-  for (const l of run.close()) collector.errors.push(`left behind by a suite and cleaned up: ${l}`);
-  const results = assembleResults(spec, version, platform, opts, started, collector);
+  const left = await timed('cleanup', () => run.close());
+  for (const l of left) collector.errors.push(`left behind by a suite and cleaned up: ${l}`);
+  const results = assembleResults(spec, version, platform, opts, started, collector, phases);
   writeReports(results, outDir, opts);
   return results;
 }
@@ -231,7 +242,12 @@ function startWatchdog(collector: ClauseCollector, registryDir: string, deadline
  * machine's cores measures that suite, not the server. Timing results taken while another
  * fusecert run was active say so.
  */
-async function runSuites(files: string[], collector: ClauseCollector, opts: RunOptions): Promise<void> {
+async function runSuites(
+  files: string[],
+  collector: ClauseCollector,
+  opts: RunOptions,
+  timed: <T>(name: string, step: () => Promise<T>) => Promise<T>,
+): Promise<void> {
   const { startVitest } = await import('vitest/node'); // only `run` needs it (bin/fusecert.mjs preloads it)
   const alone = new Set(
     Object.values(FAMILIES)
@@ -251,28 +267,30 @@ async function runSuites(files: string[], collector: ClauseCollector, opts: RunO
     if (timing) sample();
     const sampler = timing ? setInterval(sample, 1000) : null;
     try {
-      const vitest = await startVitest(
-        'test',
-        [],
-        {
-          config: false,
-          root: ROOT,
-          watch: false,
-          include: batch.map((f) => path.relative(ROOT, f)),
-          setupFiles: [path.join(ROOT, 'src/harness/setup.ts')],
-          reporters: [collector],
-          pool: 'forks',
-          maxWorkers: jobs,
-          fileParallelism: jobs > 1,
-          sequence: { shuffle: opts.shuffle, seed: opts.seed },
-          testTimeout: opts.deadlineMs + 30_000,
-          hookTimeout: 120_000,
-          teardownTimeout: 60_000,
-          passWithNoTests: true,
-        },
-        { logLevel: 'error' },
-      );
-      await vitest.close();
+      await timed(timing ? 'suites (timing, alone)' : 'suites', async () => {
+        const vitest = await startVitest(
+          'test',
+          [],
+          {
+            config: false,
+            root: ROOT,
+            watch: false,
+            include: batch.map((f) => path.relative(ROOT, f)),
+            setupFiles: [path.join(ROOT, 'src/harness/setup.ts')],
+            reporters: [collector],
+            pool: 'forks',
+            maxWorkers: jobs,
+            fileParallelism: jobs > 1,
+            sequence: { shuffle: opts.shuffle, seed: opts.seed },
+            testTimeout: opts.deadlineMs + 30_000,
+            hookTimeout: 120_000,
+            teardownTimeout: 60_000,
+            passWithNoTests: true,
+          },
+          { logLevel: 'error' },
+        );
+        await vitest.close();
+      });
     } finally {
       if (sampler) {
         clearInterval(sampler);
@@ -291,13 +309,22 @@ async function runSuites(files: string[], collector: ClauseCollector, opts: RunO
 }
 
 /** results.json's content: the collected results with the manifest's expectations and the baseline applied. */
-function assembleResults(spec: ServerSpec, version: string, platform: Platform, opts: RunOptions, started: Date, collector: ClauseCollector): Results {
+function assembleResults(
+  spec: ServerSpec,
+  version: string,
+  platform: Platform,
+  opts: RunOptions,
+  started: Date,
+  collector: ClauseCollector,
+  phases: Record<string, number>,
+): Results {
   const clauses = applyExpectations(collector.results, spec.expect);
   const results: Results = {
     tool: 'fusecert',
     version: VERSION,
     started: started.toISOString(),
     durationMs: Date.now() - started.getTime(),
+    phases,
     platform: platformSummary(platform),
     server: { name: spec.name, version, manifest: spec.file, claims: spec.claims },
     options: { only: opts.only, families: opts.families, strict: opts.strict, seed: opts.seed, jobs: opts.jobs, shuffle: opts.shuffle },

@@ -288,11 +288,14 @@ export class ServerInstance {
       else await execa('fusermount3', ['-u', this.mountpoint], { reject: false });
       // a server that exits but leaves its mount is handled by the unmount below, not by signals
       if (!(await this.waitGone(timeoutMs, true)) && !this.procsGone()) {
+        // a `signal` server has had its SIGTERM and the whole timeout already: straight to SIGKILL
+        let gone = false;
         if (method !== 'signal') {
           escalations.push('SIGTERM');
           this.signalAll('SIGTERM');
+          gone = await this.waitGone(2000, false);
         }
-        if (!(await this.waitGone(2000, false))) {
+        if (!gone) {
           escalations.push('SIGKILL');
           this.signalAll('SIGKILL');
           if (!(await this.waitGone(2000, false))) {

@@ -33,6 +33,8 @@ export interface Results {
   version: string;
   started: string;
   durationMs: number;
+  /** Where the run's time went, in milliseconds: state, preflight, version, suites, cleanup (older results lack it). */
+  phases?: Record<string, number>;
   platform: { kernel: string; passthrough: string; root: boolean; tracefs: boolean };
   server: { name: string; version: string; manifest: string; claims: Record<string, unknown> };
   options: { only: string[]; families: string[]; strict: boolean; seed: number; jobs: number; shuffle: boolean };

@@ -33,117 +33,146 @@ async function ptfsDefects(): Promise<string[]> {
     .split(/\s+/);
 }
 
+interface Job {
+  name: string;
+  skip: string | null;
+  /** order in the pool: higher first */
+  waits: number;
+  timeoutMs: number;
+  run: () => Promise<void>;
+}
+const jobs: Job[] = [];
+
+/** A defect whose run mostly waits (hung clauses run to their deadline; LIF waits for stops and leaks). */
+const waitsMostly = (e: DefectEntry): number => (e.deadlineMs !== undefined || e.families.includes('LIF') ? 1 : 0);
+
 const why = missing('root', 'fuse', 'tracefs', 'ptfs');
 const seen: { defect: string; expected: number; caught: number; unexpected: string[]; seconds: number }[] = [];
 
-describe.skipIf(why)(`mutation matrix: every ptfs defect is caught${why ? ` (skipped: ${why})` : ''}`, () => {
+// The mutation matrix: every ptfs defect is caught.
+describe.skipIf(why)(`mutation matrix${why ? ` (skipped: ${why})` : ''}`, () => {
   test('every defect ptfs offers has an entry in fixtures/defects.json', async () => {
     const offered = await ptfsDefects();
     const mapped = new Set(matrix.map((e) => e.defect.split(' ')[0]));
     expect(offered.filter((d) => !mapped.has(d))).toEqual([]);
     expect([...mapped].filter((d) => !offered.includes(d))).toEqual([]);
   });
-
-  describe.concurrent('defects', () => {
-    for (const e of matrix) {
-      test(`${e.defect}: ${e.bug} -> ${e.fails.join(', ')}`, async () => {
-        const m = ptfsManifest(`ptfs-${e.defect.replace(/\s+/g, '-').toLowerCase()}`, e.args);
-        const r = await fusecert(['run', '--server', m, '--family', e.families.join(','), '--seed', '11', '--deadline', String(e.deadlineMs ?? 20000)]);
-        if (e.environmentError) {
-          seen.push({
-            defect: e.defect,
-            expected: 1,
-            caught: new RegExp(e.environmentError).test(r.stderr) ? 1 : 0,
-            unexpected: [],
-            seconds: Math.round(r.durationMs / 1000),
-          });
-          expect(r.exitCode, r.stderr).toBe(2);
-          expect(r.stderr.trim().split('\n'), 'one error line').toHaveLength(1);
-          expect(r.stderr).toMatch(new RegExp(e.environmentError));
-          expect(r.leftovers).toEqual([]);
-          return;
-        }
-        const bad = failing(r);
-        const got = new Set(bad.map((c) => base(c.id)));
-        const unexpected = [...got].filter((id) => !e.fails.includes(id));
-        seen.push({
-          defect: e.defect,
-          expected: e.fails.length,
-          caught: e.fails.filter((id) => got.has(id)).length,
-          unexpected,
-          seconds: Math.round(r.durationMs / 1000),
-        });
-        expect(r.exitCode, r.stderr).toBe(1);
-        expect(r.leftovers).toEqual([]);
-        expect(r.results!.errors).toEqual([]);
-        expect(
-          e.fails.filter((id) => !got.has(id)),
-          'expected failures that did not happen',
-        ).toEqual([]);
-        expect(unexpected, 'clauses outside the expected set failed (shared state in the harness or ptfs?)').toEqual([]);
-        for (const [id, pattern] of Object.entries(e.cause)) {
-          const reasons = bad.filter((c) => base(c.id) === id).map((c) => c.reason);
-          expect(
-            reasons.some((x) => new RegExp(pattern).test(x)),
-            `${id} must name the cause (/${pattern}/); it said: ${reasons[0]}`,
-          ).toBe(true);
-        }
-      }, 300_000);
-    }
-  });
-
-  afterAll(() => {
-    if (seen.length === 0) return;
-    const w = Math.max(...seen.map((s) => s.defect.length));
-    const lines = seen
-      .sort((a, b) => a.defect.localeCompare(b.defect))
-      .map(
-        (s) =>
-          `  ${s.defect.padEnd(w)}  ${s.caught}/${s.expected} expected failures${s.unexpected.length ? `, unexpected: ${s.unexpected.join(' ')}` : ''}  (${s.seconds} s)`,
-      );
-    const caught = seen.filter((s) => s.caught > 0).length;
-    const exp = seen.reduce((a, s) => a + s.expected, 0);
-    const got = seen.reduce((a, s) => a + s.caught, 0);
-    console.log(
-      `mutation matrix:\n${lines.join('\n')}\nmutation score: ${caught}/${seen.length} defects caught = ${(caught / seen.length).toFixed(2)}; expected clause failures seen ${got}/${exp} = ${(got / exp).toFixed(2)}`,
-    );
-  });
 });
 
-const whyClean = missing('root', 'fuse', 'tracefs', 'ptfs', 'bindfs', 'fuse-overlayfs', 'mergerfs');
-describe.skipIf(whyClean)(`zero false failures on compliant servers${whyClean ? ` (skipped: ${whyClean})` : ''}`, () => {
-  // PLT checks the platform with ptfs whatever the server, and the full reference run already runs
-  // the data families on every ptfs variant (ID@variant): the other configurations skip what it covers.
-  const serverFamilies = 'NEG,BKG,IOM,RW,SPL,MAP,ATT,FSX,LIF';
-  const variantFamilies = 'NEG,BKG,IOM,LIF';
-  const configs: { name: string; server: () => string; args: string[] }[] = [
-    // the full reference run, in random order and in parallel: clauses do not depend on each other
-    {
-      name: 'ptfs (max_stack_depth 1, all families, shuffled, 2 jobs)',
-      server: () => 'servers/ptfs/manifest.json',
-      args: ['--shuffle', '--seed', '20261123', '--jobs', '2'],
-    },
-    { name: 'ptfs --max-stack-depth 2', server: () => ptfsManifest('ptfs-depth2', ['--max-stack-depth', '2']), args: ['--family', 'NEG,BKG,IOM,RW,ATT,LIF'] },
-    { name: 'ptfs@passthrough-direct', server: () => 'servers/ptfs/manifest.json@passthrough-direct', args: ['--family', variantFamilies] },
-    { name: 'ptfs@no-passthrough', server: () => 'servers/ptfs/manifest.json@no-passthrough', args: ['--family', variantFamilies] },
-    { name: 'bindfs', server: () => 'servers/bindfs/manifest.json', args: ['--family', serverFamilies] },
-    { name: 'fuse-overlayfs', server: () => 'servers/fuse-overlayfs/manifest.json', args: ['--family', serverFamilies] },
-    { name: 'mergerfs (Debian bookworm, no passthrough)', server: () => 'servers/mergerfs-bookworm/manifest.json', args: ['--family', serverFamilies] },
-  ];
-  describe.concurrent('configurations', () => {
-    for (const c of configs) {
-      test(c.name, async () => {
-        const r = await fusecert(['run', '--server', c.server(), ...c.args]);
-        const bad = (r.results?.clauses ?? []).filter((x) => x.level === 'MUST' && (x.status === 'fail' || x.status === 'hung'));
-        expect(
-          bad.map((x) => `${x.id}: ${x.reason}`),
-          r.stderr,
-        ).toEqual([]);
-        expect(r.exitCode).toBe(0);
-        expect(r.results!.errors).toEqual([]);
+for (const e of matrix) {
+  jobs.push({
+    name: `${e.defect}: ${e.bug} -> ${e.fails.join(', ')}`,
+    skip: why,
+    waits: waitsMostly(e),
+    timeoutMs: 300_000,
+    run: async () => {
+      const m = ptfsManifest(`ptfs-${e.defect.replace(/\s+/g, '-').toLowerCase()}`, e.args);
+      const r = await fusecert(['run', '--server', m, '--family', e.families.join(','), '--seed', '11', '--deadline', String(e.deadlineMs ?? 20000)]);
+      if (e.environmentError) {
+        seen.push({
+          defect: e.defect,
+          expected: 1,
+          caught: new RegExp(e.environmentError).test(r.stderr) ? 1 : 0,
+          unexpected: [],
+          seconds: Math.round(r.durationMs / 1000),
+        });
+        expect(r.exitCode, r.stderr).toBe(2);
+        expect(r.stderr.trim().split('\n'), 'one error line').toHaveLength(1);
+        expect(r.stderr).toMatch(new RegExp(e.environmentError));
         expect(r.leftovers).toEqual([]);
-        for (const x of r.results!.clauses.filter((y) => y.status === 'xfail')) expect(x.expectation?.reason.length).toBeGreaterThan(10);
-      }, 600_000);
-    }
+        return;
+      }
+      const bad = failing(r);
+      const got = new Set(bad.map((c) => base(c.id)));
+      const unexpected = [...got].filter((id) => !e.fails.includes(id));
+      seen.push({
+        defect: e.defect,
+        expected: e.fails.length,
+        caught: e.fails.filter((id) => got.has(id)).length,
+        unexpected,
+        seconds: Math.round(r.durationMs / 1000),
+      });
+      expect(r.exitCode, r.stderr).toBe(1);
+      expect(r.leftovers).toEqual([]);
+      expect(r.results!.errors).toEqual([]);
+      expect(
+        e.fails.filter((id) => !got.has(id)),
+        'expected failures that did not happen',
+      ).toEqual([]);
+      expect(unexpected, 'clauses outside the expected set failed (shared state in the harness or ptfs?)').toEqual([]);
+      for (const [id, pattern] of Object.entries(e.cause)) {
+        const reasons = bad.filter((c) => base(c.id) === id).map((c) => c.reason);
+        expect(
+          reasons.some((x) => new RegExp(pattern).test(x)),
+          `${id} must name the cause (/${pattern}/); it said: ${reasons[0]}`,
+        ).toBe(true);
+      }
+    },
   });
+}
+
+afterAll(() => {
+  if (seen.length === 0) return;
+  const w = Math.max(...seen.map((s) => s.defect.length));
+  const lines = seen
+    .sort((a, b) => a.defect.localeCompare(b.defect))
+    .map(
+      (s) =>
+        `  ${s.defect.padEnd(w)}  ${s.caught}/${s.expected} expected failures${s.unexpected.length ? `, unexpected: ${s.unexpected.join(' ')}` : ''}  (${s.seconds} s)`,
+    );
+  const caught = seen.filter((s) => s.caught > 0).length;
+  const exp = seen.reduce((a, s) => a + s.expected, 0);
+  const got = seen.reduce((a, s) => a + s.caught, 0);
+  console.log(
+    `mutation matrix:\n${lines.join('\n')}\nmutation score: ${caught}/${seen.length} defects caught = ${(caught / seen.length).toFixed(2)}; expected clause failures seen ${got}/${exp} = ${(got / exp).toFixed(2)}`,
+  );
+});
+
+// Zero false failures on compliant servers.
+const whyClean = missing('root', 'fuse', 'tracefs', 'ptfs', 'bindfs', 'fuse-overlayfs', 'mergerfs');
+// PLT checks the platform with ptfs whatever the server, and the full reference run already runs
+// the data families on every ptfs variant (ID@variant): the other configurations skip what it covers.
+const serverFamilies = 'NEG,BKG,IOM,RW,SPL,MAP,ATT,FSX,LIF';
+const variantFamilies = 'NEG,BKG,IOM,LIF';
+const configs: { name: string; server: () => string; args: string[] }[] = [
+  // the full reference run, in random order and in parallel: clauses do not depend on each other
+  {
+    name: 'ptfs (max_stack_depth 1, all families, shuffled, 2 jobs)',
+    server: () => 'servers/ptfs/manifest.json',
+    args: ['--shuffle', '--seed', '20261123', '--jobs', '2'],
+  },
+  { name: 'ptfs --max-stack-depth 2', server: () => ptfsManifest('ptfs-depth2', ['--max-stack-depth', '2']), args: ['--family', 'NEG,BKG,IOM,RW,ATT,LIF'] },
+  { name: 'ptfs@passthrough-direct', server: () => 'servers/ptfs/manifest.json@passthrough-direct', args: ['--family', variantFamilies] },
+  { name: 'ptfs@no-passthrough', server: () => 'servers/ptfs/manifest.json@no-passthrough', args: ['--family', variantFamilies] },
+  { name: 'bindfs', server: () => 'servers/bindfs/manifest.json', args: ['--family', serverFamilies] },
+  { name: 'fuse-overlayfs', server: () => 'servers/fuse-overlayfs/manifest.json', args: ['--family', serverFamilies] },
+  { name: 'mergerfs (Debian bookworm, no passthrough)', server: () => 'servers/mergerfs-bookworm/manifest.json', args: ['--family', serverFamilies] },
+];
+for (const [i, c] of configs.entries()) {
+  jobs.push({
+    name: c.name,
+    skip: whyClean,
+    // the full reference run is the longest job: first, so nothing waits for it at the end
+    waits: i === 0 ? 2 : 0,
+    timeoutMs: 600_000,
+    run: async () => {
+      const r = await fusecert(['run', '--server', c.server(), ...c.args]);
+      const bad = (r.results?.clauses ?? []).filter((x) => x.level === 'MUST' && (x.status === 'fail' || x.status === 'hung'));
+      expect(
+        bad.map((x) => `${x.id}: ${x.reason}`),
+        r.stderr,
+      ).toEqual([]);
+      expect(r.exitCode).toBe(0);
+      expect(r.results!.errors).toEqual([]);
+      expect(r.leftovers).toEqual([]);
+      for (const x of r.results!.clauses.filter((y) => y.status === 'xfail')) expect(x.expectation?.reason.length).toBeGreaterThan(10);
+    },
+  });
+}
+
+// Every run above is one job of a single pool (vitest's maxConcurrency at a time, see
+// vitest.config.ts), not two pools one after the other: the longest job and the jobs that mostly
+// wait (deadlines, stop timeouts) start first, so the CPU-bound short ones fill the time they wait.
+describe.concurrent('self-test runs', () => {
+  for (const j of [...jobs].sort((a, b) => b.waits - a.waits)) test.skipIf(j.skip)(`${j.name}${j.skip ? ` (skipped: ${j.skip})` : ''}`, j.run, j.timeoutMs);
 });
