@@ -19,7 +19,6 @@ interface DefectEntry {
   environmentError?: string;
 }
 const matrix = JSON.parse(readFileSync(path.join(ROOT, 'fixtures/defects.json'), 'utf8')).defects as DefectEntry[];
-const base = (id: string) => id.replace(/@[a-z0-9-]+$/, '').replace(/\[.*\]$/, '');
 const failing = (r: CliRun) => (r.results?.clauses ?? []).filter((c) => c.status === 'fail' || c.status === 'hung');
 
 /** The defects ptfs knows, from its own error message for an unknown one. */
@@ -83,7 +82,7 @@ for (const e of matrix) {
         return;
       }
       const bad = failing(r);
-      const got = new Set(bad.map((c) => base(c.id)));
+      const got = new Set(bad.map((c) => c.key.id));
       const unexpected = [...got].filter((id) => !e.fails.includes(id));
       seen.push({
         defect: e.defect,
@@ -101,7 +100,7 @@ for (const e of matrix) {
       ).toEqual([]);
       expect(unexpected, 'clauses outside the expected set failed (shared state in the harness or ptfs?)').toEqual([]);
       for (const [id, pattern] of Object.entries(e.cause)) {
-        const reasons = bad.filter((c) => base(c.id) === id).map((c) => c.reason);
+        const reasons = bad.filter((c) => c.key.id === id).map((c) => c.reason);
         expect(
           reasons.some((x) => new RegExp(pattern).test(x)),
           `${id} must name the cause (/${pattern}/); it said: ${reasons[0]}`,
