@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { execa } from 'execa';
 import { fusecert, ptfsManifest, missing, ROOT, PTFS, type CliRun } from './util.ts';
+import { keyOf } from '../catalogue/index.ts';
 
 interface DefectEntry {
   defect: string;
@@ -82,7 +83,7 @@ for (const e of matrix) {
         return;
       }
       const bad = failing(r);
-      const got = new Set(bad.map((c) => c.key.id));
+      const got = new Set(bad.map((c) => keyOf(c).id));
       const unexpected = [...got].filter((id) => !e.fails.includes(id));
       seen.push({
         defect: e.defect,
@@ -100,7 +101,7 @@ for (const e of matrix) {
       ).toEqual([]);
       expect(unexpected, 'clauses outside the expected set failed (shared state in the harness or ptfs?)').toEqual([]);
       for (const [id, pattern] of Object.entries(e.cause)) {
-        const reasons = bad.filter((c) => c.key.id === id).map((c) => c.reason);
+        const reasons = bad.filter((c) => keyOf(c).id === id).map((c) => c.reason);
         expect(
           reasons.some((x) => new RegExp(pattern).test(x)),
           `${id} must name the cause (/${pattern}/); it said: ${reasons[0]}`,
