@@ -209,14 +209,16 @@ function runContextFor(spec: ServerSpec, reference: ServerSpec | null, platform:
 }
 
 /**
- * No clause result for too long means a worker is stuck beyond the harness deadline (a
- * synchronous call into a hung server): first abort this run's connections, then kill the workers.
+ * No clause result for too long (longer than any running clause's deadline allows) means a worker
+ * is stuck beyond the harness deadline (a synchronous call into a hung server): first abort this
+ * run's connections, then kill the workers.
  */
 function startWatchdog(collector: ClauseCollector, registryDir: string, deadlineMs: number): () => void {
-  const stall = deadlineMs * 2 + 60_000;
   let stage = 0;
   const watchdog = setInterval(() => {
     const idle = Date.now() - collector.lastProgress;
+    // beyond the longest deadline of the clauses running now (vitest's timeout is the deadline + 30 s)
+    const stall = collector.allowedIdleMs(deadlineMs * 2) + 60_000;
     if (idle > stall && stage === 0) {
       stage = 1;
       for (const c of registeredConnections(registryDir)) abortConnection(c);

@@ -11,6 +11,8 @@ export class ClauseCollector implements Reporter {
   results: ClauseResult[] = [];
   errors: string[] = [];
   lastProgress = Date.now();
+  /** Clauses running now, with the time vitest allows each (its deadline + 30 s). */
+  readonly running = new Map<string, number>();
   private expected = 0;
   private collected = 0;
 
@@ -31,7 +33,21 @@ export class ClauseCollector implements Reporter {
     this.lastProgress = Date.now();
   }
 
+  onTestCaseReady(tc: TestCase): void {
+    this.running.set(tc.id, tc.options.timeout ?? 0);
+    this.lastProgress = Date.now();
+  }
+
+  /**
+   * How long the run may go without a result before a watchdog calls it stuck: `floor`, or longer
+   * while a clause with a longer deadline (LIF-004, FSX: 120 s) is running.
+   */
+  allowedIdleMs(floor: number): number {
+    return Math.max(floor, ...this.running.values());
+  }
+
   onTestCaseResult(tc: TestCase): void {
+    this.running.delete(tc.id);
     this.lastProgress = Date.now();
     const meta = (tc.meta() as { fusecert?: ClauseMeta }).fusecert;
     const res = tc.result();

@@ -1,6 +1,8 @@
 import { describe, expect, test } from 'vitest';
 import { applyExpectations, isFailure, summarise, type ClauseResult } from './results.ts';
 import { progressLine } from './console.ts';
+import { ClauseCollector } from './reporter.ts';
+import type { TestCase } from 'vitest/node';
 
 const r = (id: string, status: ClauseResult['status'], level = 'MUST'): ClauseResult => ({
   id,
@@ -67,5 +69,18 @@ describe('progress line', () => {
   test('the total is marked partial while suite files are still to be collected', () => {
     expect(progressLine(7, 120, r('RW-001', 'pass'), true)).toMatch(/^\[ {2}7\/120\+\] PASS +RW-001 t \(1 ms\)$/);
     expect(progressLine(120, 120, r('RW-002', 'fail'))).toMatch(/^\[120\/120\] FAIL +RW-002 t \(1 ms\) {2}why$/);
+  });
+});
+
+describe('the watchdog allowance', () => {
+  test('grows to the deadline of a long clause while it runs, and back after its result', () => {
+    const c = new ClauseCollector(() => {});
+    const tc = (id: string, timeout: number) => ({ id, options: { timeout } }) as unknown as TestCase;
+    expect(c.allowedIdleMs(40_000)).toBe(40_000);
+    c.onTestCaseReady(tc('a', 50_000));
+    c.onTestCaseReady(tc('lif-004', 150_000));
+    expect(c.allowedIdleMs(40_000)).toBe(150_000);
+    c.running.delete('lif-004'); // what onTestCaseResult does first
+    expect(c.allowedIdleMs(40_000)).toBe(50_000);
   });
 });
