@@ -1,7 +1,7 @@
 import { readFileSync, existsSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
-import { isClauseId } from '../catalogue/index.ts';
+import { formatKey, isClauseId, parseKey } from '../catalogue/index.ts';
 
 export class ManifestError extends Error {
   constructor(
@@ -180,8 +180,18 @@ export function resolveServer(manifest: Manifest, file: string, variant: string 
     argv,
     versionArgv,
     claims,
-    expect: manifest.expect,
+    expect: variant ? expectForVariant(manifest.expect, variant) : manifest.expect,
   };
+}
+
+/**
+ * Certifying `manifest.json@V` alone, its results carry no variant: the entries written for V
+ * (`ID@V`) apply to them, and those of the server as it is, or of another variant, do not.
+ */
+function expectForVariant(expect: Expectation[], variant: string): Expectation[] {
+  return expect
+    .filter((e) => parseKey(e.clause).variant === variant)
+    .map((e) => ({ ...e, clause: formatKey({ ...parseKey(e.clause), variant: undefined }) }));
 }
 
 export function substitute(argv: string[], source: string, mountpoint: string, scratch = ''): string[] {

@@ -1,7 +1,7 @@
 import { describe, expect, test } from 'vitest';
 import { readFileSync, readdirSync, existsSync } from 'node:fs';
 import path from 'node:path';
-import { parseManifest, ManifestError, substitute } from './index.ts';
+import { parseManifest, ManifestError, substitute, loadServer } from './index.ts';
 
 const good = {
   name: 'x',
@@ -65,5 +65,15 @@ describe('manifest schema', () => {
       const f = path.join(dir, d, 'manifest.json');
       expect(() => parseManifest(readFileSync(f, 'utf8'), f)).not.toThrow();
     }
+  });
+});
+
+describe('expect entries of a variant certified alone', () => {
+  const ptfs = path.resolve(import.meta.dirname, '../../servers/ptfs/manifest.json');
+  test.skipIf(!existsSync(path.resolve(import.meta.dirname, '../../servers/ptfs/ptfs')))('apply ID@V to the run of manifest.json@V, and nothing of the server as it is', () => {
+    const base = loadServer(ptfs);
+    expect(base.expect.map((e) => e.clause)).toEqual(['ATT-006', 'ATT-006@passthrough-direct']);
+    expect(loadServer(`${ptfs}@passthrough-direct`).expect.map((e) => e.clause)).toEqual(['ATT-006']);
+    expect(loadServer(`${ptfs}@no-passthrough`).expect).toEqual([]);
   });
 });
