@@ -189,9 +189,7 @@ export function resolveServer(manifest: Manifest, file: string, variant: string 
  * (`ID@V`) apply to them, and those of the server as it is, or of another variant, do not.
  */
 function expectForVariant(expect: Expectation[], variant: string): Expectation[] {
-  return expect
-    .filter((e) => parseKey(e.clause).variant === variant)
-    .map((e) => ({ ...e, clause: formatKey({ ...parseKey(e.clause), variant: undefined }) }));
+  return expect.filter((e) => parseKey(e.clause).variant === variant).map((e) => ({ ...e, clause: formatKey({ ...parseKey(e.clause), variant: undefined }) }));
 }
 
 export function substitute(argv: string[], source: string, mountpoint: string, scratch = ''): string[] {

@@ -70,10 +70,13 @@ describe('manifest schema', () => {
 
 describe('expect entries of a variant certified alone', () => {
   const ptfs = path.resolve(import.meta.dirname, '../../servers/ptfs/manifest.json');
-  test.skipIf(!existsSync(path.resolve(import.meta.dirname, '../../servers/ptfs/ptfs')))('apply ID@V to the run of manifest.json@V, and nothing of the server as it is', () => {
-    const base = loadServer(ptfs);
-    expect(base.expect.map((e) => e.clause)).toEqual(['ATT-006', 'ATT-006@passthrough-direct']);
-    expect(loadServer(`${ptfs}@passthrough-direct`).expect.map((e) => e.clause)).toEqual(['ATT-006']);
-    expect(loadServer(`${ptfs}@no-passthrough`).expect).toEqual([]);
-  });
+  test.skipIf(!existsSync(path.resolve(import.meta.dirname, '../../servers/ptfs/ptfs')))(
+    'apply ID@V to the run of manifest.json@V, and nothing of the server as it is',
+    () => {
+      const base = loadServer(ptfs);
+      expect(base.expect.map((e) => e.clause)).toEqual(['ATT-006', 'ATT-006@passthrough-direct']);
+      expect(loadServer(`${ptfs}@passthrough-direct`).expect.map((e) => e.clause)).toEqual(['ATT-006']);
+      expect(loadServer(`${ptfs}@no-passthrough`).expect).toEqual([]);
+    },
+  );
 });
