@@ -23,7 +23,7 @@ async function withMount<T>(
   args: string[],
   fill: (src: string) => void,
   fn: (m: TestMount, s: EvidenceSession) => Promise<T>,
-  opts: { bufferKb?: number; pollMs?: number } = {},
+  opts: { bufferKb?: number; pollMs?: number; readAtFill?: number } = {},
 ): Promise<T> {
   const m = await startMount(kind, args, fill);
   let s: EvidenceSession | undefined;
@@ -154,6 +154,67 @@ describe('evidence on real mounts', () => {
       const pr = l.perRequest();
       expect(pr.opens.filter((a) => a.request?.opcode === 'FUSE_OPEN')).toHaveLength(100);
     });
+  });
+
+  /** events the kernel handed to readers of an instance so far ("read events" of the per-CPU stats) */
+  const readEvents = (dir: string) =>
+    fs
+      .readdirSync(path.join(dir, 'per_cpu'))
+      .map((cpu) => Number(/^read events: (\d+)/m.exec(fs.readFileSync(path.join(dir, 'per_cpu', cpu, 'stats'), 'latin1'))?.[1] ?? NaN))
+      .reduce((a, b) => a + b, 0);
+
+  test.skipIf(noPtfs)(`the reader leaves the buffers alone until a flush or a fill${why(noPtfs, 'servers/ptfs/ptfs not built')}`, async () => {
+    // below the fill nothing is read however many polls pass; at readAtFill 0 every poll reads
+    await withMount(
+      'ptfs',
+      [],
+      files(20, 4096),
+      async (m, s) => {
+        await s.flush();
+        const before = readEvents(s.instancePath);
+        await openReadClose(m.mnt, 20);
+        await new Promise((r) => setTimeout(r, 100)); // ten polls
+        expect(readEvents(s.instancePath)).toBe(before);
+        const w = await s.window('after', () => fs.promises.stat(path.join(m.mnt, 'f0')));
+        expect(readEvents(s.instancePath)).toBeGreaterThan(before);
+        expect(w.requests.total).toBeLessThanOrEqual(2);
+        expect(s.requestsOf().counts.FUSE_OPEN).toBe(20);
+      },
+      { pollMs: 10 },
+    );
+    await withMount(
+      'ptfs',
+      [],
+      files(20, 4096),
+      async (m, s) => {
+        await s.flush();
+        const before = readEvents(s.instancePath);
+        await openReadClose(m.mnt, 20);
+        const until = Date.now() + 5000;
+        while (readEvents(s.instancePath) === before && Date.now() < until) await new Promise((r) => setTimeout(r, 10));
+        expect(readEvents(s.instancePath)).toBeGreaterThan(before);
+      },
+      { pollMs: 10, readAtFill: 0 },
+    );
+  });
+
+  test.skipIf(noPtfs)(`backing ioctls of other processes are not the server's${why(noPtfs, 'servers/ptfs/ptfs not built')}`, async () => {
+    // two ptfs mounts, a session on each: each ledger holds only its own server's ioctls
+    const other = await startMount('ptfs', [], files(5, 4096));
+    try {
+      await withMount('ptfs', [], files(5, 4096), async (m, s) => {
+        const w = await s.window('both', async () => {
+          await openReadClose(other.mnt, 5);
+          await openReadClose(m.mnt, 3);
+        });
+        await settle(s, () => s.ledger().closes.length >= 3);
+        expect(countOf(w.requests, 'FUSE_OPEN')).toBe(3);
+        expect(s.ledger().opens.filter((o) => o.ok)).toHaveLength(3);
+        expect(s.ledger().opens.every((o) => o.tgid === m.pid)).toBe(true);
+      });
+    } finally {
+      await other.stop();
+    }
   });
 
   test.skipIf(noPtfs)(`addPids: ioctls count only once the server's threads are added${why(noPtfs, 'servers/ptfs/ptfs not built')}`, async () => {

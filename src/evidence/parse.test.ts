@@ -68,6 +68,26 @@ describe('parseTraceLine', () => {
     expect(hexRet('7fffffff')).toBe(0x7fffffff);
   });
 
+  test('task forks and exits (comm may hold spaces)', () => {
+    expect(parseTraceLine('  ptfs-4990 (  4990) [000] ..... 1001.000000: sched_process_fork: comm=ptfs pid=4990 child_comm=ptfs child_pid=5001')).toMatchObject(
+      {
+        kind: 'fork',
+        tid: 4990,
+        parent: 4990,
+        child: 5001,
+      },
+    );
+    expect(parseTraceLine('  a b-7 (  7) [000] ..... 1.000000: sched_process_fork: comm=a b pid=7 child_comm=a b child_pid=8')).toMatchObject({
+      parent: 7,
+      child: 8,
+    });
+    expect(parseTraceLine('  ptfs-5001 (  4990) [001] ..... 1002.000000: sched_process_exit: comm=ptfs pid=5001 prio=120 group_dead=false')).toMatchObject({
+      kind: 'task_exit',
+      pid: 5001,
+    });
+    expect(parseTraceLine('  x-9 (  9) [001] ..... 1.000000: sched_process_exit: comm=x pid=9 prio=120')).toMatchObject({ kind: 'task_exit', pid: 9 });
+  });
+
   test('headers, blanks and unknown events', () => {
     expect(parseTraceLine('# tracer: nop')).toBeNull();
     expect(parseTraceLine('')).toBeNull();

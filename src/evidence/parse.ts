@@ -7,6 +7,8 @@
 //           ptfs-5001    (   4990) [001] .....  1001.000001: sys_ioctl(fd: 5, cmd: 4010e501, arg: 7ffc12345678)
 //           ptfs-5001    (   4990) [001] .....  1001.000009: sys_ioctl -> 0x1
 //           bash-4071    (   4071) [001] ...1.   989.216188: tracing_mark_write: fusecert begin read
+//           ptfs-4990    (   4990) [000] .....  1001.000000: sched_process_fork: comm=ptfs pid=4990 child_comm=ptfs child_pid=5001
+//           ptfs-5001    (   4990) [001] .....  1002.000000: sched_process_exit: comm=ptfs pid=5001 prio=120 group_dead=false
 // The syscall tracepoints print every argument in hex without a prefix (older kernels) or
 // with "0x" (print fmt of the format file); both are accepted. A negative return is printed as
 // 64-bit two's complement: `sys_ioctl -> 0xfffffffffffffffe` is -2 (ENOENT).
@@ -92,6 +94,10 @@ export type TraceEvent =
   | (Common & { kind: 'request_end'; connection: number; unique: number; len: number; error: number })
   | (Common & { kind: 'ioctl_enter'; fd: number; cmd: number; arg: bigint })
   | (Common & { kind: 'ioctl_exit'; ret: number })
+  /** a task (thread or process) created by `parent` (a thread id) */
+  | (Common & { kind: 'fork'; parent: number; child: number })
+  /** a thread that exited */
+  | (Common & { kind: 'task_exit'; pid: number })
   | (Common & { kind: 'other'; event: string; body: string });
 
 const HEAD = /^\s*(.+?)-(\d+)\s+(?:\(\s*(\d+|-+)\)\s+)?\[(\d+)\]\s+(?:\S{4,6}\s+)?(\d+)\.(\d+):\s+([^:]+?):\s?(.*)$/;
@@ -99,6 +105,9 @@ const SEND = /^connection (\d+) req (\d+) opcode (\d+)(?: \(([A-Z_0-9]*)\))? len
 const END = /^connection (\d+) req (\d+) len (\d+) error (-?\d+)\s*$/;
 const IOCTL_ENTER = /^sys_ioctl\(fd: (?:0x)?([0-9a-f]+), cmd: (?:0x)?([0-9a-f]+), arg: (?:0x)?([0-9a-f]+)\)\s*$/;
 const IOCTL_EXIT = /^sys_ioctl -> (?:0x)?([0-9a-f]+)\s*$/;
+// comm may hold spaces: anchor on the last fields
+const FORK = /^comm=.* pid=(\d+) child_comm=.* child_pid=(\d+)\s*$/;
+const TASK_EXIT = /^comm=.* pid=(\d+) prio=-?\d+(?: group_dead=\w+)?\s*$/;
 
 /** A 64-bit two's complement hex return value as a JS number: 'fffffffffffffffe' -> -2. */
 export function hexRet(hex: string): number {
@@ -160,6 +169,16 @@ export function parseTraceLine(line: string): TraceEvent | null {
       const e = END.exec(body);
       if (!e) break;
       return { ...c, kind: 'request_end', connection: Number(e[1]), unique: Number(e[2]), len: Number(e[3]), error: Number(e[4]) };
+    }
+    case 'sched_process_fork': {
+      const f = FORK.exec(body);
+      if (!f) break;
+      return { ...c, kind: 'fork', parent: Number(f[1]), child: Number(f[2]) };
+    }
+    case 'sched_process_exit': {
+      const x = TASK_EXIT.exec(body);
+      if (!x) break;
+      return { ...c, kind: 'task_exit', pid: Number(x[1]) };
     }
     case 'syscall': {
       const en = IOCTL_ENTER.exec(body);

@@ -1,8 +1,12 @@
 // Reads trace_pipe files on a worker thread. Reading trace_pipe is where the kernel formats each
 // event as text, and done on the main thread every pollMs it stalled the very workload being
-// observed (bench/evidence-overhead.ts). The worker drains every pipe until EAGAIN, sleeps pollMs
-// (or until asked), and keeps the text until the main thread asks for it; only the worker ever
-// reads the pipes while it runs, so the text of each pipe stays in order.
+// observed (bench/evidence-overhead.ts); done on a worker every pollMs it still competed with the
+// workload for the CPUs. So the worker reads only when asked (take()) or when a ring buffer fills
+// up: every pollMs it reads the per-CPU stats of each pipe's instance and drains the pipes once a
+// CPU holds `readAtBytes` unread bytes, so the buffers never wrap while nobody asks. Between
+// reads it costs one stats read per CPU every pollMs. It keeps the text until the main thread
+// asks for it; only the worker ever reads the pipes while it runs, so the text of each pipe
+// stays in order.
 //
 // The handshake is a few words of shared memory, so it also works from synchronous code (close
 // and the process exit hook). REQ counts requests for the text read so far: every take() adds
@@ -18,9 +22,29 @@ const DONE = 2;
 const WORKER = `
 const { workerData, parentPort } = require('node:worker_threads');
 const fs = require('node:fs');
-const { fds, pollMs, shared } = workerData;
+const { pipes, pollMs, shared } = workerData;
+const fds = pipes.map((p) => p.fd);
 const words = new Int32Array(shared);
 const text = fds.map(() => []);
+// bytes not yet read in the fullest CPU buffer of a pipe's instance ("bytes:" of per_cpu/cpuN/stats)
+function fullest(p) {
+  let max = 0;
+  for (const f of p.stats) {
+    let s = '';
+    try {
+      s = fs.readFileSync(f, 'latin1');
+    } catch {
+      return Infinity; // unknown: read
+    }
+    const m = /^bytes: ([0-9]+)/m.exec(s);
+    if (!m) return Infinity;
+    max = Math.max(max, Number(m[1]));
+  }
+  return max;
+}
+function filling() {
+  return pipes.some((p) => fullest(p) >= p.readAtBytes);
+}
 const buf = Buffer.allocUnsafe(1 << 16);
 let failed = null;
 let served = 0;
@@ -40,8 +64,8 @@ function readAll() {
   });
 }
 while (Atomics.load(words, ${STOP}) === 0) {
-  readAll();
   const req = Atomics.load(words, ${REQ});
+  if (req === served && filling()) readAll();
   if (req !== served) {
     readAll(); // what the kernel had when the request was made: it was made after the read above began
     parentPort.postMessage({ text: text.map((t) => t.splice(0).join('')), upTo: req, failed });
@@ -53,6 +77,14 @@ Atomics.store(words, ${DONE}, 1);
 Atomics.notify(words, ${DONE});
 `;
 
+export interface PipeToRead {
+  fd: number;
+  /** per_cpu/cpuN/stats of the pipe's instance */
+  stats: string[];
+  /** unread bytes in one CPU's buffer at which the worker reads without being asked */
+  readAtBytes: number;
+}
+
 export class PipeReader {
   private readonly words = new Int32Array(new SharedArrayBuffer(12));
   private readonly worker: Worker;
@@ -60,9 +92,13 @@ export class PipeReader {
   private error: string | null = null;
   private stopped = false;
 
-  /** `onText` gets what was read, one string per fd (in `fds` order), before any take() resolves. */
-  constructor(fds: number[], pollMs: number, onText: (text: string[]) => void) {
-    this.worker = new Worker(WORKER, { eval: true, workerData: { fds, pollMs: Math.max(1, pollMs), shared: this.words.buffer } });
+  /**
+   * `onText` gets what was read, one string per pipe (in `pipes` order), before any take() resolves.
+   * Each pipe: its fd, the stats files of its instance's CPUs, and how many unread bytes in one
+   * CPU's buffer make the worker read before it is asked (0: read at every poll).
+   */
+  constructor(pipes: PipeToRead[], pollMs: number, onText: (text: string[]) => void) {
+    this.worker = new Worker(WORKER, { eval: true, workerData: { pipes, pollMs: Math.max(1, pollMs), shared: this.words.buffer } });
     this.worker.unref();
     this.worker.on('message', (m: { text: string[]; upTo: number; failed: string | null }) => {
       if (m.failed) this.error = m.failed;

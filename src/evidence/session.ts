@@ -1,21 +1,26 @@
 // EvidenceSession: tracefs instances of our own that record what the kernel sent to one FUSE
 // connection and which backing-file ioctls the server made.
 //
-// Why two instances per session: `set_event_pid` filters EVERY event of an instance by thread
-// id. The ioctls must be limited to the server's threads, but fuse_request_send fires in the
-// thread of whoever touched the mount (the test, a child process, ...), so the request events
-// cannot share that filter. The requests instance filters by `connection == N` only; the
-// ioctl instance by the server's threads (all of /proc/PID/task, plus options/event-fork for
-// threads created later). Both use trace_clock `mono`, so their timestamps compare.
+// Why two instances per session: the request events fire in the thread of whoever touched the
+// mount (the test, a child process, ...) and are filtered by `connection == N` only; the ioctls
+// must be limited to the server's threads. Both use trace_clock `mono`, so their timestamps
+// compare.
+//
+// How the ioctls are limited to the server's threads: the ioctl instance records the two
+// backing-id commands of every task (a kernel filter on `cmd`), every ioctl exit (an exit has no
+// `cmd` to filter on) and every fork and exit of a task, and a ThreadFollower (follow.ts) keeps
+// the ioctls of the server's threads and of the tasks they fork, as the kernel's set_event_pid
+// with event-fork would. The kernel's pid filter is not used because it hooks every context
+// switch of the machine, which cost more than all the events together (follow.ts has figures).
 //
 // How events are read without loss: each instance's `trace_pipe` is opened O_NONBLOCK and
 // drained until EAGAIN. trace_pipe is a consuming reader, so nothing is read twice and nothing
 // between two reads is missed (unlike reading `trace` and clearing it, which races with
-// writers). A worker thread (PipeReader) reads both pipes every pollMs and keeps the text until
-// flush() takes and parses it, so a long workload does not wrap the ring buffer and the kernel's
-// formatting of events does not stall the workload on this thread,
-// and every flush reads per_cpu/cpu*/stats: if the kernel overwrote or dropped events
-// ("overrun", "commit overrun", "dropped events") the session is marked lost and flush()
+// writers). A worker thread (PipeReader) holds both pipes: every pollMs it looks at how full the
+// ring buffers are (per_cpu/cpu*/stats) and reads only once a CPU's buffer is a quarter full,
+// so during a window the kernel formats no text and no reader competes with the workload; a
+// flush reads everything. Every flush also reads the stats: if the kernel overwrote or dropped
+// events ("overrun", "commit overrun", "dropped events") the session is marked lost and flush()
 // throws EvidenceLostError, so a clause fails instead of passing on a partial trace.
 // tracefs reads never wait on a FUSE server, so the synchronous reads are safe here.
 
@@ -25,8 +30,9 @@ import path from 'node:path';
 import { mount as sysMount } from '../sys/index.ts';
 import { BackingLedger } from './ledger.ts';
 import { PipeReader } from './pipe-reader.ts';
+import { ThreadFollower } from './follow.ts';
 import { BACKING_OPEN_CMD, BACKING_CLOSE_CMD } from './parse.ts';
-import { parseTrace, parseTraceLine, summariseRequests, type RequestSummary, type TraceEvent, type TraceSource } from './parse.ts';
+import { parseTraceLine, summariseRequests, type RequestSummary, type TraceEvent, type TraceSource } from './parse.ts';
 
 export const TRACEFS_ROOT = '/sys/kernel/tracing';
 
@@ -202,10 +208,16 @@ export interface EvidenceOptions {
   label?: string;
   /** ring buffer per CPU for the requests instance, KiB (default 16384) */
   bufferKb?: number;
-  /** ring buffer per CPU for the ioctl instance, KiB (default 2048) */
+  /**
+   * ring buffer per CPU for the ioctl instance, KiB (default 4096: it also holds every ioctl exit
+   * of the machine; 10,000 open/close cycles of ptfs put ~0.7 MiB per CPU in it, under the
+   * quarter that makes the reader read during a window)
+   */
   ioctlBufferKb?: number;
-  /** drain interval, ms (default 200; 0: the pipes are read only at flush, on this thread) */
+  /** how often the reader looks at the buffers' fill, ms (default 200; 0: the pipes are read only at flush, on this thread) */
   pollMs?: number;
+  /** the reader reads once a CPU's buffer holds this fraction of buffer_size_kb (default 0.25; 0: at every poll) */
+  readAtFill?: number;
   /** read the pipes on this thread with a timer instead of a worker (what was done before the worker) */
   readOnMainThread?: boolean;
   /** called with each instance directory as soon as it exists (cleanup registries) */
@@ -238,6 +250,8 @@ class Instance {
     readonly dir: string,
     readonly source: TraceSource,
     private readonly keepRaw = false,
+    /** keeps the events of the tasks followed (the ioctl instance); none: every event is kept */
+    readonly follower?: ThreadFollower,
   ) {
     this.pipeFd = fs.openSync(path.join(dir, 'trace_pipe'), fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
     this.markerFd = fs.openSync(path.join(dir, 'trace_marker'), fs.constants.O_WRONLY);
@@ -279,10 +293,25 @@ class Instance {
     const cut = text.lastIndexOf('\n');
     this.rest = text.slice(cut + 1);
     const complete = text.slice(0, cut + 1);
-    if (this.keepRaw) for (const l of complete.split('\n')) if (l) this.raw.push(l);
-    const evs = parseTrace(complete, this.source);
-    for (const e of evs) this.events.push(e);
+    const evs: TraceEvent[] = [];
+    for (const line of complete.split('\n')) {
+      const e = parseTraceLine(line);
+      if (e && this.follower && !this.follower.keep(e)) continue;
+      if (this.keepRaw && line) this.raw.push(line);
+      if (!e) continue;
+      e.source = this.source;
+      evs.push(e);
+      this.events.push(e);
+    }
     return evs;
+  }
+  /** Stats files of the CPUs' buffers (per_cpu/cpuN/stats). */
+  statsFiles(): string[] {
+    try {
+      return fs.readdirSync(path.join(this.dir, 'per_cpu')).map((cpu) => path.join(this.dir, 'per_cpu', cpu, 'stats'));
+    } catch {
+      return [];
+    }
   }
   /** Summed loss counters over all CPUs. */
   lossStats(): Record<string, number> {
@@ -372,7 +401,7 @@ export class EvidenceSession {
     return s;
   }
 
-  private makeInstance(dir: string, source: TraceSource, opts: EvidenceOptions, kb: number): Instance {
+  private makeInstance(dir: string, source: TraceSource, opts: EvidenceOptions, kb: number, follower?: ThreadFollower): Instance {
     fs.mkdirSync(dir);
     this.instancePaths.push(dir);
     opts.onInstanceCreated?.(dir);
@@ -380,7 +409,7 @@ export class EvidenceSession {
     fs.writeFileSync(path.join(dir, 'buffer_size_kb'), String(kb));
     fs.writeFileSync(path.join(dir, 'trace_clock'), 'mono');
     fs.writeFileSync(path.join(dir, 'options/record-tgid'), '1');
-    return new Instance(dir, source, opts.keepRaw);
+    return new Instance(dir, source, opts.keepRaw, follower);
   }
 
   private setup(opts: EvidenceOptions, base: string, name: string, ioctl: boolean) {
@@ -394,29 +423,34 @@ export class EvidenceSession {
     if (!ioctl) {
       this.ledgerUnavailable = 'kernel has no syscalls:sys_enter_ioctl/sys_exit_ioctl tracepoints (CONFIG_FTRACE_SYSCALLS)';
     } else {
-      const io = (this.io = this.makeInstance(path.join(base, name + '-ioctl'), 'ioctl', opts, opts.ioctlBufferKb ?? 2048));
-      io.write('options/event-fork', '1');
-      // an empty pid list would mean "trace everyone": with no server pid yet, pid 0 (the idle
-      // task, which makes no syscalls) stands in (pids beyond PID_MAX_LIMIT are refused: EPERM)
-      this.setPids(opts.pids, false);
+      const io = (this.io = this.makeInstance(path.join(base, name + '-ioctl'), 'ioctl', opts, opts.ioctlBufferKb ?? 4096, new ThreadFollower()));
       try {
         io.write('events/syscalls/sys_enter_ioctl/filter', `cmd == 0x${BACKING_OPEN_CMD.toString(16)} || cmd == 0x${BACKING_CLOSE_CMD.toString(16)}`);
       } catch {
-        // older filter syntax: the parser and the ledger ignore other commands anyway
+        // older filter syntax: every ioctl is recorded, the parser and the ledger ignore other commands
       }
-      io.write('events/syscalls/sys_enter_ioctl/enable', '1');
-      io.write('events/syscalls/sys_exit_ioctl/enable', '1');
+      for (const ev of ['syscalls/sys_enter_ioctl', 'syscalls/sys_exit_ioctl', 'sched/sched_process_fork', 'sched/sched_process_exit']) {
+        io.write(`events/${ev}/enable`, '1');
+      }
       io.write('tracing_on', '1');
+      this.setPids(opts.pids);
     }
     this.mark(`fusecert session open connection=${this.connection} pids=${opts.pids.join(',')}${opts.label ? ' ' + opts.label : ''}`);
     const poll = opts.pollMs ?? 200;
     if (poll > 0 && !opts.readOnMainThread) {
-      // the pipes are read on a worker thread: the workload on this thread is not stalled while
-      // the kernel formats events (one PipeReader per session, both pipes)
-      this.reader = new PipeReader([this.req!.pipeFd, ...(this.io ? [this.io.pipeFd] : [])], poll, ([reqText, ioText]) => {
-        this.req?.feed(reqText ?? '');
-        this.io?.feed(ioText ?? '');
-      });
+      // the pipes are read on a worker thread, and only when a buffer fills up or a flush asks:
+      // the workload on this thread is not stalled while the kernel formats events
+      const insts = [this.req!, ...(this.io ? [this.io] : [])];
+      const fill = opts.readAtFill ?? 0.25;
+      const kbs = [opts.bufferKb ?? 16384, opts.ioctlBufferKb ?? 4096];
+      this.reader = new PipeReader(
+        insts.map((inst, i) => ({ fd: inst.pipeFd, stats: inst.statsFiles(), readAtBytes: Math.floor(kbs[i]! * 1024 * fill) })),
+        poll,
+        ([reqText, ioText]) => {
+          this.req?.feed(reqText ?? '');
+          this.io?.feed(ioText ?? '');
+        },
+      );
     } else if (poll > 0) {
       this.timer = setInterval(() => {
         try {
@@ -430,28 +464,19 @@ export class EvidenceSession {
     }
   }
 
-  private setPids(pids: readonly number[], append: boolean) {
+  private setPids(pids: readonly number[]) {
     const io = this.io;
     if (!io) return;
     this.pids.push(...pids);
-    // Threads created between listing /proc/PID/task and the write are not covered by
-    // event-fork yet: list again until no new thread shows up.
-    const written = new Set<number>();
-    let first = !append;
-    for (let round = 0; round < 5; round++) {
-      const tids = threadsOf(pids).filter((t) => !written.has(t));
-      if (!tids.length && !first) break;
-      const list = tids.length ? tids : [0];
-      io.write('set_event_pid', list.join(' ') + '\n', first ? 'w' : 'a');
-      for (const t of tids) written.add(t);
-      first = false;
-      if (!tids.length) break;
-    }
+    // marker first, then the listing: a thread created in between shows as a fork of a listed one
+    const marker = io.follower!.nextMarker();
+    io.mark(marker);
+    io.follower!.add(marker, threadsOf(pids));
   }
 
-  /** Add server processes (e.g. after a restart); all their threads are followed. */
+  /** Add server processes (e.g. after a restart); all their threads are followed from now on. */
   addPids(pids: readonly number[]): void {
-    this.setPids(pids, true);
+    this.setPids(pids);
   }
 
   /** Write a marker line into both instances. */
