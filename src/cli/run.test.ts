@@ -92,7 +92,7 @@ describe.skipIf(why)(`fusecert run on real mounts${why ? ` (skipped: ${why})` : 
     // sweepDeadRuns of the next run is the last resort.
     const m = ptfsManifest('ptfs-hang-read2', ['--no-passthrough', '--defect', 'hang-on', 'READ']);
     const killed = await killRun(['run', '--server', m, '--family', 'RW', '--deadline', '60000'], {
-      phase: 'mounted',
+      phase: 'traced',
       signal: 'SIGKILL',
       afterMs: 1500,
       graceMs: 1500,

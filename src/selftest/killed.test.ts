@@ -43,7 +43,7 @@ describe.skipIf(why)(`a runner killed with SIGKILL leaves nothing within 5 s${wh
 
   test('during a clause whose server hangs on READ (workers blocked in the kernel)', async () => {
     const m = ptfsManifest('ptfs-hang-read-killed', ['--no-passthrough', '--defect', 'hang-on', 'READ']);
-    const r = await killRun(['run', '--server', m, '--family', 'RW', '--deadline', '60000'], { phase: 'mounted', afterMs: 3000, signal: 'SIGKILL' });
+    const r = await killRun(['run', '--server', m, '--family', 'RW', '--deadline', '60000'], { phase: 'traced', afterMs: 3000, signal: 'SIGKILL' });
     expect(kinds(r).has('tracefs'), describeKill(r)).toBe(true);
     expect(r.left, describeKill(r)).toEqual([]);
   }, 180_000);

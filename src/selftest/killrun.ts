@@ -8,8 +8,9 @@ import { leftoversOf } from './leftovers.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 const CLI = path.join(ROOT, 'bin/fusecert.mjs');
+const INSTANCES = '/sys/kernel/tracing/instances';
 
-export type Phase = 'preflight' | 'clause' | 'mounted' | 'any';
+export type Phase = 'preflight' | 'clause' | 'mounted' | 'traced' | 'any';
 
 export interface KilledRun {
   phase: Phase;
@@ -56,8 +57,9 @@ function fuseMountsUnder(dir: string): number {
 /**
  * `phase` picks the moment: 'preflight' as soon as the preflight's FUSE mount exists (before the
  * run context is written), 'clause' `afterMs` after the first clause result, 'mounted' `afterMs`
- * after the first mount of the suites appeared (with --family PRF: during PRF), 'any' at
- * `afterMs` from start.
+ * after the first mount of the suites appeared (with --family PRF: during PRF), 'traced' the same
+ * once the run's tracefs instances exist too (what a loaded machine may not have reached
+ * `afterMs` after the mount), 'any' at `afterMs` from start.
  */
 export async function killRun(
   args: string[],
@@ -102,7 +104,14 @@ export async function killRun(
     if (opts.phase === 'any' && Date.now() - t0 >= after) break;
     if (opts.phase === 'preflight' && dir && !existsSync(path.join(dir, 'context.json')) && fuseMountsUnder(dir) > 0) break;
     if (opts.phase === 'clause' && firstResultAt && Date.now() - firstResultAt >= after) break;
-    if (opts.phase === 'mounted' && dir && existsSync(path.join(dir, 'context.json')) && fuseMountsUnder(dir) > 0) {
+    const traced = () => existsSync(INSTANCES) && readdirSync(INSTANCES).some((i) => i.startsWith(`fusecert-${child.pid}-`));
+    if (
+      (opts.phase === 'mounted' || opts.phase === 'traced') &&
+      dir &&
+      existsSync(path.join(dir, 'context.json')) &&
+      fuseMountsUnder(dir) > 0 &&
+      (opts.phase === 'mounted' || traced())
+    ) {
       prfSince ||= Date.now();
       if (Date.now() - prfSince >= after) break;
     }
