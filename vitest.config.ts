@@ -7,6 +7,9 @@ export default defineConfig({
   test: {
     include: ['src/**/*.test.ts'],
     pool: 'forks',
+    // two files at a time: the self-test's runs wait (deadlines, stops) much of the time, and the
+    // other files fill it (vitest's default on 2 cores is one)
+    maxWorkers: 2,
     testTimeout: 120_000,
     hookTimeout: 120_000,
     env: { UV_THREADPOOL_SIZE: '32' },
