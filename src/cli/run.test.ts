@@ -5,7 +5,6 @@ import { writeFileSync, mkdtempSync, rmSync, existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fusecert, ptfsManifest, missing, ROOT } from '../selftest/util.ts';
-import { killRun } from '../selftest/killrun.ts';
 
 const why = missing('root', 'fuse', 'ptfs');
 
@@ -85,30 +84,6 @@ describe.skipIf(why)(`fusecert run on real mounts${why ? ` (skipped: ${why})` : 
     expect(r.exitCode).toBe(130);
     expect(r.stderr).toMatch(/SIGINT: cleaning up/);
     expect(r.leftovers).toEqual([]);
-  });
-
-  test('a runner killed outright together with its guardian: the next run removes what it left', async () => {
-    // The guardian normally cleans up within 5 s (src/selftest/killed.test.ts); when it dies too,
-    // sweepDeadRuns of the next run is the last resort.
-    const m = ptfsManifest('ptfs-hang-read2', ['--no-passthrough', '--defect', 'hang-on', 'READ']);
-    const killed = await killRun(['run', '--server', m, '--family', 'RW', '--deadline', '60000'], {
-      phase: 'traced',
-      signal: 'SIGKILL',
-      afterMs: 1500,
-      graceMs: 1500,
-      alsoGuardian: true,
-    });
-    expect(killed.exitSignal).toBe('SIGKILL');
-    expect(killed.left.some((l) => l.startsWith('mount '))).toBe(true); // nobody could clean up
-    const next = await fusecert(['run', '--server', 'servers/ptfs/manifest.json', '--only', 'NEG-001'], { tmp: killed.tmp });
-    expect(next.exitCode).toBe(0);
-    expect(next.stderr).toMatch(/removed the state of a dead run/);
-    expect(next.leftovers).toEqual([]);
-    const instances = killed.left.filter((l) => l.startsWith('tracefs ')).map((l) => l.slice(8));
-    expect(instances.length).toBeGreaterThan(0);
-    for (const i of instances) expect(existsSync(`/sys/kernel/tracing/instances/${i}`), i).toBe(false);
-    const cgroups = killed.left.filter((l) => l.startsWith('cgroup ')).map((l) => l.slice(7));
-    for (const c of cgroups) expect(existsSync(c), c).toBe(false);
   });
 });
 

@@ -1,0 +1,35 @@
+// The last resort when a run's runner and guardian both die: the next run sweeps what it left.
+// It runs after every other test file (the `alone` project in vitest.config.ts): any fusecert run
+// that starts meanwhile would sweep the dead run itself, as it should, and leave nothing to observe.
+import { describe, expect, test } from 'vitest';
+import { existsSync } from 'node:fs';
+import { fusecert, ptfsManifest, missing } from './util.ts';
+import { killRun } from './killrun.ts';
+
+const why = missing('root', 'fuse', 'tracefs', 'ptfs');
+
+describe.skipIf(why)(`a dead run${why ? ` (skipped: ${why})` : ''}`, () => {
+  test('a runner killed outright together with its guardian: the next run removes what it left', async () => {
+    // The guardian normally cleans up within 5 s (src/selftest/killed.test.ts); when it dies too,
+    // sweepDeadRuns of the next run is the last resort.
+    const m = ptfsManifest('ptfs-hang-read2', ['--no-passthrough', '--defect', 'hang-on', 'READ']);
+    const killed = await killRun(['run', '--server', m, '--family', 'RW', '--deadline', '60000'], {
+      phase: 'traced',
+      signal: 'SIGKILL',
+      afterMs: 1500,
+      graceMs: 1500,
+      alsoGuardian: true,
+    });
+    expect(killed.exitSignal).toBe('SIGKILL');
+    expect(killed.left.some((l) => l.startsWith('mount '))).toBe(true); // nobody could clean up
+    const next = await fusecert(['run', '--server', 'servers/ptfs/manifest.json', '--only', 'NEG-001'], { tmp: killed.tmp });
+    expect(next.exitCode).toBe(0);
+    expect(next.stderr).toMatch(/removed the state of a dead run/);
+    expect(next.leftovers).toEqual([]);
+    const instances = killed.left.filter((l) => l.startsWith('tracefs ')).map((l) => l.slice(8));
+    expect(instances.length).toBeGreaterThan(0);
+    for (const i of instances) expect(existsSync(`/sys/kernel/tracing/instances/${i}`), i).toBe(false);
+    const cgroups = killed.left.filter((l) => l.startsWith('cgroup ')).map((l) => l.slice(7));
+    for (const c of cgroups) expect(existsSync(c), c).toBe(false);
+  });
+});
