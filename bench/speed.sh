@@ -29,7 +29,7 @@ else
   t0=$(date +%s%N)
   npm test >"$out/test.log" 2>&1
   rc=$?
-  tests="$(secs "$t0") s (exit $rc; vitest: $(grep -o 'Duration .*s (' "$out/test.log" | head -1 | sed 's/Duration //; s/ (//'))$(others)"
+  tests="$(secs "$t0") s (exit $rc; vitest: $(sed 's/\x1b\[[0-9;]*m//g' "$out/test.log" | grep -o 'Duration  *[0-9.]*s' | head -1 | sed 's/Duration  *//'))$(others)"
 fi
 
 if [ -n "${PASSTHROUGH_HP:-}" ] && [ -n "${GO_FUSE_LOOPBACK:-}" ] && [ -n "${MERGERFS:-}" ]; then
