@@ -94,31 +94,21 @@ export interface ClauseEachDefinition<P> extends Omit<ClauseDefinition, 'body' |
   body: (t: ClauseContext, p: P) => Promise<void>;
 }
 
-/**
- * When each requirement is checked: `claims` and `environment` before the mount starts; `mount`
- * needs the mount's evidence state, so after it started; `platform` facts last, as the body's
- * first step always did.
- */
-const PHASE: Record<Requirement, 'before' | 'after'> = {
-  passthrough: 'before',
-  'passthrough-data': 'before',
-  mirror: 'before',
-  xattrs: 'before',
-  exec: 'before',
-  'attr-timeout': 'before',
-  root: 'before',
-  reference: 'before',
-  tracefs: 'after',
-  'ioctl-trace': 'after',
-  'PLT-001': 'after',
-  'PLT-002': 'after',
-  'PLT-003': 'after',
-  'PLT-004': 'after',
-  'PLT-005': 'after',
-  'PLT-006': 'after',
-  'PLT-007': 'after',
-};
 const isFact = (r: Requirement): r is FactId => r.startsWith('PLT-');
+/**
+ * Requirements checked once the mount has started: tracefs and ioctl-trace need its evidence
+ * state; platform facts come last, as the body's first step always did. The others (claims,
+ * environment) are checked before it starts.
+ */
+const afterMount = (r: Requirement) => isFact(r) || r === 'tracefs' || r === 'ioctl-trace';
+
+/** A platform fact the kernel does not honour, recorded in `evidence.platform` either way. */
+async function unmetFact(f: FactId, evidence: Record<string, unknown>): Promise<Skip | null> {
+  const r = await platformFact(f);
+  const seen = (evidence.platform ??= {}) as Record<string, string>;
+  seen[f] = r.ok === true ? 'honoured' : r.ok === null ? `unchecked: ${r.detail}` : `FAILED: ${r.detail}`;
+  return r.ok === false ? { kind: 'platform', reason: `platform: ${f} failed: ${r.detail}` } : null;
+}
 
 /** The definition agrees with the catalogue, or the suite does not load. */
 export function checkDefinition(def: { id: string; level: Level; title: string }): Clause {
@@ -217,26 +207,15 @@ function declare(
     };
     const m = opts.mount;
     const requires = opts.requires ?? [];
-    for (const r of requires) {
-      if (PHASE[r] !== 'before' || isFact(r)) continue;
-      const why = unmetRequirement(r, m);
+    for (const r of requires.filter((x) => !afterMount(x))) {
+      const why = unmetRequirement(r as Exclude<Requirement, FactId>, m);
       if (why) skip(why.kind, why.reason);
     }
     if (m) await m.ensure();
-    for (const r of requires) {
-      if (PHASE[r] !== 'after' || isFact(r)) continue;
-      const why = unmetRequirement(r, m);
+    const after = requires.filter(afterMount);
+    for (const r of [...after.filter((x) => !isFact(x)), ...after.filter(isFact)]) {
+      const why = isFact(r) ? await unmetFact(r, meta.evidence) : unmetRequirement(r, m);
       if (why) skip(why.kind, why.reason);
-    }
-    const facts = requires.filter(isFact);
-    if (facts.length) {
-      const seen: Record<string, string> = {};
-      for (const f of facts) {
-        const r = await platformFact(f);
-        seen[f] = r.ok === true ? 'honoured' : r.ok === null ? `unchecked: ${r.detail}` : `FAILED: ${r.detail}`;
-        meta.evidence.platform = seen;
-        if (r.ok === false) skip('platform', `platform: ${f} failed: ${r.detail}`);
-      }
     }
     const ac = new AbortController();
     const t: ClauseContext = {
