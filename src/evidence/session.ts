@@ -249,6 +249,8 @@ class Instance {
   constructor(
     readonly dir: string,
     readonly source: TraceSource,
+    /** buffer_size_kb: the ring buffer per CPU */
+    readonly kb: number,
     private readonly keepRaw = false,
     /** keeps the events of the tasks followed (the ioctl instance); none: every event is kept */
     readonly follower?: ThreadFollower,
@@ -409,7 +411,7 @@ export class EvidenceSession {
     fs.writeFileSync(path.join(dir, 'buffer_size_kb'), String(kb));
     fs.writeFileSync(path.join(dir, 'trace_clock'), 'mono');
     fs.writeFileSync(path.join(dir, 'options/record-tgid'), '1');
-    return new Instance(dir, source, opts.keepRaw, follower);
+    return new Instance(dir, source, kb, opts.keepRaw, follower);
   }
 
   private setup(opts: EvidenceOptions, base: string, name: string, ioctl: boolean) {
@@ -442,9 +444,8 @@ export class EvidenceSession {
       // the workload on this thread is not stalled while the kernel formats events
       const insts = [this.req!, ...(this.io ? [this.io] : [])];
       const fill = opts.readAtFill ?? 0.25;
-      const kbs = [opts.bufferKb ?? 16384, opts.ioctlBufferKb ?? 4096];
       this.reader = new PipeReader(
-        insts.map((inst, i) => ({ fd: inst.pipeFd, stats: inst.statsFiles(), readAtBytes: Math.floor(kbs[i]! * 1024 * fill) })),
+        insts.map((inst) => ({ fd: inst.pipeFd, stats: inst.statsFiles(), readAtBytes: Math.floor(inst.kb * 1024 * fill) })),
         poll,
         ([reqText, ioText]) => {
           this.req?.feed(reqText ?? '');
