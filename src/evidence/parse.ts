@@ -120,6 +120,15 @@ function timestamp(sec: string, frac: string): number {
   return Number(sec) * 1_000_000 + us;
 }
 
+/** c with the fields of one kind of event added (in place: c is new for every line, and no copy is made). */
+function with_<K extends TraceEvent['kind']>(
+  c: Common,
+  fields: Omit<Extract<TraceEvent, { kind: K }>, keyof Common> & { kind: K },
+): Extract<TraceEvent, { kind: K }> {
+  // an object spread ({ ...c, kind }) made parsing 4x slower here (V8)
+  return Object.assign(c, fields) as Extract<TraceEvent, { kind: K }>;
+}
+
 /** Parse one line of tracefs output; null for headers, blank lines and lines we cannot read. */
 export function parseTraceLine(line: string): TraceEvent | null {
   if (!line || line.startsWith('#')) return null;
@@ -140,55 +149,49 @@ export function parseTraceLine(line: string): TraceEvent | null {
     event = m[7]!;
     body = m[8]!;
   }
-  const c: Common = {
-    task: m[1]!.trim(),
-    tid: Number(m[2]),
-    tgid: m[3] && /^\d+$/.test(m[3]) ? Number(m[3]) : undefined,
-    cpu: Number(m[4]),
-    ts: timestamp(m[5]!, m[6]!),
-  };
-  if (c.tgid === undefined) delete c.tgid;
+  const c: Common = { task: m[1]!.trim(), tid: Number(m[2]), cpu: Number(m[4]), ts: timestamp(m[5]!, m[6]!) };
+  // the tgid column reads "(  123)", or "(-------)" when the kernel did not know it
+  if (m[3] && m[3].charCodeAt(0) !== 45) c.tgid = Number(m[3]);
   switch (event) {
     case 'tracing_mark_write':
-      return { ...c, kind: 'marker', text: body.trimEnd() };
+      return with_(c, { kind: 'marker', text: body.trimEnd() });
     case 'fuse_request_send': {
       const s = SEND.exec(body);
       if (!s) break;
       const opcode = Number(s[3]);
-      return {
-        ...c,
+      return with_(c, {
         kind: 'request_send',
         connection: Number(s[1]),
         unique: Number(s[2]),
         opcode,
         opname: s[4] || FUSE_OPCODES[opcode] || `FUSE_OP_${opcode}`,
         len: Number(s[5]),
-      };
+      });
     }
     case 'fuse_request_end': {
       const e = END.exec(body);
       if (!e) break;
-      return { ...c, kind: 'request_end', connection: Number(e[1]), unique: Number(e[2]), len: Number(e[3]), error: Number(e[4]) };
+      return with_(c, { kind: 'request_end', connection: Number(e[1]), unique: Number(e[2]), len: Number(e[3]), error: Number(e[4]) });
     }
     case 'sched_process_fork': {
       const f = FORK.exec(body);
       if (!f) break;
-      return { ...c, kind: 'fork', parent: Number(f[1]), child: Number(f[2]) };
+      return with_(c, { kind: 'fork', parent: Number(f[1]), child: Number(f[2]) });
     }
     case 'sched_process_exit': {
       const x = TASK_EXIT.exec(body);
       if (!x) break;
-      return { ...c, kind: 'task_exit', pid: Number(x[1]) };
+      return with_(c, { kind: 'task_exit', pid: Number(x[1]) });
     }
     case 'syscall': {
       const en = IOCTL_ENTER.exec(body);
-      if (en) return { ...c, kind: 'ioctl_enter', fd: parseInt(en[1]!, 16), cmd: parseInt(en[2]!, 16), arg: BigInt('0x' + en[3]) };
+      if (en) return with_(c, { kind: 'ioctl_enter', fd: parseInt(en[1]!, 16), cmd: parseInt(en[2]!, 16), arg: BigInt('0x' + en[3]) });
       const ex = IOCTL_EXIT.exec(body);
-      if (ex) return { ...c, kind: 'ioctl_exit', ret: hexRet(ex[1]!) };
+      if (ex) return with_(c, { kind: 'ioctl_exit', ret: hexRet(ex[1]!) });
       break;
     }
   }
-  return { ...c, kind: 'other', event, body };
+  return with_(c, { kind: 'other', event, body });
 }
 
 /** Parse a whole `trace` / `trace_pipe` text. */
