@@ -91,6 +91,12 @@ export class PipeReader {
   private waiting: { ticket: number; resolve: () => void; reject: (e: Error) => void }[] = [];
   private error: string | null = null;
   private stopped = false;
+  /**
+   * Resolves once the worker runs (its thread started and its script began), rejects if it could
+   * not start. Starting a worker takes tens of ms of CPU on a thread of its own; a caller that
+   * waits for this before timing anything does not have that start-up land on its workload.
+   */
+  readonly ready: Promise<void>;
 
   /**
    * `onText` gets what was read, one string per pipe (in `pipes` order), before any take() resolves.
@@ -99,7 +105,16 @@ export class PipeReader {
    */
   constructor(pipes: PipeToRead[], pollMs: number, onText: (text: string[]) => void) {
     this.worker = new Worker(WORKER, { eval: true, workerData: { pipes, pollMs: Math.max(1, pollMs), shared: this.words.buffer } });
-    this.worker.unref();
+    // referenced until it runs: an awaited `ready` alone keeps no process alive
+    this.ready = new Promise((resolve, reject) => {
+      this.worker.once('online', () => {
+        if (this.waiting.length === 0) this.worker.unref();
+        resolve();
+      });
+      this.worker.once('error', reject);
+      this.worker.once('exit', (code) => reject(new Error(`the trace_pipe reader exited (code ${code}) before it started`)));
+    });
+    this.ready.catch(() => {}); // reported by take() and by whoever awaits ready
     this.worker.on('message', (m: { text: string[]; upTo: number; failed: string | null }) => {
       if (m.failed) this.error = m.failed;
       onText(m.text);

@@ -396,6 +396,8 @@ export class EvidenceSession {
     liveSessions.add(s);
     try {
       s.setup(opts, base, name, st.ioctlEvents === true);
+      // the reader's start-up (a worker thread) is over before the caller times anything
+      await s.reader?.ready;
     } catch (e) {
       await s.close();
       throw e;
