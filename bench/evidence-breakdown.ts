@@ -1,5 +1,8 @@
 // Where does the evidence overhead go? Times open/close cycles on a ptfs mount under several
-// tracing set-ups, in alternating rounds (one round of each set-up, then again), best of each:
+// tracing set-ups, in rounds of one storm per set-up; the order rotates from round to round and
+// every other round runs it backwards, each storm follows a short unmeasured warm-up, and each
+// set-up's figure is the median, over the rounds, of its time divided by the bare storm's time of
+// the same round (with a distribution-free ~95 % interval), as bench/evidence-overhead.ts does:
 //   bare         no tracing
 //   sys-floor    sys_enter_ioctl enabled in an instance that records nothing (pid filter: pid 0):
 //                only the cost of a syscall tracepoint being on (every syscall of every task
@@ -24,8 +27,8 @@ import { EvidenceSession, tracefsStatus, threadsOf, BACKING_OPEN_CMD, BACKING_CL
 import { PipeReader } from '../src/evidence/pipe-reader.ts';
 import { havePtfs, startMount } from '../src/evidence/testing.ts';
 
-const cycles = Number(process.argv[2] ?? 10_000);
-const rounds = Number(process.argv[3] ?? 5);
+const cycles = Number(process.argv[2] ?? 3000);
+const rounds = Number(process.argv[3] ?? 21);
 const ALL = ['bare', 'pid-only', 'sys-nopid', 'sys-floor', 'fuse', 'ioctl', 'both', 'both-nopid', 'both+text', 'both+raw', 'session'] as const;
 type SetUp = (typeof ALL)[number];
 const chosen = (process.argv[4]?.split(',') ?? ALL) as SetUp[];
@@ -45,10 +48,10 @@ function cpuNow(): number {
   return own.user + own.system + (Number(f[11]) + Number(f[12])) * tick;
 }
 let lastCpu = 0;
-async function storm(): Promise<number> {
+async function storm(n = cycles): Promise<number> {
   const c0 = cpuNow();
   const t0 = process.hrtime.bigint();
-  for (let i = 0; i < cycles; i++) {
+  for (let i = 0; i < n; i++) {
     const fh = await fs.promises.open(file, 'r');
     await fh.close();
   }
@@ -123,11 +126,12 @@ function entries(dir: string): number {
 }
 
 async function run(setUp: SetUp): Promise<{ ms: number; note: string }> {
+  await storm(300); // warm-up, unmeasured
   if (setUp === 'bare') return { ms: await storm(), note: '' };
   if (setUp === 'session') {
     const s = await EvidenceSession.open({ connection: m.connection, pids: [m.pid], label: 'bench' });
     try {
-      const w = await s.window('storm', storm);
+      const w = await s.window('storm', () => storm());
       return { ms: w.result, note: `${w.events.length} events` };
     } finally {
       await s.close();
@@ -189,27 +193,34 @@ try {
   const cpu = new Map<SetUp, number[]>(chosen.map((c) => [c, []]));
   const notes = new Map<SetUp, string>();
   for (let r = 0; r < rounds; r++) {
-    for (const c of chosen) {
+    const order = chosen.map((_, i) => chosen[(i + r) % chosen.length]!);
+    if (r % 2) order.reverse();
+    for (const c of order) {
       const { ms, note } = await run(c);
       times.get(c)!.push(ms);
       cpu.get(c)!.push(lastCpu);
       notes.set(c, note);
     }
   }
-  const best = (c: SetUp) => Math.min(...times.get(c)!);
-  const base = chosen.includes('bare') ? best('bare') : NaN;
-  const cpuOf = (c: SetUp) => Math.min(...cpu.get(c)!) / cycles;
-  const cpuBase = chosen.includes('bare') ? cpuOf('bare') : NaN;
-  console.log(`ptfs, ${cycles} open/close cycles, ${rounds} alternating rounds, best of each`);
+  const median = (xs: number[]) => {
+    const a = [...xs].sort((x, y) => x - y);
+    return a.length % 2 ? a[a.length >> 1]! : (a[a.length / 2 - 1]! + a[a.length / 2]!) / 2;
+  };
+  const bare = chosen.includes('bare') ? times.get('bare')! : null;
+  const cpuBare = chosen.includes('bare') ? cpu.get('bare')! : null;
+  const k = Math.max(1, Math.floor((rounds - 1.96 * Math.sqrt(rounds)) / 2));
+  console.log(
+    `ptfs, ${cycles} open/close cycles per storm, ${rounds} rounds; ratio: median over the rounds of (set-up / bare of the same round), ~95 % interval`,
+  );
   for (const c of chosen) {
-    const b = best(c);
-    const extra = ((b - base) * 1000) / cycles;
-    console.log(
-      `${c.padEnd(10)} best ${b.toFixed(0).padStart(5)} ms  ${((b * 1000) / cycles).toFixed(1).padStart(6)} µs/cycle  ratio ${(b / base).toFixed(3)}  +${extra.toFixed(1)} µs/cycle  cpu ${cpuOf(c).toFixed(1)} µs/cycle (+${(cpuOf(c) - cpuBase).toFixed(1)})  ${notes.get(c)}  rounds ${times
-        .get(c)!
-        .map((x) => x.toFixed(0))
-        .join(' ')}`,
-    );
+    const t = times.get(c)!;
+    const us = (median(t) * 1000) / cycles;
+    const ratios = bare ? t.map((x, i) => x / bare[i]!).sort((x, y) => x - y) : [];
+    const r = bare ? `ratio ${median(ratios).toFixed(3)} (${ratios[k - 1]!.toFixed(3)}-${ratios[rounds - k]!.toFixed(3)})` : '';
+    const extra = bare ? `+${(us - (median(bare) * 1000) / cycles).toFixed(1)} µs/cycle` : '';
+    const cpuUs = median(cpu.get(c)!) / cycles;
+    const cpuExtra = cpuBare ? ` (+${(cpuUs - median(cpuBare) / cycles).toFixed(1)})` : '';
+    console.log(`${c.padEnd(10)} median ${us.toFixed(1).padStart(6)} µs/cycle  ${r}  ${extra}  cpu ${cpuUs.toFixed(1)} µs/cycle${cpuExtra}  ${notes.get(c)}`);
   }
 } finally {
   removeAll();

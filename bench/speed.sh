@@ -4,7 +4,7 @@
 #   npm test  wall time of `npm test` (pretest included)                               [<= 300 s]
 #   four      ptfs + passthrough_hp + go-fuse + mergerfs in one run (servers/certify-real.sh),
 #             when PASSTHROUGH_HP, GO_FUSE_LOOPBACK and MERGERFS are set; else "skipped"  [<= 90 s]
-#   evidence  bench/evidence-overhead.ts ratio (with / without a tracing session)       [<= 1.05]
+#   evidence  bench/evidence-overhead.ts ratio (median of 31 paired rounds, with / without a session) [<= 1.05]
 # Figures, not assertions: it prints what it measured and exits 0 unless a step could not run.
 # SKIP_TEST=1 leaves out npm test (the longest step). Needs root, FUSE and tracefs.
 set -uo pipefail
@@ -41,7 +41,7 @@ else
   four="skipped: set PASSTHROUGH_HP, GO_FUSE_LOOPBACK and MERGERFS (servers/*/README.md)"
 fi
 
-evidence=$(npx tsx bench/evidence-overhead.ts 10000 4 2>&1 | sed -n 's/^ratio: //p')
+evidence=$(npx tsx bench/evidence-overhead.ts 2>&1 | sed -n 's/^ratio: //p')
 [ -n "$evidence" ] || evidence="could not run (root and tracefs needed)"
 
 printf '%-10s %s\n' "certify" "$certify" "npm test" "$tests" "four" "$four" "evidence" "$evidence$(others)"
