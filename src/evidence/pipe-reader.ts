@@ -127,6 +127,12 @@ export class PipeReader {
       this.error = e.message;
       for (const w of this.waiting.splice(0)) w.reject(e);
     });
+    this.worker.on('exit', (code) => {
+      // not asked to stop: nobody reads the pipes any more, so no take() could be answered
+      if (this.stopped) return;
+      this.error ??= `the reader thread exited (code ${code})`;
+      for (const w of this.waiting.splice(0)) w.reject(new Error(`reading trace_pipe: ${this.error}`));
+    });
   }
 
   /** Resolves once everything the kernel had when it was called has been handed to onText. */
