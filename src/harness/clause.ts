@@ -52,6 +52,9 @@ export interface ClauseMeta {
   replay?: string;
   /** A standalone reproducer written for this failure (harness/repro.ts). */
   repro?: string;
+  /** ms from the test's start to its skip: vitest gives a skipped test no duration, and a skip may
+   *  come after real work (PRF's figures-only skips measure for seconds) */
+  skippedAfterMs?: number;
 }
 
 export class HungError extends Error {
@@ -200,8 +203,10 @@ function declare(
     const meta: ClauseMeta = { id: fullId, key, family: cl.family, level: cl.level, title: cl.title, param, evidence: {} };
     meta.replay = ctx.replay.replace('{id}', shellQuote(fullId));
     (vctx.task.meta as Record<string, unknown>).fusecert = meta;
+    const started = performance.now();
     const skip = (kind: SkipKind, reason: string): never => {
       meta.skip = { kind, reason: rewordForTest(reason) };
+      meta.skippedAfterMs = performance.now() - started;
       vctx.skip(meta.skip.reason);
       throw new Error('unreachable');
     };

@@ -76,6 +76,7 @@ export class ClauseCollector implements Reporter {
       r.skipKind = meta?.skip?.kind ?? 'environment';
       r.reason = meta?.skip?.reason ?? res.note ?? 'skipped';
       r.notApplicable = r.skipKind === 'not-applicable';
+      if (meta?.skippedAfterMs !== undefined) r.durationMs = meta.skippedAfterMs;
     } else if (res.state === 'pending') return;
     this.results.push(r);
     this.print(progressLine(this.results.length, this.expected || null, applyExpectations([r], this.expect)[0], this.collected < this.files));

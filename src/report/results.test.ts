@@ -84,3 +84,36 @@ describe('the watchdog allowance', () => {
     expect(c.allowedIdleMs(40_000)).toBe(50_000);
   });
 });
+
+describe('durations', () => {
+  // vitest gives a skipped test no duration; a clause's skip can come after seconds of work
+  const tc = (state: 'passed' | 'skipped', duration: number | undefined, skippedAfterMs?: number) =>
+    ({
+      id: 'x',
+      name: 'PRF-001 t',
+      options: {},
+      meta: () => ({
+        fusecert: {
+          id: 'PRF-001',
+          key: { id: 'PRF-001' },
+          family: 'PRF',
+          level: 'SHOULD',
+          title: 't',
+          evidence: {},
+          skippedAfterMs,
+          ...(state === 'skipped' ? { skip: { kind: 'not-applicable', reason: 'figures only' } } : {}),
+        },
+      }),
+      result: () => ({ state }),
+      diagnostic: () => (duration === undefined ? undefined : { duration }),
+    }) as unknown as TestCase;
+  test('a skip reports the time until the clause skipped; a pass reports vitest’s duration', () => {
+    const c = new ClauseCollector(() => {});
+    c.onTestCaseResult(tc('skipped', undefined, 1340));
+    c.onTestCaseResult(tc('passed', 878));
+    expect(c.results.map((x) => [x.status, x.durationMs])).toEqual([
+      ['skip', 1340],
+      ['pass', 878],
+    ]);
+  });
+});
