@@ -106,15 +106,17 @@ export class PipeReader {
   constructor(pipes: PipeToRead[], pollMs: number, onText: (text: string[]) => void) {
     this.worker = new Worker(WORKER, { eval: true, workerData: { pipes, pollMs: Math.max(1, pollMs), shared: this.words.buffer } });
     // referenced until it runs: an awaited `ready` alone keeps no process alive
+    let started = () => {};
+    let failed: (e: Error) => void = () => {};
     this.ready = new Promise((resolve, reject) => {
-      this.worker.once('online', () => {
-        if (this.waiting.length === 0) this.worker.unref();
-        resolve();
-      });
-      this.worker.once('error', reject);
-      this.worker.once('exit', (code) => reject(new Error(`the trace_pipe reader exited (code ${code}) before it started`)));
+      started = resolve;
+      failed = reject;
     });
     this.ready.catch(() => {}); // reported by take() and by whoever awaits ready
+    this.worker.once('online', () => {
+      if (this.waiting.length === 0) this.worker.unref();
+      started();
+    });
     this.worker.on('message', (m: { text: string[]; upTo: number; failed: string | null }) => {
       if (m.failed) this.error = m.failed;
       onText(m.text);
@@ -125,9 +127,11 @@ export class PipeReader {
     });
     this.worker.on('error', (e) => {
       this.error = e.message;
+      failed(e); // no effect once it runs
       for (const w of this.waiting.splice(0)) w.reject(e);
     });
     this.worker.on('exit', (code) => {
+      failed(new Error(`the trace_pipe reader exited (code ${code}) before it started`));
       // not asked to stop: nobody reads the pipes any more, so no take() could be answered
       if (this.stopped) return;
       this.error ??= `the reader thread exited (code ${code})`;
