@@ -5,7 +5,7 @@
 # nothing when everything is there.
 set -euo pipefail
 need=()
-for p in bindfs fuse-overlayfs mergerfs fuse3 make gcc valgrind chromium; do
+for p in bindfs fuse-overlayfs mergerfs fuse3 make gcc valgrind chromium clang libbpf-dev libelf-dev zlib1g-dev bpftool; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || need+=("$p")
 done
 [ "${#need[@]}" -eq 0 ] && exit 0

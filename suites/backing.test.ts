@@ -23,6 +23,7 @@ import {
   counts,
   probeBackingOpen,
   ClauseFailure,
+  startTracer,
   type Observed,
 } from '../src/harness/index.ts';
 import { O, preadAsync, pwriteAsync, openAsync, closeAsync } from '../src/sys/index.ts';
@@ -357,8 +358,19 @@ async function buildNested(): Promise<Nested> {
     await mkdir(path.join(outer.source, 'nested'));
     parts.innerWs = await makeWorkspace({ tree: { dirs: [], files: [{ path: 'x', size: 50000, seed: 73 }], symlinks: [] }, sizeMb: 16 });
     parts.inner = await ServerInstance.start(ctx.reference!, parts.innerWs.source, path.join(outer.source, 'nested'), [], parts.innerWs.scratch);
-    parts.server = await ServerInstance.start(ctx.server, outer.source, outer.mountpoint, [], outer.scratch);
-    parts.evidence = await EvidenceSession.open({ connection: parts.server.connection, pids: parts.server.pids }).catch(() => null);
+    const { tracer } = await startTracer();
+    try {
+      parts.server = await ServerInstance.start(ctx.server, outer.source, outer.mountpoint, [], outer.scratch);
+      if (tracer) await tracer.setConnection(parts.server.connection);
+    } catch (e) {
+      tracer?.close();
+      throw e;
+    }
+    const replies = tracer ?? undefined;
+    parts.evidence = await EvidenceSession.open({ connection: parts.server.connection, pids: parts.server.pids, ...(replies ? { replies } : {}) }).catch(() => {
+      tracer?.close();
+      return null;
+    });
   } catch (e) {
     await dispose();
     throw e;
@@ -388,6 +400,7 @@ clause({
   body: async (t) => {
     nested = await buildNested();
     const n = nested;
+    t.observe({ evidence: n.evidence, ws: n.outer, claims: runContext().server.claims });
     try {
       // A server may refuse, by design, to serve what lies across a mountpoint inside its source
       // (libfuse's passthrough_hp answers EOPNOTSUPP): then no single refused backing file can be

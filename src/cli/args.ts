@@ -129,7 +129,7 @@ export const COMMANDS = {
     options: {},
   },
   'build-ptfs': {
-    summary: 'build the reference server from its C sources (run does it when the binary is missing)',
+    summary: 'build the reference server and the reply tracer from their C sources (run does it when a binary is missing)',
     options: {},
   },
 } satisfies Record<string, CommandSpec>;

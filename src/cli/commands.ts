@@ -1,7 +1,7 @@
 // The commands behind `fusecert`: main(argv, io) parses, validates every input before anything
 // mounts, dispatches, and turns every error into one line and an exit code. It has no side effects
 // at import, so the argv fuzz test drives it in-process; src/cli/main.ts is the process entry.
-import { ensurePtfs, buildPtfs, ptfsCheck, PtfsBuildError } from './ptfs-build.ts';
+import { ensurePtfs, ensureTracer, buildPtfs, buildTracer, ptfsCheck, tracerCheck, PtfsBuildError } from './ptfs-build.ts';
 import path from 'node:path';
 import { statSync, openSync, closeSync, unlinkSync, readFileSync, writeFileSync } from 'node:fs';
 import { CLAUSES, isClauseId } from '../catalogue/index.ts';
@@ -198,7 +198,10 @@ async function cmdRun(argv: string[], io: Io): Promise<number> {
   };
   suiteFiles(opts); // --only/--family name known clauses and families
   // An installed package ships ptfs as C sources: built before a manifest naming it is resolved.
-  if (!io.dryRun) await ensurePtfs((l) => io.err(l));
+  if (!io.dryRun) {
+    await ensurePtfs((l) => io.err(l));
+    await ensureTracer((l) => io.err(l));
+  }
   const specs: ServerSpec[] = servers.map((s) => serverSpec(s, io.cwd));
   const names = specs.map((s) => s.name);
   if (new Set(names).size !== names.length) throw new UsageError(`two --server arguments name the same server (${names.join(', ')})`);
@@ -261,7 +264,7 @@ async function cmdDoctor(argv: string[], io: Io): Promise<number> {
   if (io.dryRun) return 0;
   const p = await probe();
   io.out(`fusecert ${VERSION} doctor\n`);
-  p.checks.push(ptfsCheck());
+  p.checks.push(ptfsCheck(), tracerCheck());
   io.out(formatChecks(p));
   const { sweepStaleInstances } = await import('../evidence/index.ts');
   const swept = sweepStaleInstances();
@@ -411,6 +414,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
           if (parseCommand('build-ptfs', rest).help) return help(io, 'build-ptfs');
           if (io.dryRun) return 0;
           io.out(`built: ${await buildPtfs()}`);
+          io.out(`built: ${await buildTracer()}`);
           return 0;
       }
     }

@@ -1,8 +1,9 @@
-// Building the reference server from the C sources fusecert ships (servers/ptfs). A checkout
-// builds it with `npm run build`; an installed package has the sources but no binary (npm packs no
-// build output, and install scripts are not relied on: npm gates them, `--ignore-scripts` skips
-// them, and the installing user may have no compiler). So `fusecert run` builds it when it is
-// missing, and `fusecert build-ptfs` builds it on demand.
+// Building the C programs fusecert ships as sources: the reference server (servers/ptfs) and the
+// reply tracer (src/evidence/replies, a BPF loader). A checkout builds them with `npm run build`;
+// an installed package has the sources but no binaries (npm packs no build output, and install
+// scripts are not relied on: npm gates them, `--ignore-scripts` skips them, and the installing
+// user may have no compiler). So `fusecert run` builds what is missing, and `fusecert build-ptfs`
+// builds both on demand.
 import { copyFileSync, existsSync, mkdtempSync, renameSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { execa } from 'execa';
@@ -14,6 +15,11 @@ export const PTFS_BIN = path.join(PTFS_DIR, 'ptfs');
 const SOURCES = ['Makefile', 'ptfs.c', 'fuse_proto.h'];
 
 export class PtfsBuildError extends Error {}
+
+export const TRACER_DIR = path.join(ROOT, 'src/evidence/replies');
+export const TRACER_BIN = path.join(TRACER_DIR, 'fusecert-replies');
+const TRACER_SOURCES = ['Makefile', 'replies.c', 'replies.h', 'replies.bpf.c', 'replies_obj.S'];
+const TRACER_PACKAGES = 'clang libbpf-dev libelf-dev zlib1g-dev';
 
 function onPath(cmd: string): string | null {
   for (const d of (process.env.PATH ?? '').split(':')) if (d && existsSync(path.join(d, cmd))) return path.join(d, cmd);
@@ -27,29 +33,51 @@ export function missingTools(): string[] {
   return [found('make') ? null : 'make', found(cc) ? null : cc].filter((x): x is string => x !== null);
 }
 
+/** What the reply tracer's build needs besides make and cc: clang and libbpf's headers. */
+export function missingTracerTools(): string[] {
+  const out = missingTools();
+  if (!onPath(process.env.CLANG || 'clang')) out.push('clang');
+  if (!existsSync('/usr/include/bpf/libbpf.h')) out.push('libbpf headers');
+  return out;
+}
+
 /**
- * Build servers/ptfs/ptfs. make runs in a scratch copy of the sources beside the binary and the
- * result is renamed into place, so a concurrent run sees either no binary or a whole one, and no
- * object file is left in the package.
+ * make in a scratch copy of the sources beside the binary, the result renamed into place, so a
+ * concurrent run sees either no binary or a whole one, and no object file is left in the package.
  */
-export async function buildPtfs(): Promise<string> {
-  const missing = SOURCES.filter((f) => !existsSync(path.join(PTFS_DIR, f)));
-  if (missing.length) throw new PtfsBuildError(`cannot build the reference server: ${missing.join(', ')} missing from ${PTFS_DIR}`);
-  const tools = missingTools();
-  if (tools.length) throw new PtfsBuildError(`cannot build the reference server ${PTFS_BIN}: ${tools.join(' and ')} not found (apt-get install make gcc)`);
-  const scratch = mkdtempSync(path.join(PTFS_DIR, '.build-'));
+async function makeInCopy(what: string, dir: string, sources: string[], target: string): Promise<string> {
+  const missing = sources.filter((f) => !existsSync(path.join(dir, f)));
+  if (missing.length) throw new PtfsBuildError(`cannot build ${what}: ${missing.join(', ')} missing from ${dir}`);
+  const scratch = mkdtempSync(path.join(dir, '.build-'));
   try {
-    for (const f of SOURCES) copyFileSync(path.join(PTFS_DIR, f), path.join(scratch, f));
-    const r = await execa('make', ['-s', '-C', scratch, 'ptfs'], { reject: false, all: true, timeout: 300_000 });
-    if (r.exitCode !== 0 || !existsSync(path.join(scratch, 'ptfs'))) {
+    for (const f of sources) copyFileSync(path.join(dir, f), path.join(scratch, f));
+    const r = await execa('make', ['-s', '-C', scratch, target], { reject: false, all: true, timeout: 300_000 });
+    if (r.exitCode !== 0 || !existsSync(path.join(scratch, target))) {
       const tail = (r.all ?? '').trim().split('\n').slice(-8).join('\n');
-      throw new PtfsBuildError(`building the reference server failed (make in a copy of ${PTFS_DIR}, exit ${r.exitCode}):\n${tail}`);
+      throw new PtfsBuildError(`building ${what} failed (make in a copy of ${dir}, exit ${r.exitCode}):\n${tail}`);
     }
-    renameSync(path.join(scratch, 'ptfs'), PTFS_BIN);
-    return PTFS_BIN;
+    renameSync(path.join(scratch, target), path.join(dir, target));
+    return path.join(dir, target);
   } finally {
     rmSync(scratch, { recursive: true, force: true });
   }
+}
+
+/** Build servers/ptfs/ptfs. */
+export async function buildPtfs(): Promise<string> {
+  const tools = missingTools();
+  if (tools.length) throw new PtfsBuildError(`cannot build the reference server ${PTFS_BIN}: ${tools.join(' and ')} not found (apt-get install make gcc)`);
+  return makeInCopy('the reference server', PTFS_DIR, SOURCES, 'ptfs');
+}
+
+/** Build the reply tracer src/evidence/replies/fusecert-replies. */
+export async function buildTracer(): Promise<string> {
+  const tools = missingTracerTools();
+  if (tools.length)
+    throw new PtfsBuildError(
+      `cannot build the reply tracer ${TRACER_BIN}: ${tools.join(', ')} not found (apt-get install make gcc ${TRACER_PACKAGES}, or bash servers/install-deps.sh in a checkout)`,
+    );
+  return makeInCopy('the reply tracer', TRACER_DIR, TRACER_SOURCES, 'fusecert-replies');
 }
 
 /**
@@ -66,6 +94,36 @@ export async function ensurePtfs(log: (line: string) => void): Promise<void> {
     if (!(e instanceof PtfsBuildError)) throw e;
     log(`fusecert: warning: ${e.message}; the platform clauses will skip (fusecert build-ptfs retries)`);
   }
+}
+
+/**
+ * Before a run: build the reply tracer when it is missing. Without it the run goes on without
+ * reply evidence (failures name what the user saw, not the reply that caused it), and says so.
+ */
+export async function ensureTracer(log: (line: string) => void): Promise<void> {
+  if (existsSync(TRACER_BIN) || process.getuid?.() !== 0) return;
+  if (missingTracerTools().length) return; // the run's reply-evidence line names what is missing
+  log(`fusecert: the reply tracer is not built: building ${path.relative(process.cwd(), TRACER_BIN) || TRACER_BIN} (clang, libbpf)`);
+  try {
+    await buildTracer();
+  } catch (e) {
+    if (!(e instanceof PtfsBuildError)) throw e;
+    log(`fusecert: warning: ${e.message}; the run goes on without reply evidence`);
+  }
+}
+
+/** doctor's line for the reply tracer. */
+export function tracerCheck(): Check {
+  const name = 'reply tracer (BPF)';
+  if (existsSync(TRACER_BIN)) return { name, ok: true, value: `built: ${TRACER_BIN}` };
+  const tools = missingTracerTools();
+  if (tools.length === 0) return { name, ok: true, value: 'not built yet: `fusecert run` builds it (clang, libbpf found), or `fusecert build-ptfs`' };
+  return {
+    name,
+    ok: false,
+    value: `not built, and ${tools.join(', ')} not found: failures will not name the server's replies`,
+    fix: `apt-get install make gcc ${TRACER_PACKAGES}, then fusecert build-ptfs`,
+  };
 }
 
 /** doctor's line for the reference server: built, or buildable on the first run, or what is missing. */

@@ -31,3 +31,19 @@ export {
   type RequestSummary,
   type RequestError,
 } from './parse.ts';
+export {
+  ReplyTracer,
+  ReplyTracerError,
+  replyTracerStatus,
+  parseReplyLine,
+  REPLY_TRACER_BIN,
+  REPLY_TRACER_DIR,
+  type ReplyEvent,
+  type KernelRequest,
+  type KernelEnd,
+  type ServerReply,
+  type BackingCall,
+  type ReplyTracerStatus,
+} from './replies.ts';
+export { Timeline, renderExcerpt, describeOpenReply, type RequestRecord, type IdLife } from './timeline.ts';
+export * as wire from './wire.ts';

@@ -19,6 +19,7 @@
 
 import { errnoName } from '../sys/index.ts';
 import { BACKING_CLOSE_CMD, BACKING_OPEN_CMD, type TraceEvent } from './parse.ts';
+import type { BackingCall } from './replies.ts';
 
 interface IoctlCall {
   tid: number;
@@ -41,10 +42,14 @@ interface IoctlCall {
 export interface BackingOpen extends IoctlCall {
   /** the allocated backing id on success */
   id?: number;
+  /** the backing file's fd in the server (reply evidence: attachArgs) */
+  backingFd?: number;
 }
 export interface BackingClose extends IoctlCall {
   /** for failures: what the errno means for a close */
   meaning?: string;
+  /** the id the close named (reply evidence: attachArgs); unknown from tracefs alone */
+  id?: number;
 }
 
 export interface RequestLink {
@@ -154,6 +159,52 @@ export class BackingLedger {
     }
   }
 
+  /** true once attachArgs gave every close its id */
+  byId = false;
+
+  /**
+   * Give each call the argument the reply tracer read at the syscall (the id a BACKING_CLOSE
+   * named, the fd a BACKING_OPEN registered): the same thread, the nearest entry (both clocks
+   * are the kernel's monotonic one). Once every close has its id the ledger can say which ids
+   * are live, not only how many.
+   */
+  attachArgs(calls: readonly BackingCall[]): void {
+    const byTid = new Map<number, BackingCall[]>();
+    for (const c of calls) {
+      let l = byTid.get(c.tid);
+      if (!l) byTid.set(c.tid, (l = []));
+      l.push(c);
+    }
+    const take = (x: IoctlCall, cmd: 'open' | 'close'): BackingCall | undefined => {
+      const l = byTid.get(x.tid);
+      if (!l) return undefined;
+      let best = -1;
+      for (let i = 0; i < l.length; i++) {
+        if (l[i]!.cmd !== cmd) continue;
+        if (best < 0 || Math.abs(l[i]!.enterTs - x.enterTs) < Math.abs(l[best]!.enterTs - x.enterTs)) best = i;
+      }
+      if (best < 0 || Math.abs(l[best]!.enterTs - x.enterTs) > 2000) return undefined;
+      return l.splice(best, 1)[0];
+    };
+    for (const o of this.opens) {
+      const c = take(o, 'open');
+      if (c && !c.fault) o.backingFd = c.fd;
+    }
+    let all = this.closes.length > 0;
+    for (const x of this.closes) {
+      const c = take(x, 'close');
+      if (c && !c.fault) x.id = c.id;
+      else all = false;
+    }
+    this.byId = all || (this.closes.length === 0 && calls.length > 0);
+  }
+
+  /** Ids opened and not closed (by id; attachArgs first), in order of opening. */
+  liveIds(): number[] {
+    const closed = new Set(this.closes.filter((c) => c.ok && c.id !== undefined).map((c) => c.id!));
+    return this.opens.filter((o) => o.ok && !closed.has(o.id!)).map((o) => o.id!);
+  }
+
   /** Successful opens minus successful closes: ids the kernel still holds for this server. */
   liveCount(): number {
     return this.opens.filter((o) => o.ok).length - this.closes.filter((c) => c.ok).length;
@@ -255,8 +306,16 @@ export class BackingLedger {
       return [...m].map(([k, v]) => `${v} ${k}`).join(', ');
     };
     let s = `backing ids: ${okOpens} opened, ${okCloses} closed, ${this.liveCount()} live (max ${this.maxLive()})`;
+    if (this.byId) {
+      const live = this.liveIds();
+      if (live.length) s += ` [live: ${live.slice(0, 10).join(', ')}${live.length > 10 ? ', ...' : ''}]`;
+    }
     if (fo.length) s += `; ${fo.length} failed opens (${byCode(fo)})`;
-    if (fc.length) s += `; ${fc.length} failed closes (${byCode(fc)})`;
+    if (fc.length) {
+      s += `; ${fc.length} failed closes (${byCode(fc)})`;
+      const named = fc.filter((c) => c.id !== undefined).map((c) => c.id);
+      if (named.length) s += ` of id ${[...new Set(named)].slice(0, 10).join(', ')}`;
+    }
     const u = this.unfinished().length;
     if (u) s += `; ${u} calls without a return in the trace`;
     return s;

@@ -33,6 +33,8 @@ import { PipeReader } from './pipe-reader.ts';
 import { ThreadFollower } from './follow.ts';
 import { BACKING_OPEN_CMD, BACKING_CLOSE_CMD } from './parse.ts';
 import { parseTraceLine, summariseRequests, type RequestSummary, type TraceEvent, type TraceSource } from './parse.ts';
+import type { BackingCall, ReplyEvent, ReplyTracer } from './replies.ts';
+import { Timeline } from './timeline.ts';
 
 export const TRACEFS_ROOT = '/sys/kernel/tracing';
 
@@ -225,6 +227,11 @@ export interface EvidenceOptions {
   root?: string;
   /** keep the raw trace lines (rawText()), for recording fixtures */
   keepRaw?: boolean;
+  /**
+   * the connection's reply tracer (BPF: what the server answered, backing ioctl arguments),
+   * started before the mount so it saw INIT; the session owns it from now on and closes it
+   */
+  replies?: ReplyTracer;
 }
 
 export interface EvidenceWindow<T = unknown> {
@@ -237,6 +244,13 @@ export interface EvidenceWindow<T = unknown> {
   /** trace-clock timestamps (µs) of the begin and end markers */
   startTs: number;
   endTs: number;
+  /** the reply tracer's events between the markers (empty without a tracer) */
+  replies: ReplyEvent[];
+  /**
+   * the connection's timeline up to the window's end (every reply event of the session, so ids
+   * and opens from before the window are known); null without a tracer. Built on first use.
+   */
+  timeline(): Timeline | null;
 }
 
 class Instance {
@@ -377,6 +391,8 @@ export class EvidenceSession {
   lost?: EvidenceLostError;
   /** why the ledger is unavailable, when it is */
   ledgerUnavailable?: string;
+  /** what the server answered (BPF), when a tracer was handed to open() */
+  readonly replies: ReplyTracer | null = null;
 
   private constructor(connection: number, instancePath: string) {
     this.connection = connection;
@@ -392,6 +408,7 @@ export class EvidenceSession {
     const name = `fusecert-${instanceOwner}-${crypto.randomBytes(4).toString('hex')}`;
     const base = path.join(st.root, 'instances');
     const s = new EvidenceSession(opts.connection, path.join(base, name));
+    if (opts.replies) (s as { replies: ReplyTracer | null }).replies = opts.replies;
     installExitHook();
     liveSessions.add(s);
     try {
@@ -553,15 +570,50 @@ export class EvidenceSession {
     const r = slice(this.req, from.req);
     const io = slice(this.io, from.io);
     const events = mergeByTime(r.evs, io.evs);
-    return {
-      label,
-      result: result!,
-      events,
-      requests: summariseRequests(r.evs, this.connection),
-      ledger: new BackingLedger(events, this.connection),
-      startTs: r.b!.ts,
-      endTs: r.e!.ts,
-    };
+    const startTs = r.b!.ts;
+    const endTs = r.e!.ts;
+    const ledger = new BackingLedger(events, this.connection);
+    let replies: ReplyEvent[] = [];
+    let timeline: () => Timeline | null = () => null;
+    if (this.replies && (await this.flushReplies())) {
+      const all = this.replies.events;
+      const upTo = all.length;
+      replies = all.filter((e) => e.ts >= startTs && e.ts <= endTs);
+      ledger.attachArgs(replies.filter((e): e is BackingCall => e.kind === 'backing'));
+      let built: Timeline | undefined;
+      timeline = () => (built ??= new Timeline(all.slice(0, upTo), this.connection, this.serverPids()));
+    }
+    return { label, result: result!, events, requests: summariseRequests(r.evs, this.connection), ledger, startTs, endTs, replies, timeline };
+  }
+
+  /** why the reply evidence stopped or is incomplete, when it did */
+  repliesError?: string;
+
+  /** Flush the reply tracer; false once it failed (the windows go on without reply evidence). */
+  private async flushReplies(): Promise<boolean> {
+    if (!this.replies || this.repliesError?.startsWith('stopped')) return false;
+    try {
+      await this.replies.flush();
+    } catch (e) {
+      this.repliesError = `stopped: ${(e as Error).message}`;
+      return false;
+    }
+    if (this.replies.lost > 0) this.repliesError = `incomplete: the BPF ring buffer lost ${this.replies.lost} event(s)`;
+    return true;
+  }
+
+  /** The server processes the session follows (those given to open() and addPids()). */
+  serverPids(): number[] {
+    return [...this.pids];
+  }
+
+  /**
+   * The connection's timeline of everything so far (flushing the tracer), or null without a
+   * tracer. For a failure's diagnosis: the clause's requests, replies and backing calls.
+   */
+  async timeline(): Promise<Timeline | null> {
+    if (!this.replies || this.closed || !(await this.flushReplies())) return null;
+    return new Timeline(this.replies.events, this.connection, this.serverPids());
   }
 
   /** The request summary of a window, or of everything read so far. */
@@ -595,6 +647,7 @@ export class EvidenceSession {
   forget(): void {
     this.req?.events.splice(0);
     this.io?.events.splice(0);
+    this.replies?.forget();
   }
 
   /** Disable everything and remove the instances. Safe to call more than once. */
@@ -607,6 +660,7 @@ export class EvidenceSession {
     this.closed = true;
     if (this.timer) clearInterval(this.timer);
     this.reader?.stopSync(); // no thread reads the pipes once this returns
+    this.replies?.close();
     let err: unknown;
     for (const inst of [this.io, this.req]) inst?.closeFds();
     for (const dir of [...this.instancePaths].reverse()) {

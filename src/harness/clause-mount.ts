@@ -2,7 +2,8 @@ import path from 'node:path';
 import { afterAll } from 'vitest';
 import { resolveServer, type ServerSpec, type Claims } from '../manifest/index.ts';
 import { makeWorkspace, ServerInstance, register, type Workspace, type SourceKind, type StopReport, type TreeSpec } from '../mount/index.ts';
-import { EvidenceSession } from '../evidence/index.ts';
+import { EvidenceSession, ReplyTracer, replyTracerStatus } from '../evidence/index.ts';
+import { processStart } from '../mount/registry.ts';
 import { runContext } from './context.ts';
 
 export interface MountOptions {
@@ -26,6 +27,8 @@ export class Mount {
   server: ServerInstance | null = null;
   evidence: EvidenceSession | null = null;
   evidenceError: string | null = null;
+  /** why the session has no reply evidence (BPF), when it has none */
+  repliesError: string | null = null;
   broken = false;
   lastStop: StopReport | null = null;
   readonly spec: ServerSpec;
@@ -75,28 +78,47 @@ export class Mount {
 
   async start(): Promise<void> {
     this.broken = false;
-    this.ws = await makeWorkspace({ tree: this.opts.tree, kind: this.opts.kind, sizeMb: this.opts.sizeMb ?? this.spec.manifest.sourceSizeMb });
+    this.evidence = null;
+    this.evidenceError = null;
+    this.repliesError = null;
+    const want = this.opts.evidence !== false;
+    // the reply tracer starts before the server, so the INIT reply is in its record; it loads while the workspace is made
+    const tracing = want ? startTracer() : Promise.resolve({ tracer: null, error: 'evidence off for this mount' });
+    try {
+      this.ws = await makeWorkspace({ tree: this.opts.tree, kind: this.opts.kind, sizeMb: this.opts.sizeMb ?? this.spec.manifest.sourceSizeMb });
+    } catch (e) {
+      (await tracing).tracer?.close();
+      throw e;
+    }
+    const { tracer, error } = await tracing;
+    this.repliesError = error;
     try {
       this.server = await ServerInstance.start(this.spec, this.ws.source, this.ws.mountpoint, this.opts.args ?? [], this.ws.scratch);
     } catch (e) {
+      tracer?.close();
       await this.ws.dispose();
       this.ws = null;
       throw e;
     }
-    this.evidence = null;
-    this.evidenceError = null;
-    if (this.opts.evidence !== false) {
-      try {
-        this.evidence = await EvidenceSession.open({ connection: this.server.connection, pids: this.server.pids });
-        const forgets = this.evidence.instancePaths.map((p) => register({ kind: 'tracefs', path: p }));
-        const close = this.evidence.close.bind(this.evidence);
-        this.evidence.close = async () => {
-          await close();
-          for (const f of forgets) f();
-        };
-      } catch (e) {
-        this.evidenceError = (e as Error).message;
-      }
+    if (!want) return;
+    try {
+      if (tracer) await tracer.setConnection(this.server.connection);
+    } catch (e) {
+      tracer?.close();
+      this.repliesError = (e as Error).message;
+    }
+    try {
+      const replies = tracer && !this.repliesError ? tracer : undefined;
+      this.evidence = await EvidenceSession.open({ connection: this.server.connection, pids: this.server.pids, ...(replies ? { replies } : {}) });
+      const forgets = this.evidence.instancePaths.map((p) => register({ kind: 'tracefs', path: p }));
+      const close = this.evidence.close.bind(this.evidence);
+      this.evidence.close = async () => {
+        await close();
+        for (const f of forgets) f();
+      };
+    } catch (e) {
+      tracer?.close();
+      this.evidenceError = (e as Error).message;
     }
   }
 
@@ -117,6 +139,25 @@ export class Mount {
 
   stderrTail(lines = 20): string {
     return this.server?.stderrTail(lines) ?? '';
+  }
+}
+
+/** A reply tracer registered for the sweep, or why there is none. */
+export async function startTracer(): Promise<{ tracer: ReplyTracer | null; error: string | null }> {
+  const st = replyTracerStatus();
+  if (!st.available) return { tracer: null, error: st.reason! };
+  let forget = () => {};
+  try {
+    const tracer = await ReplyTracer.start({ onStarted: (pid) => (forget = register({ kind: 'process', pid, start: processStart(pid) })) });
+    const close = tracer.close.bind(tracer);
+    tracer.close = () => {
+      close();
+      forget();
+    };
+    return { tracer, error: null };
+  } catch (e) {
+    forget();
+    return { tracer: null, error: (e as Error).message };
   }
 }
 

@@ -6,6 +6,7 @@ import type { Mount } from './clause-mount.ts';
 import { writeRepro, type ReproOp } from './repro.ts';
 import { platformFact, type FactId } from './platform-facts.ts';
 import path from 'node:path';
+import { explainFailure, monoUs, type Diagnosable } from './diagnose.ts';
 
 /**
  * What a clause may need; each unmet one becomes a structured skip. A PLT id is a platform fact
@@ -55,6 +56,10 @@ export interface ClauseMeta {
   /** ms from the test's start to its skip: vitest gives a skipped test no duration, and a skip may
    *  come after real work (PRF's figures-only skips measure for seconds) */
   skippedAfterMs?: number;
+  /** a failure's timeline since the clause began: requests with the server's replies, backing calls */
+  timeline?: string[];
+  /** the rules the failure's diagnosis names (SPEC section; KERNEL-RULES row) */
+  rules?: string[];
 }
 
 export class HungError extends Error {
@@ -71,6 +76,8 @@ export interface ClauseContext {
   note(key: string, value: unknown): void;
   /** Skip with a structured reason (never a pass). */
   skip(kind: SkipKind, reason: string): never;
+  /** A mount the clause built itself: a failure is diagnosed on its timeline (default: the clause's mount). */
+  observe(o: Diagnosable): void;
   signal: AbortSignal;
 }
 
@@ -223,7 +230,11 @@ function declare(
       if (why) skip(why.kind, why.reason);
     }
     const ac = new AbortController();
+    let observed: Diagnosable | undefined = m;
     const t: ClauseContext = {
+      observe: (o) => {
+        observed = o;
+      },
       mount: m as Mount,
       clause: cl,
       note: (k, v) => {
@@ -233,6 +244,7 @@ function declare(
       signal: ac.signal,
     };
     let timer: NodeJS.Timeout | undefined;
+    const since = monoUs();
     const deadline = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new HungError('deadline')), deadlineMs);
     });
@@ -240,6 +252,15 @@ function declare(
       await Promise.race([body(t), deadline]);
     } catch (e) {
       if (m?.server) meta.stderr = m.stderrTail(30);
+      // what the server answered, read before a hung connection is aborted (the abort ends every request)
+      let hungCause: string | undefined;
+      if (e instanceof Error && meta.skip === undefined) {
+        const story = await explainFailure(e, observed, since);
+        if (story.excerpt.length) meta.timeline = story.excerpt;
+        if (story.findings.length) meta.rules = [...new Set(story.findings.slice(0, 2).map((f) => f.rule))];
+        if (!(e instanceof HungError)) e.message = story.message;
+        else if (story.findings.length) hungCause = story.message.split(' — cause: ')[1];
+      }
       if (e instanceof HungError && m?.server) {
         const state = m.server.kernelState();
         const aborted = m.server.abort();
@@ -248,7 +269,7 @@ function declare(
         meta.hung = { deadlineMs, ...state };
         throw new HungError(
           `HUNG: no result within ${deadlineMs} ms; ${state.waiting ?? '?'} request(s) waiting on connection ${m.server.connection}; ` +
-            `${aborted ? 'connection aborted through fusectl' : 'fusectl abort failed'}; the next clause gets a fresh server`,
+            `${aborted ? 'connection aborted through fusectl' : 'fusectl abort failed'}; the next clause gets a fresh server${hungCause ? ` — cause: ${hungCause}` : ''}`,
         );
       }
       if (m?.server?.hasExited) m.broken = true;

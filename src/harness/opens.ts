@@ -6,6 +6,7 @@ import { O, openAsync, closeAsync } from '../sys/index.ts';
 import type { EvidenceWindow } from '../evidence/index.ts';
 import { errnoOf, fail } from './expect.ts';
 import { requestsDuring, type Observed } from './windows.ts';
+import { diagnose } from '../diagnosis/index.ts';
 
 const MODIFIERS: [string, number][] = [
   ['O_CREAT', O.O_CREAT],
@@ -100,6 +101,13 @@ export class FileOpens {
     const what = `open #${n} of ${this.display} (${flagNames(flags)}) failed with ${code}`;
     const others = this.held.map((h) => `#${h.n} (${flagNames(h.flags)})`).join(', ');
     if (!win) return `${what}${others ? ` while ${this.display} was open by ${others}` : ''}`;
+    // with reply evidence the cause is read off the server's replies, not inferred from the errno
+    const tl = win.timeline();
+    if (tl) {
+      const claims = (this.mount as { claims?: { passthrough: boolean } }).claims;
+      const f = diagnose(tl, { sinceTs: win.startTs, claimsPassthrough: claims?.passthrough ?? true })[0];
+      if (f) return `${what}${others ? ` while ${this.display} was open by ${others}` : ''}: ${f.text} (${f.rule})`;
+    }
     const l = win.ledger;
     const okOpens = l.opens.filter((o) => o.ok);
     const failedOpens = l.failedOpens();

@@ -228,6 +228,9 @@ tr.diff td.id{border-left:4px solid var(--xpass)}
 .st-none{background:#eaeef2;color:#59636e}
 .st-warn{background:#bf8700}
 .why{display:block;color:#59636e;font-size:12px;margin-top:2px;word-break:break-word}
+.story summary{cursor:pointer;font-size:12px;color:#0969da}
+.story p{font-size:12px;margin:4px 0}
+.story pre{font-size:11px;white-space:pre-wrap;max-width:60ch;background:#f6f8fa;padding:4px}
 details{border:1px solid var(--line);border-radius:6px;margin:10px 0;padding:0 10px}
 details>summary{cursor:pointer;padding:8px 0;font-weight:600}
 details>summary .count{font-weight:400;color:#59636e}
@@ -253,7 +256,12 @@ function htmlCell(c: ClauseResult | null): string {
   const reason = c ? (c.reason ?? '').replace(/\s+/g, ' ').trim() : '';
   const figures = c ? cellFigures(c) : '';
   const lines = [reason && truncate(reason, 140), figures].filter(Boolean).map((l) => `<span class="why">${escapeHtml(l)}</span>`);
-  return `<td title="${escapeHtml(title)}">${statusBadge(c)}${lines.join('')}</td>`;
+  // the failure's story: the whole reason and what the kernel sent and the server answered
+  const story =
+    c && (c.status === 'fail' || c.status === 'hung' || c.status === 'xfail') && (c.timeline?.length || reason.length > 140)
+      ? `<details class="story"><summary>why</summary><p>${escapeHtml(reason)}</p>${c.timeline?.length ? `<pre>${escapeHtml(c.timeline.join('\n'))}</pre>` : ''}</details>`
+      : '';
+  return `<td title="${escapeHtml(title)}">${statusBadge(c)}${lines.join('')}${story}</td>`;
 }
 
 export function renderHtml(cmp: Comparison): string {
@@ -396,6 +404,7 @@ const Clause = z.looseObject({
   reason: str.optional(),
   durationMs: num.optional(),
   evidence: z.record(str, z.unknown()).optional(),
+  timeline: z.array(str).optional(),
 });
 /** The fields the comparison reads, with the types it reads them as; what a run of this version always writes. */
 const ResultsShape = z.looseObject({

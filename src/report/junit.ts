@@ -29,7 +29,12 @@ export function writeJUnit(results: Results[], file: string): void {
           .className(`fusecert.${res.server.name}.${fam}`)
           .name(`${c.id} ${c.title}`)
           .time(c.durationMs / 1000);
-        const details = [c.reason, Object.keys(c.evidence).length ? `evidence: ${JSON.stringify(c.evidence)}` : '', c.replay ? `replay: ${c.replay}` : '']
+        const details = [
+          c.reason,
+          c.timeline?.length ? `timeline (what the kernel sent, what the server answered):\n  ${c.timeline.join('\n  ')}` : '',
+          Object.keys(c.evidence).length ? `evidence: ${JSON.stringify(c.evidence)}` : '',
+          c.replay ? `replay: ${c.replay}` : '',
+        ]
           .filter(Boolean)
           .join('\n');
         const mark = baselineMark(res.baseline, c.id);

@@ -70,6 +70,8 @@ export class ClauseCollector implements Reporter {
       r.status = meta?.hung ? 'hung' : 'fail';
       r.reason = (res.errors ?? []).map((e) => e.message).join('\n') || 'failed';
       if (meta?.hung) r.hung = meta.hung;
+      if (meta?.timeline?.length) r.timeline = meta.timeline;
+      if (meta?.rules?.length) r.rules = meta.rules;
     } else if (res.state === 'skipped') {
       r.status = 'skip';
       // A skip that does not come from clause() (none should) counts as the environment's.

@@ -20,6 +20,10 @@ export interface ClauseResult {
   stderr?: string;
   replay?: string;
   hung?: unknown;
+  /** a failure's timeline since the clause began: requests with the server's replies, backing calls (reply evidence) */
+  timeline?: string[];
+  /** the rules the failure's diagnosis names (SPEC section; KERNEL-RULES row) */
+  rules?: string[];
   /** Why a skip happened, as data (harness/clause.ts SkipKind); the reason is only for people. */
   skipKind?: 'not-applicable' | 'environment' | 'platform';
   /** skipKind === 'not-applicable': the clause does not apply to this server (claims, configuration). */

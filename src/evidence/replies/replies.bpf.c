@@ -1,0 +1,621 @@
+// SPDX-License-Identifier: MIT OR GPL-2.0
+/*
+ * fusecert-replies, BPF side: sees what a FUSE server writes back to
+ * /dev/fuse (replies) and the arguments of its backing-file ioctls.
+ *
+ * Only tracepoints are used (kprobes/fentry are not available where this
+ * runs), so the reply is recognised from user memory at write/writev entry:
+ * the first 16 bytes must be a fuse_out_header whose unique is a request the
+ * kernel sent on the tracked connection and whose len equals the syscall's
+ * byte count.  Nothing here knows which file the fd is; the len + unique
+ * match is what makes a write "a reply".
+ *
+ * No vmlinux.h: the tracepoint records are declared by hand from
+ * /sys/kernel/tracing/events/<group>/<event>/format.
+ */
+#include <linux/types.h>
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+
+#include "replies.h"
+
+char LICENSE[] SEC("license") = "Dual MIT/GPL";
+
+/* ---- tracepoint records (offsets checked against the format files) ---- */
+
+/* The 8-byte common header (type, flags, preempt_count, pid) is not readable by BPF. */
+struct tp_fuse_request_send {
+	__u64 common;
+	__u32 connection; /* dev_t, @8 */
+	__u32 pad;
+	__u64 unique; /* @16 */
+	__u32 opcode; /* @24 */
+	__u32 len;    /* @28 */
+};
+
+struct tp_fuse_request_end {
+	__u64 common;
+	__u32 connection; /* @8 */
+	__u32 pad;
+	__u64 unique; /* @16 */
+	__u32 len;    /* @24 */
+	__s32 error;  /* @28 */
+};
+
+/* syscalls/sys_enter_*: every argument occupies 8 bytes from @16. */
+struct tp_sys_enter {
+	__u64 common;
+	__s32 syscall_nr; /* @8 */
+	__u32 pad;
+	__u64 args[6]; /* @16 */
+};
+
+struct tp_sys_exit {
+	__u64 common;
+	__s32 syscall_nr; /* @8 */
+	__u32 pad;
+	__s64 ret; /* @16 */
+};
+
+_Static_assert(__builtin_offsetof(struct tp_fuse_request_send, unique) == 16, "send.unique");
+_Static_assert(__builtin_offsetof(struct tp_fuse_request_send, opcode) == 24, "send.opcode");
+_Static_assert(__builtin_offsetof(struct tp_fuse_request_end, error) == 28, "end.error");
+_Static_assert(__builtin_offsetof(struct tp_sys_enter, args) == 16, "enter.args");
+_Static_assert(__builtin_offsetof(struct tp_sys_exit, ret) == 16, "exit.ret");
+
+/* ---- user-memory layouts ---- */
+
+struct fuse_out_header {
+	__u32 len;
+	__s32 error;
+	__u64 unique;
+};
+
+struct user_iovec {
+	__u64 base;
+	__u64 len;
+};
+
+struct fuse_backing_map {
+	__s32 fd;
+	__u32 flags;
+	__u64 padding;
+};
+
+/* ---- maps ---- */
+
+struct req_info {
+	__u32 opcode;
+	__u32 connection;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 4 * 1024 * 1024);
+} rb SEC(".maps");
+
+/* Records that could not be put in the ring (it was full). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} lost SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct config);
+} config SEC(".maps");
+
+/* unique -> request, for the tracked connection only. LRU: unanswered requests age out. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u64);
+	__type(value, struct req_info);
+} requests SEC(".maps");
+
+/*
+ * FUSE_INIT requests of every connection: the INIT reply comes before
+ * anyone can know the connection number.  Entries are never deleted on a
+ * reply because every connection numbers its requests from the same start,
+ * so two mounts' INITs can share a unique; LRU eviction bounds the map.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 256);
+	__type(key, __u64);
+	__type(value, struct req_info);
+} inits SEC(".maps");
+
+/* BACKING_OPEN/CLOSE seen at entry, keyed by tid, completed at exit. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32);
+	__type(value, struct rec_ioctl);
+} ioctls SEC(".maps");
+
+/*
+ * A reply record is ~550 bytes: too big for the 512-byte BPF stack, so it is
+ * assembled here and then copied into the ring with only the bytes in use.
+ * Tracing programs do not nest on a CPU, so one slot per CPU is enough.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct rec_reply);
+} scratch SEC(".maps");
+
+/* ---- helpers ---- */
+
+/* Hide a value's provenance from clang so it cannot drop a clamp the verifier needs. */
+#define opaque(v) asm volatile("" : "+r"(v))
+
+static __always_inline void count_lost(void)
+{
+	__u32 zero = 0;
+	__u64 *n = bpf_map_lookup_elem(&lost, &zero);
+
+	if (n)
+		*n += 1; /* per-CPU slot, no nesting: no atomics needed */
+}
+
+static __always_inline struct config *get_config(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&config, &zero);
+}
+
+/*
+ * Decide whether a write carrying header @h and @count bytes in total answers
+ * a request we know; if so return the scratch record with everything but the
+ * payload filled in.
+ */
+static __always_inline struct rec_reply *match_reply(const struct fuse_out_header *h, __u64 count,
+						     __u64 fd)
+{
+	struct req_info *ri;
+	struct rec_reply *rec;
+	__u32 opcode, conn;
+	__u64 unique = h->unique;
+	__u32 zero = 0;
+
+	if (h->len != count)
+		return NULL;
+	ri = bpf_map_lookup_elem(&requests, &unique);
+	if (ri) {
+		opcode = ri->opcode;
+		conn = ri->connection;
+		/* A request has one reply; dropping it here keeps the map small. */
+		bpf_map_delete_elem(&requests, &unique);
+	} else {
+		ri = bpf_map_lookup_elem(&inits, &unique);
+		if (!ri)
+			return NULL;
+		opcode = ri->opcode;
+		conn = ri->connection;
+	}
+
+	rec = bpf_map_lookup_elem(&scratch, &zero);
+	if (!rec)
+		return NULL;
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+
+	rec->kind = REC_REPLY;
+	rec->tid = (__u32)pid_tgid;
+	rec->tgid = pid_tgid >> 32;
+	rec->connection = conn;
+	rec->ts_ns = bpf_ktime_get_ns();
+	rec->unique = unique;
+	rec->count = count;
+	rec->opcode = opcode;
+	rec->fd = (__u32)fd;
+	rec->len = h->len;
+	rec->error = h->error;
+	rec->npayload = 0;
+	rec->pad = 0;
+	return rec;
+}
+
+static __always_inline void emit_reply(struct rec_reply *rec, __u64 npayload)
+{
+	opaque(npayload);
+	if (npayload > REPLY_PAYLOAD_MAX)
+		npayload = REPLY_PAYLOAD_MAX;
+	rec->npayload = npayload;
+	if (bpf_ringbuf_output(&rb, rec, REC_REPLY_FIXED_SIZE + npayload, 0))
+		count_lost();
+}
+
+/* ---- request tracking ---- */
+
+SEC("tracepoint/fuse/fuse_request_send")
+int on_request_send(struct tp_fuse_request_send *ctx)
+{
+	struct req_info ri = {.opcode = ctx->opcode, .connection = ctx->connection};
+	__u64 unique = ctx->unique;
+	struct config *cfg = get_config();
+
+	if (ri.opcode == FUSE_OP_INIT)
+		bpf_map_update_elem(&inits, &unique, &ri, BPF_ANY);
+	if (cfg && cfg->connection && cfg->connection == ri.connection)
+		bpf_map_update_elem(&requests, &unique, &ri, BPF_ANY);
+	return 0;
+}
+
+SEC("tracepoint/fuse/fuse_request_end")
+int on_request_end(struct tp_fuse_request_end *ctx)
+{
+	struct config *cfg = get_config();
+	__u64 unique = ctx->unique;
+
+	/* Requests ended without a reply we saw (interrupted, aborted, splice...). */
+	if (cfg && cfg->connection && cfg->connection == ctx->connection)
+		bpf_map_delete_elem(&requests, &unique);
+	return 0;
+}
+
+/* ---- replies ---- */
+
+SEC("tracepoint/syscalls/sys_enter_write")
+int on_write(struct tp_sys_enter *ctx)
+{
+	__u64 fd = ctx->args[0];
+	const char *buf = (const char *)ctx->args[1];
+	__u64 count = ctx->args[2];
+	struct fuse_out_header h;
+	struct rec_reply *rec;
+	__u64 n;
+
+	if (count < sizeof(h) || count > 0xffffffffULL)
+		return 0;
+	if (bpf_probe_read_user(&h, sizeof(h), buf))
+		return 0;
+	rec = match_reply(&h, count, fd);
+	if (!rec)
+		return 0;
+
+	n = count - sizeof(h);
+	opaque(n);
+	if (n > REPLY_PAYLOAD_MAX)
+		n = REPLY_PAYLOAD_MAX;
+	if (bpf_probe_read_user(rec->payload, n, buf + sizeof(h)))
+		n = 0; /* not resident/readable: report the header alone */
+	emit_reply(rec, n);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_writev")
+int on_writev(struct tp_sys_enter *ctx)
+{
+	__u64 fd = ctx->args[0];
+	const void *vec = (const void *)ctx->args[1];
+	__u64 vlen = ctx->args[2];
+	struct user_iovec iov[REPLY_MAX_IOV_LEN] = {};
+	struct fuse_out_header h;
+	struct rec_reply *rec;
+	__u64 nv, total = 0, off = 0;
+	__u32 i;
+
+	if (vlen == 0 || vlen > 1024 /* UIO_MAXIOV: the kernel refuses more */)
+		return 0;
+	nv = vlen < REPLY_MAX_IOV_LEN ? vlen : REPLY_MAX_IOV_LEN;
+	opaque(nv);
+	if (nv > REPLY_MAX_IOV_LEN)
+		nv = REPLY_MAX_IOV_LEN;
+	/* Read only the iovecs that exist: the array may end at a page boundary. */
+	if (bpf_probe_read_user(iov, nv * sizeof(iov[0]), vec))
+		return 0;
+#pragma unroll
+	for (i = 0; i < REPLY_MAX_IOV_LEN; i++)
+		if (i < nv)
+			total += iov[i].len;
+
+	/* A header split across iovecs is not recognised (no known server does that). */
+	if (iov[0].len < sizeof(h))
+		return 0;
+	if (bpf_probe_read_user(&h, sizeof(h), (const void *)iov[0].base))
+		return 0;
+	rec = match_reply(&h, total, fd);
+	if (!rec)
+		return 0;
+
+	/*
+	 * Payload: the rest of iov[0] (servers writing one buffer) then the
+	 * following segments (libfuse-style header-alone iov[0]), in order.
+	 */
+#pragma unroll
+	for (i = 0; i < REPLY_MAX_IOV_DATA; i++) {
+		__u64 src, avail, room, n;
+
+		if (i >= nv)
+			break;
+		src = iov[i].base;
+		avail = iov[i].len;
+		if (i == 0) {
+			src += sizeof(h);
+			avail -= sizeof(h);
+		}
+		opaque(off);
+		if (off >= REPLY_PAYLOAD_MAX)
+			break;
+		room = REPLY_PAYLOAD_MAX - off;
+		n = avail < room ? avail : room;
+		opaque(n);
+		if (n > REPLY_PAYLOAD_MAX)
+			n = REPLY_PAYLOAD_MAX;
+		if (n == 0)
+			continue;
+		if (bpf_probe_read_user(rec->payload + off, n, (const void *)src))
+			break; /* keep what was gathered so far */
+		off += n;
+	}
+	emit_reply(rec, off);
+	return 0;
+}
+
+/* ---- backing ioctls and markers ---- */
+
+SEC("tracepoint/syscalls/sys_enter_ioctl")
+int on_ioctl_enter(struct tp_sys_enter *ctx)
+{
+	__u32 cmd = (__u32)ctx->args[1];
+	__u64 arg = ctx->args[2];
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__u32 tid = (__u32)pid_tgid;
+
+	if (cmd == FUSECERT_IOC_MARK) {
+		struct config *cfg = get_config();
+		struct rec_mark m = {.kind = REC_MARK, .tgid = pid_tgid >> 32, .token = arg};
+
+		if (!cfg || (cfg->mark_tgid && cfg->mark_tgid != m.tgid))
+			return 0;
+		if (bpf_ringbuf_output(&rb, &m, sizeof(m), 0))
+			count_lost();
+		return 0;
+	}
+	if (cmd != FUSE_DEV_IOC_BACKING_OPEN && cmd != FUSE_DEV_IOC_BACKING_CLOSE)
+		return 0;
+
+	struct rec_ioctl r = {
+		.kind = REC_IOCTL,
+		.tid = tid,
+		.tgid = pid_tgid >> 32,
+		.fd = (__u32)ctx->args[0],
+		.cmd = cmd,
+		.enter_ns = bpf_ktime_get_ns(),
+	};
+	/* Read now: by exit the server may already have reused the memory. */
+	if (cmd == FUSE_DEV_IOC_BACKING_OPEN) {
+		struct fuse_backing_map map;
+
+		if (bpf_probe_read_user(&map, sizeof(map), (const void *)arg)) {
+			r.fault = 1;
+		} else {
+			r.a = (__u32)map.fd;
+			r.b = map.flags;
+			r.c = map.padding;
+		}
+	} else {
+		__u32 id;
+
+		if (bpf_probe_read_user(&id, sizeof(id), (const void *)arg))
+			r.fault = 1;
+		else
+			r.a = id;
+	}
+	bpf_map_update_elem(&ioctls, &tid, &r, BPF_ANY);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_ioctl")
+int on_ioctl_exit(struct tp_sys_exit *ctx)
+{
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	struct rec_ioctl *r = bpf_map_lookup_elem(&ioctls, &tid);
+
+	if (!r)
+		return 0;
+	r->exit_ns = bpf_ktime_get_ns();
+	r->ret = ctx->ret;
+	if (bpf_ringbuf_output(&rb, r, sizeof(*r), 0))
+		count_lost();
+	bpf_map_delete_elem(&ioctls, &tid);
+	return 0;
+}
+
+/* ---- the kernel's side: struct fuse_req at send and at end (raw tracepoints, CO-RE) ----
+ *
+ * The tracefs format of fuse_request_send/end carries only connection, unique,
+ * opcode, len and error. The raw tracepoints hand over the struct fuse_req, so
+ * the nodeid, the first input argument and the output arguments the kernel
+ * parsed can be read. The types below name only the fields used; libbpf
+ * relocates their offsets against the running kernel's BTF
+ * (/sys/kernel/btf/vmlinux), so they hold on any kernel that has these fields.
+ */
+struct fuse_in_header___fc {
+	__u32 len;
+	__u32 opcode;
+	__u64 unique;
+	__u64 nodeid;
+	__u32 uid;
+	__u32 gid;
+	__u32 pid;
+} __attribute__((preserve_access_index));
+
+struct fuse_out_header___fc {
+	__u32 len;
+	__s32 error;
+	__u64 unique;
+} __attribute__((preserve_access_index));
+
+struct fuse_in_arg___fc {
+	unsigned int size;
+	const void *value;
+} __attribute__((preserve_access_index));
+
+struct fuse_arg___fc {
+	unsigned int size;
+	void *value;
+} __attribute__((preserve_access_index));
+
+struct fuse_args___fc {
+	__u8 in_numargs;
+	__u8 out_numargs;
+	struct fuse_in_arg___fc in_args[4];
+	struct fuse_arg___fc out_args[2];
+} __attribute__((preserve_access_index));
+
+struct fuse_conn___fc {
+	__u32 dev;
+} __attribute__((preserve_access_index));
+
+struct fuse_mount___fc {
+	struct fuse_conn___fc *fc;
+} __attribute__((preserve_access_index));
+
+struct fuse_req___fc {
+	struct fuse_args___fc *args;
+	struct {
+		struct fuse_in_header___fc h;
+	} in;
+	struct {
+		struct fuse_out_header___fc h;
+	} out;
+	struct fuse_mount___fc *fm;
+} __attribute__((preserve_access_index));
+
+/* Output arguments are read only for replies whose arguments are structs in
+ * kernel memory (not pages): the ones a diagnosis reads. */
+static __always_inline int out_wanted(__u32 op)
+{
+	switch (op) {
+	case 1:	 /* LOOKUP: fuse_entry_out */
+	case 3:	 /* GETATTR: fuse_attr_out */
+	case 4:	 /* SETATTR: fuse_attr_out */
+	case 6:	 /* SYMLINK */
+	case 8:	 /* MKNOD */
+	case 9:	 /* MKDIR */
+	case 13: /* LINK */
+	case 14: /* OPEN: fuse_open_out */
+	case 16: /* WRITE: fuse_write_out */
+	case 26: /* INIT: fuse_init_out */
+	case 27: /* OPENDIR: fuse_open_out */
+	case 35: /* CREATE: fuse_entry_out, fuse_open_out */
+	case 46: /* LSEEK: fuse_lseek_out */
+	case 47: /* COPY_FILE_RANGE: fuse_write_out */
+	case 51: /* TMPFILE: fuse_entry_out, fuse_open_out */
+		return 1;
+	}
+	return 0;
+}
+
+/* Of this connection, or an INIT of any (the loader learns the connection after the mount). */
+static __always_inline int kernel_side_wanted(__u32 conn, __u32 opcode)
+{
+	struct config *cfg = get_config();
+
+	return opcode == FUSE_OP_INIT || (cfg && cfg->connection && cfg->connection == conn);
+}
+
+static __always_inline __u32 read_arg(void *dst, __u32 cap, unsigned int size, const void *src)
+{
+	__u32 n = size;
+
+	if (n > cap)
+		n = cap;
+	/* the barrier pins n to one register; the check after it bounds that register for the verifier */
+	opaque(n);
+	if (n > cap || n == 0 || !src)
+		return 0;
+	if (bpf_probe_read_kernel(dst, n, src))
+		return 0;
+	return n;
+}
+
+SEC("raw_tp/fuse_request_send")
+int on_kernel_send(struct bpf_raw_tracepoint_args *ctx)
+{
+	struct fuse_req___fc *req = (void *)ctx->args[0];
+	__u32 conn = BPF_CORE_READ(req, fm, fc, dev);
+	__u32 opcode = BPF_CORE_READ(req, in.h.opcode);
+	struct fuse_args___fc *args;
+	struct rec_kreq *r;
+	__u64 pid_tgid;
+
+	if (!kernel_side_wanted(conn, opcode))
+		return 0;
+	r = bpf_ringbuf_reserve(&rb, sizeof(*r), 0);
+	if (!r) {
+		count_lost();
+		return 0;
+	}
+	pid_tgid = bpf_get_current_pid_tgid();
+	r->kind = REC_KREQ;
+	r->tid = (__u32)pid_tgid;
+	r->tgid = pid_tgid >> 32;
+	r->connection = conn;
+	r->ts_ns = bpf_ktime_get_ns();
+	r->unique = BPF_CORE_READ(req, in.h.unique);
+	r->nodeid = BPF_CORE_READ(req, in.h.nodeid);
+	r->opcode = opcode;
+	r->pid = BPF_CORE_READ(req, in.h.pid);
+	r->pad = 0;
+	r->narg = 0;
+	args = BPF_CORE_READ(req, args);
+	if (args && BPF_CORE_READ(args, in_numargs) > 0)
+		r->narg = read_arg(r->arg, KREQ_ARG_MAX, BPF_CORE_READ(args, in_args[0].size),
+				   BPF_CORE_READ(args, in_args[0].value));
+	bpf_ringbuf_submit(r, 0);
+	return 0;
+}
+
+SEC("raw_tp/fuse_request_end")
+int on_kernel_end(struct bpf_raw_tracepoint_args *ctx)
+{
+	struct fuse_req___fc *req = (void *)ctx->args[0];
+	__u32 conn = BPF_CORE_READ(req, fm, fc, dev);
+	__u32 opcode = BPF_CORE_READ(req, in.h.opcode);
+	struct fuse_args___fc *args;
+	struct rec_kend *r;
+	__u64 pid_tgid;
+	__u8 nout;
+
+	if (!kernel_side_wanted(conn, opcode))
+		return 0;
+	r = bpf_ringbuf_reserve(&rb, sizeof(*r), 0);
+	if (!r) {
+		count_lost();
+		return 0;
+	}
+	pid_tgid = bpf_get_current_pid_tgid();
+	r->kind = REC_KEND;
+	r->tid = (__u32)pid_tgid;
+	r->tgid = pid_tgid >> 32;
+	r->connection = conn;
+	r->ts_ns = bpf_ktime_get_ns();
+	r->unique = BPF_CORE_READ(req, in.h.unique);
+	r->nodeid = BPF_CORE_READ(req, in.h.nodeid);
+	r->opcode = opcode;
+	r->error = BPF_CORE_READ(req, out.h.error);
+	r->nout0 = 0;
+	r->nout1 = 0;
+	args = BPF_CORE_READ(req, args);
+	if (args && r->error == 0 && out_wanted(opcode)) {
+		nout = BPF_CORE_READ(args, out_numargs);
+		if (nout > 0)
+			r->nout0 = read_arg(r->out0, KEND_OUT_MAX, BPF_CORE_READ(args, out_args[0].size),
+					    BPF_CORE_READ(args, out_args[0].value));
+		if (nout > 1)
+			r->nout1 = read_arg(r->out1, KEND_OUT_MAX, BPF_CORE_READ(args, out_args[1].size),
+					    BPF_CORE_READ(args, out_args[1].value));
+	}
+	bpf_ringbuf_submit(r, 0);
+	return 0;
+}

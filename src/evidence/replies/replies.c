@@ -1,0 +1,575 @@
+// SPDX-License-Identifier: MIT
+/*
+ * fusecert-replies: loader and text front end for replies.bpf.c.
+ *
+ * Protocol (see README.md): prints `ready` once everything is attached, then
+ * stays silent, draining the BPF ring into memory as text lines, until stdin
+ * says `flush TOKEN`; then it writes those lines and `flushed TOKEN lost=L`.
+ * A flush is exact because it drops a marker into the same ring and stops at
+ * it: every record produced before the flush command is in the output, and
+ * nothing produced after it.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/random.h>
+#include <sys/signalfd.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "replies.h"
+
+#define PROG "fusecert-replies"
+#define EXIT_SETUP 2
+/* Never keep more than this much unflushed text; the excess is counted as lost. */
+#define OUT_CAP ((size_t)1 << 30)
+#define MARK_TIMEOUT_MS 1000
+/* ring_buffer callback return value meaning "the awaited marker is here, stop". */
+#define STOP_AT_MARK (-4096)
+
+/* Embedded replies.bpf.o (replies_obj.S). */
+extern const char fusecert_replies_bpf[];
+extern const char fusecert_replies_bpf_end[];
+
+static struct {
+	struct bpf_object *obj;
+	struct ring_buffer *rb;
+	int config_fd;
+	int lost_fd;
+	int ncpus;
+	struct config cfg;
+
+	char *out; /* unflushed text lines */
+	size_t out_len, out_cap;
+	uint64_t dropped; /* lines not kept because of OUT_CAP */
+
+	bool awaiting; /* a marker with await_token stops the ring consumer */
+	uint64_t await_token;
+	bool mark_seen;
+	uint32_t mark_tgid;
+
+	bool verbose;
+	char libbpf_msg[512]; /* first libbpf warning, for a one-line diagnosis */
+} g;
+
+static void __attribute__((noreturn, format(printf, 1, 2))) die(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs(PROG ": ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	exit(EXIT_SETUP);
+}
+
+/*
+ * libbpf is chatty and multi-line; the protocol promises one stderr line on
+ * failure.  Keep the first warning to quote, print everything only on request.
+ */
+static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list ap)
+{
+	if (g.verbose)
+		return vfprintf(stderr, fmt, ap);
+	if (level == LIBBPF_WARN && !g.libbpf_msg[0]) {
+		char *p = g.libbpf_msg;
+
+		vsnprintf(p, sizeof(g.libbpf_msg), fmt, ap);
+		p[strcspn(p, "\n")] = '\0';
+		if (!strncmp(p, "libbpf: ", 8))
+			memmove(p, p + 8, strlen(p + 8) + 1);
+	}
+	return 0;
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void write_all(const char *p, size_t n)
+{
+	while (n) {
+		ssize_t w = write(STDOUT_FILENO, p, n);
+
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			exit(1); /* the reader is gone */
+		}
+		p += w;
+		n -= (size_t)w;
+	}
+}
+
+static void say(const char *fmt, ...)
+{
+	char line[256];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (n > 0)
+		write_all(line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
+}
+
+static bool out_reserve(size_t n)
+{
+	if (g.out_len + n <= g.out_cap)
+		return true;
+	if (g.out_len + n > OUT_CAP)
+		return false;
+	size_t cap = g.out_cap ? g.out_cap : 1 << 16;
+
+	while (cap < g.out_len + n)
+		cap *= 2;
+	char *p = realloc(g.out, cap);
+
+	if (!p)
+		return false;
+	g.out = p;
+	g.out_cap = cap;
+	return true;
+}
+
+static void out_line(const char *s, size_t n)
+{
+	if (!out_reserve(n)) {
+		g.dropped++;
+		return;
+	}
+	memcpy(g.out + g.out_len, s, n);
+	g.out_len += n;
+}
+
+/* ---- ring records -> text ---- */
+
+static void format_reply(const struct rec_reply *r, size_t size)
+{
+	static const char hex[] = "0123456789abcdef";
+	char line[160 + 2 * REPLY_PAYLOAD_MAX];
+	uint32_t np = r->npayload;
+	int n;
+
+	/* The record carries only npayload bytes of payload; trust neither blindly. */
+	if (np > REPLY_PAYLOAD_MAX || REC_REPLY_FIXED_SIZE + np > size)
+		np = size > REC_REPLY_FIXED_SIZE ? (uint32_t)(size - REC_REPLY_FIXED_SIZE) : 0;
+	if (np > REPLY_PAYLOAD_MAX)
+		np = REPLY_PAYLOAD_MAX;
+	n = snprintf(line, sizeof(line),
+		     "reply %" PRIu64 " %u %u %u %" PRIu64 " %u %u %" PRIu64 " %u %d %u ", (uint64_t)r->ts_ns,
+		     r->tid, r->tgid, r->connection, (uint64_t)r->unique, r->opcode, r->fd, (uint64_t)r->count,
+		     r->len, r->error, np);
+	if (np == 0) {
+		line[n++] = '-';
+	} else {
+		for (uint32_t i = 0; i < np; i++) {
+			line[n++] = hex[r->payload[i] >> 4];
+			line[n++] = hex[r->payload[i] & 15];
+		}
+	}
+	line[n++] = '\n';
+	out_line(line, (size_t)n);
+}
+
+static void format_ioctl(const struct rec_ioctl *r)
+{
+	char line[256];
+	int n;
+
+	if (r->cmd == FUSE_DEV_IOC_BACKING_OPEN)
+		n = snprintf(line, sizeof(line),
+			     "ioctl %" PRIu64 " %" PRIu64 " %u %u %u %08x %" PRId64 " %d %u %" PRIu64 " %u\n",
+			     (uint64_t)r->enter_ns, (uint64_t)r->exit_ns, r->tid, r->tgid, r->fd, r->cmd,
+			     (int64_t)r->ret, (int32_t)(uint32_t)r->a, (uint32_t)r->b, (uint64_t)r->c, r->fault);
+	else
+		n = snprintf(line, sizeof(line),
+			     "ioctl %" PRIu64 " %" PRIu64 " %u %u %u %08x %" PRId64 " %u 0 0 %u\n",
+			     (uint64_t)r->enter_ns, (uint64_t)r->exit_ns, r->tid, r->tgid, r->fd, r->cmd,
+			     (int64_t)r->ret, (uint32_t)r->a, r->fault);
+	out_line(line, (size_t)n);
+}
+
+static void put_hex(char *line, int *n, const uint8_t *b, uint32_t len)
+{
+	static const char hex[] = "0123456789abcdef";
+
+	if (len == 0) {
+		line[(*n)++] = '-';
+		return;
+	}
+	for (uint32_t i = 0; i < len; i++) {
+		line[(*n)++] = hex[b[i] >> 4];
+		line[(*n)++] = hex[b[i] & 15];
+	}
+}
+
+static void format_kreq(const struct rec_kreq *r)
+{
+	char line[160 + 2 * KREQ_ARG_MAX];
+	uint32_t na = r->narg > KREQ_ARG_MAX ? KREQ_ARG_MAX : r->narg;
+	int n = snprintf(line, sizeof(line), "req %" PRIu64 " %u %u %u %" PRIu64 " %u %" PRIu64 " %u %u ",
+			 (uint64_t)r->ts_ns, r->tid, r->tgid, r->connection, (uint64_t)r->unique, r->opcode,
+			 (uint64_t)r->nodeid, r->pid, na);
+
+	put_hex(line, &n, r->arg, na);
+	line[n++] = '\n';
+	out_line(line, (size_t)n);
+}
+
+static void format_kend(const struct rec_kend *r)
+{
+	char line[200 + 4 * KEND_OUT_MAX];
+	uint32_t n0 = r->nout0 > KEND_OUT_MAX ? KEND_OUT_MAX : r->nout0;
+	uint32_t n1 = r->nout1 > KEND_OUT_MAX ? KEND_OUT_MAX : r->nout1;
+	int n = snprintf(line, sizeof(line), "end %" PRIu64 " %u %u %u %" PRIu64 " %u %" PRIu64 " %d %u ",
+			 (uint64_t)r->ts_ns, r->tid, r->tgid, r->connection, (uint64_t)r->unique, r->opcode,
+			 (uint64_t)r->nodeid, r->error, n0);
+
+	put_hex(line, &n, r->out0, n0);
+	n += snprintf(line + n, sizeof(line) - (size_t)n, " %u ", n1);
+	put_hex(line, &n, r->out1, n1);
+	line[n++] = '\n';
+	out_line(line, (size_t)n);
+}
+
+static int on_record(void *ctx, void *data, size_t size)
+{
+	(void)ctx;
+	if (size < sizeof(uint32_t))
+		return 0;
+	switch (*(const uint32_t *)data) {
+	case REC_REPLY:
+		if (size >= REC_REPLY_FIXED_SIZE)
+			format_reply(data, size);
+		break;
+	case REC_IOCTL:
+		if (size >= sizeof(struct rec_ioctl))
+			format_ioctl(data);
+		break;
+	case REC_KREQ:
+		if (size >= sizeof(struct rec_kreq))
+			format_kreq(data);
+		break;
+	case REC_KEND:
+		if (size >= sizeof(struct rec_kend))
+			format_kend(data);
+		break;
+	case REC_MARK:
+		if (size >= sizeof(struct rec_mark)) {
+			const struct rec_mark *m = data;
+
+			/* Markers are internal: they end a flush and are never printed. */
+			if (g.awaiting && m->token == g.await_token) {
+				g.mark_seen = true;
+				g.mark_tgid = m->tgid;
+				return STOP_AT_MARK;
+			}
+		}
+		break;
+	}
+	return 0;
+}
+
+/* ---- BPF plumbing ---- */
+
+static void push_config(void)
+{
+	uint32_t zero = 0;
+
+	if (bpf_map_update_elem(g.config_fd, &zero, &g.cfg, BPF_ANY))
+		die("bpf(BPF_MAP_UPDATE_ELEM) config: %s", strerror(errno));
+}
+
+static uint64_t ring_lost(void)
+{
+	uint64_t vals[g.ncpus], sum = 0;
+	uint32_t zero = 0;
+
+	if (bpf_map_lookup_elem(g.lost_fd, &zero, vals))
+		return 0;
+	for (int i = 0; i < g.ncpus; i++)
+		sum += vals[i];
+	return sum;
+}
+
+/*
+ * Put a marker in the ring (the ioctl fails with EBADF after the tracepoint
+ * ran) and consume up to it.  Returns false if it did not show up in time,
+ * which only happens if the ring was full (the marker is then counted lost).
+ */
+static bool mark_and_wait(uint64_t token)
+{
+	uint64_t deadline = now_ns() + (uint64_t)MARK_TIMEOUT_MS * 1000000u;
+
+	g.awaiting = true;
+	g.await_token = token;
+	g.mark_seen = false;
+	syscall(SYS_ioctl, -1, FUSECERT_IOC_MARK, (unsigned long)token);
+	/* Fast path: the record is committed before the ioctl returns. */
+	ring_buffer__consume(g.rb);
+	while (!g.mark_seen) {
+		uint64_t t = now_ns();
+
+		if (t >= deadline)
+			break;
+		ring_buffer__poll(g.rb, 10);
+	}
+	g.awaiting = false;
+	return g.mark_seen;
+}
+
+static void load_and_attach(void)
+{
+	LIBBPF_OPTS(bpf_object_open_opts, oo, .object_name = "fusecert_replies");
+	struct bpf_program *prog;
+	struct bpf_map *map;
+	int err;
+
+	libbpf_set_print(libbpf_print);
+	g.obj = bpf_object__open_mem(fusecert_replies_bpf,
+				     (size_t)(fusecert_replies_bpf_end - fusecert_replies_bpf), &oo);
+	if (!g.obj)
+		die("opening the embedded BPF object: %s", strerror(errno));
+
+	err = bpf_object__load(g.obj);
+	if (err) {
+		const char *call = strstr(g.libbpf_msg, "failed to create") ? "BPF_MAP_CREATE" : "BPF_PROG_LOAD";
+
+		if (err == -EPERM || err == -EACCES) {
+			if (strstr(g.libbpf_msg, "prog '") && !strstr(g.libbpf_msg, "trivial"))
+				die("bpf(%s): %s (verifier rejected: %s; FUSECERT_REPLIES_VERBOSE=1 shows the log)",
+				    call, strerror(-err), g.libbpf_msg);
+			die("bpf(%s): %s (run as root)", call, strerror(-err));
+		}
+		die("bpf(%s): %s (%s)", call, strerror(-err), g.libbpf_msg[0] ? g.libbpf_msg : "libbpf gave no detail");
+	}
+
+	map = bpf_object__find_map_by_name(g.obj, "config");
+	g.config_fd = map ? bpf_map__fd(map) : -1;
+	map = bpf_object__find_map_by_name(g.obj, "lost");
+	g.lost_fd = map ? bpf_map__fd(map) : -1;
+	g.ncpus = libbpf_num_possible_cpus();
+	if (g.config_fd < 0 || g.lost_fd < 0 || g.ncpus <= 0)
+		die("embedded BPF object lacks its maps");
+	push_config();
+
+	/* Links are fds: the kernel detaches everything when this process exits. */
+	bpf_object__for_each_program(prog, g.obj) {
+		const char *sec = bpf_program__section_name(prog);
+		const char *tp = strchr(sec, '/') ? strchr(sec, '/') + 1 : sec;
+
+		if (!bpf_program__attach(prog)) {
+			err = errno;
+			/* libbpf reads the tracepoint id from tracefs (or its debugfs mirror). */
+			if (err == ENOENT && access("/sys/kernel/tracing/events", F_OK) &&
+			    access("/sys/kernel/debug/tracing/events", F_OK))
+				die("tracepoint %s: tracefs is not mounted (/sys/kernel/tracing)", tp);
+			if (err == ENOENT)
+				die("tracepoint %s is missing (no events/%s in tracefs)", tp, tp);
+			die("attaching tracepoint %s: %s", tp, strerror(err));
+		}
+	}
+
+	map = bpf_object__find_map_by_name(g.obj, "rb");
+	g.rb = map ? ring_buffer__new(bpf_map__fd(map), on_record, NULL, NULL) : NULL;
+	if (!g.rb)
+		die("ring buffer: %s", strerror(errno));
+
+	/*
+	 * Learn our tgid as the BPF side sees it (the init pid namespace, which
+	 * need not be ours) with a random-token marker, then accept markers from
+	 * that tgid only, so other instances' flushes cannot end ours.  It also
+	 * proves the tracepoint -> ring -> loader path works before `ready`.
+	 */
+	uint64_t token;
+
+	if (getrandom(&token, sizeof(token), 0) != sizeof(token))
+		token = now_ns() ^ ((uint64_t)getpid() << 32);
+	if (!mark_and_wait(token))
+		die("tracepoint syscalls/sys_enter_ioctl: calibration marker never reached the ring");
+	g.cfg.mark_tgid = g.mark_tgid;
+	push_config();
+}
+
+/* ---- commands ---- */
+
+static bool parse_u64(const char *s, uint64_t max, uint64_t *v)
+{
+	char *end;
+
+	if (*s < '0' || *s > '9')
+		return false;
+	errno = 0;
+	unsigned long long x = strtoull(s, &end, 10);
+
+	if (errno || *end || x > max)
+		return false;
+	*v = x;
+	return true;
+}
+
+static void command(char *line)
+{
+	uint64_t v;
+
+	if (!strncmp(line, "conn ", 5)) {
+		if (!parse_u64(line + 5, UINT32_MAX, &v)) {
+			say("error bad argument\n");
+			return;
+		}
+		g.cfg.connection = (uint32_t)v;
+		push_config();
+		say("ok conn %" PRIu64 "\n", v);
+	} else if (!strncmp(line, "flush ", 6)) {
+		if (!parse_u64(line + 6, UINT64_MAX, &v)) {
+			say("error bad argument\n");
+			return;
+		}
+		/* A marker that never arrived was lost in a full ring: lost= says so. */
+		mark_and_wait(v);
+		char tail[96];
+		int n = snprintf(tail, sizeof(tail), "flushed %" PRIu64 " lost=%" PRIu64 "\n", v,
+				 ring_lost() + g.dropped);
+
+		/* Reserve room so the closing line is never the one dropped. */
+		if (!out_reserve((size_t)n)) {
+			write_all(g.out, g.out_len);
+			g.out_len = 0;
+		}
+		out_line(tail, (size_t)n);
+		write_all(g.out, g.out_len);
+		g.out_len = 0;
+		if (g.out_cap > (1u << 24)) { /* give back memory after a big burst */
+			free(g.out);
+			g.out = NULL;
+			g.out_cap = 0;
+		}
+	} else if (line[0]) {
+		say("error unknown command\n");
+	}
+}
+
+/* Split stdin into lines; returns false at EOF. */
+static bool read_commands(void)
+{
+	static char buf[4096];
+	static size_t len;
+	static bool overlong; /* discarding the rest of a too-long line */
+	ssize_t n = read(STDIN_FILENO, buf + len, sizeof(buf) - len);
+
+	if (n < 0)
+		return errno == EINTR || errno == EAGAIN;
+	if (n == 0)
+		return false;
+	len += (size_t)n;
+	for (;;) {
+		char *nl = memchr(buf, '\n', len);
+
+		if (!nl) {
+			if (len == sizeof(buf)) { /* no command is this long */
+				len = 0;
+				overlong = true;
+			}
+			return true;
+		}
+		*nl = '\0';
+		if (nl > buf && nl[-1] == '\r')
+			nl[-1] = '\0';
+		if (overlong) {
+			overlong = false;
+			say("error unknown command\n");
+		} else {
+			command(buf);
+		}
+		size_t used = (size_t)(nl + 1 - buf);
+
+		memmove(buf, nl + 1, len - used);
+		len -= used;
+	}
+}
+
+static void usage(FILE *f)
+{
+	fputs("usage: " PROG " [--connection N]\n"
+	      "  N: the FUSE connection (kernel dev_t, as in /sys/fs/fuse/connections/N); 0 = not known yet\n"
+	      "stdin commands: conn N | flush TOKEN   (see README.md)\n",
+	      f);
+}
+
+int main(int argc, char **argv)
+{
+	sigset_t sigs;
+	int sigfd;
+
+	for (int i = 1; i < argc; i++) {
+		uint64_t v;
+		const char *val = NULL;
+
+		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+			usage(stdout);
+			return 0;
+		} else if (!strcmp(argv[i], "--connection") && i + 1 < argc) {
+			val = argv[++i];
+		} else if (!strncmp(argv[i], "--connection=", 13)) {
+			val = argv[i] + 13;
+		} else {
+			usage(stderr);
+			die("bad argument '%s'", argv[i]);
+		}
+		if (!parse_u64(val, UINT32_MAX, &v))
+			die("bad connection number '%s'", val);
+		g.cfg.connection = (uint32_t)v;
+	}
+	g.verbose = getenv("FUSECERT_REPLIES_VERBOSE") && *getenv("FUSECERT_REPLIES_VERBOSE");
+
+	/* Die with the parent even if it cannot close our stdin (SIGKILL). */
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	signal(SIGPIPE, SIG_IGN);
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGINT);
+	sigprocmask(SIG_BLOCK, &sigs, NULL);
+	sigfd = signalfd(-1, &sigs, SFD_CLOEXEC);
+	if (sigfd < 0)
+		die("signalfd: %s", strerror(errno));
+
+	load_and_attach();
+	say("ready\n");
+
+	struct pollfd pfd[3] = {
+		{.fd = STDIN_FILENO, .events = POLLIN},
+		{.fd = sigfd, .events = POLLIN},
+		{.fd = ring_buffer__epoll_fd(g.rb), .events = POLLIN},
+	};
+
+	for (;;) {
+		/* The timeout only bounds how stale the in-memory lines get. */
+		if (poll(pfd, 3, 100) < 0 && errno != EINTR)
+			die("poll: %s", strerror(errno));
+		ring_buffer__consume(g.rb);
+		if (pfd[1].revents)
+			return 0; /* SIGTERM or SIGINT */
+		if (pfd[0].revents & (POLLIN | POLLHUP | POLLERR))
+			if (!read_commands())
+				return 0; /* stdin EOF: whoever drove us is gone */
+	}
+}

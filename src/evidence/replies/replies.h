@@ -1,0 +1,124 @@
+/* SPDX-License-Identifier: MIT OR GPL-2.0 */
+/*
+ * Records shared by replies.bpf.c (producer) and replies.c (consumer).
+ * Every record starts with a __u32 kind so the consumer can tell them apart;
+ * all of them travel through one ring buffer so their order is global.
+ */
+#ifndef FUSECERT_REPLIES_H
+#define FUSECERT_REPLIES_H
+
+#include <linux/types.h>
+
+#define REPLY_PAYLOAD_MAX 256 /* payload bytes (after fuse_out_header) kept per reply */
+#define REPLY_MAX_IOV_LEN 8   /* iovecs summed for the writev length check */
+/* iovecs the payload is gathered from: the rest of iov[0], then up to 4 more */
+#define REPLY_MAX_IOV_DATA 5
+
+#define FUSE_OP_INIT 26
+#define FUSE_DEV_IOC_BACKING_OPEN 0x4010e501u
+#define FUSE_DEV_IOC_BACKING_CLOSE 0x4004e502u
+/* Not a real ioctl: the loader issues it on fd -1 (EBADF) only to put a marker in the ring. */
+#define FUSECERT_IOC_MARK 0xFC5E0001u
+
+enum rec_kind {
+	REC_REPLY = 1,
+	REC_IOCTL = 2,
+	REC_MARK = 3,
+	REC_KREQ = 4,
+	REC_KEND = 5,
+};
+
+#define KREQ_ARG_MAX 64	 /* bytes of the request's first input argument kept */
+#define KEND_OUT_MAX 128 /* bytes of each of the reply's first two output arguments kept */
+
+/* Filter settings, written by the loader into the one-entry `config` array map. */
+struct config {
+	__u32 connection; /* kernel dev_t of the tracked connection; 0 = none yet */
+	__u32 mark_tgid;  /* tgid (init pid namespace) whose marks count; 0 = any */
+};
+
+struct rec_reply {
+	__u32 kind;
+	__u32 tid;
+	__u32 tgid;
+	__u32 connection;
+	__u64 ts_ns;
+	__u64 unique;
+	__u64 count; /* bytes handed to write/writev */
+	__u32 opcode;
+	__u32 fd;
+	__u32 len;	/* fuse_out_header.len */
+	__s32 error;	/* fuse_out_header.error */
+	__u32 npayload; /* bytes of payload[] that are valid (and sent) */
+	__u32 pad;
+	/*
+	 * Twice the cap: the BPF gather loop writes at a variable offset
+	 * (<= cap) a variable size (<= cap), and the verifier checks the sum of
+	 * the two maxima. Only the first npayload (<= cap) bytes are sent.
+	 */
+	__u8 payload[2 * REPLY_PAYLOAD_MAX];
+};
+#define REC_REPLY_FIXED_SIZE __builtin_offsetof(struct rec_reply, payload)
+
+struct rec_ioctl {
+	__u32 kind;
+	__u32 tid;
+	__u32 tgid;
+	__u32 fd;
+	__u32 cmd;
+	__u32 fault; /* 1: the argument could not be read at entry */
+	__u64 enter_ns;
+	__u64 exit_ns;
+	__s64 ret;
+	__u64 a; /* BACKING_OPEN: map.fd (s32); BACKING_CLOSE: id */
+	__u64 b; /* BACKING_OPEN: map.flags */
+	__u64 c; /* BACKING_OPEN: map.padding */
+};
+
+/*
+ * A request as the kernel sent it (raw tracepoint fuse_request_send: the
+ * struct fuse_req itself, read with CO-RE), so the nodeid and the first input
+ * argument (fuse_open_in, fuse_release_in, ...) are known.
+ */
+struct rec_kreq {
+	__u32 kind;
+	__u32 tid;
+	__u32 tgid;
+	__u32 connection;
+	__u64 ts_ns;
+	__u64 unique;
+	__u64 nodeid;
+	__u32 opcode;
+	__u32 pid; /* fuse_in_header.pid: the process the request is for */
+	__u32 narg;
+	__u32 pad;
+	__u8 arg[KREQ_ARG_MAX];
+};
+
+/*
+ * A request's end, with the reply as the kernel parsed it: the error it kept
+ * and the output arguments it copied (whatever transport carried the reply).
+ */
+struct rec_kend {
+	__u32 kind;
+	__u32 tid;
+	__u32 tgid;
+	__u32 connection;
+	__u64 ts_ns;
+	__u64 unique;
+	__u64 nodeid;
+	__u32 opcode;
+	__s32 error;
+	__u32 nout0;
+	__u32 nout1;
+	__u8 out0[KEND_OUT_MAX];
+	__u8 out1[KEND_OUT_MAX];
+};
+
+struct rec_mark {
+	__u32 kind;
+	__u32 tgid;
+	__u64 token;
+};
+
+#endif
