@@ -361,7 +361,7 @@ async function buildNested(): Promise<Nested> {
     const { tracer } = await startTracer();
     try {
       parts.server = await ServerInstance.start(ctx.server, outer.source, outer.mountpoint, [], outer.scratch);
-      if (tracer) await tracer.setConnection(parts.server.connection);
+      if (tracer) await tracer.setConnection(parts.server.connection, parts.server.pids);
     } catch (e) {
       tracer?.close();
       throw e;

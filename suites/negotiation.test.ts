@@ -1,7 +1,14 @@
 import { stat, readFile, writeFile, open } from 'node:fs/promises';
 import { clause, useMount, check, fail, errnoOf, expectBytes, pattern, loadTree } from '../src/harness/index.ts';
 import { requestsDuring, windowSummary, probeNegotiation, probeStackDepth } from '../src/harness/index.ts';
-import { countOf } from '../src/evidence/index.ts';
+import { countOf, wire } from '../src/evidence/index.ts';
+import { grantedByInit } from '../src/diagnosis/index.ts';
+
+/** The server's INIT reply as the kernel took it (reply evidence), or null without a tracer. */
+async function initReply() {
+  const tl = await mount.evidence?.timeline();
+  return tl?.init?.init ?? null;
+}
 
 const mount = useMount();
 const tree = loadTree('basic');
@@ -51,6 +58,27 @@ clause({
   body: async (t) => {
     const probe = await probeNegotiation(mount.server!.pids, mount.connection, mount.backing(tree.files.find((x) => x.size > 0)!.path));
     t.note('probe', probe);
+    // what the server asked for, from its INIT reply; the probe (the kernel's answer) must agree with it
+    const init = await initReply();
+    if (init) {
+      t.note('initReply', {
+        protocol: `${init.major}.${init.minor}`,
+        flags: wire.initFlagNames(init.flags64, [
+          'INIT_EXT',
+          'PASSTHROUGH',
+          'WRITEBACK_CACHE',
+          'HANDLE_KILLPRIV',
+          'HANDLE_KILLPRIV_V2',
+          'DIRECT_IO_ALLOW_MMAP',
+        ]),
+        maxStackDepth: init.maxStackDepth,
+      });
+      if (grantedByInit(init) !== probe.granted)
+        t.skip(
+          'environment',
+          `fusecert cannot tell what was negotiated: the INIT reply ${grantedByInit(init) ? 'qualifies' : 'does not qualify'} for passthrough (${wire.initFlagNames(init.flags64, ['INIT_EXT', 'PASSTHROUGH', 'WRITEBACK_CACHE'])}, max_stack_depth ${init.maxStackDepth}) but the borrowed-fd probe says ${probe.granted ? 'granted' : 'not granted'} (${probe.code}): a fusecert or kernel discrepancy, not a verdict on the server`,
+        );
+    } else t.note('initReply', `unavailable: ${mount.repliesError ?? mount.evidence?.repliesError ?? 'no reply evidence'}`);
     check(
       probe.granted,
       `passthrough is not enabled on connection ${mount.connection}: the borrowed-fd probe (BACKING_OPEN with flags=1 on a duplicate of the server's /dev/fuse fd) ` +
@@ -210,6 +238,13 @@ clause({
     if (!probe.granted) t.skip('environment', `not measurable: passthrough is not granted on this connection (probe: ${probe.code}; see NEG-002)`);
     const depth = await probeStackDepth(mount.server!.pids, mount.connection);
     t.note('stackDepth', depth.depth);
+    const init = await initReply();
+    if (init) t.note('initMaxStackDepth', init.maxStackDepth);
+    if (init && depth.depth !== null && init.maxStackDepth !== depth.depth)
+      t.skip(
+        'environment',
+        `fusecert cannot tell the depth: the INIT reply gave max_stack_depth ${init.maxStackDepth}, the overlayfs probe measured ${depth.depth}: a fusecert or kernel discrepancy`,
+      );
     t.note('overlayfsBackingOpen', depth.result);
     check(
       depth.depth !== null,

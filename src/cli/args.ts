@@ -120,6 +120,12 @@ export const COMMANDS = {
       'example: fusecert expect --from reports/results.json --write servers/myfs/manifest.json',
     ],
   },
+  explain: {
+    summary: "one failure's story: what the user saw, what the server answered, the rule, the reproducer",
+    options: {},
+    positionals: { metavar: 'RESULTS.json ID', min: 2, help: 'a results file of `fusecert run` and a clause id (ID, or ID[param]@variant for one result)' },
+    notes: ['example: fusecert explain reports/results.json BKG-001'],
+  },
   clauses: {
     summary: 'the clause catalogue: id, level, title, what it observes',
     options: { json: { type: 'boolean', help: 'the catalogue as JSON' } },

@@ -9,6 +9,7 @@ import { loadServer, parseManifest, ManifestError, type ServerSpec } from '../ma
 import { probe, fatalProblems, formatChecks } from '../platform/index.ts';
 import { runServer, resolveReference, suiteFiles, sweepDeadRuns, EnvironmentError, VERSION, type RunOptions } from './run.ts';
 import { writeComparison, loadResults, ResultsInputError } from '../report/compare.ts';
+import { explainText, matchingResults } from './explain.ts';
 import { expectEntries, mergeExpect } from '../report/expect.ts';
 import type { Results } from '../report/index.ts';
 import { COMMAND_NAMES, UsageError, commandHelp, isCommand, parseCommand, usage, show as q } from './args.ts';
@@ -311,6 +312,25 @@ function cmdCompare(argv: string[], io: Io): number {
   return 0;
 }
 
+function cmdExplain(argv: string[], io: Io): number {
+  const a = parseCommand('explain', argv);
+  if (a.help) return help(io, 'explain');
+  const [file, id, ...more] = a.positionals;
+  if (!file || !id || more.length) throw new UsageError('explain needs RESULTS.json and one clause id (see fusecert explain --help)');
+  const [res] = loadResults([path.resolve(io.cwd, file)], VERSION) as [Results];
+  const found = matchingResults(res, id);
+  if (!found.length) throw new UsageError(`${q(file)} has no result for ${q(id)} (it has ${res.clauses.length} results; fusecert clauses lists the ids)`);
+  const failing = found.filter((c) => c.status === 'fail' || c.status === 'hung' || c.status === 'xfail');
+  const shown = failing.length ? failing : found;
+  if (shown.length > 3) {
+    io.out(
+      `${shown.length} results of ${id} ${failing.length ? 'failed' : 'match'}; the first is explained, name one for another: ${shown.map((c) => c.id).join(', ')}\n`,
+    );
+  }
+  io.out(explainText(res, shown[0]!));
+  return 0;
+}
+
 function cmdExpect(argv: string[], io: Io): number {
   const a = parseCommand('expect', argv);
   if (a.help) return help(io, 'expect');
@@ -410,6 +430,8 @@ export async function main(argv: string[], io: Io): Promise<number> {
           return cmdCompare(rest, io);
         case 'expect':
           return cmdExpect(rest, io);
+        case 'explain':
+          return cmdExplain(rest, io);
         case 'build-ptfs':
           if (parseCommand('build-ptfs', rest).help) return help(io, 'build-ptfs');
           if (io.dryRun) return 0;

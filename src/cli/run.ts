@@ -337,6 +337,11 @@ function assembleResults(
   phases: Record<string, number>,
 ): Results {
   const clauses = applyExpectations(collector.results, spec.expect);
+  // reply evidence is an environment requirement like tracefs: --strict (CI) does not certify without it
+  if (opts.strict && !platform.replyEvidence && platform.root)
+    collector.errors.push(
+      `reply evidence unavailable under --strict: ${platform.replyEvidenceReason ?? 'unknown'} (failures could not name the server's replies)`,
+    );
   const results: Results = {
     tool: 'fusecert',
     version: VERSION,

@@ -7,7 +7,7 @@
 // rule is named only when the reply or call that breaks it is in the timeline.
 import { errnoName } from '../sys/index.ts';
 import { describeOpenReply, type RequestRecord, type Timeline } from '../evidence/timeline.ts';
-import { FOPEN, FOPEN_PASSTHROUGH_MASK, fopenNames, INIT_BIT } from '../evidence/wire.ts';
+import { FOPEN, FOPEN_PASSTHROUGH_MASK, fopenNames, INIT_BIT, type InitOut } from '../evidence/wire.ts';
 
 export interface Finding {
   /** what the server did, in the contract's words */
@@ -33,17 +33,21 @@ function openFilesOf(tl: Timeline, nodeid: bigint, before: number): RequestRecor
   const open = new Map<bigint, RequestRecord>();
   for (const r of tl.requests) {
     if (sentAt(r) >= before) break;
-    if (OPENS.has(r.opname) && r.send?.nodeid === nodeid && r.openOut && r.end?.error === 0 && !r.refusedBy) open.set(r.openOut.fh, r);
-    if (r.opname === 'FUSE_RELEASE' && r.fh !== undefined && open.get(r.fh)?.send?.nodeid === nodeid) open.delete(r.fh);
+    if (OPENS.has(r.opname) && r.nodeid === nodeid && r.openOut && r.end?.error === 0 && !r.refusedBy) open.set(r.openOut.fh, r);
+    if (r.opname === 'FUSE_RELEASE' && r.fh !== undefined && open.get(r.fh)?.nodeid === nodeid) open.delete(r.fh);
   }
   return [...open.values()];
+}
+
+/** What the kernel grants for an INIT reply (inode.c:process_init_reply): passthrough needs all four. */
+export function grantedByInit(i: InitOut): boolean {
+  return i.initExt && bit(i.flags64, 'PASSTHROUGH') && !bit(i.flags64, 'WRITEBACK_CACHE') && i.maxStackDepth >= 1 && i.maxStackDepth <= 2;
 }
 
 /** Is passthrough granted on this connection, as far as the INIT reply tells? null: INIT not seen. */
 function passthroughGranted(tl: Timeline): boolean | null {
   const i = tl.init?.init;
-  if (!i) return null;
-  return i.initExt && bit(i.flags64, 'PASSTHROUGH') && !bit(i.flags64, 'WRITEBACK_CACHE') && i.maxStackDepth >= 1 && i.maxStackDepth <= 2;
+  return i ? grantedByInit(i) : null;
 }
 
 /** Why the kernel refused an OPEN/CREATE reply it parsed (the user's open(2) got EIO). */
@@ -77,7 +81,7 @@ export function whyRefused(tl: Timeline, r: RequestRecord): Finding | null {
       return f(`${d}, an id no BACKING_OPEN of the server returned`, 'SPEC §3; KERNEL-RULES D8');
     }
   }
-  const nodeid = r.send?.nodeid;
+  const nodeid = r.nodeid;
   if (nodeid === undefined) return null;
   const held = openFilesOf(tl, nodeid, at);
   const ptHeld = held.filter(isPt);
@@ -107,12 +111,12 @@ export function whyRefused(tl: Timeline, r: RequestRecord): Finding | null {
   return null;
 }
 
-/** The INIT reply's mistakes that silently switch passthrough off. */
-function initFindings(tl: Timeline, claimsPassthrough: boolean): Finding[] {
+/** The INIT reply's mistakes that silently switch passthrough off (or, with KILLPRIV, privilege clearing). */
+function initFindings(tl: Timeline, claimsPassthrough: boolean, message: string): Finding[] {
   const r = tl.init;
   const i = r?.init;
   if (!r || !i) return [];
-  const f = (text: string, rule: string): Finding => ({ text, rule, ts: sentAt(r), unique: r.unique, rank: 0 });
+  const f = (text: string, rule: string, rank = 0): Finding => ({ text, rule, ts: sentAt(r), unique: r.unique, rank });
   const asked = bit(i.flags64, 'PASSTHROUGH');
   const out: Finding[] = [];
   if (asked && !i.initExt)
@@ -137,7 +141,18 @@ function initFindings(tl: Timeline, claimsPassthrough: boolean): Finding[] {
       ),
     );
   else if (!asked && claimsPassthrough)
-    out.push(f(`the INIT reply (unique ${r.unique}) did not ask for FUSE_PASSTHROUGH, although the manifest claims passthrough`, 'SPEC §1; KERNEL-RULES A2'));
+    out.push(
+      f(`the INIT reply (unique ${r.unique}) did not ask for FUSE_PASSTHROUGH, although the manifest claims passthrough`, 'SPEC §1; KERNEL-RULES A2', 3),
+    );
+  const kp = ['HANDLE_KILLPRIV_V2', 'HANDLE_KILLPRIV'].find((n) => bit(i.flags64, n));
+  if (kp && /set-user-ID|set-group-ID|setuid|setgid|suid|sgid/i.test(message))
+    out.push(
+      f(
+        `the INIT reply (unique ${r.unique}) negotiated FUSE_${kp}: the kernel then leaves clearing set-user-ID/set-group-ID on write to the server${asked ? ', which never sees a passthrough write' : ''}`,
+        'SPEC §5; KERNEL-RULES F9',
+        1,
+      ),
+    );
   return out;
 }
 
@@ -184,6 +199,42 @@ function replyFindings(r: RequestRecord): Finding | null {
     };
   }
   return null;
+}
+
+/** Replies for uniques no request has: the kernel refuses them (ENOENT) and the request waits on. */
+function strayFindings(tl: Timeline, from: number): Finding[] {
+  return tl.strays
+    .filter((s) => s.ts >= from)
+    .slice(0, 1)
+    .map((s) => {
+      const waiting = tl.requests.filter(
+        (r) => r.send && !r.end && !r.reply && sentAt(r) <= s.ts && !['FUSE_FORGET', 'FUSE_BATCH_FORGET', 'FUSE_INTERRUPT'].includes(r.opname),
+      );
+      const w = waiting.length ? ` while ${waiting.map((r) => `${r.opname.replace('FUSE_', '')} (unique ${r.unique})`).join(', ')} waited for its reply` : '';
+      return {
+        text: `the server wrote a reply for unique ${s.unique} (error ${s.error}, ${s.len} bytes), which no request of the connection has, so the kernel refused it${w}`,
+        rule: 'FUSE protocol (fuse_out_header.unique)',
+        ts: s.ts,
+        ...(waiting[0] ? { unique: waiting[0].unique } : {}),
+        rank: 1,
+      };
+    });
+}
+
+/** Requests the kernel ended itself because the connection went away under them. */
+function abortFindings(tl: Timeline, from: number): Finding[] {
+  const gone = tl.requests.filter((r) => sentAt(r) >= from && r.end && !r.reply && (r.end.error === -103 || r.end.error === -107));
+  if (!gone.length) return [];
+  const r = gone[0]!;
+  return [
+    {
+      text: `the connection was aborted while ${r.opname.replace('FUSE_', '')} (unique ${r.unique}) waited for the server's reply: the kernel ended it with ${errnoName(r.end!.error)} (the server closed every /dev/fuse fd or died)`,
+      rule: 'SPEC §5a; KERNEL-RULES I1',
+      ts: sentAt(r),
+      unique: r.unique,
+      rank: 2,
+    },
+  ];
 }
 
 /** A failed BACKING_OPEN followed by an OPEN error: the server passed the refusal on. */
@@ -249,6 +300,7 @@ function leakFindings(tl: Timeline, from: number): Finding[] {
     const l = tl.ids.get(id)!;
     if (l.opened!.enterTs < from) continue;
     const naming = tl.requests.filter((r) => OPENS.has(r.opname) && r.openOut?.backingId === id && isPt(r));
+    if (!naming.length) continue; // an id no open reply named: nothing says its file was released
     const released = naming.every(
       (o) => o.refusedBy || tl.requests.some((x) => x.opname === 'FUSE_RELEASE' && x.fh === o.openOut!.fh && sentAt(x) > sentAt(o)),
     );
@@ -268,7 +320,10 @@ function leakFindings(tl: Timeline, from: number): Finding[] {
 /** The attributes the server last answered with, per nodeid (for stale-attribute failures). */
 function attrFindings(tl: Timeline, from: number): Finding[] {
   const last = new Map<bigint, RequestRecord>();
-  for (const r of tl.requests) if (sentAt(r) >= from && r.attr && r.send && r.end?.error === 0 && r.opname === 'FUSE_GETATTR') last.set(r.send.nodeid, r);
+  const S_IFREG = 0o100000;
+  for (const r of tl.requests)
+    if (sentAt(r) >= from && r.attr && r.send && r.end?.error === 0 && r.opname === 'FUSE_GETATTR' && (r.attr.mode & 0o170000) === S_IFREG)
+      last.set(r.send.nodeid, r);
   return [...last.values()].slice(-2).map((r) => ({
     text: `the server's GETATTR reply (unique ${r.unique}, nodeid ${r.send!.nodeid}) gave size ${r.attr!.size}, blocks ${r.attr!.blocks}, mtime ${r.attr!.mtime}.${String(r.attr!.mtimensec).padStart(9, '0')}, mode ${r.attr!.mode.toString(8)} (valid ${r.attrValidMs} ms)`,
     rule: 'SPEC §5; KERNEL-RULES G1, G4',
@@ -306,7 +361,7 @@ export interface DiagnoseOptions {
 /** Every finding of the timeline since the clause began, most telling first. */
 export function diagnose(tl: Timeline, o: DiagnoseOptions): Finding[] {
   const from = o.sinceTs;
-  const out: Finding[] = [...initFindings(tl, o.claimsPassthrough)];
+  const out: Finding[] = [...initFindings(tl, o.claimsPassthrough, o.message ?? ''), ...strayFindings(tl, from)];
   for (const r of tl.requests) {
     if (sentAt(r) < from) continue;
     const rf = replyFindings(r);
@@ -324,7 +379,13 @@ export function diagnose(tl: Timeline, o: DiagnoseOptions): Finding[] {
       );
     }
   }
-  out.push(...fallbackFindings(tl, from), ...closeFindings(tl, from), ...leakFindings(tl, from), ...unusedPassthrough(tl, from, o.claimsPassthrough));
+  out.push(
+    ...fallbackFindings(tl, from),
+    ...closeFindings(tl, from),
+    ...leakFindings(tl, from),
+    ...unusedPassthrough(tl, from, o.claimsPassthrough),
+    ...abortFindings(tl, from),
+  );
   const msg = o.message ?? '';
   if (/size|mtime|ctime|blocks|stale|mode|attribute|st_/i.test(msg)) out.push(...attrFindings(tl, from));
   if (/bytes differ|returned \d+|expected \d+ bytes|got \d+ bytes|short/i.test(msg)) out.push(...serverIoFindings(tl, from));

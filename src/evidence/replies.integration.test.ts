@@ -27,7 +27,7 @@ async function withTraced<T>(args: string[], fn: (m: TestMount, s: EvidenceSessi
     m = await startMount('ptfs', args, (src) => {
       for (let i = 0; i < 4; i++) fs.writeFileSync(path.join(src, `f${i}`), Buffer.alloc(8192, i));
     });
-    await tracer.setConnection(m.connection);
+    await tracer.setConnection(m.connection, [m.pid]);
     s = await EvidenceSession.open({ connection: m.connection, pids: [m.pid], replies: tracer });
     return await fn(m, s);
   } finally {

@@ -58,6 +58,7 @@ export interface ServerReply extends Base {
   kind: 'reply';
   connection: number;
   unique: number;
+  /** 0: a write of a server process shaped like a reply, for a unique the tracer knows no request of */
   opcode: number;
   opname: string;
   fd: number;
@@ -282,10 +283,19 @@ export class ReplyTracer {
     return t;
   }
 
-  async setConnection(n: number): Promise<void> {
+  /** Trace connection n from now on; `pids`: its server processes (their replies with a unique no request has are kept too). */
+  async setConnection(n: number, pids: readonly number[] = []): Promise<void> {
     this.child.stdin!.write(`conn ${n}\n`);
     await this.until((l) => l === `ok conn ${n}`, 5000, 'reply evidence: conn');
     this.connection = n;
+    await this.addPids(pids);
+  }
+
+  async addPids(pids: readonly number[]): Promise<void> {
+    for (const p of pids) {
+      this.child.stdin!.write(`pid ${p}\n`);
+      await this.until((l) => l === `ok pid ${p}` || l.startsWith(`error pid ${p}`), 5000, 'reply evidence: pid');
+    }
   }
 
   /** Everything the loader recorded until now (new events only). */

@@ -495,6 +495,7 @@ export class EvidenceSession {
   /** Add server processes (e.g. after a restart); all their threads are followed from now on. */
   addPids(pids: readonly number[]): void {
     this.setPids(pids);
+    void this.replies?.addPids(pids).catch(() => {});
   }
 
   /** Write a marker line into both instances. */

@@ -30,6 +30,8 @@ export interface RequestRecord {
   send?: KernelRequest;
   end?: KernelEnd;
   reply?: ServerReply;
+  /** the inode a request is about: its nodeid, for CREATE/TMPFILE the new inode's (from the reply) */
+  nodeid?: bigint;
   /** OPEN, CREATE, TMPFILE: the user's flags and the reply's open_flags and backing id */
   openIn?: OpenIn;
   openOut?: OpenOut;
@@ -73,6 +75,8 @@ export class Timeline {
   readonly ids = new Map<number, IdLife>();
   /** the INIT reply of this connection, when the tracer saw it */
   init?: RequestRecord;
+  /** replies the server wrote for a unique no request of the connection has (the kernel refuses them: ENOENT) */
+  readonly strays: ServerReply[] = [];
 
   constructor(
     events: readonly ReplyEvent[],
@@ -98,6 +102,7 @@ export class Timeline {
           if (e.connection !== connection) break;
           const r = rec(e.unique, e.opname);
           r.send = e;
+          if (r.opname !== 'FUSE_CREATE' && r.opname !== 'FUSE_TMPFILE') r.nodeid = e.nodeid;
           if (OPENS.has(e.opname)) r.openIn = decodeOpenIn(e.arg, e.opname !== 'FUSE_OPEN');
           if (RELEASES.has(e.opname)) {
             r.release = decodeReleaseIn(e.arg);
@@ -117,7 +122,12 @@ export class Timeline {
           break;
         }
         case 'reply': {
-          if (e.connection !== connection) break;
+          // uniques are per connection: a reply is ours only if one of our server processes wrote it
+          if (e.connection !== connection || (pids && !pids.has(e.tgid) && e.opname !== 'FUSE_INIT')) break;
+          if (e.opcode === 0 && !this.byUnique.has(e.unique)) {
+            if (e.unique !== 0) this.strays.push(e); // unique 0: a notification, not a reply
+            break;
+          }
           const r = rec(e.unique, e.opname);
           r.reply = e;
           this.decodeReply(r);
@@ -176,6 +186,7 @@ export class Timeline {
           if (e) {
             r.attr = e.attr;
             r.attrValidMs = e.attrValidMs;
+            r.nodeid = e.nodeid;
           }
         }
         break;

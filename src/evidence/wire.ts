@@ -76,7 +76,7 @@ export function fopenNames(flags: number): string {
     }
   }
   if (rest) out.push(`0x${rest.toString(16)}`);
-  return out.length ? out.join('|') : 'none';
+  return out.length ? out.join('|') : 'no flags';
 }
 
 export function initFlagNames(flags64: bigint, only?: string[]): string {

@@ -102,7 +102,7 @@ export class Mount {
     }
     if (!want) return;
     try {
-      if (tracer) await tracer.setConnection(this.server.connection);
+      if (tracer) await tracer.setConnection(this.server.connection, this.server.pids);
     } catch (e) {
       tracer?.close();
       this.repliesError = (e as Error).message;

@@ -4,6 +4,8 @@ import os from 'node:os';
 import { execa } from 'execa';
 import { mounts } from '../mount/mountinfo.ts';
 
+import { ReplyTracer, replyTracerStatus } from '../evidence/replies.ts';
+
 export const FUSECTL = '/sys/fs/fuse/connections';
 export const TRACEFS = '/sys/kernel/tracing';
 
@@ -26,6 +28,9 @@ export interface Platform {
   tracefs: boolean;
   fuseTracepoints: boolean;
   syscallTracepoints: boolean;
+  /** the reply tracer (BPF) loads here: failures can name the server's replies */
+  replyEvidence: boolean;
+  replyEvidenceReason?: string;
   checks: Check[];
 }
 
@@ -99,6 +104,7 @@ export async function probe(): Promise<Platform> {
   const fuseTracepoints = tracefs && existsSync(`${TRACEFS}/events/fuse/fuse_request_send`) && existsSync(`${TRACEFS}/events/fuse/fuse_request_end`);
   const syscallTracepoints = tracefs && existsSync(`${TRACEFS}/events/syscalls/sys_enter_ioctl`);
   const versionOk = kernelVersion[0] > 6 || (kernelVersion[0] === 6 && kernelVersion[1] >= 9);
+  const replies = await replyEvidenceProbe();
 
   const checks: Check[] = [
     { name: 'kernel', ok: versionOk, value: kernel, fix: 'FUSE passthrough needs Linux 6.9 or later' },
@@ -120,6 +126,12 @@ export async function probe(): Promise<Platform> {
     { name: 'tracefs', ok: tracefs, value: tracefs ? TRACEFS : 'not mounted', fix: `mount -t tracefs nodev ${TRACEFS}` },
     { name: 'fuse tracepoints', ok: fuseTracepoints, value: String(fuseTracepoints), fix: 'fuse:fuse_request_send/end need Linux 6.12+' },
     { name: 'syscall tracepoints', ok: syscallTracepoints, value: String(syscallTracepoints), fix: 'needs CONFIG_FTRACE_SYSCALLS=y' },
+    {
+      name: 'reply evidence (BPF)',
+      ok: replies.ok,
+      value: replies.ok ? 'the reply tracer loads' : replies.reason!,
+      fix: 'root, CONFIG_BPF_EVENTS, and the tracer built (apt-get install clang libbpf-dev libelf-dev zlib1g-dev; fusecert build-ptfs): without it failures name what the user saw, not the reply behind it',
+    },
   ];
   return {
     kernel,
@@ -133,8 +145,22 @@ export async function probe(): Promise<Platform> {
     tracefs,
     fuseTracepoints,
     syscallTracepoints,
+    replyEvidence: replies.ok,
+    ...(replies.reason ? { replyEvidenceReason: replies.reason } : {}),
     checks,
   };
+}
+
+/** Start the reply tracer once and stop it: proves BPF programs load and attach here (~30 ms). */
+async function replyEvidenceProbe(): Promise<{ ok: boolean; reason?: string }> {
+  const st = replyTracerStatus();
+  if (!st.available) return { ok: false, reason: st.reason! };
+  try {
+    (await ReplyTracer.start()).close();
+    return { ok: true };
+  } catch (e) {
+    return { ok: false, reason: (e as Error).message };
+  }
 }
 
 /** What stops a run before anything mounts (exit 2). Missing tracefs only degrades: evidence clauses skip. */

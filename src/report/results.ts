@@ -39,7 +39,8 @@ export interface Results {
   durationMs: number;
   /** Where the run's time went, in milliseconds: state, preflight, version, suites, cleanup (older results lack it). */
   phases?: Record<string, number>;
-  platform: { kernel: string; passthrough: string; root: boolean; tracefs: boolean };
+  /** replyEvidence: the BPF reply tracer ran (absent in results of older versions) */
+  platform: { kernel: string; passthrough: string; root: boolean; tracefs: boolean; replyEvidence?: boolean; replyEvidenceReason?: string };
   server: { name: string; version: string; manifest: string; claims: Record<string, unknown> };
   options: { only: string[]; families: string[]; strict: boolean; seed: number; jobs: number; shuffle: boolean };
   clauses: ClauseResult[];
@@ -94,5 +95,12 @@ export function summarise(clauses: ClauseResult[], strict: boolean, errors: stri
 }
 
 export function platformSummary(p: Platform): Results['platform'] {
-  return { kernel: p.kernel, passthrough: p.passthrough, root: p.root, tracefs: p.tracefs && p.fuseTracepoints };
+  return {
+    kernel: p.kernel,
+    passthrough: p.passthrough,
+    root: p.root,
+    tracefs: p.tracefs && p.fuseTracepoints,
+    replyEvidence: p.replyEvidence,
+    ...(p.replyEvidenceReason ? { replyEvidenceReason: p.replyEvidenceReason } : {}),
+  };
 }

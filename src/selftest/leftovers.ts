@@ -6,6 +6,46 @@ import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { cgroup2Root, fusecertDirs } from '../mount/guardian.ts';
 import { allPids, hasExited, procStat } from '../mount/proc.ts';
+import { spawnSync } from 'node:child_process';
+
+/**
+ * BPF programs of the reply tracer (named fcr_*) still loaded, with the processes holding them
+ * (fdinfo `prog_id:`). A program lives as long as an fd of it (its link) does; the tracer pins
+ * nothing, so one held by no process, or by a process of the run, is left behind.
+ */
+export function tracerPrograms(): { id: number; name: string; holders: number[] }[] {
+  const r = spawnSync('bpftool', ['prog', 'show', '--json'], { encoding: 'utf8' });
+  if (r.status !== 0) return [];
+  let progs: { id: number; name?: string }[];
+  try {
+    progs = JSON.parse(r.stdout);
+  } catch {
+    return [];
+  }
+  const ours = progs.filter((p) => p.name?.startsWith('fcr_'));
+  if (!ours.length) return [];
+  const holders = new Map<number, number[]>(ours.map((p) => [p.id, []]));
+  for (const pid of allPids()) {
+    let fds: string[];
+    try {
+      fds = readdirSync(`/proc/${pid}/fdinfo`);
+    } catch {
+      continue;
+    }
+    for (const fd of fds) {
+      let info = '';
+      try {
+        info = readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8');
+      } catch {
+        continue;
+      }
+      const m = /^prog_id:\s+(\d+)/m.exec(info);
+      const h = m && holders.get(Number(m[1]));
+      if (h && !h.includes(pid)) h.push(pid);
+    }
+  }
+  return ours.map((p) => ({ id: p.id, name: p.name!, holders: holders.get(p.id)! }));
+}
 
 export function leftoversOf(tmp: string, runnerPid: number): string[] {
   const out: string[] = [];
@@ -31,6 +71,11 @@ export function leftoversOf(tmp: string, runnerPid: number): string[] {
     } catch {
       /* gone */
     }
+  }
+  const procs = new Set(out.filter((l) => l.startsWith('process ')).map((l) => Number(l.split(' ')[1])));
+  for (const p of tracerPrograms()) {
+    if (p.holders.length === 0) out.push(`bpf program ${p.name} (id ${p.id}) held by no process`);
+    else if (p.holders.some((h) => procs.has(h))) out.push(`bpf program ${p.name} (id ${p.id}) held by pid ${p.holders.join(',')}`);
   }
   const root = cgroup2Root();
   if (root) {

@@ -131,6 +131,19 @@ struct {
 	__type(value, struct req_info);
 } inits SEC(".maps");
 
+/*
+ * The server processes (tgids) of the connection, set by the loader's `pid`
+ * command: a write of theirs that looks like a reply (len == count) but names
+ * no request we know is still recorded (opcode 0), so a reply with a wrong
+ * unique is seen.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 64);
+	__type(key, __u32);
+	__type(value, __u8);
+} servers SEC(".maps");
+
 /* BACKING_OPEN/CLOSE seen at entry, keyed by tid, completed at exit. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -186,20 +199,29 @@ static __always_inline struct rec_reply *match_reply(const struct fuse_out_heade
 	__u64 unique = h->unique;
 	__u32 zero = 0;
 
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	struct config *cfg = get_config();
+	/* uniques are numbered per connection: once the servers are known, only their writes count,
+	 * so another mount's reply with the same unique neither shows here nor consumes our entry */
+	int ours = !cfg || !cfg->by_pid || bpf_map_lookup_elem(&servers, &tgid);
+
 	if (h->len != count)
 		return NULL;
-	ri = bpf_map_lookup_elem(&requests, &unique);
+	ri = ours ? bpf_map_lookup_elem(&requests, &unique) : NULL;
 	if (ri) {
 		opcode = ri->opcode;
 		conn = ri->connection;
 		/* A request has one reply; dropping it here keeps the map small. */
 		bpf_map_delete_elem(&requests, &unique);
-	} else {
-		ri = bpf_map_lookup_elem(&inits, &unique);
-		if (!ri)
-			return NULL;
+	} else if ((ri = bpf_map_lookup_elem(&inits, &unique))) {
 		opcode = ri->opcode;
 		conn = ri->connection;
+	} else {
+		/* a server's write shaped like a reply, for no request we know: opcode 0 */
+		if (!cfg || !cfg->by_pid || !ours)
+			return NULL;
+		opcode = 0;
+		conn = cfg->connection;
 	}
 
 	rec = bpf_map_lookup_elem(&scratch, &zero);
@@ -236,7 +258,7 @@ static __always_inline void emit_reply(struct rec_reply *rec, __u64 npayload)
 /* ---- request tracking ---- */
 
 SEC("tracepoint/fuse/fuse_request_send")
-int on_request_send(struct tp_fuse_request_send *ctx)
+int fcr_req_send(struct tp_fuse_request_send *ctx)
 {
 	struct req_info ri = {.opcode = ctx->opcode, .connection = ctx->connection};
 	__u64 unique = ctx->unique;
@@ -250,7 +272,7 @@ int on_request_send(struct tp_fuse_request_send *ctx)
 }
 
 SEC("tracepoint/fuse/fuse_request_end")
-int on_request_end(struct tp_fuse_request_end *ctx)
+int fcr_req_end(struct tp_fuse_request_end *ctx)
 {
 	struct config *cfg = get_config();
 	__u64 unique = ctx->unique;
@@ -264,7 +286,7 @@ int on_request_end(struct tp_fuse_request_end *ctx)
 /* ---- replies ---- */
 
 SEC("tracepoint/syscalls/sys_enter_write")
-int on_write(struct tp_sys_enter *ctx)
+int fcr_write(struct tp_sys_enter *ctx)
 {
 	__u64 fd = ctx->args[0];
 	const char *buf = (const char *)ctx->args[1];
@@ -292,7 +314,7 @@ int on_write(struct tp_sys_enter *ctx)
 }
 
 SEC("tracepoint/syscalls/sys_enter_writev")
-int on_writev(struct tp_sys_enter *ctx)
+int fcr_writev(struct tp_sys_enter *ctx)
 {
 	__u64 fd = ctx->args[0];
 	const void *vec = (const void *)ctx->args[1];
@@ -363,7 +385,7 @@ int on_writev(struct tp_sys_enter *ctx)
 /* ---- backing ioctls and markers ---- */
 
 SEC("tracepoint/syscalls/sys_enter_ioctl")
-int on_ioctl_enter(struct tp_sys_enter *ctx)
+int fcr_ioctl_enter(struct tp_sys_enter *ctx)
 {
 	__u32 cmd = (__u32)ctx->args[1];
 	__u64 arg = ctx->args[2];
@@ -415,7 +437,7 @@ int on_ioctl_enter(struct tp_sys_enter *ctx)
 }
 
 SEC("tracepoint/syscalls/sys_exit_ioctl")
-int on_ioctl_exit(struct tp_sys_exit *ctx)
+int fcr_ioctl_exit(struct tp_sys_exit *ctx)
 {
 	__u32 tid = (__u32)bpf_get_current_pid_tgid();
 	struct rec_ioctl *r = bpf_map_lookup_elem(&ioctls, &tid);
@@ -540,7 +562,7 @@ static __always_inline __u32 read_arg(void *dst, __u32 cap, unsigned int size, c
 }
 
 SEC("raw_tp/fuse_request_send")
-int on_kernel_send(struct bpf_raw_tracepoint_args *ctx)
+int fcr_kernel_send(struct bpf_raw_tracepoint_args *ctx)
 {
 	struct fuse_req___fc *req = (void *)ctx->args[0];
 	__u32 conn = BPF_CORE_READ(req, fm, fc, dev);
@@ -577,7 +599,7 @@ int on_kernel_send(struct bpf_raw_tracepoint_args *ctx)
 }
 
 SEC("raw_tp/fuse_request_end")
-int on_kernel_end(struct bpf_raw_tracepoint_args *ctx)
+int fcr_kernel_end(struct bpf_raw_tracepoint_args *ctx)
 {
 	struct fuse_req___fc *req = (void *)ctx->args[0];
 	__u32 conn = BPF_CORE_READ(req, fm, fc, dev);

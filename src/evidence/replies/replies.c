@@ -48,6 +48,7 @@ static struct {
 	struct ring_buffer *rb;
 	int config_fd;
 	int lost_fd;
+	int servers_fd;
 	int ncpus;
 	struct config cfg;
 
@@ -367,8 +368,10 @@ static void load_and_attach(void)
 	g.config_fd = map ? bpf_map__fd(map) : -1;
 	map = bpf_object__find_map_by_name(g.obj, "lost");
 	g.lost_fd = map ? bpf_map__fd(map) : -1;
+	map = bpf_object__find_map_by_name(g.obj, "servers");
+	g.servers_fd = map ? bpf_map__fd(map) : -1;
 	g.ncpus = libbpf_num_possible_cpus();
-	if (g.config_fd < 0 || g.lost_fd < 0 || g.ncpus <= 0)
+	if (g.config_fd < 0 || g.lost_fd < 0 || g.servers_fd < 0 || g.ncpus <= 0)
 		die("embedded BPF object lacks its maps");
 	push_config();
 
@@ -439,6 +442,24 @@ static void command(char *line)
 		g.cfg.connection = (uint32_t)v;
 		push_config();
 		say("ok conn %" PRIu64 "\n", v);
+	} else if (!strncmp(line, "pid ", 4)) {
+		uint8_t one = 1;
+		uint32_t pid;
+
+		if (!parse_u64(line + 4, UINT32_MAX, &v) || v == 0) {
+			say("error bad argument\n");
+			return;
+		}
+		pid = (uint32_t)v;
+		if (bpf_map_update_elem(g.servers_fd, &pid, &one, BPF_ANY)) {
+			say("error pid %" PRIu64 ": %s\n", v, strerror(errno));
+			return;
+		}
+		if (!g.cfg.by_pid) {
+			g.cfg.by_pid = 1;
+			push_config();
+		}
+		say("ok pid %" PRIu64 "\n", v);
 	} else if (!strncmp(line, "flush ", 6)) {
 		if (!parse_u64(line + 6, UINT64_MAX, &v)) {
 			say("error bad argument\n");
@@ -511,7 +532,7 @@ static void usage(FILE *f)
 {
 	fputs("usage: " PROG " [--connection N]\n"
 	      "  N: the FUSE connection (kernel dev_t, as in /sys/fs/fuse/connections/N); 0 = not known yet\n"
-	      "stdin commands: conn N | flush TOKEN   (see README.md)\n",
+	      "stdin commands: conn N | pid N | flush TOKEN   (see README.md)\n",
 	      f);
 }
 

@@ -35,6 +35,8 @@ enum rec_kind {
 struct config {
 	__u32 connection; /* kernel dev_t of the tracked connection; 0 = none yet */
 	__u32 mark_tgid;  /* tgid (init pid namespace) whose marks count; 0 = any */
+	__u32 by_pid;	  /* 1 once `pid` named the servers: only their writes are replies */
+	__u32 pad;
 };
 
 struct rec_reply {
