@@ -11,11 +11,12 @@
 // them on this thread with a timer, READ_AT_FILL=0 makes the worker read at every poll (what it
 // did before it waited for the buffers to fill). The time the window's closing flush takes (the
 // kernel formatting and the parsing of what the window recorded) is printed apart: it is not part
-// of the workload, but it is part of a clause's time.
+// of the workload, but it is part of a clause's time. The session has reply evidence (the BPF
+// tracer, as every mount of a run has when it loads); REPLIES=0 measures the tracefs session alone.
 // Needs root and tracefs. Cleans up its mount, server and tracefs instances.
 import fs from 'node:fs';
 import path from 'node:path';
-import { EvidenceSession, countOf, tracefsStatus } from '../src/evidence/index.ts';
+import { EvidenceSession, ReplyTracer, countOf, replyTracerStatus, tracefsStatus } from '../src/evidence/index.ts';
 import { havePtfs, startMount } from '../src/evidence/testing.ts';
 
 const cycles = Number(process.argv[2] ?? 3000);
@@ -24,6 +25,11 @@ const WARM = 300;
 const st = await tracefsStatus();
 if (!st.available) {
   console.error(`evidence-overhead: ${st.reason}`);
+  process.exit(2);
+}
+const withReplies = process.env.REPLIES !== '0';
+if (withReplies && !replyTracerStatus().available) {
+  console.error(`evidence-overhead: ${replyTracerStatus().reason} (REPLIES=0 measures without)`);
   process.exit(2);
 }
 const kind = havePtfs() ? 'ptfs' : 'bindfs';
@@ -58,9 +64,15 @@ try {
   };
   const runTraced = async (last: boolean) => {
     await storm(WARM);
+    let replies: ReplyTracer | undefined;
+    if (withReplies) {
+      replies = await ReplyTracer.start();
+      await replies.setConnection(m.connection, [m.pid]);
+    }
     s = await EvidenceSession.open({
       connection: m.connection,
       pids: [m.pid],
+      ...(replies ? { replies } : {}),
       label: 'bench',
       pollMs: Number(process.env.POLL_MS ?? 200),
       readOnMainThread: process.env.MAIN_THREAD === '1',
@@ -70,7 +82,7 @@ try {
     const w = await s.window('storm', () => storm());
     traced.push(w.result);
     flushes.push(Number(process.hrtime.bigint() - t0) / 1e6 - w.result);
-    lastCounts = `FUSE_OPEN=${countOf(w.requests, 'FUSE_OPEN')} FUSE_RELEASE=${countOf(w.requests, 'FUSE_RELEASE')} total=${w.requests.total} events=${w.events.length}`;
+    lastCounts = `FUSE_OPEN=${countOf(w.requests, 'FUSE_OPEN')} FUSE_RELEASE=${countOf(w.requests, 'FUSE_RELEASE')} total=${w.requests.total} events=${w.events.length} reply events=${w.replies.length}`;
     if (last) {
       // RELEASE replies trail close(): give them a moment before reading the ledger
       await new Promise((res) => setTimeout(res, 300));
@@ -92,7 +104,9 @@ try {
   const ratios = traced.map((t, i) => t / bare[i]!);
   const fmt = (xs: number[]) => xs.map((x) => x.toFixed(0)).join(', ');
   const us = (ms: number) => ((ms * 1000) / cycles).toFixed(1);
-  console.log(`server: ${kind}, ${cycles} open/close cycles per round, ${pairs} pairs of rounds (bare+traced, then traced+bare, ...)`);
+  console.log(
+    `server: ${kind}, ${cycles} open/close cycles per round, ${pairs} pairs of rounds (bare+traced, then traced+bare, ...); reply evidence ${withReplies ? 'on' : 'off'}`,
+  );
   console.log(`without session: median ${us(median(bare))} µs/cycle, best ${us(Math.min(...bare))}; rounds (ms) ${fmt(bare)}`);
   console.log(`with session:    median ${us(median(traced))} µs/cycle, best ${us(Math.min(...traced))}; rounds (ms) ${fmt(traced)}`);
   const sorted = [...ratios].sort((x, y) => x - y);

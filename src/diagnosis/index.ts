@@ -7,7 +7,7 @@
 // rule is named only when the reply or call that breaks it is in the timeline.
 import { errnoName } from '../sys/index.ts';
 import { describeOpenReply, type RequestRecord, type Timeline } from '../evidence/timeline.ts';
-import { FOPEN, FOPEN_PASSTHROUGH_MASK, fopenNames, INIT_BIT, type InitOut } from '../evidence/wire.ts';
+import { decodeReadIn, decodeSetattrIn, FATTR, FOPEN, FOPEN_PASSTHROUGH_MASK, fopenNames, INIT_BIT, type InitOut } from '../evidence/wire.ts';
 
 export interface Finding {
   /** what the server did, in the contract's words */
@@ -246,7 +246,7 @@ function fallbackFindings(tl: Timeline, from: number): Finding[] {
     if (!r) continue;
     out.push({
       text: `the server's BACKING_OPEN (thread ${b.tid}) failed with ${errnoName(b.ret)} and it answered ${r.opname.replace('FUSE_', '')} (unique ${r.unique}) with ${errnoName(r.end!.error)} instead of serving the open without passthrough`,
-      rule: 'SPEC §2, BKG-006; KERNEL-RULES B10',
+      rule: b.ret === -1 || errnoName(b.ret) === 'EPERM' ? 'SPEC §1, §2; KERNEL-RULES B4 (check what INIT granted)' : 'SPEC §2, BKG-006; KERNEL-RULES B10',
       ts: b.enterTs,
       unique: r.unique,
       rank: 1,
@@ -317,15 +317,71 @@ function leakFindings(tl: Timeline, from: number): Finding[] {
   ];
 }
 
-/** The attributes the server last answered with, per nodeid (for stale-attribute failures). */
+const S_IFMT = 0o170000;
+const S_IFREG = 0o100000;
+
+/** SETATTR replies that did not do what was asked: a size or mode the reply's attributes contradict. */
+function setattrFindings(tl: Timeline, from: number): Finding[] {
+  const out: Finding[] = [];
+  for (const r of tl.requests) {
+    if (sentAt(r) < from || r.opname !== 'FUSE_SETATTR' || !r.attr || r.end?.error !== 0) continue;
+    const a = decodeSetattrIn(r.send?.arg);
+    if (!a) continue;
+    const f = (text: string): Finding => ({ text, rule: 'SPEC §5; KERNEL-RULES H6, G4', ts: sentAt(r), unique: r.unique, rank: 1 });
+    if (a.valid & FATTR.SIZE && r.attr.size !== a.size)
+      out.push(
+        f(
+          `the server's SETATTR reply (unique ${r.unique}, nodeid ${r.send!.nodeid}) to a truncate to ${a.size} bytes gave size ${r.attr.size}: it did not change the size`,
+        ),
+      );
+    else if (a.valid & FATTR.MODE && a.mode >= 0 && (r.attr.mode & 0o7777) !== (a.mode & 0o7777))
+      out.push(
+        f(
+          `the server's SETATTR reply (unique ${r.unique}, nodeid ${r.send!.nodeid}) to a chmod ${(a.mode & 0o7777).toString(8)} gave mode ${(r.attr.mode & 0o7777).toString(8)}`,
+        ),
+      );
+  }
+  return out.slice(0, 2);
+}
+
+/** READ replies shorter than asked before the end of the file the server itself reported. */
+function shortReadFindings(tl: Timeline, from: number): Finding[] {
+  const size = new Map<bigint, number>();
+  for (const r of tl.requests) {
+    if (r.attr && r.nodeid !== undefined && r.end?.error === 0) size.set(r.nodeid, r.attr.size);
+    if (sentAt(r) < from || r.opname !== 'FUSE_READ' || !r.reply || r.reply.error !== 0) continue;
+    const q = decodeReadIn(r.send?.arg);
+    const s = r.nodeid !== undefined ? size.get(r.nodeid) : undefined;
+    const got = r.reply.len - 16;
+    if (!q || s === undefined || got >= q.size || q.offset + got >= s) continue;
+    return [
+      {
+        text: `the server's READ reply (unique ${r.unique}) gave ${got} bytes for ${q.size} at offset ${q.offset} of a file it reported as ${s} bytes: a short read before the end of the file`,
+        rule: 'SPEC §6 RW; FUSE protocol (READ)',
+        ts: sentAt(r),
+        unique: r.unique,
+        rank: 1,
+      },
+    ];
+  }
+  return [];
+}
+
+/** The attributes the server last answered with, per regular file (for stale-attribute failures). */
 function attrFindings(tl: Timeline, from: number): Finding[] {
   const last = new Map<bigint, RequestRecord>();
-  const S_IFREG = 0o100000;
   for (const r of tl.requests)
-    if (sentAt(r) >= from && r.attr && r.send && r.end?.error === 0 && r.opname === 'FUSE_GETATTR' && (r.attr.mode & 0o170000) === S_IFREG)
-      last.set(r.send.nodeid, r);
+    if (
+      sentAt(r) >= from &&
+      r.attr &&
+      r.nodeid !== undefined &&
+      r.end?.error === 0 &&
+      (r.opname === 'FUSE_GETATTR' || r.opname === 'FUSE_LOOKUP') &&
+      (r.attr.mode & S_IFMT) === S_IFREG
+    )
+      last.set(r.nodeid, r);
   return [...last.values()].slice(-2).map((r) => ({
-    text: `the server's GETATTR reply (unique ${r.unique}, nodeid ${r.send!.nodeid}) gave size ${r.attr!.size}, blocks ${r.attr!.blocks}, mtime ${r.attr!.mtime}.${String(r.attr!.mtimensec).padStart(9, '0')}, mode ${r.attr!.mode.toString(8)} (valid ${r.attrValidMs} ms)`,
+    text: `the server's ${r.opname.replace('FUSE_', '')} reply (unique ${r.unique}, nodeid ${r.nodeid}) gave size ${r.attr!.size}, blocks ${r.attr!.blocks}, mtime ${r.attr!.mtime}.${String(r.attr!.mtimensec).padStart(9, '0')}, mode ${r.attr!.mode.toString(8)} (valid ${r.attrValidMs} ms)`,
     rule: 'SPEC §5; KERNEL-RULES G1, G4',
     ts: sentAt(r),
     unique: r.unique,
@@ -345,7 +401,7 @@ function serverIoFindings(tl: Timeline, from: number): Finding[] {
       rule: 'SPEC §5',
       ts: sentAt(io[0]!),
       unique: io[0]!.unique,
-      rank: 6,
+      rank: 2,
     },
   ];
 }
@@ -387,8 +443,9 @@ export function diagnose(tl: Timeline, o: DiagnoseOptions): Finding[] {
     ...abortFindings(tl, from),
   );
   const msg = o.message ?? '';
-  if (/size|mtime|ctime|blocks|stale|mode|attribute|st_/i.test(msg)) out.push(...attrFindings(tl, from));
-  if (/bytes differ|returned \d+|expected \d+ bytes|got \d+ bytes|short/i.test(msg)) out.push(...serverIoFindings(tl, from));
+  out.push(...setattrFindings(tl, from), ...shortReadFindings(tl, from));
+  if (/size|mtime|ctime|blocks|stale|mode|attribute|st_|EACCES/i.test(msg)) out.push(...attrFindings(tl, from));
+  if (/bytes differ|returned \d+|expected \d+|got \d+ bytes|short|SIGBUS/i.test(msg)) out.push(...serverIoFindings(tl, from));
   // one finding per request, the first kind found
   const seen = new Set<number>();
   const uniq = out.filter((f) => {

@@ -23,6 +23,8 @@ import {
 
 const OPENS = new Set(['FUSE_OPEN', 'FUSE_CREATE', 'FUSE_TMPFILE']);
 const RELEASES = new Set(['FUSE_RELEASE']);
+// requests whose nodeid is the parent directory: the inode is the one the reply's fuse_entry_out names
+const ENTRY_REPLIES = new Set(['FUSE_CREATE', 'FUSE_TMPFILE', 'FUSE_LOOKUP', 'FUSE_MKNOD', 'FUSE_MKDIR', 'FUSE_SYMLINK', 'FUSE_LINK']);
 
 export interface RequestRecord {
   unique: number;
@@ -102,7 +104,7 @@ export class Timeline {
           if (e.connection !== connection) break;
           const r = rec(e.unique, e.opname);
           r.send = e;
-          if (r.opname !== 'FUSE_CREATE' && r.opname !== 'FUSE_TMPFILE') r.nodeid = e.nodeid;
+          if (!ENTRY_REPLIES.has(r.opname)) r.nodeid = e.nodeid;
           if (OPENS.has(e.opname)) r.openIn = decodeOpenIn(e.arg, e.opname !== 'FUSE_OPEN');
           if (RELEASES.has(e.opname)) {
             r.release = decodeReleaseIn(e.arg);
@@ -202,11 +204,17 @@ export class Timeline {
         }
         break;
       }
-      case 'FUSE_LOOKUP': {
+      case 'FUSE_LOOKUP':
+      case 'FUSE_MKNOD':
+      case 'FUSE_MKDIR':
+      case 'FUSE_SYMLINK':
+      case 'FUSE_LINK': {
+        // these name the parent directory in the request; the inode they are about is the reply's
         const e = decodeEntryOut(kernelOk ? r.end!.out[0] : payload);
         if (e) {
           r.attr = e.attr;
           r.attrValidMs = e.attrValidMs;
+          r.nodeid = e.nodeid;
         }
         break;
       }

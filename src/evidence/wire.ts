@@ -192,3 +192,26 @@ export function decodeInitOut(b: Buffer | undefined): InitOut | undefined {
     initExt,
   };
 }
+
+/** FATTR_* bits of fuse_setattr_in.valid that a diagnosis reads. */
+export const FATTR = { MODE: 1 << 0, SIZE: 1 << 3 } as const;
+export interface SetattrIn {
+  valid: number;
+  size: number;
+  mode: number;
+}
+/** fuse_setattr_in: valid @0, fh @8, size @16, ..., mode @68 (88 bytes; the capture keeps 64: mode only when longer). */
+export function decodeSetattrIn(b: Buffer | undefined): SetattrIn | undefined {
+  if (!ok(b, 24)) return undefined;
+  return { valid: b.readUInt32LE(0), size: Number(b.readBigUInt64LE(16)), mode: b.length >= 72 ? b.readUInt32LE(68) : -1 };
+}
+export interface ReadIn {
+  fh: bigint;
+  offset: number;
+  size: number;
+}
+/** fuse_read_in: fh @0, offset @8, size @16. */
+export function decodeReadIn(b: Buffer | undefined): ReadIn | undefined {
+  if (!ok(b, 20)) return undefined;
+  return { fh: b.readBigUInt64LE(0), offset: Number(b.readBigUInt64LE(8)), size: b.readUInt32LE(16) };
+}

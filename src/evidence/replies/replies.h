@@ -28,7 +28,7 @@ enum rec_kind {
 	REC_KEND = 5,
 };
 
-#define KREQ_ARG_MAX 64	 /* bytes of the request's first input argument kept */
+#define KREQ_ARG_MAX 96	 /* bytes of the request's first input argument kept */
 #define KEND_OUT_MAX 128 /* bytes of each of the reply's first two output arguments kept */
 
 /* Filter settings, written by the loader into the one-entry `config` array map. */
