@@ -92,7 +92,8 @@ async function worker() {
 await Promise.all(Array.from({ length: jobs }, worker));
 rmSync(tmp, { recursive: true, force: true });
 const named = rows.filter((r) => r.named).length;
-const raw = rows.filter((r) => /\/tmp\/|^E[A-Z]+: /.test(r.reason)).length;
+// a raw Node error, or a path of the run's temporary mounts (…/mnt/…, …/store/…) instead of the mount's view
+const raw = rows.filter((r) => /^E[A-Z]+: |\/(mnt|store)\//.test(r.reason.replace(/; standalone reproducer: .*/, ''))).length;
 console.log(
   `\ndiagnosis score: ${named}/${rows.length} failing clause results name the defect's cause (${((100 * named) / Math.max(1, rows.length)).toFixed(0)} %); ${raw} show a raw error or a temporary path`,
 );

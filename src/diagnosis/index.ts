@@ -156,8 +156,8 @@ function initFindings(tl: Timeline, claimsPassthrough: boolean, message: string)
   return out;
 }
 
-/** The reply for `r` that the kernel refused, or never got. */
-function replyFindings(r: RequestRecord): Finding | null {
+/** The reply for `r` that the kernel refused, or never got (by `nowTs`, after a second). */
+function replyFindings(r: RequestRecord, nowTs: number): Finding | null {
   const op = r.opname.replace('FUSE_', '');
   const at = sentAt(r);
   const rep = r.reply;
@@ -189,7 +189,8 @@ function replyFindings(r: RequestRecord): Finding | null {
       rank: 1,
     };
   }
-  if (r.send && !r.end && !rep && !['FUSE_FORGET', 'FUSE_BATCH_FORGET', 'FUSE_INTERRUPT'].includes(r.opname)) {
+  // a request in flight when the failure was read is not unanswered (RELEASE trails close())
+  if (r.send && !r.end && !rep && nowTs - at > 1_000_000 && !['FUSE_FORGET', 'FUSE_BATCH_FORGET', 'FUSE_INTERRUPT'].includes(r.opname)) {
     return {
       text: `the server never answered ${op} (unique ${r.unique}) with a reply the kernel took`,
       rule: 'FUSE protocol',
@@ -412,15 +413,18 @@ export interface DiagnoseOptions {
   claimsPassthrough: boolean;
   /** the failure's words, to pick findings that fit it (wrong bytes, attributes, errno) */
   message?: string;
+  /** µs of the monotonic clock when the timeline was read (default: its last event) */
+  nowTs?: number;
 }
 
 /** Every finding of the timeline since the clause began, most telling first. */
 export function diagnose(tl: Timeline, o: DiagnoseOptions): Finding[] {
   const from = o.sinceTs;
+  const now = o.nowTs ?? Math.max(0, ...tl.requests.map((r) => r.end?.ts ?? sentAt(r)));
   const out: Finding[] = [...initFindings(tl, o.claimsPassthrough, o.message ?? ''), ...strayFindings(tl, from)];
   for (const r of tl.requests) {
     if (sentAt(r) < from) continue;
-    const rf = replyFindings(r);
+    const rf = replyFindings(r, now);
     if (rf) out.push(rf);
     if (OPENS.has(r.opname) && r.end?.error === 0 && r.refusedBy) {
       const w = whyRefused(tl, r);

@@ -73,7 +73,7 @@ export async function explainFailure(e: Error, m: Diagnosable | undefined, since
   if (!ev?.replies) return { message, findings: [], excerpt: [] };
   const tl = await withTimeout(ev.timeline(), 5000);
   if (!tl) return { message, findings: [], excerpt: [] };
-  const findings = diagnose(tl, { sinceTs, claimsPassthrough: m?.claims?.passthrough ?? true, message });
+  const findings = diagnose(tl, { sinceTs, nowTs: monoUs(), claimsPassthrough: m?.claims?.passthrough ?? true, message });
   const fresh = findings.filter((f) => !message.includes(f.text));
   // a message that already names a finding (FileOpens read the same timeline) gets no second cause
   if (fresh.length === findings.length && findings.length) message += ` — cause: ${causeText(findings)}`;

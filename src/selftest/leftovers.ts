@@ -73,7 +73,14 @@ export function leftoversOf(tmp: string, runnerPid: number): string[] {
     }
   }
   const procs = new Set(out.filter((l) => l.startsWith('process ')).map((l) => Number(l.split(' ')[1])));
-  for (const p of tracerPrograms()) {
+  let progs = tracerPrograms();
+  // a program whose loader is exiting is freed a moment after its last fd closes: look again
+  if (progs.some((p) => p.holders.length === 0)) {
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 500);
+    const again = new Set(tracerPrograms().map((p) => p.id));
+    progs = progs.filter((p) => again.has(p.id));
+  }
+  for (const p of progs) {
     if (p.holders.length === 0) out.push(`bpf program ${p.name} (id ${p.id}) held by no process`);
     else if (p.holders.some((h) => procs.has(h))) out.push(`bpf program ${p.name} (id ${p.id}) held by pid ${p.holders.join(',')}`);
   }
