@@ -512,7 +512,7 @@ describe('the documented forms and the error lines', () => {
       [['compare'], /^compare needs RESULTS\.json/],
       [['compare', f.resultsV2], /v2\.json: written by fusecert 2\.0\.0; this is fusecert 0\.1\.0/],
       [['compare', f.resultsA, '-o', f.dir], /^-o .*dir: is a directory; expected a file name/],
-      [['frob'], /^unknown command frob; expected one of run, compare, expect, clauses, doctor/],
+      [['frob'], /^unknown command frob; expected one of run, compare, expect, explain, clauses, doctor/],
       [
         ['run', '--server', PTFS_MANIFEST, '--baseline', f.resultsB],
         /^--baseline .*b\.json: a run of server bindfs, not ptfs; a baseline is an earlier run of the same server/,

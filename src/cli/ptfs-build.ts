@@ -114,7 +114,7 @@ export async function ensureTracer(log: (line: string) => void): Promise<void> {
 
 /** doctor's line for the reply tracer. */
 export function tracerCheck(): Check {
-  const name = 'reply tracer (BPF)';
+  const name = 'reply tracer build';
   if (existsSync(TRACER_BIN)) return { name, ok: true, value: `built: ${TRACER_BIN}` };
   const tools = missingTracerTools();
   if (tools.length === 0) return { name, ok: true, value: 'not built yet: `fusecert run` builds it (clang, libbpf found), or `fusecert build-ptfs`' };
