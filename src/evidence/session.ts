@@ -546,6 +546,7 @@ export class EvidenceSession {
     await this.reader?.ready;
     await this.flush();
     const from = { req: this.req?.events.length ?? 0, io: this.io?.events.length ?? 0 };
+    const repliesFrom = this.replies?.events.length ?? 0;
     this.req?.mark(begin);
     this.io?.mark(begin);
     let result: T;
@@ -579,7 +580,8 @@ export class EvidenceSession {
     if (this.replies && (await this.flushReplies())) {
       const all = this.replies.events;
       const upTo = all.length;
-      replies = all.filter((e) => e.ts >= startTs && e.ts <= endTs);
+      // the window's events came in with this flush or the one before it began: no scan of the session's history
+      replies = all.slice(repliesFrom).filter((e) => e.ts >= startTs && e.ts <= endTs);
       ledger.attachArgs(replies.filter((e): e is BackingCall => e.kind === 'backing'));
       let built: Timeline | undefined;
       timeline = () => (built ??= new Timeline(all.slice(0, upTo), this.connection, this.serverPids()));
