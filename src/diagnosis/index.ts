@@ -161,9 +161,10 @@ function replyFindings(r: RequestRecord, nowTs: number): Finding | null {
   const op = r.opname.replace('FUSE_', '');
   const at = sentAt(r);
   const rep = r.reply;
+  const wrote = rep?.wret ? ` (the write returned ${errnoName(rep.wret)})` : '';
   if (rep && rep.error !== 0 && (rep.error < -511 || rep.error > 0)) {
     return {
-      text: `the server answered ${op} (unique ${r.unique}) with error ${rep.error}, outside -511..0, so the kernel refused the reply and the request waits for another`,
+      text: `the server answered ${op} (unique ${r.unique}) with error ${rep.error}, outside -511..0, so the kernel refused the reply${wrote} and the request waits for another`,
       rule: 'SPEC §3; FUSE protocol',
       ts: at,
       unique: r.unique,
@@ -173,7 +174,7 @@ function replyFindings(r: RequestRecord, nowTs: number): Finding | null {
   if (rep && rep.error === 0 && r.end && r.end.error !== 0 && rep.len === rep.count) {
     const need = op === 'OPEN' ? ' (fuse_open_out is 16 bytes)' : '';
     return {
-      text: `the server answered ${op} (unique ${r.unique}) with ${rep.len - 16} bytes after the header${need}; the kernel refused the reply and ended the request with ${errnoName(r.end.error)}`,
+      text: `the server answered ${op} (unique ${r.unique}) with ${rep.len - 16} bytes after the header${need}; the kernel refused the reply${wrote} and ended the request with ${errnoName(r.end.error)}`,
       rule: 'SPEC §3; FUSE protocol',
       ts: at,
       unique: r.unique,
@@ -213,7 +214,7 @@ function strayFindings(tl: Timeline, from: number): Finding[] {
       );
       const w = waiting.length ? ` while ${waiting.map((r) => `${r.opname.replace('FUSE_', '')} (unique ${r.unique})`).join(', ')} waited for its reply` : '';
       return {
-        text: `the server wrote a reply for unique ${s.unique} (error ${s.error}, ${s.len} bytes), which no request of the connection has, so the kernel refused it${w}`,
+        text: `the server wrote a reply for unique ${s.unique} (error ${s.error}, ${s.len} bytes), which no request of the connection has, so the kernel refused it${s.wret ? ` (${errnoName(s.wret)})` : ''}${w}`,
         rule: 'FUSE protocol (fuse_out_header.unique)',
         ts: s.ts,
         ...(waiting[0] ? { unique: waiting[0].unique } : {}),
@@ -350,10 +351,16 @@ function shortReadFindings(tl: Timeline, from: number): Finding[] {
   const size = new Map<bigint, number>();
   for (const r of tl.requests) {
     if (r.attr && r.nodeid !== undefined && r.end?.error === 0) size.set(r.nodeid, r.attr.size);
-    if (sentAt(r) < from || r.opname !== 'FUSE_READ' || !r.reply || r.reply.error !== 0) continue;
+    // a WRITE the server took extends what it must be able to read back (fuse_write_in: offset @8, size @16)
+    if (r.opname === 'FUSE_WRITE' && r.nodeid !== undefined && r.end?.error === 0) {
+      const w = decodeReadIn(r.send?.arg);
+      if (w) size.set(r.nodeid, Math.max(size.get(r.nodeid) ?? 0, w.offset + w.size));
+    }
+    if (sentAt(r) < from || r.opname !== 'FUSE_READ' || !r.end || r.end.error !== 0) continue;
     const q = decodeReadIn(r.send?.arg);
     const s = r.nodeid !== undefined ? size.get(r.nodeid) : undefined;
-    const got = r.reply.len - 16;
+    // the data bytes of the READ reply: its out argument's size as the kernel kept it
+    const got = r.reply ? r.reply.len - 16 : r.end.sizes[0];
     if (!q || s === undefined || got >= q.size || q.offset + got >= s) continue;
     return [
       {

@@ -6,8 +6,8 @@
 //          first input argument: open flags, the fh a RELEASE names, ...)
 //   end    the reply as the kernel parsed it (raw tracepoint on fuse_request_end: error and the
 //          output arguments), whichever transport carried it (write, splice, io_uring)
-//   reply  the bytes the server wrote to /dev/fuse (sys_enter_write/writev), so a reply the
-//          kernel refused is still seen as sent
+//   reply  the bytes the server wrote to /dev/fuse (sys_enter_write/writev), kept only when the
+//          write failed (sys_exit_*): a reply the kernel refused is still seen as sent
 //   ioctl  BACKING_OPEN/CLOSE with their arguments read at the syscall, and their results
 // The loader keeps events in its own memory and writes them only on `flush`, through a marker
 // that passes its BPF ring buffer, so a flush holds everything that happened before it (the ring
@@ -52,6 +52,8 @@ export interface KernelEnd extends Base {
   error: number;
   /** output arguments 0 and 1 (CREATE: fuse_entry_out, fuse_open_out) */
   out: [Buffer, Buffer];
+  /** their sizes as the kernel kept them: for a variable-size reply (READ) what the server sent */
+  sizes: [number, number];
 }
 /** The bytes a server wrote to /dev/fuse for a request. */
 export interface ServerReply extends Base {
@@ -69,6 +71,8 @@ export interface ServerReply extends Base {
   error: number;
   /** what followed the 16-byte header, as far as captured */
   payload: Buffer;
+  /** what the write(2) returned (-errno): the tracer records only replies the kernel refused */
+  wret?: number;
 }
 /** A backing ioctl, its argument read at entry, its result at exit. */
 export interface BackingCall extends Base {
@@ -126,6 +130,7 @@ export function parseReplyLine(line: string): ReplyEvent | null {
         nodeid: BigInt(f[7]!),
         error: Number(f[8]),
         out: [hex(f[10]), hex(f[12])],
+        sizes: [Number(f[13] ?? 0), Number(f[14] ?? 0)],
       };
     case 'reply':
       if (f.length < 13) return null;
@@ -143,6 +148,7 @@ export function parseReplyLine(line: string): ReplyEvent | null {
         len: Number(f[9]),
         error: Number(f[10]),
         payload: hex(f[12]),
+        ...(f[13] !== undefined ? { wret: Number(f[13]) } : {}),
       };
     case 'ioctl': {
       if (f.length < 12) return null;

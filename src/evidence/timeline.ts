@@ -269,7 +269,10 @@ export function renderExcerpt(tl: Timeline, fromTs: number, opts: { max?: number
     if (r.send) s += ` nodeid ${r.send.nodeid}`;
     if (r.openIn) s += ` flags 0x${r.openIn.flags.toString(8)}`;
     if (r.fh !== undefined) s += ` fh ${r.fh}`;
-    if (r.reply) s += `; server replied error ${r.reply.error}${r.reply.len !== r.reply.count ? ` len ${r.reply.len} in ${r.reply.count} bytes` : ''}`;
+    // a `reply` is kept only when the kernel refused it: then it is what the server wrote
+    if (r.reply)
+      s += `; server wrote error ${r.reply.error}, len ${r.reply.len}${r.reply.len !== r.reply.count ? ` in ${r.reply.count} bytes` : ''}${r.reply.wret ? `, refused: ${errnoName(r.reply.wret)}` : ''}`;
+    else if (r.end) s += `; replied${r.opname === 'FUSE_READ' ? ` ${r.end.sizes[0]} bytes` : ''}`;
     if (r.openOut)
       s += `, ${fopenNames(r.openOut.openFlags)} (0x${r.openOut.openFlags.toString(16)})${r.openOut.openFlags & FOPEN.PASSTHROUGH ? ` backing id ${r.openOut.backingId}` : ''} fh ${r.openOut.fh}`;
     if (r.attr) s += `, size ${r.attr.size} mtime ${r.attr.mtime}.${String(r.attr.mtimensec).padStart(9, '0')} mode ${r.attr.mode.toString(8)}`;

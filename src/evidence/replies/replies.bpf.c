@@ -17,6 +17,7 @@
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_core_read.h>
+#include <bpf/bpf_tracing.h>
 
 #include "replies.h"
 
@@ -110,9 +111,13 @@ struct {
 	__type(value, struct config);
 } config SEC(".maps");
 
-/* unique -> request, for the tracked connection only. LRU: unanswered requests age out. */
+/*
+ * unique -> request, for the tracked connection only. A plain (preallocated) hash, not an LRU
+ * one: an entry goes at the reply or at the request's end, and LRU updates cost several times
+ * more on this hot path (three per request).
+ */
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 65536);
 	__type(key, __u64);
 	__type(value, struct req_info);
@@ -165,6 +170,17 @@ struct {
 } scratch SEC(".maps");
 
 /* ---- helpers ---- */
+
+/*
+ * Records are submitted without waking the loader, which reads the ring every 100 ms and at a
+ * flush: a wakeup per record made the loader run (and compete for the CPUs) ten times per
+ * open/close cycle of the workload. Once a quarter of the ring waits, the record wakes it.
+ */
+#define RB_WAKE_AT (1024 * 1024)
+static __always_inline __u64 rb_flags(void)
+{
+	return bpf_ringbuf_query(&rb, BPF_RB_AVAIL_DATA) > RB_WAKE_AT ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+}
 
 /* Hide a value's provenance from clang so it cannot drop a clamp the verifier needs. */
 #define opaque(v) asm volatile("" : "+r"(v))
@@ -241,9 +257,22 @@ static __always_inline struct rec_reply *match_reply(const struct fuse_out_heade
 	rec->len = h->len;
 	rec->error = h->error;
 	rec->npayload = 0;
-	rec->pad = 0;
+	rec->wret = 0;
 	return rec;
 }
+
+/*
+ * A reply is held until its write returns and recorded only when the kernel refused it (the
+ * write failed: a unique no request has, a bad length, an error out of range). The kernel's
+ * own record of a reply it took is the `end` record, so a reply recorded twice was most of
+ * the ring's traffic and of the loader's work.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH); /* an entry lives from a write's entry to its exit */
+	__uint(max_entries, 1024);
+	__type(key, __u32);
+	__type(value, struct rec_reply);
+} held SEC(".maps");
 
 static __always_inline void emit_reply(struct rec_reply *rec, __u64 npayload)
 {
@@ -251,39 +280,28 @@ static __always_inline void emit_reply(struct rec_reply *rec, __u64 npayload)
 	if (npayload > REPLY_PAYLOAD_MAX)
 		npayload = REPLY_PAYLOAD_MAX;
 	rec->npayload = npayload;
-	if (bpf_ringbuf_output(&rb, rec, REC_REPLY_FIXED_SIZE + npayload, 0))
-		count_lost();
+	bpf_map_update_elem(&held, &rec->tid, rec, BPF_ANY);
 }
 
-/* ---- request tracking ---- */
-
-SEC("tracepoint/fuse/fuse_request_send")
-int fcr_req_send(struct tp_fuse_request_send *ctx)
+static __always_inline void reply_returned(__s64 ret)
 {
-	struct req_info ri = {.opcode = ctx->opcode, .connection = ctx->connection};
-	__u64 unique = ctx->unique;
-	struct config *cfg = get_config();
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	struct rec_reply *rec = bpf_map_lookup_elem(&held, &tid);
+	__u64 n;
 
-	if (ri.opcode == FUSE_OP_INIT)
-		bpf_map_update_elem(&inits, &unique, &ri, BPF_ANY);
-	if (cfg && cfg->connection && cfg->connection == ri.connection)
-		bpf_map_update_elem(&requests, &unique, &ri, BPF_ANY);
-	return 0;
+	if (!rec)
+		return;
+	if (ret < 0) {
+		rec->wret = (__s32)ret;
+		n = rec->npayload;
+		opaque(n);
+		if (n > REPLY_PAYLOAD_MAX)
+			n = REPLY_PAYLOAD_MAX;
+		if (bpf_ringbuf_output(&rb, rec, REC_REPLY_FIXED_SIZE + n, rb_flags()))
+			count_lost();
+	}
+	bpf_map_delete_elem(&held, &tid);
 }
-
-SEC("tracepoint/fuse/fuse_request_end")
-int fcr_req_end(struct tp_fuse_request_end *ctx)
-{
-	struct config *cfg = get_config();
-	__u64 unique = ctx->unique;
-
-	/* Requests ended without a reply we saw (interrupted, aborted, splice...). */
-	if (cfg && cfg->connection && cfg->connection == ctx->connection)
-		bpf_map_delete_elem(&requests, &unique);
-	return 0;
-}
-
-/* ---- replies ---- */
 
 /*
  * Every write(2) of the machine passes here: once the servers are known, a write of any other
@@ -397,6 +415,22 @@ int fcr_writev(struct tp_sys_enter *ctx)
 	return 0;
 }
 
+SEC("tracepoint/syscalls/sys_exit_write")
+int fcr_write_exit(struct tp_sys_exit *ctx)
+{
+	if (writer_wanted())
+		reply_returned(ctx->ret);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_writev")
+int fcr_writev_exit(struct tp_sys_exit *ctx)
+{
+	if (writer_wanted())
+		reply_returned(ctx->ret);
+	return 0;
+}
+
 /* ---- backing ioctls and markers ---- */
 
 SEC("tracepoint/syscalls/sys_enter_ioctl")
@@ -461,7 +495,7 @@ int fcr_ioctl_exit(struct tp_sys_exit *ctx)
 		return 0;
 	r->exit_ns = bpf_ktime_get_ns();
 	r->ret = ctx->ret;
-	if (bpf_ringbuf_output(&rb, r, sizeof(*r), 0))
+	if (bpf_ringbuf_output(&rb, r, sizeof(*r), rb_flags()))
 		count_lost();
 	bpf_map_delete_elem(&ioctls, &tid);
 	return 0;
@@ -553,14 +587,6 @@ static __always_inline int out_wanted(__u32 op)
 	return 0;
 }
 
-/* Of this connection, or an INIT of any (the loader learns the connection after the mount). */
-static __always_inline int kernel_side_wanted(__u32 conn, __u32 opcode)
-{
-	struct config *cfg = get_config();
-
-	return opcode == FUSE_OP_INIT || (cfg && cfg->connection && cfg->connection == conn);
-}
-
 static __always_inline __u32 read_arg(void *dst, __u32 cap, unsigned int size, const void *src)
 {
 	__u32 n = size;
@@ -576,17 +602,30 @@ static __always_inline __u32 read_arg(void *dst, __u32 cap, unsigned int size, c
 	return n;
 }
 
-SEC("raw_tp/fuse_request_send")
-int fcr_kernel_send(struct bpf_raw_tracepoint_args *ctx)
+/*
+ * tp_btf: the tracepoint's own argument, a BTF-typed pointer, so the fields of the request are
+ * plain loads the verifier checks against the kernel's BTF (raw_tp needed one
+ * bpf_probe_read_kernel per field, a dozen per request, which was most of the tracer's cost).
+ * Only the argument buffers behind the untyped `value` pointers still need a probe read.
+ */
+SEC("tp_btf/fuse_request_send")
+int BPF_PROG(fcr_kernel_send, struct fuse_req___fc *req)
 {
-	struct fuse_req___fc *req = (void *)ctx->args[0];
-	__u32 conn = BPF_CORE_READ(req, fm, fc, dev);
-	__u32 opcode = BPF_CORE_READ(req, in.h.opcode);
+	__u32 conn = req->fm->fc->dev;
+	__u32 opcode = req->in.h.opcode;
+	__u64 unique = req->in.h.unique;
+	struct req_info ri = {.opcode = opcode, .connection = conn};
+	struct config *cfg = get_config();
 	struct fuse_args___fc *args;
 	struct rec_kreq *r;
 	__u64 pid_tgid;
 
-	if (!kernel_side_wanted(conn, opcode))
+	/* the uniques a reply written to /dev/fuse may name (see match_reply) */
+	if (opcode == FUSE_OP_INIT)
+		bpf_map_update_elem(&inits, &unique, &ri, BPF_ANY);
+	if (cfg && cfg->connection && cfg->connection == conn)
+		bpf_map_update_elem(&requests, &unique, &ri, BPF_ANY);
+	else if (opcode != FUSE_OP_INIT)
 		return 0;
 	r = bpf_ringbuf_reserve(&rb, sizeof(*r), 0);
 	if (!r) {
@@ -599,33 +638,36 @@ int fcr_kernel_send(struct bpf_raw_tracepoint_args *ctx)
 	r->tgid = pid_tgid >> 32;
 	r->connection = conn;
 	r->ts_ns = bpf_ktime_get_ns();
-	r->unique = BPF_CORE_READ(req, in.h.unique);
-	r->nodeid = BPF_CORE_READ(req, in.h.nodeid);
+	r->unique = unique;
+	r->nodeid = req->in.h.nodeid;
 	r->opcode = opcode;
-	r->pid = BPF_CORE_READ(req, in.h.pid);
+	r->pid = req->in.h.pid;
 	r->pad = 0;
 	r->narg = 0;
-	args = BPF_CORE_READ(req, args);
-	if (args && BPF_CORE_READ(args, in_numargs) > 0)
-		r->narg = read_arg(r->arg, KREQ_ARG_MAX, BPF_CORE_READ(args, in_args[0].size),
-				   BPF_CORE_READ(args, in_args[0].value));
-	bpf_ringbuf_submit(r, 0);
+	args = req->args;
+	if (args && args->in_numargs > 0)
+		r->narg = read_arg(r->arg, KREQ_ARG_MAX, args->in_args[0].size, args->in_args[0].value);
+	bpf_ringbuf_submit(r, rb_flags());
 	return 0;
 }
 
-SEC("raw_tp/fuse_request_end")
-int fcr_kernel_end(struct bpf_raw_tracepoint_args *ctx)
+SEC("tp_btf/fuse_request_end")
+int BPF_PROG(fcr_kernel_end, struct fuse_req___fc *req)
 {
-	struct fuse_req___fc *req = (void *)ctx->args[0];
-	__u32 conn = BPF_CORE_READ(req, fm, fc, dev);
-	__u32 opcode = BPF_CORE_READ(req, in.h.opcode);
+	__u32 conn = req->fm->fc->dev;
+	__u32 opcode = req->in.h.opcode;
+	__u64 unique = req->in.h.unique;
+	struct config *cfg = get_config();
 	struct fuse_args___fc *args;
 	struct rec_kend *r;
 	__u64 pid_tgid;
 	__u8 nout;
 
-	if (!kernel_side_wanted(conn, opcode))
+	if (!(cfg && cfg->connection && cfg->connection == conn) && opcode != FUSE_OP_INIT)
 		return 0;
+	/* ended without a reply we saw (interrupted, aborted, splice, io_uring) */
+	if (cfg && cfg->connection == conn)
+		bpf_map_delete_elem(&requests, &unique);
 	r = bpf_ringbuf_reserve(&rb, sizeof(*r), 0);
 	if (!r) {
 		count_lost();
@@ -637,22 +679,29 @@ int fcr_kernel_end(struct bpf_raw_tracepoint_args *ctx)
 	r->tgid = pid_tgid >> 32;
 	r->connection = conn;
 	r->ts_ns = bpf_ktime_get_ns();
-	r->unique = BPF_CORE_READ(req, in.h.unique);
-	r->nodeid = BPF_CORE_READ(req, in.h.nodeid);
+	r->unique = unique;
+	r->nodeid = req->in.h.nodeid;
 	r->opcode = opcode;
-	r->error = BPF_CORE_READ(req, out.h.error);
+	r->error = req->out.h.error;
 	r->nout0 = 0;
 	r->nout1 = 0;
-	args = BPF_CORE_READ(req, args);
-	if (args && r->error == 0 && out_wanted(opcode)) {
-		nout = BPF_CORE_READ(args, out_numargs);
+	r->size0 = 0;
+	r->size1 = 0;
+	args = req->args;
+	if (args && r->error == 0) {
+		nout = args->out_numargs;
 		if (nout > 0)
-			r->nout0 = read_arg(r->out0, KEND_OUT_MAX, BPF_CORE_READ(args, out_args[0].size),
-					    BPF_CORE_READ(args, out_args[0].value));
+			r->size0 = args->out_args[0].size;
 		if (nout > 1)
-			r->nout1 = read_arg(r->out1, KEND_OUT_MAX, BPF_CORE_READ(args, out_args[1].size),
-					    BPF_CORE_READ(args, out_args[1].value));
+			r->size1 = args->out_args[1].size;
 	}
-	bpf_ringbuf_submit(r, 0);
+	if (args && r->error == 0 && out_wanted(opcode)) {
+		nout = args->out_numargs;
+		if (nout > 0)
+			r->nout0 = read_arg(r->out0, KEND_OUT_MAX, args->out_args[0].size, args->out_args[0].value);
+		if (nout > 1)
+			r->nout1 = read_arg(r->out1, KEND_OUT_MAX, args->out_args[1].size, args->out_args[1].value);
+	}
+	bpf_ringbuf_submit(r, rb_flags());
 	return 0;
 }

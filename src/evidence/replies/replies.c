@@ -43,6 +43,11 @@
 extern const char fusecert_replies_bpf[];
 extern const char fusecert_replies_bpf_end[];
 
+struct buf {
+	char *p;
+	size_t len, cap;
+};
+
 static struct {
 	struct bpf_object *obj;
 	struct ring_buffer *rb;
@@ -52,8 +57,8 @@ static struct {
 	int ncpus;
 	struct config cfg;
 
-	char *out; /* unflushed text lines */
-	size_t out_len, out_cap;
+	struct buf raw; /* records read from the ring, not yet formatted */
+	struct buf txt; /* text of a flush being written */
 	uint64_t dropped; /* lines not kept because of OUT_CAP */
 
 	bool awaiting; /* a marker with await_token stops the ring consumer */
@@ -132,33 +137,43 @@ static void say(const char *fmt, ...)
 		write_all(line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
 }
 
-static bool out_reserve(size_t n)
+static bool buf_reserve(struct buf *b, size_t n)
 {
-	if (g.out_len + n <= g.out_cap)
+	if (b->len + n <= b->cap)
 		return true;
-	if (g.out_len + n > OUT_CAP)
+	if (b->len + n > OUT_CAP)
 		return false;
-	size_t cap = g.out_cap ? g.out_cap : 1 << 16;
+	size_t cap = b->cap ? b->cap : 1 << 16;
 
-	while (cap < g.out_len + n)
+	while (cap < b->len + n)
 		cap *= 2;
-	char *p = realloc(g.out, cap);
+	char *p = realloc(b->p, cap);
 
 	if (!p)
 		return false;
-	g.out = p;
-	g.out_cap = cap;
+	b->p = p;
+	b->cap = cap;
 	return true;
+}
+
+static void buf_release(struct buf *b)
+{
+	b->len = 0;
+	if (b->cap > (1u << 24)) { /* give back memory after a big burst */
+		free(b->p);
+		b->p = NULL;
+		b->cap = 0;
+	}
 }
 
 static void out_line(const char *s, size_t n)
 {
-	if (!out_reserve(n)) {
+	if (!buf_reserve(&g.txt, n)) {
 		g.dropped++;
 		return;
 	}
-	memcpy(g.out + g.out_len, s, n);
-	g.out_len += n;
+	memcpy(g.txt.p + g.txt.len, s, n);
+	g.txt.len += n;
 }
 
 /* ---- ring records -> text ---- */
@@ -187,7 +202,7 @@ static void format_reply(const struct rec_reply *r, size_t size)
 			line[n++] = hex[r->payload[i] & 15];
 		}
 	}
-	line[n++] = '\n';
+	n += snprintf(line + n, sizeof(line) - (size_t)n, " %d\n", r->wret);
 	out_line(line, (size_t)n);
 }
 
@@ -248,15 +263,32 @@ static void format_kend(const struct rec_kend *r)
 	put_hex(line, &n, r->out0, n0);
 	n += snprintf(line + n, sizeof(line) - (size_t)n, " %u ", n1);
 	put_hex(line, &n, r->out1, n1);
-	line[n++] = '\n';
+	n += snprintf(line + n, sizeof(line) - (size_t)n, " %u %u\n", r->size0, r->size1);
 	out_line(line, (size_t)n);
 }
 
-static int on_record(void *ctx, void *data, size_t size)
+/*
+ * Records are kept as they came out of the ring (a length and the bytes) and turned into text
+ * only at a flush: formatting while the workload runs would take CPU from it, as tracefs's
+ * trace_pipe does when it is read during a window.
+ */
+static void keep_record(const void *data, size_t size)
 {
-	(void)ctx;
+	uint32_t n = (uint32_t)size;
+
+	if (!buf_reserve(&g.raw, sizeof(n) + size)) {
+		g.dropped++;
+		return;
+	}
+	memcpy(g.raw.p + g.raw.len, &n, sizeof(n));
+	memcpy(g.raw.p + g.raw.len + sizeof(n), data, size);
+	g.raw.len += sizeof(n) + size;
+}
+
+static void format_record(const void *data, size_t size)
+{
 	if (size < sizeof(uint32_t))
-		return 0;
+		return;
 	switch (*(const uint32_t *)data) {
 	case REC_REPLY:
 		if (size >= REC_REPLY_FIXED_SIZE)
@@ -274,7 +306,15 @@ static int on_record(void *ctx, void *data, size_t size)
 		if (size >= sizeof(struct rec_kend))
 			format_kend(data);
 		break;
-	case REC_MARK:
+	}
+}
+
+static int on_record(void *ctx, void *data, size_t size)
+{
+	(void)ctx;
+	if (size < sizeof(uint32_t))
+		return 0;
+	if (*(const uint32_t *)data == REC_MARK) {
 		if (size >= sizeof(struct rec_mark)) {
 			const struct rec_mark *m = data;
 
@@ -285,8 +325,9 @@ static int on_record(void *ctx, void *data, size_t size)
 				return STOP_AT_MARK;
 			}
 		}
-		break;
+		return 0;
 	}
+	keep_record(data, size);
 	return 0;
 }
 
@@ -380,6 +421,11 @@ static void load_and_attach(void)
 		const char *sec = bpf_program__section_name(prog);
 		const char *tp = strchr(sec, '/') ? strchr(sec, '/') + 1 : sec;
 
+		/* FUSECERT_REPLIES_SKIP=name,...: leave programs unattached (bench/evidence-breakdown.ts) */
+		const char *skip = getenv("FUSECERT_REPLIES_SKIP");
+		const char *pn = bpf_program__name(prog);
+		if (skip && strstr(skip, pn))
+			continue;
 		if (!bpf_program__attach(prog)) {
 			err = errno;
 			/* libbpf reads the tracepoint id from tracefs (or its debugfs mirror). */
@@ -467,23 +513,28 @@ static void command(char *line)
 		}
 		/* A marker that never arrived was lost in a full ring: lost= says so. */
 		mark_and_wait(v);
+		/* the records kept since the last flush become text now, written in pieces */
+		for (size_t at = 0; at + sizeof(uint32_t) <= g.raw.len;) {
+			uint32_t n;
+
+			memcpy(&n, g.raw.p + at, sizeof(n));
+			if (at + sizeof(n) + n > g.raw.len)
+				break;
+			format_record(g.raw.p + at + sizeof(n), n);
+			at += sizeof(n) + n;
+			if (g.txt.len > (1u << 20)) {
+				write_all(g.txt.p, g.txt.len);
+				g.txt.len = 0;
+			}
+		}
+		buf_release(&g.raw);
 		char tail[96];
 		int n = snprintf(tail, sizeof(tail), "flushed %" PRIu64 " lost=%" PRIu64 "\n", v,
 				 ring_lost() + g.dropped);
 
-		/* Reserve room so the closing line is never the one dropped. */
-		if (!out_reserve((size_t)n)) {
-			write_all(g.out, g.out_len);
-			g.out_len = 0;
-		}
-		out_line(tail, (size_t)n);
-		write_all(g.out, g.out_len);
-		g.out_len = 0;
-		if (g.out_cap > (1u << 24)) { /* give back memory after a big burst */
-			free(g.out);
-			g.out = NULL;
-			g.out_cap = 0;
-		}
+		write_all(g.txt.p, g.txt.len);
+		write_all(tail, (size_t)n);
+		buf_release(&g.txt);
 	} else if (line[0]) {
 		say("error unknown command\n");
 	}

@@ -52,7 +52,7 @@ struct rec_reply {
 	__u32 len;	/* fuse_out_header.len */
 	__s32 error;	/* fuse_out_header.error */
 	__u32 npayload; /* bytes of payload[] that are valid (and sent) */
-	__u32 pad;
+	__s32 wret;	/* what the write returned: only refused replies (< 0) are recorded */
 	/*
 	 * Twice the cap: the BPF gather loop writes at a variable offset
 	 * (<= cap) a variable size (<= cap), and the verifier checks the sum of
@@ -113,6 +113,8 @@ struct rec_kend {
 	__s32 error;
 	__u32 nout0;
 	__u32 nout1;
+	__u32 size0; /* out_args[i].size: for a variable-size reply (READ) the bytes the server sent */
+	__u32 size1;
 	__u8 out0[KEND_OUT_MAX];
 	__u8 out1[KEND_OUT_MAX];
 };
