@@ -39,6 +39,13 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) {
   });
 }
 
+// signals that came while bin/fusecert.mjs loaded this module: handled now, by the handlers above
+const pending = (globalThis as { fusecertEarlySignals?: { early: NodeJS.Signals[]; keep: (s: NodeJS.Signals) => void } }).fusecertEarlySignals;
+if (pending) {
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) process.off(sig, pending.keep);
+  for (const sig of pending.early.splice(0)) process.emit(sig, sig);
+}
+
 const io = processIo();
 main(process.argv.slice(2), io).then(
   (code) => {
