@@ -8,18 +8,10 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
+import { causeOf, loadDefects } from '../src/selftest/defects.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 const PTFS = path.join(ROOT, 'servers/ptfs/ptfs');
-interface Entry {
-  defect: string;
-  args: string[];
-  families: string[];
-  fails: string[];
-  cause: Record<string, string>;
-  deadlineMs?: number;
-  environmentError?: string;
-}
 const arg = (name: string) => {
   const i = process.argv.indexOf(name);
   return i >= 0 ? process.argv[i + 1] : undefined;
@@ -27,9 +19,7 @@ const arg = (name: string) => {
 const jobs = Number(arg('--jobs') ?? 3);
 const only = arg('--only')?.split(',');
 const outFile = arg('--out') ?? path.join(os.tmpdir(), 'fusecert-diagnosis-score.json');
-const matrix = (JSON.parse(readFileSync(path.join(ROOT, 'fixtures/defects.json'), 'utf8')).defects as Entry[]).filter(
-  (e) => !e.environmentError && (!only || only.includes(e.defect)),
-);
+const matrix = loadDefects(ROOT).filter((e) => !e.environmentError && (!only || only.includes(e.defect)));
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'fusecert-diag-'));
 const base = JSON.parse(readFileSync(path.join(ROOT, 'servers/ptfs/manifest.json'), 'utf8'));
 
@@ -82,7 +72,7 @@ async function worker() {
     }
     for (const c of res.clauses.filter((x) => x.status === 'fail' || x.status === 'hung')) {
       const id = c.key?.id ?? c.id.split(/[[@]/)[0]!;
-      const pat = e.cause[id] ?? e.cause['*'];
+      const pat = causeOf(e, id);
       rows.push({ defect: e.defect, clause: c.id, status: c.status, named: pat !== undefined && new RegExp(pat).test(c.reason), reason: c.reason });
     }
     const mine = rows.filter((r) => r.defect === e.defect);

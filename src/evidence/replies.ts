@@ -97,6 +97,19 @@ const opname = (op: number) => FUSE_OPCODES[op] ?? `FUSE_OP_${op}`;
 const hex = (s: string | undefined) => (s && s !== '-' ? Buffer.from(s, 'hex') : Buffer.alloc(0));
 const us = (ns: string) => Number(BigInt(ns)) / 1000;
 
+/** The fields every request line starts with: `KIND TS_NS TID TGID CONN UNIQUE OPCODE`. */
+function requestFields(f: string[]) {
+  return {
+    ts: us(f[1]!),
+    tid: Number(f[2]),
+    tgid: Number(f[3]),
+    connection: Number(f[4]),
+    unique: Number(f[5]),
+    opcode: Number(f[6]),
+    opname: opname(Number(f[6])),
+  };
+}
+
 /** One line of the loader's output; null for a line that is not an event. */
 export function parseReplyLine(line: string): ReplyEvent | null {
   const f = line.split(' ');
@@ -105,13 +118,7 @@ export function parseReplyLine(line: string): ReplyEvent | null {
       if (f.length < 11) return null;
       return {
         kind: 'kreq',
-        ts: us(f[1]!),
-        tid: Number(f[2]),
-        tgid: Number(f[3]),
-        connection: Number(f[4]),
-        unique: Number(f[5]),
-        opcode: Number(f[6]),
-        opname: opname(Number(f[6])),
+        ...requestFields(f),
         nodeid: BigInt(f[7]!),
         pid: Number(f[8]),
         arg: hex(f[10]),
@@ -120,13 +127,7 @@ export function parseReplyLine(line: string): ReplyEvent | null {
       if (f.length < 13) return null;
       return {
         kind: 'kend',
-        ts: us(f[1]!),
-        tid: Number(f[2]),
-        tgid: Number(f[3]),
-        connection: Number(f[4]),
-        unique: Number(f[5]),
-        opcode: Number(f[6]),
-        opname: opname(Number(f[6])),
+        ...requestFields(f),
         nodeid: BigInt(f[7]!),
         error: Number(f[8]),
         out: [hex(f[10]), hex(f[12])],
@@ -136,13 +137,7 @@ export function parseReplyLine(line: string): ReplyEvent | null {
       if (f.length < 13) return null;
       return {
         kind: 'reply',
-        ts: us(f[1]!),
-        tid: Number(f[2]),
-        tgid: Number(f[3]),
-        connection: Number(f[4]),
-        unique: Number(f[5]),
-        opcode: Number(f[6]),
-        opname: opname(Number(f[6])),
+        ...requestFields(f),
         fd: Number(f[7]),
         count: Number(f[8]),
         len: Number(f[9]),

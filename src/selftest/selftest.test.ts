@@ -2,25 +2,12 @@
 // ptfs is certified once per defect on the families that matter for it, and the clean reference
 // server, its compliant probe configurations and two third-party servers are certified whole.
 import { afterAll, describe, expect, test } from 'vitest';
-import { readFileSync } from 'node:fs';
-import path from 'node:path';
 import { execa } from 'execa';
 import { fusecert, ptfsManifest, missing, ROOT, PTFS, type CliRun } from './util.ts';
 import { keyOf } from '../catalogue/index.ts';
+import { causeOf, loadDefects, type DefectEntry } from './defects.ts';
 
-interface DefectEntry {
-  defect: string;
-  bug: string;
-  args: string[];
-  families: string[];
-  fails: string[];
-  /** a pattern per clause id, or '*' for every clause the defect fails: the failure names the cause */
-  cause: Record<string, string>;
-  deadlineMs?: number;
-  /** the server never gets to the clauses: exit 2 with one error line matching this */
-  environmentError?: string;
-}
-const matrix = JSON.parse(readFileSync(path.join(ROOT, 'fixtures/defects.json'), 'utf8')).defects as DefectEntry[];
+const matrix = loadDefects(ROOT);
 const failing = (r: CliRun) => (r.results?.clauses ?? []).filter((c) => c.status === 'fail' || c.status === 'hung');
 
 /** The defects ptfs knows, from its own error message for an unknown one. */
@@ -104,12 +91,12 @@ for (const e of matrix) {
       expect(unexpected, 'clauses outside the expected set failed (shared state in the harness or ptfs?)').toEqual([]);
       // every failure names what the server did (its own pattern, else the defect's `*`)
       const unnamed = bad.filter((c) => {
-        const pattern = e.cause[keyOf(c).id] ?? e.cause['*'];
+        const pattern = causeOf(e, keyOf(c).id);
         return pattern === undefined || !new RegExp(pattern).test(c.reason);
       });
       diagnosed.push({ defect: e.defect, failing: bad.length, named: bad.length - unnamed.length });
       expect(
-        unnamed.map((c) => `${c.id} must name the cause (/${e.cause[keyOf(c).id] ?? e.cause['*']}/); it said: ${c.reason}`),
+        unnamed.map((c) => `${c.id} must name the cause (/${causeOf(e, keyOf(c).id)}/); it said: ${c.reason}`),
         'failures that do not name the cause',
       ).toEqual([]);
     },
