@@ -70,6 +70,18 @@ const sentOpenOut = (r: RequestRecord): OpenOut | undefined => {
   return decodeOpenOut(r.opname === 'FUSE_OPEN' ? p : p.subarray(128));
 };
 
+/**
+ * The inode and attributes a fuse_entry_out names: requests that create or look up a name carry
+ * the parent directory's nodeid, so the inode they are about is the reply's.
+ */
+function takeEntry(r: RequestRecord, out: Buffer | undefined): void {
+  const e = decodeEntryOut(out);
+  if (!e) return;
+  r.attr = e.attr;
+  r.attrValidMs = e.attrValidMs;
+  r.nodeid = e.nodeid;
+}
+
 export class Timeline {
   readonly requests: RequestRecord[] = [];
   readonly byUnique = new Map<number, RequestRecord>();
@@ -179,18 +191,8 @@ export class Timeline {
     const payload = r.reply?.payload;
     switch (r.opname) {
       case 'FUSE_OPEN':
-      case 'FUSE_CREATE':
-      case 'FUSE_TMPFILE':
         // the kernel's parse when it accepted the reply, else what the server sent
         r.openOut = (kernelOk ? kernelOpenOut(r) : undefined) ?? sentOpenOut(r) ?? kernelOpenOut(r);
-        if (r.opname !== 'FUSE_OPEN') {
-          const e = decodeEntryOut(kernelOk ? r.end!.out[0] : payload);
-          if (e) {
-            r.attr = e.attr;
-            r.attrValidMs = e.attrValidMs;
-            r.nodeid = e.nodeid;
-          }
-        }
         break;
       case 'FUSE_INIT':
         r.init = (kernelOk ? decodeInitOut(r.end!.out[0]) : undefined) ?? decodeInitOut(payload);
@@ -204,20 +206,18 @@ export class Timeline {
         }
         break;
       }
+      case 'FUSE_CREATE':
+      case 'FUSE_TMPFILE':
+        r.openOut = (kernelOk ? kernelOpenOut(r) : undefined) ?? sentOpenOut(r) ?? kernelOpenOut(r);
+        takeEntry(r, kernelOk ? r.end!.out[0] : payload); // a fuse_entry_out comes first
+        break;
       case 'FUSE_LOOKUP':
       case 'FUSE_MKNOD':
       case 'FUSE_MKDIR':
       case 'FUSE_SYMLINK':
-      case 'FUSE_LINK': {
-        // these name the parent directory in the request; the inode they are about is the reply's
-        const e = decodeEntryOut(kernelOk ? r.end!.out[0] : payload);
-        if (e) {
-          r.attr = e.attr;
-          r.attrValidMs = e.attrValidMs;
-          r.nodeid = e.nodeid;
-        }
+      case 'FUSE_LINK':
+        takeEntry(r, kernelOk ? r.end!.out[0] : payload);
         break;
-      }
     }
   }
 

@@ -608,6 +608,22 @@ static __always_inline __u32 read_arg(void *dst, __u32 cap, unsigned int size, c
  * bpf_probe_read_kernel per field, a dozen per request, which was most of the tracer's cost).
  * Only the argument buffers behind the untyped `value` pointers still need a probe read.
  */
+/* The shared head of a kernel-side record, from the request and the current task. */
+static __always_inline void fill_head(struct rec_head *h, __u32 kind, struct fuse_req___fc *req, __u32 conn, __u32 opcode,
+				      __u64 unique)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+
+	h->kind = kind;
+	h->tid = (__u32)pid_tgid;
+	h->tgid = pid_tgid >> 32;
+	h->connection = conn;
+	h->ts_ns = bpf_ktime_get_ns();
+	h->unique = unique;
+	h->nodeid = req->in.h.nodeid;
+	h->opcode = opcode;
+}
+
 SEC("tp_btf/fuse_request_send")
 int BPF_PROG(fcr_kernel_send, struct fuse_req___fc *req)
 {
@@ -618,7 +634,6 @@ int BPF_PROG(fcr_kernel_send, struct fuse_req___fc *req)
 	struct config *cfg = get_config();
 	struct fuse_args___fc *args;
 	struct rec_kreq *r;
-	__u64 pid_tgid;
 
 	/* the uniques a reply written to /dev/fuse may name (see match_reply) */
 	if (opcode == FUSE_OP_INIT)
@@ -632,15 +647,7 @@ int BPF_PROG(fcr_kernel_send, struct fuse_req___fc *req)
 		count_lost();
 		return 0;
 	}
-	pid_tgid = bpf_get_current_pid_tgid();
-	r->kind = REC_KREQ;
-	r->tid = (__u32)pid_tgid;
-	r->tgid = pid_tgid >> 32;
-	r->connection = conn;
-	r->ts_ns = bpf_ktime_get_ns();
-	r->unique = unique;
-	r->nodeid = req->in.h.nodeid;
-	r->opcode = opcode;
+	fill_head(&r->h, REC_KREQ, req, conn, opcode, unique);
 	r->pid = req->in.h.pid;
 	r->pad = 0;
 	r->narg = 0;
@@ -660,7 +667,6 @@ int BPF_PROG(fcr_kernel_end, struct fuse_req___fc *req)
 	struct config *cfg = get_config();
 	struct fuse_args___fc *args;
 	struct rec_kend *r;
-	__u64 pid_tgid;
 	__u8 nout;
 
 	if (!(cfg && cfg->connection && cfg->connection == conn) && opcode != FUSE_OP_INIT)
@@ -673,15 +679,7 @@ int BPF_PROG(fcr_kernel_end, struct fuse_req___fc *req)
 		count_lost();
 		return 0;
 	}
-	pid_tgid = bpf_get_current_pid_tgid();
-	r->kind = REC_KEND;
-	r->tid = (__u32)pid_tgid;
-	r->tgid = pid_tgid >> 32;
-	r->connection = conn;
-	r->ts_ns = bpf_ktime_get_ns();
-	r->unique = unique;
-	r->nodeid = req->in.h.nodeid;
-	r->opcode = opcode;
+	fill_head(&r->h, REC_KEND, req, conn, opcode, unique);
 	r->error = req->out.h.error;
 	r->nout0 = 0;
 	r->nout1 = 0;

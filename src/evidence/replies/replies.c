@@ -243,8 +243,8 @@ static void format_kreq(const struct rec_kreq *r)
 	char line[160 + 2 * KREQ_ARG_MAX];
 	uint32_t na = r->narg > KREQ_ARG_MAX ? KREQ_ARG_MAX : r->narg;
 	int n = snprintf(line, sizeof(line), "req %" PRIu64 " %u %u %u %" PRIu64 " %u %" PRIu64 " %u %u ",
-			 (uint64_t)r->ts_ns, r->tid, r->tgid, r->connection, (uint64_t)r->unique, r->opcode,
-			 (uint64_t)r->nodeid, r->pid, na);
+			 (uint64_t)r->h.ts_ns, r->h.tid, r->h.tgid, r->h.connection, (uint64_t)r->h.unique, r->h.opcode,
+			 (uint64_t)r->h.nodeid, r->pid, na);
 
 	put_hex(line, &n, r->arg, na);
 	line[n++] = '\n';
@@ -257,8 +257,8 @@ static void format_kend(const struct rec_kend *r)
 	uint32_t n0 = r->nout0 > KEND_OUT_MAX ? KEND_OUT_MAX : r->nout0;
 	uint32_t n1 = r->nout1 > KEND_OUT_MAX ? KEND_OUT_MAX : r->nout1;
 	int n = snprintf(line, sizeof(line), "end %" PRIu64 " %u %u %u %" PRIu64 " %u %" PRIu64 " %d %u ",
-			 (uint64_t)r->ts_ns, r->tid, r->tgid, r->connection, (uint64_t)r->unique, r->opcode,
-			 (uint64_t)r->nodeid, r->error, n0);
+			 (uint64_t)r->h.ts_ns, r->h.tid, r->h.tgid, r->h.connection, (uint64_t)r->h.unique, r->h.opcode,
+			 (uint64_t)r->h.nodeid, r->error, n0);
 
 	put_hex(line, &n, r->out0, n0);
 	n += snprintf(line + n, sizeof(line) - (size_t)n, " %u ", n1);

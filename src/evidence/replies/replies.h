@@ -77,12 +77,8 @@ struct rec_ioctl {
 	__u64 c; /* BACKING_OPEN: map.padding */
 };
 
-/*
- * A request as the kernel sent it (raw tracepoint fuse_request_send: the
- * struct fuse_req itself, read with CO-RE), so the nodeid and the first input
- * argument (fuse_open_in, fuse_release_in, ...) are known.
- */
-struct rec_kreq {
+/* What the kernel-side records share: who, when, which request of which connection. */
+struct rec_head {
 	__u32 kind;
 	__u32 tid;
 	__u32 tgid;
@@ -91,6 +87,15 @@ struct rec_kreq {
 	__u64 unique;
 	__u64 nodeid;
 	__u32 opcode;
+};
+
+/*
+ * A request as the kernel sent it (raw tracepoint fuse_request_send: the
+ * struct fuse_req itself, read with CO-RE), so the nodeid and the first input
+ * argument (fuse_open_in, fuse_release_in, ...) are known.
+ */
+struct rec_kreq {
+	struct rec_head h;
 	__u32 pid; /* fuse_in_header.pid: the process the request is for */
 	__u32 narg;
 	__u32 pad;
@@ -102,14 +107,7 @@ struct rec_kreq {
  * and the output arguments it copied (whatever transport carried the reply).
  */
 struct rec_kend {
-	__u32 kind;
-	__u32 tid;
-	__u32 tgid;
-	__u32 connection;
-	__u64 ts_ns;
-	__u64 unique;
-	__u64 nodeid;
-	__u32 opcode;
+	struct rec_head h;
 	__s32 error;
 	__u32 nout0;
 	__u32 nout1;
