@@ -164,9 +164,9 @@ export class BackingLedger {
 
   /**
    * Give each call the argument the reply tracer read at the syscall (the id a BACKING_CLOSE
-   * named, the fd a BACKING_OPEN registered): the same thread, the nearest entry (both clocks
-   * are the kernel's monotonic one). Once every close has its id the ledger can say which ids
-   * are live, not only how many.
+   * named, the fd a BACKING_OPEN registered): the same thread, the nearest exit (the tracer
+   * sees a call at its exit; both clocks are the kernel's monotonic one). Once every close has
+   * its id the ledger can say which ids are live, not only how many.
    */
   attachArgs(calls: readonly BackingCall[]): void {
     const byTid = new Map<number, BackingCall[]>();
@@ -178,12 +178,13 @@ export class BackingLedger {
     const take = (x: IoctlCall, cmd: 'open' | 'close'): BackingCall | undefined => {
       const l = byTid.get(x.tid);
       if (!l) return undefined;
+      const at = x.exitTs ?? x.enterTs;
       let best = -1;
       for (let i = 0; i < l.length; i++) {
         if (l[i]!.cmd !== cmd) continue;
-        if (best < 0 || Math.abs(l[i]!.enterTs - x.enterTs) < Math.abs(l[best]!.enterTs - x.enterTs)) best = i;
+        if (best < 0 || Math.abs(l[i]!.exitTs - at) < Math.abs(l[best]!.exitTs - at)) best = i;
       }
-      if (best < 0 || Math.abs(l[best]!.enterTs - x.enterTs) > 2000) return undefined;
+      if (best < 0 || Math.abs(l[best]!.exitTs - at) > 2000) return undefined;
       return l.splice(best, 1)[0];
     };
     for (const o of this.opens) {

@@ -6,7 +6,7 @@
 //          first input argument: open flags, the fh a RELEASE names, ...)
 //   end    the reply as the kernel parsed it (raw tracepoint on fuse_request_end: error and the
 //          output arguments), whichever transport carried it (write, splice, io_uring)
-//   reply  the bytes the server wrote to /dev/fuse (sys_enter_write/writev), kept only when the
+//   reply  the bytes the server wrote to /dev/fuse (read at sys_exit_write/writev), kept only when the
 //          write failed (sys_exit_*): a reply the kernel refused is still seen as sent
 //   ioctl  BACKING_OPEN/CLOSE with their arguments read at the syscall, and their results
 // The loader keeps events in its own memory and writes them only on `flush`, through a marker
@@ -74,7 +74,7 @@ export interface ServerReply extends Base {
   /** what the write(2) returned (-errno): the tracer records only replies the kernel refused */
   wret?: number;
 }
-/** A backing ioctl, its argument read at entry, its result at exit. */
+/** A backing ioctl with its argument and result, read at its exit (enterTs = exitTs). */
 export interface BackingCall extends Base {
   kind: 'backing';
   cmd: 'open' | 'close';

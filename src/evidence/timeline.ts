@@ -136,14 +136,17 @@ export class Timeline {
           break;
         }
         case 'reply': {
+          // the tracer names only INIT replies (opcode 0 otherwise): the unique says which request
+          const known = this.byUnique.get(e.unique);
+          const named: ServerReply = e.opcode === 0 && known ? { ...e, opcode: known.send?.opcode ?? 0, opname: known.opname } : e;
           // uniques are per connection: a reply is ours only if one of our server processes wrote it
-          if (e.connection !== connection || (pids && !pids.has(e.tgid) && e.opname !== 'FUSE_INIT')) break;
-          if (e.opcode === 0 && !this.byUnique.has(e.unique)) {
-            if (e.unique !== 0) this.strays.push(e); // unique 0: a notification, not a reply
+          if (named.connection !== connection || (pids && !pids.has(named.tgid) && named.opname !== 'FUSE_INIT')) break;
+          if (!known && named.opcode === 0) {
+            if (named.unique !== 0) this.strays.push(named); // unique 0: a notification, not a reply
             break;
           }
-          const r = rec(e.unique, e.opname);
-          r.reply = e;
+          const r = rec(named.unique, named.opname);
+          r.reply = named;
           this.decodeReply(r);
           break;
         }

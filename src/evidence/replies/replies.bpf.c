@@ -4,11 +4,13 @@
  * /dev/fuse (replies) and the arguments of its backing-file ioctls.
  *
  * Only tracepoints are used (kprobes/fentry are not available where this
- * runs), so the reply is recognised from user memory at write/writev entry:
- * the first 16 bytes must be a fuse_out_header whose unique is a request the
- * kernel sent on the tracked connection and whose len equals the syscall's
- * byte count.  Nothing here knows which file the fd is; the len + unique
- * match is what makes a write "a reply".
+ * runs). The kernel's side of every request comes from the raw tracepoints
+ * fuse_request_send/end (the struct fuse_req, CO-RE). A reply the server wrote
+ * is looked at only when the kernel refused it: at write/writev exit with a
+ * negative result, the syscall's arguments are taken from the task's saved
+ * registers and the first 16 bytes must be a fuse_out_header whose len equals
+ * the syscall's byte count. Nothing here knows which file the fd is; the len
+ * match and the writer being a server process make a write "a reply".
  *
  * No vmlinux.h: the tracepoint records are declared by hand from
  * /sys/kernel/tracing/events/<group>/<event>/format.
@@ -44,14 +46,6 @@ struct tp_fuse_request_end {
 	__s32 error;  /* @28 */
 };
 
-/* syscalls/sys_enter_*: every argument occupies 8 bytes from @16. */
-struct tp_sys_enter {
-	__u64 common;
-	__s32 syscall_nr; /* @8 */
-	__u32 pad;
-	__u64 args[6]; /* @16 */
-};
-
 struct tp_sys_exit {
 	__u64 common;
 	__s32 syscall_nr; /* @8 */
@@ -62,7 +56,6 @@ struct tp_sys_exit {
 _Static_assert(__builtin_offsetof(struct tp_fuse_request_send, unique) == 16, "send.unique");
 _Static_assert(__builtin_offsetof(struct tp_fuse_request_send, opcode) == 24, "send.opcode");
 _Static_assert(__builtin_offsetof(struct tp_fuse_request_end, error) == 28, "end.error");
-_Static_assert(__builtin_offsetof(struct tp_sys_enter, args) == 16, "enter.args");
 _Static_assert(__builtin_offsetof(struct tp_sys_exit, ret) == 16, "exit.ret");
 
 /* ---- user-memory layouts ---- */
@@ -112,18 +105,6 @@ struct {
 } config SEC(".maps");
 
 /*
- * unique -> request, for the tracked connection only. A plain (preallocated) hash, not an LRU
- * one: an entry goes at the reply or at the request's end, and LRU updates cost several times
- * more on this hot path (three per request).
- */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 65536);
-	__type(key, __u64);
-	__type(value, struct req_info);
-} requests SEC(".maps");
-
-/*
  * FUSE_INIT requests of every connection: the INIT reply comes before
  * anyone can know the connection number.  Entries are never deleted on a
  * reply because every connection numbers its requests from the same start,
@@ -148,14 +129,6 @@ struct {
 	__type(key, __u32);
 	__type(value, __u8);
 } servers SEC(".maps");
-
-/* BACKING_OPEN/CLOSE seen at entry, keyed by tid, completed at exit. */
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 4096);
-	__type(key, __u32);
-	__type(value, struct rec_ioctl);
-} ioctls SEC(".maps");
 
 /*
  * A reply record is ~550 bytes: too big for the 512-byte BPF stack, so it is
@@ -202,42 +175,58 @@ static __always_inline struct config *get_config(void)
 }
 
 /*
- * Decide whether a write carrying header @h and @count bytes in total answers
- * a request we know; if so return the scratch record with everything but the
- * payload filled in.
+ * The registers a syscall was entered with, saved on the task's kernel stack: at a sys_exit
+ * tracepoint they still hold the arguments (x86-64: fd, buffer, count in di, si, dx). Reading
+ * the arguments at exit means one program per syscall instead of an entry program that saves
+ * them for the exit's, and nothing to do for the writes the kernel took.
  */
-static __always_inline struct rec_reply *match_reply(const struct fuse_out_header *h, __u64 count,
-						     __u64 fd)
+struct pt_regs___fc {
+	unsigned long di;
+	unsigned long si;
+	unsigned long dx;
+} __attribute__((preserve_access_index));
+
+struct task_struct;
+
+static __always_inline void syscall_args(__u64 *a0, __u64 *a1, __u64 *a2)
 {
+	struct pt_regs___fc *regs = (struct pt_regs___fc *)bpf_task_pt_regs(bpf_get_current_task_btf());
+
+	*a0 = BPF_CORE_READ(regs, di);
+	*a1 = BPF_CORE_READ(regs, si);
+	*a2 = BPF_CORE_READ(regs, dx);
+}
+
+/*
+ * Decide whether a refused write carrying header @h and @count bytes in total is a reply of
+ * the tracked connection; if so return the scratch record with everything but the payload
+ * filled in. Which request a unique names is left to the reader, which has every request of
+ * the connection: the opcode here is known only for INIT replies, which come before anyone
+ * knows the connection, and is 0 otherwise.
+ */
+static __always_inline struct rec_reply *match_reply(const struct fuse_out_header *h, __u64 count, __u64 fd,
+						     __s64 ret)
+{
+	struct config *cfg = get_config();
 	struct req_info *ri;
 	struct rec_reply *rec;
 	__u32 opcode, conn;
 	__u64 unique = h->unique;
 	__u32 zero = 0;
-
-	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
-	struct config *cfg = get_config();
-	/* uniques are numbered per connection: once the servers are known, only their writes count,
-	 * so another mount's reply with the same unique neither shows here nor consumes our entry */
-	int ours = !cfg || !cfg->by_pid || bpf_map_lookup_elem(&servers, &tgid);
+	int by_pid = cfg && cfg->by_pid;
 
 	if (h->len != count)
 		return NULL;
-	ri = ours ? bpf_map_lookup_elem(&requests, &unique) : NULL;
-	if (ri) {
+	ri = bpf_map_lookup_elem(&inits, &unique);
+	if (ri && (!by_pid || !cfg->connection || ri->connection == cfg->connection)) {
 		opcode = ri->opcode;
 		conn = ri->connection;
-		/* A request has one reply; dropping it here keeps the map small. */
-		bpf_map_delete_elem(&requests, &unique);
-	} else if ((ri = bpf_map_lookup_elem(&inits, &unique))) {
-		opcode = ri->opcode;
-		conn = ri->connection;
-	} else {
-		/* a server's write shaped like a reply, for no request we know: opcode 0 */
-		if (!cfg || !cfg->by_pid || !ours)
-			return NULL;
+	} else if (by_pid) {
+		/* a server's refused write shaped like a reply: its unique says which request */
 		opcode = 0;
 		conn = cfg->connection;
+	} else {
+		return NULL;
 	}
 
 	rec = bpf_map_lookup_elem(&scratch, &zero);
@@ -257,22 +246,9 @@ static __always_inline struct rec_reply *match_reply(const struct fuse_out_heade
 	rec->len = h->len;
 	rec->error = h->error;
 	rec->npayload = 0;
-	rec->wret = 0;
+	rec->wret = (__s32)ret;
 	return rec;
 }
-
-/*
- * A reply is held until its write returns and recorded only when the kernel refused it (the
- * write failed: a unique no request has, a bad length, an error out of range). The kernel's
- * own record of a reply it took is the `end` record, so a reply recorded twice was most of
- * the ring's traffic and of the loader's work.
- */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH); /* an entry lives from a write's entry to its exit */
-	__uint(max_entries, 1024);
-	__type(key, __u32);
-	__type(value, struct rec_reply);
-} held SEC(".maps");
 
 static __always_inline void emit_reply(struct rec_reply *rec, __u64 npayload)
 {
@@ -280,32 +256,13 @@ static __always_inline void emit_reply(struct rec_reply *rec, __u64 npayload)
 	if (npayload > REPLY_PAYLOAD_MAX)
 		npayload = REPLY_PAYLOAD_MAX;
 	rec->npayload = npayload;
-	bpf_map_update_elem(&held, &rec->tid, rec, BPF_ANY);
-}
-
-static __always_inline void reply_returned(__s64 ret)
-{
-	__u32 tid = (__u32)bpf_get_current_pid_tgid();
-	struct rec_reply *rec = bpf_map_lookup_elem(&held, &tid);
-	__u64 n;
-
-	if (!rec)
-		return;
-	if (ret < 0) {
-		rec->wret = (__s32)ret;
-		n = rec->npayload;
-		opaque(n);
-		if (n > REPLY_PAYLOAD_MAX)
-			n = REPLY_PAYLOAD_MAX;
-		if (bpf_ringbuf_output(&rb, rec, REC_REPLY_FIXED_SIZE + n, rb_flags()))
-			count_lost();
-	}
-	bpf_map_delete_elem(&held, &tid);
+	if (bpf_ringbuf_output(&rb, rec, REC_REPLY_FIXED_SIZE + npayload, rb_flags()))
+		count_lost();
 }
 
 /*
- * Every write(2) of the machine passes here: once the servers are known, a write of any other
- * process leaves before its memory is read (one hash lookup), which is most of what this costs.
+ * Before `pid` every writer counts (INIT replies come from whoever mounted); after it, only
+ * the servers' writes (one hash lookup).
  */
 static __always_inline int writer_wanted(void)
 {
@@ -313,26 +270,33 @@ static __always_inline int writer_wanted(void)
 	__u32 tgid;
 
 	if (!cfg || !cfg->by_pid)
-		return 1; /* before `pid`: INIT replies come from whoever mounted */
+		return 1;
 	tgid = bpf_get_current_pid_tgid() >> 32;
 	return bpf_map_lookup_elem(&servers, &tgid) != NULL;
 }
 
-SEC("tracepoint/syscalls/sys_enter_write")
-int fcr_write(struct tp_sys_enter *ctx)
+/*
+ * A reply is recorded only when the kernel refused it (the write failed: a unique no request
+ * has, a bad length, an error out of range). The kernel's own record of a reply it took is the
+ * `end` record. The server's buffer is read at exit: the write was its thread's own call, so
+ * the memory is as it was handed over.
+ */
+SEC("tracepoint/syscalls/sys_exit_write")
+int fcr_write_exit(struct tp_sys_exit *ctx)
 {
-	__u64 fd = ctx->args[0];
-	const char *buf = (const char *)ctx->args[1];
-	__u64 count = ctx->args[2];
+	__s64 ret = ctx->ret;
+	__u64 fd, ubuf, count, n;
 	struct fuse_out_header h;
 	struct rec_reply *rec;
-	__u64 n;
 
-	if (count < sizeof(h) || count > 0xffffffffULL || !writer_wanted())
+	if (ret >= 0 || !writer_wanted())
 		return 0;
-	if (bpf_probe_read_user(&h, sizeof(h), buf))
+	syscall_args(&fd, &ubuf, &count);
+	if (count < sizeof(h) || count > 0xffffffffULL)
 		return 0;
-	rec = match_reply(&h, count, fd);
+	if (bpf_probe_read_user(&h, sizeof(h), (const void *)ubuf))
+		return 0;
+	rec = match_reply(&h, count, fd, ret);
 	if (!rec)
 		return 0;
 
@@ -340,32 +304,34 @@ int fcr_write(struct tp_sys_enter *ctx)
 	opaque(n);
 	if (n > REPLY_PAYLOAD_MAX)
 		n = REPLY_PAYLOAD_MAX;
-	if (bpf_probe_read_user(rec->payload, n, buf + sizeof(h)))
+	if (bpf_probe_read_user(rec->payload, n, (const void *)(ubuf + sizeof(h))))
 		n = 0; /* not resident/readable: report the header alone */
 	emit_reply(rec, n);
 	return 0;
 }
 
-SEC("tracepoint/syscalls/sys_enter_writev")
-int fcr_writev(struct tp_sys_enter *ctx)
+SEC("tracepoint/syscalls/sys_exit_writev")
+int fcr_writev_exit(struct tp_sys_exit *ctx)
 {
-	__u64 fd = ctx->args[0];
-	const void *vec = (const void *)ctx->args[1];
-	__u64 vlen = ctx->args[2];
+	__s64 ret = ctx->ret;
+	__u64 fd, vec, vlen;
 	struct user_iovec iov[REPLY_MAX_IOV_LEN] = {};
 	struct fuse_out_header h;
 	struct rec_reply *rec;
 	__u64 nv, total = 0, off = 0;
 	__u32 i;
 
-	if (vlen == 0 || vlen > 1024 /* UIO_MAXIOV: the kernel refuses more */ || !writer_wanted())
+	if (ret >= 0 || !writer_wanted())
+		return 0;
+	syscall_args(&fd, &vec, &vlen);
+	if (vlen == 0 || vlen > 1024 /* UIO_MAXIOV: the kernel refuses more */)
 		return 0;
 	nv = vlen < REPLY_MAX_IOV_LEN ? vlen : REPLY_MAX_IOV_LEN;
 	opaque(nv);
 	if (nv > REPLY_MAX_IOV_LEN)
 		nv = REPLY_MAX_IOV_LEN;
 	/* Read only the iovecs that exist: the array may end at a page boundary. */
-	if (bpf_probe_read_user(iov, nv * sizeof(iov[0]), vec))
+	if (bpf_probe_read_user(iov, nv * sizeof(iov[0]), (const void *)vec))
 		return 0;
 #pragma unroll
 	for (i = 0; i < REPLY_MAX_IOV_LEN; i++)
@@ -377,7 +343,7 @@ int fcr_writev(struct tp_sys_enter *ctx)
 		return 0;
 	if (bpf_probe_read_user(&h, sizeof(h), (const void *)iov[0].base))
 		return 0;
-	rec = match_reply(&h, total, fd);
+	rec = match_reply(&h, total, fd, ret);
 	if (!rec)
 		return 0;
 
@@ -415,32 +381,22 @@ int fcr_writev(struct tp_sys_enter *ctx)
 	return 0;
 }
 
-SEC("tracepoint/syscalls/sys_exit_write")
-int fcr_write_exit(struct tp_sys_exit *ctx)
-{
-	if (writer_wanted())
-		reply_returned(ctx->ret);
-	return 0;
-}
-
-SEC("tracepoint/syscalls/sys_exit_writev")
-int fcr_writev_exit(struct tp_sys_exit *ctx)
-{
-	if (writer_wanted())
-		reply_returned(ctx->ret);
-	return 0;
-}
-
 /* ---- backing ioctls and markers ---- */
 
-SEC("tracepoint/syscalls/sys_enter_ioctl")
-int fcr_ioctl_enter(struct tp_sys_enter *ctx)
+/*
+ * One program at exit: the command, the argument pointer and the result are all there, and
+ * the argument is still as the server passed it (its thread's own call). The time recorded is
+ * the exit's.
+ */
+SEC("tracepoint/syscalls/sys_exit_ioctl")
+int fcr_ioctl_exit(struct tp_sys_exit *ctx)
 {
-	__u32 cmd = (__u32)ctx->args[1];
-	__u64 arg = ctx->args[2];
+	__u64 fd, cmd64, arg;
+	__u32 cmd;
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	__u32 tid = (__u32)pid_tgid;
 
+	syscall_args(&fd, &cmd64, &arg);
+	cmd = (__u32)cmd64;
 	if (cmd == FUSECERT_IOC_MARK) {
 		struct config *cfg = get_config();
 		struct rec_mark m = {.kind = REC_MARK, .tgid = pid_tgid >> 32, .token = arg};
@@ -456,13 +412,14 @@ int fcr_ioctl_enter(struct tp_sys_enter *ctx)
 
 	struct rec_ioctl r = {
 		.kind = REC_IOCTL,
-		.tid = tid,
+		.tid = (__u32)pid_tgid,
 		.tgid = pid_tgid >> 32,
-		.fd = (__u32)ctx->args[0],
+		.fd = (__u32)fd,
 		.cmd = cmd,
-		.enter_ns = bpf_ktime_get_ns(),
+		.ret = ctx->ret,
 	};
-	/* Read now: by exit the server may already have reused the memory. */
+	r.exit_ns = bpf_ktime_get_ns();
+	r.enter_ns = r.exit_ns;
 	if (cmd == FUSE_DEV_IOC_BACKING_OPEN) {
 		struct fuse_backing_map map;
 
@@ -481,23 +438,8 @@ int fcr_ioctl_enter(struct tp_sys_enter *ctx)
 		else
 			r.a = id;
 	}
-	bpf_map_update_elem(&ioctls, &tid, &r, BPF_ANY);
-	return 0;
-}
-
-SEC("tracepoint/syscalls/sys_exit_ioctl")
-int fcr_ioctl_exit(struct tp_sys_exit *ctx)
-{
-	__u32 tid = (__u32)bpf_get_current_pid_tgid();
-	struct rec_ioctl *r = bpf_map_lookup_elem(&ioctls, &tid);
-
-	if (!r)
-		return 0;
-	r->exit_ns = bpf_ktime_get_ns();
-	r->ret = ctx->ret;
-	if (bpf_ringbuf_output(&rb, r, sizeof(*r), rb_flags()))
+	if (bpf_ringbuf_output(&rb, &r, sizeof(r), rb_flags()))
 		count_lost();
-	bpf_map_delete_elem(&ioctls, &tid);
 	return 0;
 }
 
@@ -635,12 +577,10 @@ int BPF_PROG(fcr_kernel_send, struct fuse_req___fc *req)
 	struct fuse_args___fc *args;
 	struct rec_kreq *r;
 
-	/* the uniques a reply written to /dev/fuse may name (see match_reply) */
+	/* an INIT reply names its connection (see match_reply) */
 	if (opcode == FUSE_OP_INIT)
 		bpf_map_update_elem(&inits, &unique, &ri, BPF_ANY);
-	if (cfg && cfg->connection && cfg->connection == conn)
-		bpf_map_update_elem(&requests, &unique, &ri, BPF_ANY);
-	else if (opcode != FUSE_OP_INIT)
+	else if (!(cfg && cfg->connection && cfg->connection == conn))
 		return 0;
 	r = bpf_ringbuf_reserve(&rb, sizeof(*r), 0);
 	if (!r) {
@@ -671,9 +611,6 @@ int BPF_PROG(fcr_kernel_end, struct fuse_req___fc *req)
 
 	if (!(cfg && cfg->connection && cfg->connection == conn) && opcode != FUSE_OP_INIT)
 		return 0;
-	/* ended without a reply we saw (interrupted, aborted, splice, io_uring) */
-	if (cfg && cfg->connection == conn)
-		bpf_map_delete_elem(&requests, &unique);
 	r = bpf_ringbuf_reserve(&rb, sizeof(*r), 0);
 	if (!r) {
 		count_lost();

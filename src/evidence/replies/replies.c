@@ -454,7 +454,7 @@ static void load_and_attach(void)
 	if (getrandom(&token, sizeof(token), 0) != sizeof(token))
 		token = now_ns() ^ ((uint64_t)getpid() << 32);
 	if (!mark_and_wait(token))
-		die("tracepoint syscalls/sys_enter_ioctl: calibration marker never reached the ring");
+		die("tracepoint syscalls/sys_exit_ioctl: calibration marker never reached the ring");
 	g.cfg.mark_tgid = g.mark_tgid;
 	push_config();
 }

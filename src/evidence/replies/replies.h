@@ -68,8 +68,8 @@ struct rec_ioctl {
 	__u32 tgid;
 	__u32 fd;
 	__u32 cmd;
-	__u32 fault; /* 1: the argument could not be read at entry */
-	__u64 enter_ns;
+	__u32 fault; /* 1: the argument could not be read */
+	__u64 enter_ns; /* = exit_ns: the tracer sees the call at its exit only */
 	__u64 exit_ns;
 	__s64 ret;
 	__u64 a; /* BACKING_OPEN: map.fd (s32); BACKING_CLOSE: id */
