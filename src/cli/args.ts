@@ -84,8 +84,8 @@ export const COMMANDS = {
       'baseline-tolerance': {
         type: 'string',
         metavar: 'R',
-        default: '0.2',
-        help: 'with --baseline: relative drop of readRatio/writeRatio (PRF) that still counts as unchanged',
+        default: '0.05',
+        help: 'with --baseline: how far (relative) the new ~95 % interval of readRatio/writeRatio (PRF) must lie below the baseline\'s before it is a drop',
       },
     },
     notes: [

@@ -243,7 +243,7 @@ async function cmdRun(argv: string[], io: Io): Promise<number> {
     const baseline = baselines.get(spec.name) ?? null;
     if (baseline)
       io.out(
-        `baseline: ${baseline.file} (${baseline.results.started}); failing there too is known, not new; readRatio/writeRatio may drop ${Math.round(tolerance * 100)} %`,
+        `baseline: ${baseline.file} (${baseline.results.started}); failing there too is known, not new; readRatio/writeRatio drop when their ~95 % interval lies more than ${Math.round(tolerance * 100)} % below the baseline's`,
       );
     const res = await runServer(spec, reference, platform, { ...opts, junit, baseline, baselineTolerance: tolerance }, out);
     files.push(path.join(out, 'results.json'));

@@ -35,3 +35,4 @@ export { withReference, platformFact, checkFact, IO_MODE_CONFLICTS, type FactId,
 export { FileOpens, flagNames, type HeldOpen } from './opens.ts';
 export { runFsx, fsxCommands, MAP_LEN, type FsxModel, type FsxReal, type FsxOptions, type FsxOutcome } from './fsx-model.ts';
 export { renderRepro, writeRepro, type ReproOp, type FlagName } from './repro.ts';
+export { medianInterval, type Interval } from './stats.ts';

@@ -4,7 +4,8 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { XMLParser } from 'fast-xml-parser';
-import { applyBaseline, compareWithBaseline, DEFAULT_TOLERANCE } from './baseline.ts';
+import { applyBaseline, compareWithBaseline, DEFAULT_TOLERANCE, describeFigure } from './baseline.ts';
+import { medianInterval } from '../harness/stats.ts';
 import { applyExpectations, summarise } from './results.ts';
 import { clauseResult as c, results } from './compare.testdata.ts';
 import { writeJUnit } from './junit.ts';
@@ -111,11 +112,41 @@ describe('compareWithBaseline', () => {
     const beyond = compareWithBaseline(run(prf(0.84, 0.8)), base, opts); // -16 %
     expect(beyond.figureDrops).toEqual([{ id: 'PRF-001', figure: 'readRatio', before: 1, now: 0.84, change: -0.16 }]);
     expect(beyond.exitCode).toBe(1);
-    // The same drop under a wider tolerance, and the default: 20 %.
+    // The same drop under a wider tolerance; the default (on intervals) is 5 %.
     expect(compareWithBaseline(run(prf(0.84, 0.8)), base, { ...opts, tolerance: 0.2 }).exitCode).toBe(0);
-    expect(DEFAULT_TOLERANCE).toBe(0.2);
+    expect(DEFAULT_TOLERANCE).toBe(0.05);
     const up = compareWithBaseline(run(prf(1.0, 1.0)), base, opts);
     expect([up.figureDrops, up.figureGains.map((f) => [f.id, f.figure, f.change]), up.exitCode]).toEqual([[], [['PRF-002', 'writeRatio', 0.25]], 0]);
+  });
+
+  test('with intervals a drop is decided on them: overlapping intervals are noise, one below the other by more than the tolerance is a drop; a suspect figure is not compared', () => {
+    const prf = (m: number, lo: number, hi: number, extra: Record<string, unknown> = {}) => [
+      c('PRF-001', 'pass', { level: 'SHOULD', evidence: { readRatio: m, readRatioLow: lo, readRatioHigh: hi, ...extra } }),
+    ];
+    const base = run(prf(1.0, 0.97, 1.03));
+    // the median dropped by 20 %, but the new interval reaches the old one: no drop
+    expect(compareWithBaseline(run(prf(0.8, 0.6, 0.96)), base, opts).figureDrops).toEqual([]);
+    // below the old interval, but not by the tolerance (0.97 * 0.85 = 0.8245)
+    expect(compareWithBaseline(run(prf(0.85, 0.83, 0.87)), base, opts).figureDrops).toEqual([]);
+    const drop = compareWithBaseline(run(prf(0.8, 0.78, 0.82)), base, opts);
+    expect(drop.figureDrops).toEqual([
+      { id: 'PRF-001', figure: 'readRatio', before: 1, now: 0.8, change: -0.2, beforeInterval: [0.97, 1.03], nowInterval: [0.78, 0.82] },
+    ]);
+    expect(describeFigure(drop.figureDrops[0]!, 0.15)).toBe('readRatio 1 [0.97-1.03] -> 0.8 [0.78-0.82] (-20 %, tolerance 15 % beyond the intervals)');
+    // a gain beyond the old interval and the tolerance
+    expect(compareWithBaseline(run(prf(1.25, 1.2, 1.3)), base, opts).figureGains.map((f) => f.change)).toEqual([0.25]);
+    // a figure flagged as a measurement problem by either run is left out
+    expect(compareWithBaseline(run(prf(0.5, 0.49, 0.51, { readRatioSuspect: true })), base, opts).figureDrops).toEqual([]);
+    expect(compareWithBaseline(run(prf(0.5, 0.49, 0.51)), run(prf(1.3, 1.2, 1.4, { readRatioSuspect: true })), opts).figureDrops).toEqual([]);
+  });
+
+  test('medianInterval: the median and the k-th order statistics, the range for few values', () => {
+    expect(medianInterval([3, 1, 2])).toEqual({ median: 2, low: 1, high: 3 });
+    expect(medianInterval([1, 2, 3, 4, 5, 6])).toEqual({ median: 3.5, low: 1, high: 6 });
+    // n = 31: k = floor((31 - 1.96 * 5.57) / 2) = 10
+    const xs = Array.from({ length: 31 }, (_, i) => i + 1);
+    expect(medianInterval(xs)).toEqual({ median: 16, low: 10, high: 22 });
+    expect(() => medianInterval([])).toThrow(/no values/);
   });
 
   test('figures are compared only where both runs have a number: a skip that carries figures counts, a missing one does not', () => {

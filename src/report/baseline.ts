@@ -3,8 +3,12 @@
 // its answer in results.baseline, and the JUnit and console writers read it from there.
 import { isFailure, type ClauseResult, type Results, type Status } from './results.ts';
 
-/** Relative drop of a PRF figure tolerated before it counts as worse: the default of --baseline-tolerance. */
-export const DEFAULT_TOLERANCE = 0.2;
+/**
+ * How far (relative) a PRF figure's new interval must lie below the baseline's interval before it
+ * counts as worse: the default of --baseline-tolerance. The intervals carry each run's own noise;
+ * the tolerance covers what moves a whole run (README: the figures it was chosen on).
+ */
+export const DEFAULT_TOLERANCE = 0.05;
 
 /** The evidence figures compared with the baseline: higher is better (passthrough / native throughput). */
 export const FIGURES = ['readRatio', 'writeRatio'] as const;
@@ -24,6 +28,9 @@ export interface FigureChange {
   figure: string;
   before: number;
   now: number;
+  /** the ~95 % intervals of the two medians, when both runs measured them (PRF since issue 24) */
+  beforeInterval?: [number, number];
+  nowInterval?: [number, number];
   /** (now - before) / before: -0.25 is a 25 % drop. */
   change: number;
 }
@@ -59,13 +66,26 @@ function figure(c: ClauseResult | undefined, key: string): number | null {
   return typeof v === 'number' && Number.isFinite(v) && v > 0 ? v : null;
 }
 
+/** The figure's interval [low, high], when the run measured one. */
+function interval(c: ClauseResult | undefined, key: string): [number, number] | null {
+  const lo = figure(c, `${key}Low`);
+  const hi = figure(c, `${key}High`);
+  return lo !== null && hi !== null && lo <= hi ? [lo, hi] : null;
+}
+
+/** A figure the run itself flagged as a measurement problem (faster than the path allows). */
+const suspect = (c: ClauseResult | undefined, key: string) => c?.evidence?.[`${key}Suspect`] === true;
+
 /**
  * Compare a finished run with a baseline run of the same server. A clause is judged by the run's
  * own rule (isFailure, under this run's --strict for both sides, so a change of --strict is no
  * regression of the server): failing now and not failing in the baseline is new, failing in both
  * is known, failing in the baseline and passing now is improved. A clause the baseline did not run
  * has no history: its failure is new. readRatio/writeRatio dropping by more than `tolerance`
- * (relative) is worse whatever the clause's status.
+ * (relative) is worse whatever the clause's status: decided on the figures' ~95 % intervals when
+ * both runs have them (the new interval entirely below the old one's low end less the
+ * tolerance), on the medians otherwise; a figure either run flagged as a measurement problem is
+ * not compared.
  */
 export function compareWithBaseline(now: Results, base: Results, opts: { strict: boolean; tolerance: number; file: string }): BaselineComparison {
   const before = new Map(base.clauses.map((c) => [c.id, c]));
@@ -93,10 +113,19 @@ export function compareWithBaseline(now: Results, base: Results, opts: { strict:
     for (const key of FIGURES) {
       const x = figure(b, key);
       const y = figure(c, key);
-      if (x === null || y === null) continue;
+      if (x === null || y === null || suspect(b, key) || suspect(c, key)) continue;
       const change = (y - x) / x;
-      const f = { id: c.id, figure: key, before: x, now: y, change: Math.round(change * 1000) / 1000 };
-      if (change < -opts.tolerance) out.figureDrops.push(f);
+      const f: FigureChange = { id: c.id, figure: key, before: x, now: y, change: Math.round(change * 1000) / 1000 };
+      const bi = interval(b, key);
+      const ni = interval(c, key);
+      if (bi && ni) {
+        // on the intervals: a drop only when the new interval lies below the old one by more than
+        // the tolerance, a gain only when it lies above it by more; overlapping intervals are noise
+        f.beforeInterval = bi;
+        f.nowInterval = ni;
+        if (ni[1] < bi[0] * (1 - opts.tolerance)) out.figureDrops.push(f);
+        else if (ni[0] > bi[1] * (1 + opts.tolerance)) out.figureGains.push(f);
+      } else if (change < -opts.tolerance) out.figureDrops.push(f);
       else if (change > opts.tolerance) out.figureGains.push(f);
     }
   }
@@ -119,7 +148,8 @@ export const percent = (x: number) => `${x > 0 ? '+' : ''}${Math.round(x * 100)}
 
 /** `readRatio 0.95 -> 0.7 (-26 %, tolerance 20 %)` */
 export function describeFigure(f: FigureChange, tolerance: number): string {
-  return `${f.figure} ${f.before} -> ${f.now} (${percent(f.change)}, tolerance ${Math.round(tolerance * 100)} %)`;
+  const iv = (i?: [number, number]) => (i ? ` [${i[0]}-${i[1]}]` : '');
+  return `${f.figure} ${f.before}${iv(f.beforeInterval)} -> ${f.now}${iv(f.nowInterval)} (${percent(f.change)}, tolerance ${Math.round(tolerance * 100)} %${f.nowInterval ? ' beyond the intervals' : ''})`;
 }
 
 /** Gate a finished run on its baseline: results.baseline holds the comparison, summary.exitCode its verdict. */

@@ -49,6 +49,21 @@ describe('PRF chart model', () => {
     expect(figs[2]!.thresholds).toEqual([]);
     expect(figs[0]!.bars[0]!.detail).toContain('6060 vs 6000 MB/s');
   });
+  test('a ratio measured with an interval gets an error bar from its low to its high end, printed beside the value', () => {
+    const runs = prfRuns();
+    const c = runs[0]!.clauses.find((x) => x.id === 'PRF-001')!;
+    c.evidence = { ...c.evidence, readRatioLow: 0.95, readRatioHigh: 1.05, pairs: 17 };
+    const figs = prfFigures(buildComparison(runs));
+    expect(figs[0]!.bars.map((b) => b.interval)).toEqual([[0.95, 1.05], null, null, null, null]);
+    expect(figs[0]!.bars[0]!.detail).toContain('~95 % interval 0.95-1.05 of the median of 17 pairs');
+    const { g, bars } = group(renderPrfChart(buildComparison(runs)), 'PRF-001');
+    expect(bars[0]!.value).toContain('1.01 × (0.95–1.05)');
+    const paths = [...g.matchAll(/<path class="interval" d="M([\d.]+) [\d.]+H([\d.]+)/g)].map((m) => [Number(m[1]), Number(m[2])]);
+    expect(paths).toHaveLength(1);
+    // the error bar spans 0.1 of the axis around the bar's end (the bar is 1.01 long)
+    const [lo, hi] = paths[0]!;
+    expect(hi! - lo!).toBeCloseTo((bars[0]!.width / 1.01) * 0.1, 0);
+  });
   test('a column without any figure gets no bar; a missing figure is a bar slot marked "not measured"', () => {
     const [a, b] = twoRuns(); // ptfs measured PRF-001 and PRF-003, bindfs skipped without figures
     const figs = prfFigures(buildComparison([a, b]));

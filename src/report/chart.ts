@@ -16,6 +16,8 @@ export interface PrfBar {
   value: number | null;
   /** PRF-004 only: the same open+close on the backing tmpfs, drawn as a tick on the bar. */
   native: number | null;
+  /** PRF-001/002: the ~95 % interval of the median, drawn as an error bar (null: not measured, older results) */
+  interval: [number, number] | null;
   status: Status | null;
   /** What the tooltip says besides the value: the raw figures, status and reason. */
   detail: string;
@@ -68,8 +70,11 @@ export function formatFigure(v: number): string {
 function detailOf(spec: FigureSpec, c: ClauseResult): string {
   const e = c.evidence ?? {};
   const parts: string[] = [];
+  if (spec.ratio && num(e[`${spec.key}Low`]) !== null && num(e.pairs) !== null)
+    parts.push(`~95 % interval ${e[`${spec.key}Low`]}-${e[`${spec.key}High`]} of the median of ${e.pairs} pairs`);
   if (spec.ratio && num(e.mountMBs) !== null && num(e.nativeMBs) !== null)
     parts.push(`${formatFigure(e.mountMBs as number)} vs ${formatFigure(e.nativeMBs as number)} MB/s (mount vs backing tmpfs)`);
+  if (typeof e.measurementProblem === 'string') parts.push(e.measurementProblem);
   if (spec.id === 'PRF-003') {
     if (num(e.requests) !== null && num(e.ioMiB) !== null) parts.push(`${e.requests} requests for ${e.ioMiB} MiB`);
     if (typeof e.top === 'string') parts.push(e.top);
@@ -95,6 +100,10 @@ export function prfFigures(cmp: Comparison): PrfFigure[] {
         variant: col.variant,
         value,
         native: c && spec.id === 'PRF-004' ? num(c.evidence?.nativeUs) : null,
+        interval:
+          c && num(c.evidence?.[`${spec.key}Low`]) !== null && num(c.evidence?.[`${spec.key}High`]) !== null
+            ? [c.evidence![`${spec.key}Low`] as number, c.evidence![`${spec.key}High`] as number]
+            : null,
         status: c?.status ?? null,
         detail: c ? detailOf(spec, c) : 'not run',
       };
@@ -207,7 +216,7 @@ function legend(cmp: Comparison, figures: PrfFigure[], y: number): { svg: string
 
 function group(f: PrfFigure, y0: number): { svg: string[]; height: number } {
   const out: string[] = [];
-  const max = Math.max(...f.bars.map((b) => Math.max(b.value ?? 0, b.native ?? 0)), ...f.thresholds, f.unit === '×' ? 1 : 0);
+  const max = Math.max(...f.bars.map((b) => Math.max(b.value ?? 0, b.native ?? 0, b.interval?.[1] ?? 0)), ...f.thresholds, f.unit === '×' ? 1 : 0);
   const { end, step } = niceScale(max);
   const x = (v: number) => PLOT_X + (v / end) * PLOT_W;
   const plotTop = y0 + GROUP_HEAD;
@@ -248,10 +257,18 @@ function group(f: PrfFigure, y0: number): { svg: string[]; height: number } {
         out.push(
           `<line class="native" x1="${px(x(b.native))}" y1="${by - 3}" x2="${px(x(b.native))}" y2="${by + BAR_H + 3}" stroke="${TEXT}" stroke-width="2"/>`,
         );
-      const label = `${shown}${b.native !== null ? ` · native ${formatFigure(b.native)} ${f.unit}` : ''}`;
+      if (b.interval) {
+        const [lo, hi] = b.interval.map(x);
+        const mid = by + BAR_H / 2;
+        out.push(
+          `<path class="interval" d="M${px(lo!)} ${mid}H${px(hi!)}M${px(lo!)} ${mid - 5}V${mid + 5}M${px(hi!)} ${mid - 5}V${mid + 5}" stroke="${TEXT}" stroke-width="1.5" fill="none"/>`,
+        );
+      }
+      const range = b.interval ? ` (${formatFigure(b.interval[0])}–${formatFigure(b.interval[1])})` : '';
+      const label = `${shown}${range}${b.native !== null ? ` · native ${formatFigure(b.native)} ${f.unit}` : ''}`;
       const extra = note ? `<tspan fill="${below ? TEXT : MUTED}"${below ? ' font-weight="600"' : ''}> · ${esc(note)}</tspan>` : '';
       out.push(
-        `<text class="value" x="${px(Math.max(x(b.value), b.native !== null ? x(b.native) : 0) + 6)}" y="${by + BAR_H - 3}" fill="${TEXT}" font-size="13" stroke="#fff" stroke-width="4" stroke-linejoin="round" paint-order="stroke">${esc(label)}${extra}</text>`,
+        `<text class="value" x="${px(Math.max(x(b.value), b.native !== null ? x(b.native) : 0, b.interval ? x(b.interval[1]) : 0) + 6)}" y="${by + BAR_H - 3}" fill="${TEXT}" font-size="13" stroke="#fff" stroke-width="4" stroke-linejoin="round" paint-order="stroke">${esc(label)}${extra}</text>`,
       );
     } else {
       out.push(`<text x="${PLOT_X + 6}" y="${by + BAR_H - 3}" fill="${MUTED}" font-size="12" font-style="italic">not measured</text>`);
