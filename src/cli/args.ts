@@ -85,7 +85,7 @@ export const COMMANDS = {
         type: 'string',
         metavar: 'R',
         default: '0.05',
-        help: 'with --baseline: how far (relative) the new ~95 % interval of readRatio/writeRatio (PRF) must lie below the baseline\'s before it is a drop',
+        help: "with --baseline: how far (relative) the new ~95 % interval of readRatio/writeRatio (PRF) must lie below the baseline's before it is a drop",
       },
     },
     notes: [

@@ -16,8 +16,24 @@ const STATUS: Record<Status, string> = {
 /** `more`: suite files not collected yet, so the total will still grow (shown as `n/total+`). */
 export function progressLine(n: number, total: number | null, r: ClauseResult, more = false): string {
   const count = total ? `${String(n).padStart(String(total).length)}/${total}${more ? '+' : ''}` : String(n);
-  const why = r.status === 'pass' ? '' : `  ${r.reason.split('\n')[0].slice(0, 160)}`;
+  const why = r.status === 'pass' ? figureOf(r) : `  ${r.reason.split('\n')[0].slice(0, 160)}`;
   return `[${count}] ${STATUS[r.status]} ${r.id} ${r.title} (${Math.round(r.durationMs)} ms)${why}`;
+}
+
+/** A passing PRF-001/002's figure: `  readRatio 0.97 [0.95-0.99], 14 pairs` (nothing for other clauses). */
+function figureOf(r: ClauseResult): string {
+  const e = r.evidence ?? {};
+  for (const key of ['readRatio', 'writeRatio']) {
+    const v = e[key];
+    if (typeof v !== 'number') continue;
+    const lo = e[`${key}Low`];
+    const hi = e[`${key}High`];
+    const iv = typeof lo === 'number' && typeof hi === 'number' ? ` [${lo}-${hi}]` : '';
+    const pairs = typeof e.pairs === 'number' ? `, ${e.pairs} pairs` : '';
+    const note = typeof e.inconclusive === 'string' ? ', inconclusive' : typeof e.measurementProblem === 'string' ? ', measurement problem' : '';
+    return `  ${key} ${v}${iv}${pairs}${note}`;
+  }
+  return '';
 }
 
 export function summaryTable(res: Results, strict: boolean): string {

@@ -70,6 +70,12 @@ describe('progress line', () => {
     expect(progressLine(7, 120, r('RW-001', 'pass'), true)).toMatch(/^\[ {2}7\/120\+\] PASS +RW-001 t \(1 ms\)$/);
     expect(progressLine(120, 120, r('RW-002', 'fail'))).toMatch(/^\[120\/120\] FAIL +RW-002 t \(1 ms\) {2}why$/);
   });
+  test('a passing PRF-001/002 shows its figure with the interval and the pairs', () => {
+    const prf = { ...r('PRF-001', 'pass'), evidence: { readRatio: 0.97, readRatioLow: 0.95, readRatioHigh: 0.99, pairs: 14 } };
+    expect(progressLine(1, 2, prf)).toMatch(/PRF-001 t \(1 ms\) {2}readRatio 0\.97 \[0\.95-0\.99\], 14 pairs$/);
+    const odd = { ...r('PRF-002', 'pass'), evidence: { writeRatio: 0.79, writeRatioLow: 0.7, writeRatioHigh: 0.85, pairs: 40, inconclusive: 'x' } };
+    expect(progressLine(2, 2, odd)).toMatch(/writeRatio 0\.79 \[0\.7-0\.85\], 40 pairs, inconclusive$/);
+  });
 });
 
 describe('the watchdog allowance', () => {
