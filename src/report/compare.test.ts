@@ -2,7 +2,18 @@ import { afterAll, describe, expect, test } from 'vitest';
 import { mkdtempSync, writeFileSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { buildComparison, renderHtml, renderMarkdown, escapeHtml, escapeMd, compareIds, writeComparison, loadResults, ResultsInputError } from './compare.ts';
+import {
+  buildComparison,
+  differenceGroups,
+  renderHtml,
+  renderMarkdown,
+  escapeHtml,
+  escapeMd,
+  compareIds,
+  writeComparison,
+  loadResults,
+  ResultsInputError,
+} from './compare.ts';
 import { clauseResult, results, twoRuns } from './compare.testdata.ts';
 
 describe('comparison model', () => {
@@ -110,10 +121,30 @@ describe('HTML', () => {
     const diffs = html.slice(html.indexOf('<h2>Differences'), html.indexOf('<h2>Clauses'));
     expect(diffs).toContain('Differences (3)');
     expect(diffs.indexOf('RW-002</a>')).toBeLessThan(diffs.indexOf('PRF-001</a>'));
-    expect(diffs).toContain('RW-002</a>: pass / pass / fail');
-    expect(diffs).toContain('PRF-001</a>: pass / - / skip');
+    // each status names the columns that have it
+    expect(diffs).toContain('RW-002</a>: pass: ptfs, ptfs@no-passthrough · fail: bindfs');
+    expect(diffs).toContain('PRF-001</a>: pass: ptfs · -: ptfs@no-passthrough · skip: bindfs');
     expect(diffs).not.toContain('IOM-001');
     expect(diffs).not.toContain('RW-001');
+  });
+  test('a parameterised clause is one line of the differences with counts per server, its differing instances behind it', () => {
+    const pairs = ['O_RDONLY', 'O_WRONLY', 'O_RDWR', 'O_DIRECT'];
+    const a = results(
+      'ptfs',
+      pairs.map((p) => clauseResult(`IOM-001[${p}]`, 'pass')),
+    );
+    const b = results(
+      'mergerfs',
+      pairs.map((p, i) => clauseResult(`IOM-001[${p}]`, i < 3 ? 'fail' : 'pass')),
+    );
+    const cmp = buildComparison([a, b]);
+    expect(differenceGroups(cmp).map((g) => [g.base, g.rows.length, g.total])).toEqual([['IOM-001', 3, 4]]);
+    const page = renderHtml(cmp);
+    const diffs = page.slice(page.indexOf('<h2>Differences'), page.indexOf('<h2>Clauses'));
+    expect(diffs).toContain('IOM-001</a> (3 of 4 instances differ): ptfs 3 pass · mergerfs 3 fail</summary>');
+    expect(diffs.match(/<li>/g)).toHaveLength(4); // the group, and its three instances inside it
+    expect(diffs).toContain('IOM-001[O_WRONLY]</a>: pass: ptfs · fail: mergerfs');
+    expect(diffs).not.toContain('IOM-001[O_DIRECT]');
   });
   test('a failed SHOULD is a warning, and SHOULD/INFO figures are shown', () => {
     const [a, b] = twoRuns();

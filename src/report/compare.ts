@@ -264,6 +264,49 @@ function htmlCell(c: ClauseResult | null): string {
   return `<td title="${escapeHtml(title)}">${statusBadge(c)}${lines.join('')}${story}</td>`;
 }
 
+/** `IOM-001[O_RDONLY+O_DIRECT]@direct` -> `IOM-001@direct`: the clause a parameterised instance belongs to. */
+const baseId = (id: string) => id.replace(/\[[^\]]*\]/, '');
+
+/** The differing rows, a parameterised clause's instances grouped under its id, in page order. */
+export function differenceGroups(cmp: Comparison): { base: string; rows: ComparisonRow[]; total: number }[] {
+  const groups = new Map<string, { base: string; rows: ComparisonRow[]; total: number }>();
+  for (const f of cmp.families)
+    for (const r of f.rows) {
+      const base = baseId(r.id);
+      let g = groups.get(base);
+      if (!g) groups.set(base, (g = { base, rows: [], total: 0 }));
+      g.total++;
+      if (r.differs) g.rows.push(r);
+    }
+  return [...groups.values()].filter((g) => g.rows.length > 0);
+}
+
+/** `fail: mergerfs, go-fuse · pass: ptfs · -: bindfs`: each status with the columns that have it. */
+export function statusesOf(cmp: Comparison, r: ComparisonRow): string {
+  const by = new Map<string, string[]>();
+  r.cells.forEach((c, i) => {
+    const st = c?.status ?? '-';
+    let l = by.get(st);
+    if (!l) by.set(st, (l = []));
+    l.push(cmp.columns[i]!.label);
+  });
+  return [...by].map(([st, cols]) => `${st}: ${cols.join(', ')}`).join(' · ');
+}
+
+/** `ptfs 12 pass · mergerfs 9 fail, 3 skip`: per column, how its instances of the group stand. */
+export function countsOf(cmp: Comparison, rows: readonly ComparisonRow[]): string {
+  return cmp.columns
+    .map((col, i) => {
+      const n = new Map<string, number>();
+      for (const r of rows) {
+        const st = r.cells[i]?.status ?? '-';
+        n.set(st, (n.get(st) ?? 0) + 1);
+      }
+      return `${col.label} ${[...n].map(([st, k]) => `${k} ${st}`).join(', ')}`;
+    })
+    .join(' · ');
+}
+
 export function renderHtml(cmp: Comparison): string {
   const cols = cmp.columns;
   const names = cmp.runs.map((r) => r.label);
@@ -303,9 +346,19 @@ export function renderHtml(cmp: Comparison): string {
     if (cmp.differences === 0) out.push('<p class="sub">Every clause has the same status for every server.</p>');
     else {
       out.push('<ul class="diffs">');
-      for (const f of cmp.families)
-        for (const r of f.rows.filter((x) => x.differs))
-          out.push(`<li><a href="#${anchor(r.id)}">${escapeHtml(r.id)}</a>: ${r.cells.map((c) => escapeHtml(c?.status ?? '-')).join(' / ')}</li>`);
+      for (const g of differenceGroups(cmp)) {
+        if (g.rows.length === 1) {
+          const r = g.rows[0]!;
+          out.push(`<li><a href="#${anchor(r.id)}">${escapeHtml(r.id)}</a>: ${escapeHtml(statusesOf(cmp, r))}</li>`);
+          continue;
+        }
+        // a parameterised clause: one line with counts per server, the instances behind it
+        out.push(
+          `<li><details class="diff-group"><summary><a href="#${anchor(g.rows[0]!.id)}">${escapeHtml(g.base)}</a> (${g.rows.length} of ${g.total} instances differ): ${escapeHtml(countsOf(cmp, g.rows))}</summary><ul>`,
+        );
+        for (const r of g.rows) out.push(`<li><a href="#${anchor(r.id)}">${escapeHtml(r.id)}</a>: ${escapeHtml(statusesOf(cmp, r))}</li>`);
+        out.push('</ul></details></li>');
+      }
       out.push('</ul>');
     }
   }
