@@ -8,7 +8,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
-import { causeOf, loadDefects } from '../src/selftest/defects.ts';
+import { causeOf, loadDefects, runOptions } from '../src/selftest/defects.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 const PTFS = path.join(ROOT, 'servers/ptfs/ptfs');
@@ -44,21 +44,7 @@ async function worker() {
     );
     await execa(
       'node',
-      [
-        path.join(ROOT, 'bin/fusecert.mjs'),
-        'run',
-        '--server',
-        manifest,
-        '--family',
-        e.families.join(','),
-        '--seed',
-        '11',
-        '--quiet',
-        '--out',
-        dir,
-        '--deadline',
-        String(e.deadlineMs ?? 20000),
-      ],
+      [path.join(ROOT, 'bin/fusecert.mjs'), 'run', '--server', manifest, '--family', e.families.join(','), ...runOptions(e), '--quiet', '--out', dir],
       {
         reject: false,
       },

@@ -81,6 +81,7 @@ enum defect {
 	D_CLOSE_DEV_ON,
 	D_FORK_CHILDREN,
 	D_MOUNT_ELSEWHERE,
+	D_SLOW_GETXATTR,
 	D_COUNT
 };
 
@@ -114,6 +115,7 @@ static const char *const defect_names[D_COUNT] = {
 	[D_REPLY_OVERSIZED] = "reply-oversized",
 	[D_REPLY_BAD_ERROR] = "reply-bad-error",
 	[D_CLOSE_DEV_ON] = "close-dev-on",
+	[D_SLOW_GETXATTR] = "slow-getxattr",
 	[D_FORK_CHILDREN] = "fork-children",
 	[D_MOUNT_ELSEWHERE] = "mount-elsewhere",
 };
@@ -1337,6 +1339,12 @@ static void op_getxattr(struct req *r, struct inode *ino, bool list)
 		return (void)reply_err(r, EINVAL);
 	char path[64];
 	proc_path(path, sizeof(path), ino->fd);
+	if (defect(D_SLOW_GETXATTR)) {
+		/* slow-getxattr: 1 ms per answer. The kernel asks security.capability before each write
+		 * that could remove privileges, so passthrough writes pay it once per write(2). */
+		struct timespec ts = {.tv_sec = 0, .tv_nsec = 1000 * 1000};
+		nanosleep(&ts, NULL);
+	}
 	size_t size = gi->size > OUT_BUFSIZE ? OUT_BUFSIZE : gi->size;
 	ssize_t n = list ? listxattr(path, size ? r->w->out : NULL, size)
 			 : getxattr(path, name, size ? r->w->out : NULL, size);

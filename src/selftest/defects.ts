@@ -13,9 +13,14 @@ export interface DefectEntry {
   /** a pattern per clause id, or '*' for every clause the defect fails: the failure names the cause */
   cause: Record<string, string>;
   deadlineMs?: number;
+  /** the defect breaks only SHOULD clauses: its run is made with --strict so that they fail it */
+  strict?: boolean;
   /** the server never gets to the clauses: exit 2 with one error line matching this */
   environmentError?: string;
 }
+
+/** The `fusecert run` options a defect's run takes besides the server and its families. */
+export const runOptions = (e: DefectEntry): string[] => ['--seed', '11', '--deadline', String(e.deadlineMs ?? 20000), ...(e.strict ? ['--strict'] : [])];
 
 export function loadDefects(root = path.resolve(import.meta.dirname, '../..')): DefectEntry[] {
   return JSON.parse(readFileSync(path.join(root, 'fixtures/defects.json'), 'utf8')).defects as DefectEntry[];

@@ -5,7 +5,7 @@ import { afterAll, describe, expect, test } from 'vitest';
 import { execa } from 'execa';
 import { fusecert, ptfsManifest, missing, ROOT, PTFS, type CliRun } from './util.ts';
 import { keyOf } from '../catalogue/index.ts';
-import { causeOf, loadDefects, type DefectEntry } from './defects.ts';
+import { causeOf, loadDefects, runOptions, type DefectEntry } from './defects.ts';
 
 const matrix = loadDefects(ROOT);
 const failing = (r: CliRun) => (r.results?.clauses ?? []).filter((c) => c.status === 'fail' || c.status === 'hung');
@@ -56,7 +56,7 @@ for (const e of matrix) {
     timeoutMs: 300_000,
     run: async () => {
       const m = ptfsManifest(`ptfs-${e.defect.replace(/\s+/g, '-').toLowerCase()}`, e.args);
-      const r = await fusecert(['run', '--server', m, '--family', e.families.join(','), '--seed', '11', '--deadline', String(e.deadlineMs ?? 20000)]);
+      const r = await fusecert(['run', '--server', m, '--family', e.families.join(','), ...runOptions(e)]);
       if (e.environmentError) {
         seen.push({
           defect: e.defect,
