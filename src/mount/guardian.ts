@@ -22,6 +22,7 @@ import { mounts, mountsUnder, abortConnection, type MountEntry } from './mountin
 import { sweep, alive, processStart, type Resource } from './registry.ts';
 import { connectionsHeldBy } from './fuse-fds.ts';
 import { allPids, procStat } from './proc.ts';
+import { traceCleanup, useCleanupTrace } from './trace.ts';
 
 /** What identifies one run's resources; stored in the state dir's owner.json. */
 export interface RunState {
@@ -230,6 +231,7 @@ function removeInstance(dir: string): void {
  */
 export function sweepRun(run: RunState, opts: { runnerGone: boolean }): string[] {
   const log: string[] = [];
+  traceCleanup(`sweepRun begin ${run.stateDir} runnerGone=${opts.runnerGone}`);
   const procs = runProcesses(run);
   if (!opts.runnerGone) procs.delete(run.pid);
   // Connections first: a process blocked in a request to a server that is being killed, or in
@@ -258,6 +260,10 @@ export function sweepRun(run: RunState, opts: { runnerGone: boolean }): string[]
   const until = Date.now() + 3000;
   while (Date.now() < until && ([...procs].some((p) => alive(p)) || (run.cgroup !== null && cgroupPopulated(run.cgroup)))) sleepSync(20);
   for (const p of procs) if (alive(p)) log.push(`process ${p} did not die within 3 s of SIGKILL (${procStat(p)?.state ?? '?'})`);
+  traceCleanup(
+    () =>
+      `sweepRun processes killed: ${procs.size} (${[...procs].filter((p) => alive(p)).length} alive), cgroup populated ${run.cgroup ? cgroupPopulated(run.cgroup) : '-'}`,
+  );
 
   try {
     log.push(...sweep(resourcesDir(run.stateDir)));
@@ -288,6 +294,14 @@ export function sweepRun(run: RunState, opts: { runnerGone: boolean }): string[]
     else log.push(`kept ${run.stateDir}: still mounted inside`);
   }
   if (run.cgroup && existsSync(run.cgroup) && !removeCgroup(run.cgroup)) log.push(`could not remove cgroup ${run.cgroup}`);
+  traceCleanup(
+    () =>
+      `sweepRun end; instances of ${run.pid} now: ${
+        instancesOfRunner(run.pid)
+          .map((i) => path.basename(i))
+          .join(' ') || 'none'
+      }`,
+  );
   return log;
 }
 
@@ -467,6 +481,7 @@ async function spawnGuardian(state: RunState, entry: string): Promise<ChildProce
 /** The guardian process: read the run's state, then wait for "bye" or EOF. */
 export function guardianMain(): void {
   const guardianLog = received().guardianLog;
+  useCleanupTrace(received().cleanupLog);
   process.on('SIGHUP', () => {});
   process.on('SIGINT', () => {});
   process.on('SIGPIPE', () => {});
@@ -500,6 +515,7 @@ export function guardianMain(): void {
     if (alive(state.pid, state.start)) return;
     swept = true;
     const run: RunState = state;
+    traceCleanup(`guardian: runner ${run.pid} gone`);
     let log: string[];
     try {
       log = sweepRun(run, { runnerGone: true });
@@ -519,6 +535,7 @@ export function guardianMain(): void {
   };
   setInterval(sweepIfDead, 100);
   process.stdin.on('close', () => {
+    traceCleanup(`guardian: pipe closed${bye ? ' after bye' : ''}`);
     if (bye || !state) process.exit(0);
     // EOF without "bye": the runner is exiting (a signal handler's process.exit, or a kill).
     // Wait until it is dead so nothing of the run is created after the sweep.

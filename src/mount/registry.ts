@@ -6,6 +6,7 @@ import path from 'node:path';
 import { execaSync } from 'execa';
 import { mountsUnder, abortConnection } from './mountinfo.ts';
 import { procStat, hasExited } from './proc.ts';
+import { traceCleanup } from './trace.ts';
 
 export type Resource =
   | { kind: 'mount'; path: string }
@@ -35,7 +36,15 @@ export function register(r: Resource): () => void {
   // written aside and renamed: a process killed mid-write leaves no half entry for the sweep
   writeFileSync(`${f}.new`, JSON.stringify(r));
   renameSync(`${f}.new`, f);
-  return () => rmSync(f, { force: true });
+  traceCleanup(`register ${describe(r)}`);
+  return () => {
+    rmSync(f, { force: true });
+    traceCleanup(`forget ${describe(r)}`);
+  };
+}
+
+function describe(r: Resource): string {
+  return `${r.kind} ${'path' in r ? r.path : r.pid}`;
 }
 
 /** The process's start time: with the pid it names one process, so a recycled pid is never signalled. */
@@ -76,6 +85,7 @@ export function sweep(dir: string): string[] {
       log.push(`skipped an unreadable registry entry ${name}`);
     }
   }
+  traceCleanup(`sweep registry ${dir}: ${entries.length} entries${entries.length ? ': ' + entries.map((e) => describe(e.r)).join(', ') : ''}`);
   const order = ['process', 'mount', 'tracefs', 'tmpdir'];
   entries.sort((a, b) => order.indexOf(a.r.kind) - order.indexOf(b.r.kind));
   for (const { f, r } of entries) {
