@@ -222,8 +222,12 @@ export interface EvidenceOptions {
   readAtFill?: number;
   /** read the pipes on this thread with a timer instead of a worker (what was done before the worker) */
   readOnMainThread?: boolean;
-  /** called with each instance directory as soon as it exists (cleanup registries) */
-  onInstanceCreated?: (path: string) => void;
+  /**
+   * called with each instance directory before it is made (a cleanup registry's entry: a process
+   * killed between the mkdir and a later registration would leave the instance to no sweep);
+   * what it returns is called once the instance is removed
+   */
+  registerInstance?: (path: string) => () => void;
   root?: string;
   /** keep the raw trace lines (rawText()), for recording fixtures */
   keepRaw?: boolean;
@@ -379,6 +383,8 @@ export class EvidenceSession {
   readonly instancePath: string;
   /** every instance directory of this session (requests, and ioctl when available) */
   readonly instancePaths: string[] = [];
+  /** each instance's registration (registerInstance), forgotten once the instance is removed */
+  private readonly forgets = new Map<string, () => void>();
   readonly connection: number;
   private req?: Instance;
   private io?: Instance;
@@ -421,9 +427,20 @@ export class EvidenceSession {
   }
 
   private makeInstance(dir: string, source: TraceSource, opts: EvidenceOptions, kb: number, follower?: ThreadFollower): Instance {
-    fs.mkdirSync(dir);
+    // registered, then listed for close(), then made: at every moment in between a sweep (or
+    // close) finds the name and removes the instance if it exists
+    const forget = opts.registerInstance?.(dir) ?? (() => {});
+    this.forgets.set(dir, forget);
     this.instancePaths.push(dir);
-    opts.onInstanceCreated?.(dir);
+    try {
+      fs.mkdirSync(dir);
+    } catch (e) {
+      // not made (EEXIST would be someone else's): neither ours to remove nor to sweep
+      this.instancePaths.pop();
+      this.forgets.delete(dir);
+      forget();
+      throw e;
+    }
     fs.writeFileSync(path.join(dir, 'tracing_on'), '0');
     fs.writeFileSync(path.join(dir, 'buffer_size_kb'), String(kb));
     fs.writeFileSync(path.join(dir, 'trace_clock'), 'mono');
@@ -669,8 +686,9 @@ export class EvidenceSession {
     for (const dir of [...this.instancePaths].reverse()) {
       try {
         removeInstanceSync(dir);
+        this.forgets.get(dir)?.();
       } catch (e) {
-        err ??= e;
+        err ??= e; // still registered: the run's sweep removes it
       }
     }
     liveSessions.delete(this);

@@ -113,15 +113,10 @@ export class Mount {
       this.evidence = await EvidenceSession.open({
         connection: this.server.connection,
         pids: this.server.pids,
-        onInstanceCreated: (dir) => traceCleanup(`tracefs mkdir ${dir}`),
+        registerInstance: (dir) => register({ kind: 'tracefs', path: dir }),
         ...(replies ? { replies } : {}),
       });
-      const forgets = this.evidence.instancePaths.map((p) => register({ kind: 'tracefs', path: p }));
-      const close = this.evidence.close.bind(this.evidence);
-      this.evidence.close = async () => {
-        await close();
-        for (const f of forgets) f();
-      };
+      traceCleanup(() => `evidence open done ${this.evidence?.instancePaths.join(' ')}`);
     } catch (e) {
       tracer?.close();
       this.evidenceError = (e as Error).message;

@@ -58,6 +58,31 @@ export function alive(pid: number, start?: string): boolean {
   return !hasExited(st) && (start === undefined || st?.start === start);
 }
 
+/** Stop a tracefs instance and remove it; EBUSY (a reader being killed still holds trace_pipe) is waited out, 2 s at most. */
+export function removeInstance(dir: string): void {
+  for (const [f, v] of [
+    ['tracing_on', '0'],
+    ['events/enable', '0'],
+  ] as const) {
+    try {
+      writeFileSync(path.join(dir, f), v);
+    } catch {
+      /* gone */
+    }
+  }
+  for (let i = 0; ; i++) {
+    try {
+      rmdirSync(dir);
+      return;
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT') return;
+      if (code !== 'EBUSY' || i >= 100) throw e; // a reader that is being killed still holds trace_pipe
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20);
+    }
+  }
+}
+
 function releaseMount(p: string, log: string[]): void {
   for (const m of mountsUnder(p).reverse()) {
     if (m.fstype.startsWith('fuse')) abortConnection(m.minor);
@@ -99,7 +124,7 @@ export function sweep(dir: string): string[] {
         releaseMount(r.path, log);
       } else if (r.kind === 'tracefs') {
         if (existsSync(r.path)) {
-          rmdirSync(r.path);
+          removeInstance(r.path);
           log.push(`removed tracefs instance ${r.path}`);
         }
       } else if (r.kind === 'tmpdir') {
