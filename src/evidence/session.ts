@@ -43,6 +43,15 @@ let instanceOwner = process.pid;
 export function useInstanceOwner(pid: number): void {
   instanceOwner = pid;
 }
+/**
+ * How this process registers an instance before it makes it (a run's cleanup registry), for every
+ * session it opens: a caller that opens a session of its own (a suite's extra mount, the platform
+ * facts' reference mount) cannot forget it. A session's `registerInstance` option overrides it.
+ */
+let instanceRegistry: ((dir: string) => () => void) | null = null;
+export function useInstanceRegistry(fn: ((dir: string) => () => void) | null): void {
+  instanceRegistry = fn;
+}
 const INSTANCE_RE = /^fusecert-(\d+)-[0-9a-f]+(?:-ioctl)?$/;
 
 export class EvidenceUnavailableError extends Error {
@@ -225,7 +234,7 @@ export interface EvidenceOptions {
   /**
    * called with each instance directory before it is made (a cleanup registry's entry: a process
    * killed between the mkdir and a later registration would leave the instance to no sweep);
-   * what it returns is called once the instance is removed
+   * what it returns is called once the instance is removed. Default: useInstanceRegistry's.
    */
   registerInstance?: (path: string) => () => void;
   root?: string;
@@ -429,7 +438,7 @@ export class EvidenceSession {
   private makeInstance(dir: string, source: TraceSource, opts: EvidenceOptions, kb: number, follower?: ThreadFollower): Instance {
     // registered, then listed for close(), then made: at every moment in between a sweep (or
     // close) finds the name and removes the instance if it exists
-    const forget = opts.registerInstance?.(dir) ?? (() => {});
+    const forget = (opts.registerInstance ?? instanceRegistry)?.(dir) ?? (() => {});
     this.forgets.set(dir, forget);
     this.instancePaths.push(dir);
     try {

@@ -113,7 +113,6 @@ export class Mount {
       this.evidence = await EvidenceSession.open({
         connection: this.server.connection,
         pids: this.server.pids,
-        registerInstance: (dir) => register({ kind: 'tracefs', path: dir }),
         ...(replies ? { replies } : {}),
       });
       traceCleanup(() => `evidence open done ${this.evidence?.instancePaths.join(' ')}`);
