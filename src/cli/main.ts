@@ -2,6 +2,7 @@
 // main(argv, io) there returns the exit code; this file adds what only a real process has.
 import { rmSync } from 'node:fs';
 import { childPids, active } from './run.ts';
+import { traceCleanup } from '../mount/index.ts';
 import { main, processIo, reportError } from './commands.ts';
 
 // A reader that goes away (`fusecert clauses | head`) must not crash a run mid-way and leave its
@@ -15,6 +16,7 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) {
   process.on(sig, () => {
     if (stopping) return;
     stopping = true;
+    traceCleanup(`runner: ${sig}, guard ${active.guard ? 'set' : 'none'}`);
     console.error(`\nfusecert: ${sig}: cleaning up mounts, servers and tracefs instances of this run`);
     // The guard leaves the run's cgroup, aborts the run's connections, kills the cgroup (workers,
     // servers, whatever they started), unmounts and removes the state dir (src/mount/guardian.ts).
@@ -35,6 +37,7 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) {
       }
       if (active.stateDir) rmSync(active.stateDir, { recursive: true, force: true }); // made, not yet guarded
     }
+    traceCleanup(`runner: exit after ${sig}`);
     process.exit(sig === 'SIGINT' ? 130 : 143);
   });
 }

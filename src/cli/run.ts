@@ -1,4 +1,4 @@
-import { handOff } from '../runenv/index.ts';
+import { handOff, received } from '../runenv/index.ts';
 import { accessSync, constants, mkdirSync, writeFileSync, existsSync, readdirSync, readFileSync, mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -6,7 +6,18 @@ import { execa } from 'execa';
 import { FAMILIES, isClauseId, type Family } from '../catalogue/index.ts';
 import { loadServer, type ServerSpec } from '../manifest/index.ts';
 import type { Platform } from '../platform/index.ts';
-import { useRegistry, ServerInstance, makeWorkspace, fuseMountAt, abortConnection, alive, pidsWhere, type Resource } from '../mount/index.ts';
+import {
+  useRegistry,
+  useCleanupTrace,
+  traceCleanup,
+  ServerInstance,
+  makeWorkspace,
+  fuseMountAt,
+  abortConnection,
+  alive,
+  pidsWhere,
+  type Resource,
+} from '../mount/index.ts';
 import { RunGuard, sweepRun, cgroupOf, cgroup2Root, fusecertDirs, type RunState } from '../mount/guardian.ts';
 import { sweepStaleInstances } from '../evidence/index.ts';
 import type { RunContext } from '../harness/context.ts';
@@ -154,6 +165,8 @@ export async function runServer(spec: ServerSpec, reference: ServerSpec | null, 
  */
 async function openRunState(): Promise<{ registryDir: string; handContext(ctx: RunContext): void; close(): string[] }> {
   const stateDir = mkdtempSync(path.join(os.tmpdir(), 'fusecert-run-'));
+  useCleanupTrace(received().cleanupLog);
+  traceCleanup(`runner: state dir ${stateDir}`);
   active.stateDir = stateDir;
   const guard = RunGuard.create(stateDir);
   active.guard = guard;
@@ -161,6 +174,7 @@ async function openRunState(): Promise<{ registryDir: string; handContext(ctx: R
   mkdirSync(registryDir);
   await guard.startGuardian(path.join(ROOT, 'bin/fusecert-guardian.mjs'));
   guard.enterCgroup();
+  traceCleanup(`runner: guardian ${guard.state.guardian?.pid ?? 'none'}, cgroup ${guard.state.cgroup ?? 'none'}`);
   useRegistry(registryDir);
   const undoHandoff = handOff({ registryDir, runPid: process.pid });
   const savedTmp = process.env.TMPDIR;

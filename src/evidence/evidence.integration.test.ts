@@ -304,14 +304,29 @@ describe('evidence on real mounts', () => {
   });
 
   test.skipIf(!st.available)(`close removes the instances, also when called twice${noTrace}`, async () => {
-    const created: string[] = [];
-    const s = await EvidenceSession.open({ connection: 1, pids: [process.pid], onInstanceCreated: (p) => created.push(p) });
-    expect(created).toEqual(s.instancePaths);
-    expect(created.length).toBeGreaterThanOrEqual(1);
+    const registered: string[] = [];
+    const forgotten: string[] = [];
+    const s = await EvidenceSession.open({
+      connection: 1,
+      pids: [process.pid],
+      registerInstance: (p) => {
+        // registered before it exists, so a process killed right after the mkdir leaves it to the sweep
+        expect(fs.existsSync(p)).toBe(false);
+        registered.push(p);
+        return () => {
+          expect(fs.existsSync(p)).toBe(false); // forgotten only once it is gone
+          forgotten.push(p);
+        };
+      },
+    });
+    expect(registered).toEqual(s.instancePaths);
+    expect(registered.length).toBeGreaterThanOrEqual(1);
+    expect(registered.every((p) => fs.existsSync(p))).toBe(true);
     expect(path.basename(s.instancePath)).toMatch(new RegExp(`^fusecert-${process.pid}-[0-9a-f]{8}$`));
     await s.close();
     await s.close();
-    expect(created.some((p) => fs.existsSync(p))).toBe(false);
+    expect(registered.some((p) => fs.existsSync(p))).toBe(false);
+    expect(forgotten.sort()).toEqual([...registered].sort());
     void os;
   });
 });

@@ -9,6 +9,7 @@ export {
   tracefsStatus,
   sweepStaleInstances,
   useInstanceOwner,
+  useInstanceRegistry,
   threadsOf,
   TRACEFS_ROOT,
   type EvidenceOptions,

@@ -43,6 +43,15 @@ let instanceOwner = process.pid;
 export function useInstanceOwner(pid: number): void {
   instanceOwner = pid;
 }
+/**
+ * How this process registers an instance before it makes it (a run's cleanup registry), for every
+ * session it opens: a caller that opens a session of its own (a suite's extra mount, the platform
+ * facts' reference mount) cannot forget it. A session's `registerInstance` option overrides it.
+ */
+let instanceRegistry: ((dir: string) => () => void) | null = null;
+export function useInstanceRegistry(fn: ((dir: string) => () => void) | null): void {
+  instanceRegistry = fn;
+}
 const INSTANCE_RE = /^fusecert-(\d+)-[0-9a-f]+(?:-ioctl)?$/;
 
 export class EvidenceUnavailableError extends Error {
@@ -222,8 +231,12 @@ export interface EvidenceOptions {
   readAtFill?: number;
   /** read the pipes on this thread with a timer instead of a worker (what was done before the worker) */
   readOnMainThread?: boolean;
-  /** called with each instance directory as soon as it exists (cleanup registries) */
-  onInstanceCreated?: (path: string) => void;
+  /**
+   * called with each instance directory before it is made (a cleanup registry's entry: a process
+   * killed between the mkdir and a later registration would leave the instance to no sweep);
+   * what it returns is called once the instance is removed. Default: useInstanceRegistry's.
+   */
+  registerInstance?: (path: string) => () => void;
   root?: string;
   /** keep the raw trace lines (rawText()), for recording fixtures */
   keepRaw?: boolean;
@@ -379,6 +392,8 @@ export class EvidenceSession {
   readonly instancePath: string;
   /** every instance directory of this session (requests, and ioctl when available) */
   readonly instancePaths: string[] = [];
+  /** each instance's registration (registerInstance), forgotten once the instance is removed */
+  private readonly forgets = new Map<string, () => void>();
   readonly connection: number;
   private req?: Instance;
   private io?: Instance;
@@ -421,9 +436,20 @@ export class EvidenceSession {
   }
 
   private makeInstance(dir: string, source: TraceSource, opts: EvidenceOptions, kb: number, follower?: ThreadFollower): Instance {
-    fs.mkdirSync(dir);
+    // registered, then listed for close(), then made: at every moment in between a sweep (or
+    // close) finds the name and removes the instance if it exists
+    const forget = (opts.registerInstance ?? instanceRegistry)?.(dir) ?? (() => {});
+    this.forgets.set(dir, forget);
     this.instancePaths.push(dir);
-    opts.onInstanceCreated?.(dir);
+    try {
+      fs.mkdirSync(dir);
+    } catch (e) {
+      // not made (EEXIST would be someone else's): neither ours to remove nor to sweep
+      this.instancePaths.pop();
+      this.forgets.delete(dir);
+      forget();
+      throw e;
+    }
     fs.writeFileSync(path.join(dir, 'tracing_on'), '0');
     fs.writeFileSync(path.join(dir, 'buffer_size_kb'), String(kb));
     fs.writeFileSync(path.join(dir, 'trace_clock'), 'mono');
@@ -669,8 +695,9 @@ export class EvidenceSession {
     for (const dir of [...this.instancePaths].reverse()) {
       try {
         removeInstanceSync(dir);
+        this.forgets.get(dir)?.();
       } catch (e) {
-        err ??= e;
+        err ??= e; // still registered: the run's sweep removes it
       }
     }
     liveSessions.delete(this);

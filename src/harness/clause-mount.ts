@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { afterAll } from 'vitest';
 import { resolveServer, type ServerSpec, type Claims } from '../manifest/index.ts';
-import { makeWorkspace, ServerInstance, register, type Workspace, type SourceKind, type StopReport, type TreeSpec } from '../mount/index.ts';
+import { makeWorkspace, ServerInstance, register, traceCleanup, type Workspace, type SourceKind, type StopReport, type TreeSpec } from '../mount/index.ts';
 import { EvidenceSession, ReplyTracer, replyTracerStatus } from '../evidence/index.ts';
 import { processStart } from '../mount/registry.ts';
 import { runContext } from './context.ts';
@@ -109,13 +109,13 @@ export class Mount {
     }
     try {
       const replies = tracer && !this.repliesError ? tracer : undefined;
-      this.evidence = await EvidenceSession.open({ connection: this.server.connection, pids: this.server.pids, ...(replies ? { replies } : {}) });
-      const forgets = this.evidence.instancePaths.map((p) => register({ kind: 'tracefs', path: p }));
-      const close = this.evidence.close.bind(this.evidence);
-      this.evidence.close = async () => {
-        await close();
-        for (const f of forgets) f();
-      };
+      traceCleanup(`evidence open begin connection ${this.server.connection}`);
+      this.evidence = await EvidenceSession.open({
+        connection: this.server.connection,
+        pids: this.server.pids,
+        ...(replies ? { replies } : {}),
+      });
+      traceCleanup(() => `evidence open done ${this.evidence?.instancePaths.join(' ')}`);
     } catch (e) {
       tracer?.close();
       this.evidenceError = (e as Error).message;
@@ -148,7 +148,9 @@ export async function startTracer(): Promise<{ tracer: ReplyTracer | null; error
   if (!st.available) return { tracer: null, error: st.reason! };
   let forget = () => {};
   try {
+    traceCleanup('tracer spawn');
     const tracer = await ReplyTracer.start({ onStarted: (pid) => (forget = register({ kind: 'process', pid, start: processStart(pid) })) });
+    traceCleanup(`tracer ${tracer.pid} ready`);
     const close = tracer.close.bind(tracer);
     tracer.close = () => {
       close();

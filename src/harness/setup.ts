@@ -18,10 +18,13 @@ process.on('uncaughtException', (err, origin) => {
 
 // The worker itself is a resource of the run: if the runner is killed outright, the next run's
 // sweep of the dead run ends this worker before it removes the tracefs instances it reads.
-import { register, processStart, useRegistry } from '../mount/index.ts';
-import { useInstanceOwner } from '../evidence/index.ts';
+import { register, processStart, useRegistry, useCleanupTrace } from '../mount/index.ts';
+import { useInstanceOwner, useInstanceRegistry } from '../evidence/index.ts';
 import { received } from '../runenv/index.ts';
 const handed = received();
 useRegistry(handed.registryDir);
+useCleanupTrace(handed.cleanupLog);
 useInstanceOwner(handed.runPid);
+// every evidence session of this worker, whoever opens it, registers its instances before making them
+if (handed.registryDir) useInstanceRegistry((dir) => register({ kind: 'tracefs', path: dir }));
 register({ kind: 'process', pid: process.pid, start: processStart(process.pid) });

@@ -19,9 +19,10 @@ import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, r
 import path from 'node:path';
 import { execaSync } from 'execa';
 import { mounts, mountsUnder, abortConnection, type MountEntry } from './mountinfo.ts';
-import { sweep, alive, processStart, type Resource } from './registry.ts';
+import { sweep, alive, processStart, removeInstance, type Resource } from './registry.ts';
 import { connectionsHeldBy } from './fuse-fds.ts';
 import { allPids, procStat } from './proc.ts';
+import { traceCleanup, useCleanupTrace } from './trace.ts';
 
 /** What identifies one run's resources; stored in the state dir's owner.json. */
 export interface RunState {
@@ -198,28 +199,59 @@ export function instancesOfRunner(pid: number): string[] {
   }
 }
 
-function removeInstance(dir: string): void {
-  for (const [f, v] of [
-    ['tracing_on', '0'],
-    ['events/enable', '0'],
-  ] as const) {
-    try {
-      writeFileSync(path.join(dir, f), v);
-    } catch {
-      /* gone */
+/**
+ * Kill the run's processes until a fresh look finds none alive (3 s at most), so nothing of the
+ * run can create a resource once the registry is read: a process forked after one scan (a worker
+ * starting a server or a tracer, without a cgroup whose kill is atomic) is found by the next.
+ * Connections first: a process blocked in a request to a server that is being killed, or in one
+ * the kernel will not interrupt, is released by the abort, and the kill then completes. Returns
+ * the FUSE mounts of the run seen on the way (served by its processes, or under its state dir).
+ */
+function endProcesses(run: RunState, opts: { runnerGone: boolean }, log: string[]): MountEntry[] {
+  const ours = new Map<string, MountEntry>();
+  const killed = new Set<number>();
+  let cgroupKilled = false;
+  const until = Date.now() + 3000;
+  const populated = () => run.cgroup !== null && existsSync(run.cgroup) && cgroupPopulated(run.cgroup);
+  for (let round = 0; ; round++) {
+    const procs = runProcesses(run);
+    if (!opts.runnerGone) procs.delete(run.pid);
+    const live = [...procs].filter((p) => alive(p)); // a zombie waiting for its parent is already dead
+    if (round > 0 && live.length === 0 && !populated()) break;
+    if (round > 0 && Date.now() >= until) {
+      for (const p of live) log.push(`process ${p} did not die within 3 s of SIGKILL (${procStat(p)?.state ?? '?'})`);
+      if (populated()) log.push(`cgroup ${run.cgroup} still populated 3 s after cgroup.kill`);
+      break;
     }
-  }
-  for (let i = 0; ; i++) {
-    try {
-      rmdirSync(dir);
-      return;
-    } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT') return;
-      if (code !== 'EBUSY' || i >= 100) throw e; // a reader that is being killed still holds trace_pipe
-      sleepSync(20);
+    const conns = new Set(connectionsHeldBy(live));
+    for (const m of mounts()) {
+      if (!isFuse(m) || ours.has(m.mountpoint) || !(conns.has(m.minor) || m.mountpoint.startsWith(run.stateDir + '/'))) continue;
+      ours.set(m.mountpoint, m);
+      abortConnection(m.minor);
     }
+    if (populated()) {
+      try {
+        const n = cgroupProcs(run.cgroup!).filter((p) => p !== process.pid).length;
+        writeFileSync(path.join(run.cgroup!, 'cgroup.kill'), '1');
+        if (!cgroupKilled) log.push(`killed cgroup ${run.cgroup} (${n} process${n === 1 ? '' : 'es'})`);
+        cgroupKilled = true;
+      } catch (e) {
+        log.push(`could not kill cgroup ${run.cgroup}: ${(e as Error).message}`);
+      }
+    }
+    for (const p of live) {
+      try {
+        process.kill(p, 'SIGKILL');
+        if (!killed.has(p)) log.push(`killed left-over process ${p} (${commOf(p)})`);
+        killed.add(p);
+      } catch {
+        /* gone */
+      }
+    }
+    while (Date.now() < until && (live.some((p) => alive(p)) || populated())) sleepSync(20);
+    traceCleanup(() => `sweepRun round ${round}: ${live.length} alive before, ${live.filter((p) => alive(p)).length} after, cgroup populated ${populated()}`);
   }
+  return [...ours.values()];
 }
 
 /**
@@ -230,34 +262,8 @@ function removeInstance(dir: string): void {
  */
 export function sweepRun(run: RunState, opts: { runnerGone: boolean }): string[] {
   const log: string[] = [];
-  const procs = runProcesses(run);
-  if (!opts.runnerGone) procs.delete(run.pid);
-  // Connections first: a process blocked in a request to a server that is being killed, or in
-  // one the kernel will not interrupt, is released by the abort, and the kill then completes.
-  const conns = new Set(connectionsHeldBy(procs));
-  const ours = mounts().filter((m) => isFuse(m) && (conns.has(m.minor) || m.mountpoint.startsWith(run.stateDir + '/')));
-  for (const m of ours) abortConnection(m.minor);
-  if (run.cgroup && existsSync(run.cgroup) && cgroupPopulated(run.cgroup)) {
-    try {
-      const n = cgroupProcs(run.cgroup).filter((p) => p !== process.pid).length;
-      writeFileSync(path.join(run.cgroup, 'cgroup.kill'), '1');
-      log.push(`killed cgroup ${run.cgroup} (${n} process${n === 1 ? '' : 'es'})`);
-    } catch (e) {
-      log.push(`could not kill cgroup ${run.cgroup}: ${(e as Error).message}`);
-    }
-  }
-  for (const p of procs) {
-    if (!alive(p)) continue; // a zombie waiting for its parent: already dead
-    try {
-      process.kill(p, 'SIGKILL');
-      log.push(`killed left-over process ${p} (${commOf(p)})`);
-    } catch {
-      /* gone */
-    }
-  }
-  const until = Date.now() + 3000;
-  while (Date.now() < until && ([...procs].some((p) => alive(p)) || (run.cgroup !== null && cgroupPopulated(run.cgroup)))) sleepSync(20);
-  for (const p of procs) if (alive(p)) log.push(`process ${p} did not die within 3 s of SIGKILL (${procStat(p)?.state ?? '?'})`);
+  traceCleanup(`sweepRun begin ${run.stateDir} runnerGone=${opts.runnerGone}`);
+  const ours = endProcesses(run, opts, log);
 
   try {
     log.push(...sweep(resourcesDir(run.stateDir)));
@@ -288,6 +294,14 @@ export function sweepRun(run: RunState, opts: { runnerGone: boolean }): string[]
     else log.push(`kept ${run.stateDir}: still mounted inside`);
   }
   if (run.cgroup && existsSync(run.cgroup) && !removeCgroup(run.cgroup)) log.push(`could not remove cgroup ${run.cgroup}`);
+  traceCleanup(
+    () =>
+      `sweepRun end; instances of ${run.pid} now: ${
+        instancesOfRunner(run.pid)
+          .map((i) => path.basename(i))
+          .join(' ') || 'none'
+      }`,
+  );
   return log;
 }
 
@@ -467,6 +481,7 @@ async function spawnGuardian(state: RunState, entry: string): Promise<ChildProce
 /** The guardian process: read the run's state, then wait for "bye" or EOF. */
 export function guardianMain(): void {
   const guardianLog = received().guardianLog;
+  useCleanupTrace(received().cleanupLog);
   process.on('SIGHUP', () => {});
   process.on('SIGINT', () => {});
   process.on('SIGPIPE', () => {});
@@ -500,6 +515,7 @@ export function guardianMain(): void {
     if (alive(state.pid, state.start)) return;
     swept = true;
     const run: RunState = state;
+    traceCleanup(`guardian: runner ${run.pid} gone`);
     let log: string[];
     try {
       log = sweepRun(run, { runnerGone: true });
@@ -519,6 +535,7 @@ export function guardianMain(): void {
   };
   setInterval(sweepIfDead, 100);
   process.stdin.on('close', () => {
+    traceCleanup(`guardian: pipe closed${bye ? ' after bye' : ''}`);
     if (bye || !state) process.exit(0);
     // EOF without "bye": the runner is exiting (a signal handler's process.exit, or a kill).
     // Wait until it is dead so nothing of the run is created after the sweep.

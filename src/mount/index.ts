@@ -5,3 +5,4 @@ export { mounts, mountsUnder, fuseMountAt, abortConnection, connectionWaiting, t
 export { register, sweep, alive, processStart, stateDir, useRegistry, type Resource } from './registry.ts';
 export { pattern, loadTree, seedTree, type TreeSpec } from './tree.ts';
 export { fuseFdsOf, connectionsHeldBy } from './fuse-fds.ts';
+export { useCleanupTrace, traceCleanup } from './trace.ts';

@@ -6,6 +6,7 @@ import path from 'node:path';
 import { execaSync } from 'execa';
 import { mountsUnder, abortConnection } from './mountinfo.ts';
 import { procStat, hasExited } from './proc.ts';
+import { traceCleanup } from './trace.ts';
 
 export type Resource =
   | { kind: 'mount'; path: string }
@@ -35,7 +36,15 @@ export function register(r: Resource): () => void {
   // written aside and renamed: a process killed mid-write leaves no half entry for the sweep
   writeFileSync(`${f}.new`, JSON.stringify(r));
   renameSync(`${f}.new`, f);
-  return () => rmSync(f, { force: true });
+  traceCleanup(`register ${describe(r)}`);
+  return () => {
+    rmSync(f, { force: true });
+    traceCleanup(`forget ${describe(r)}`);
+  };
+}
+
+function describe(r: Resource): string {
+  return `${r.kind} ${'path' in r ? r.path : r.pid}`;
 }
 
 /** The process's start time: with the pid it names one process, so a recycled pid is never signalled. */
@@ -47,6 +56,31 @@ export function processStart(pid: number): string {
 export function alive(pid: number, start?: string): boolean {
   const st = procStat(pid);
   return !hasExited(st) && (start === undefined || st?.start === start);
+}
+
+/** Stop a tracefs instance and remove it; EBUSY (a reader being killed still holds trace_pipe) is waited out, 2 s at most. */
+export function removeInstance(dir: string): void {
+  for (const [f, v] of [
+    ['tracing_on', '0'],
+    ['events/enable', '0'],
+  ] as const) {
+    try {
+      writeFileSync(path.join(dir, f), v);
+    } catch {
+      /* gone */
+    }
+  }
+  for (let i = 0; ; i++) {
+    try {
+      rmdirSync(dir);
+      return;
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT') return;
+      if (code !== 'EBUSY' || i >= 100) throw e; // a reader that is being killed still holds trace_pipe
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20);
+    }
+  }
 }
 
 function releaseMount(p: string, log: string[]): void {
@@ -76,6 +110,7 @@ export function sweep(dir: string): string[] {
       log.push(`skipped an unreadable registry entry ${name}`);
     }
   }
+  traceCleanup(`sweep registry ${dir}: ${entries.length} entries${entries.length ? ': ' + entries.map((e) => describe(e.r)).join(', ') : ''}`);
   const order = ['process', 'mount', 'tracefs', 'tmpdir'];
   entries.sort((a, b) => order.indexOf(a.r.kind) - order.indexOf(b.r.kind));
   for (const { f, r } of entries) {
@@ -89,7 +124,7 @@ export function sweep(dir: string): string[] {
         releaseMount(r.path, log);
       } else if (r.kind === 'tracefs') {
         if (existsSync(r.path)) {
-          rmdirSync(r.path);
+          removeInstance(r.path);
           log.push(`removed tracefs instance ${r.path}`);
         }
       } else if (r.kind === 'tmpdir') {

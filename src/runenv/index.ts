@@ -11,6 +11,7 @@ const VAR = {
   rewordSkips: 'FUSECERT_TEST_REWORD_SKIPS',
   strictTests: 'FUSECERT_STRICT',
   guardianLog: 'FUSECERT_GUARDIAN_LOG',
+  cleanupLog: 'FUSECERT_CLEANUP_LOG',
 } as const;
 
 export interface Handoff {
@@ -32,6 +33,8 @@ export interface Received {
   strictTests: boolean;
   /** a file the guardian of a killed run appends what it swept to (debugging) */
   guardianLog: string | null;
+  /** a file the runner, its workers and its guardian append their cleanup trace to (mount/trace.ts) */
+  cleanupLog: string | null;
 }
 
 /** Runner side: hand these to every worker started from now on. Returns the undo. */
@@ -55,6 +58,7 @@ export function received(env: NodeJS.ProcessEnv = process.env): Received {
     rewordSkips: env[VAR.rewordSkips] === '1',
     strictTests: !!env[VAR.strictTests],
     guardianLog: env[VAR.guardianLog] || null,
+    cleanupLog: env[VAR.cleanupLog] || null,
   };
 }
 

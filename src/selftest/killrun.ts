@@ -1,7 +1,7 @@
 // Start a real `fusecert run`, kill it with a signal at a chosen moment, and count what it left
 // on the machine every 50 ms until nothing is left or the time is up; no other run is started.
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { leftoversOf } from './leftovers.ts';
@@ -31,6 +31,8 @@ export interface KilledRun {
   exitSignal: NodeJS.Signals | null;
   /** the run's TMPDIR (removed when nothing was left in it) */
   tmp: string;
+  /** with `trace`: the run's cleanup trace (src/mount/trace.ts), in `tmp`, kept when something was left */
+  traceFile: string | null;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -63,14 +65,26 @@ function fuseMountsUnder(dir: string): number {
  */
 export async function killRun(
   args: string[],
-  opts: { phase: Phase; signal: NodeJS.Signals; afterMs?: number; graceMs?: number; timeoutMs?: number; alsoGuardian?: boolean },
+  opts: { phase: Phase; signal: NodeJS.Signals; afterMs?: number; graceMs?: number; timeoutMs?: number; alsoGuardian?: boolean; trace?: boolean },
 ): Promise<KilledRun> {
   // the same layout as util.ts fusecert(): TMPDIR is tmp/tmp, so a later fusecert({ tmp }) sees this run
   const tmp = mkdtempSync(path.join(os.tmpdir(), 'fusecert-kill-'));
   const work = path.join(tmp, 'tmp');
   mkdirSync(work);
   const env: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: '1', TMPDIR: work };
-  for (const k of ['FUSECERT_STATE_DIR', 'FUSECERT_CONTEXT', 'FUSECERT_RUN_PID', 'NODE_OPTIONS', 'VITEST', 'VITEST_WORKER_ID', 'VITEST_POOL_ID']) delete env[k];
+  for (const k of [
+    'FUSECERT_STATE_DIR',
+    'FUSECERT_CONTEXT',
+    'FUSECERT_RUN_PID',
+    'NODE_OPTIONS',
+    'VITEST',
+    'VITEST_WORKER_ID',
+    'VITEST_POOL_ID',
+    'FUSECERT_CLEANUP_LOG',
+  ])
+    delete env[k];
+  const traceFile = opts.trace ? path.join(tmp, 'cleanup.log') : null;
+  if (traceFile) env.FUSECERT_CLEANUP_LOG = traceFile;
   const child = spawn(process.execPath, [CLI, ...args, '--out', path.join(tmp, 'out')], {
     cwd: ROOT,
     env,
@@ -127,6 +141,8 @@ export async function killRun(
       if (g) process.kill(g.pid, 'SIGKILL');
     }
   }
+  if (traceFile)
+    appendFileSync(traceFile, `${(performance.timeOrigin + performance.now()).toFixed(3)} ${process.pid} killer: ${opts.signal} to ${child.pid}\n`);
   child.kill(opts.signal);
   const tk = Date.now();
   const grace = opts.graceMs ?? 5000;
@@ -154,6 +170,7 @@ export async function killRun(
     exitCode,
     exitSignal,
     tmp,
+    traceFile,
   };
 }
 
