@@ -1340,9 +1340,9 @@ static void op_getxattr(struct req *r, struct inode *ino, bool list)
 	char path[64];
 	proc_path(path, sizeof(path), ino->fd);
 	if (defect(D_SLOW_GETXATTR)) {
-		/* slow-getxattr: 1 ms per answer. The kernel asks security.capability before each write
+		/* slow-getxattr: 4 ms per answer. The kernel asks security.capability before each write
 		 * that could remove privileges, so passthrough writes pay it once per write(2). */
-		struct timespec ts = {.tv_sec = 0, .tv_nsec = 1000 * 1000};
+		struct timespec ts = {.tv_sec = 0, .tv_nsec = 4 * 1000 * 1000};
 		nanosleep(&ts, NULL);
 	}
 	size_t size = gi->size > OUT_BUFSIZE ? OUT_BUFSIZE : gi->size;

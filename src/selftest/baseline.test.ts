@@ -79,7 +79,7 @@ describe.skipIf(why)(`baseline gating on real runs${why ? ` (skipped: ${why})` :
   });
 
   // PRF figures on intervals: clean ptfs's PRF-002 against itself is no drop, a ptfs whose writes
-  // are slower on purpose (--defect slow-getxattr: 1 ms per write of 1 MiB, PRF-002 ~0.85 -> ~0.3)
+  // are slower on purpose (--defect slow-getxattr: 4 ms per write of 1 MiB, PRF-002 ~0.85 -> under 0.1)
   // is one. The tolerance here is 0.2, not the default 0.05: these runs share the machine with
   // another test file, and what is shown is the mechanism, not the default's margin (README).
   test('PRF-002 on intervals: the clean build against itself has no figure drop, a build made slower on purpose has one', async () => {
