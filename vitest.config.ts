@@ -28,7 +28,7 @@ class LongestFirst extends BaseSequencer {
 // fusecert's own tests: unit tests beside their modules, integration tests on real mounts, and the
 // self-test that certifies the reference server and its defects. The clause suites in suites/ are
 // not run here directly: they run under `fusecert run`, which the self-test drives.
-const ALONE = ['src/selftest/dead-run.test.ts'];
+const ALONE = ['src/selftest/dead-run.test.ts', 'src/selftest/prf-baseline.test.ts'];
 export default defineConfig({
   test: {
     pool: 'forks',
