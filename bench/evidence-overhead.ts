@@ -18,6 +18,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { EvidenceSession, ReplyTracer, countOf, replyTracerStatus, tracefsStatus } from '../src/evidence/index.ts';
 import { havePtfs, startMount } from '../src/evidence/testing.ts';
+import { medianInterval } from '../src/harness/stats.ts';
 
 const cycles = Number(process.argv[2] ?? 3000);
 const pairs = Number(process.argv[3] ?? 31);
@@ -45,10 +46,7 @@ async function storm(n = cycles): Promise<number> {
   return Number(process.hrtime.bigint() - t0) / 1e6;
 }
 
-const median = (xs: number[]) => {
-  const a = [...xs].sort((x, y) => x - y);
-  return a.length % 2 ? a[a.length >> 1]! : (a[a.length / 2 - 1]! + a[a.length / 2]!) / 2;
-};
+const median = (xs: number[]) => medianInterval(xs).median;
 
 let s: EvidenceSession | undefined;
 try {
@@ -117,11 +115,9 @@ try {
   console.log(
     `pair ratios: ${ratios.map((x) => x.toFixed(3)).join(' ')} (middle half ${q(0.25).toFixed(3)}-${q(0.75).toFixed(3)}); best-of-each-side ratio ${(Math.min(...traced) / Math.min(...bare)).toFixed(3)}`,
   );
-  // a distribution-free ~95 % interval of the median: the k-th smallest and k-th largest pair ratio
-  const k = Math.max(1, Math.floor((pairs - 1.96 * Math.sqrt(pairs)) / 2));
-  console.log(
-    `median pair ratio ${median(ratios).toFixed(3)}, ~95 % interval ${sorted[k - 1]!.toFixed(3)}-${sorted[pairs - k]!.toFixed(3)} (pair ${k} and ${pairs - k + 1} of ${pairs} in order)`,
-  );
+  // a distribution-free ~95 % interval of the median: the k-th smallest and k-th largest pair ratio (src/harness/stats.ts)
+  const iv = medianInterval(ratios);
+  console.log(`median pair ratio ${iv.median.toFixed(3)}, ~95 % interval ${iv.low.toFixed(3)}-${iv.high.toFixed(3)} (distribution-free, ${pairs} pairs)`);
   console.log(`ratio: ${median(ratios).toFixed(2)}`);
   console.log(`window set-up and closing flush (outside the workload): median ${median(flushes).toFixed(0)} ms; rounds ${fmt(flushes)}`);
   console.log(`last window: ${lastCounts}`);
