@@ -55,7 +55,8 @@ describe.skipIf(why)(`a runner killed with SIGKILL leaves nothing within 5 s${wh
       command: ['/bin/sh', '-c', `setsid ${PTFS} --source "$0" --mountpoint "$1" </dev/null >/dev/null 2>&1 &`, '{source}', '{mountpoint}'],
       daemonizes: true,
     });
-    const r = await killRun(['run', '--server', m, '--family', 'RW,BKG'], { phase: 'clause', afterMs: 1000, signal: 'SIGKILL' });
+    // each clause mounts its own server: wait for one that is alive, not the gap between two
+    const r = await killRun(['run', '--server', m, '--family', 'RW,BKG'], { phase: 'clause', afterMs: 1000, signal: 'SIGKILL', live: /^process .*\(ptfs\)/ });
     expect(
       r.before.some((l) => /\(ptfs\)/.test(l)),
       describeKill(r),
@@ -65,7 +66,7 @@ describe.skipIf(why)(`a runner killed with SIGKILL leaves nothing within 5 s${wh
 
   test('during a clause of a server that forked helpers ignoring SIGTERM in their own session', async () => {
     const m = ptfsManifest('ptfs-fork-children-killed', ['--defect', 'fork-children']);
-    const r = await killRun(['run', '--server', m, '--family', 'RW,BKG'], { phase: 'clause', afterMs: 1000, signal: 'SIGKILL' });
+    const r = await killRun(['run', '--server', m, '--family', 'RW,BKG'], { phase: 'clause', afterMs: 1000, signal: 'SIGKILL', live: /^process .*\(ptfs\)/ });
     expect(r.before.filter((l) => /\(ptfs\)/.test(l)).length, describeKill(r)).toBeGreaterThanOrEqual(3); // a server and its 2 helpers at least
     expect(r.left, describeKill(r)).toEqual([]);
   }, 180_000);

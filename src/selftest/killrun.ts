@@ -65,7 +65,18 @@ function fuseMountsUnder(dir: string): number {
  */
 export async function killRun(
   args: string[],
-  opts: { phase: Phase; signal: NodeJS.Signals; afterMs?: number; graceMs?: number; timeoutMs?: number; alsoGuardian?: boolean; trace?: boolean },
+  opts: {
+    phase: Phase;
+    signal: NodeJS.Signals;
+    afterMs?: number;
+    graceMs?: number;
+    timeoutMs?: number;
+    alsoGuardian?: boolean;
+    trace?: boolean;
+    /** once the phase moment is reached, wait on until one of the run's live resources matches (a
+     *  clause's server between two clauses is not running: a kill there would test less) */
+    live?: RegExp;
+  },
 ): Promise<KilledRun> {
   // the same layout as util.ts fusecert(): TMPDIR is tmp/tmp, so a later fusecert({ tmp }) sees this run
   const tmp = mkdtempSync(path.join(os.tmpdir(), 'fusecert-kill-'));
@@ -104,6 +115,7 @@ export async function killRun(
   const deadline = t0 + (opts.timeoutMs ?? 120_000);
   const after = opts.afterMs ?? 0;
   let prfSince = 0;
+  let reached = false;
   for (;;) {
     if (done) {
       if (leftoversOf(work, child.pid!).length === 0) rmSync(tmp, { recursive: true, force: true });
@@ -113,11 +125,17 @@ export async function killRun(
       child.kill('SIGKILL');
       throw new Error(`no ${opts.phase} moment within ${opts.timeoutMs ?? 120_000} ms: ${output.slice(-2000)}`);
     }
+    if (reached) {
+      if (leftoversOf(work, child.pid!).some((l) => opts.live!.test(l))) break;
+      await sleep(5);
+      continue;
+    }
     const dirs = stateDirs(work);
     const dir = dirs[0];
-    if (opts.phase === 'any' && Date.now() - t0 >= after) break;
-    if (opts.phase === 'preflight' && dir && !existsSync(path.join(dir, 'context.json')) && fuseMountsUnder(dir) > 0) break;
-    if (opts.phase === 'clause' && firstResultAt && Date.now() - firstResultAt >= after) break;
+    let moment = false;
+    if (opts.phase === 'any' && Date.now() - t0 >= after) moment = true;
+    if (opts.phase === 'preflight' && dir && !existsSync(path.join(dir, 'context.json')) && fuseMountsUnder(dir) > 0) moment = true;
+    if (opts.phase === 'clause' && firstResultAt && Date.now() - firstResultAt >= after) moment = true;
     const traced = () => existsSync(INSTANCES) && readdirSync(INSTANCES).some((i) => i.startsWith(`fusecert-${child.pid}-`));
     if (
       (opts.phase === 'mounted' || opts.phase === 'traced') &&
@@ -127,7 +145,12 @@ export async function killRun(
       (opts.phase === 'mounted' || traced())
     ) {
       prfSince ||= Date.now();
-      if (Date.now() - prfSince >= after) break;
+      if (Date.now() - prfSince >= after) moment = true;
+    }
+    if (moment && !opts.live) break;
+    if (moment) {
+      reached = true;
+      continue;
     }
     await sleep(opts.phase === 'preflight' ? 2 : 20);
   }
