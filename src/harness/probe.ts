@@ -9,14 +9,13 @@
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { O, FUSE_DEV_IOC, ioctlAsync, openAsync, closeAsync, pidfdOpenAsync, pidfdGetfdAsync, SysError } from '../sys/index.ts';
-import { makeWorkspace, fuseFdsOf } from '../mount/index.ts';
+import { makeWorkspace } from '../mount/index.ts';
+import { fdsOfConnection } from '../mount/fuse-fds.ts';
 import { errnoOf } from './expect.ts';
 
 /** fds of `pid` that are /dev/fuse and belong to FUSE connection `conn`. */
 export function devFuseFds(pid: number, conn: number): number[] {
-  return fuseFdsOf(pid)
-    .filter((f) => f.conn === conn)
-    .map((f) => f.fd);
+  return fdsOfConnection(pid, conn); // pid is one of the mount's server processes: on a kernel that does not name fds' connections, its /dev/fuse fds
 }
 
 /** A duplicate, in this process, of a /dev/fuse fd of connection `conn` held by one of `pids`. Close it. */

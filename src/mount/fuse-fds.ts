@@ -1,7 +1,14 @@
 // Which processes hold which FUSE connections: a /dev/fuse fd's /proc/PID/fdinfo names its
 // connection ("fuse_connection: N", the minor of the mount's st_dev). The one scan of it that
 // the server lookup, the sweeps and the borrowed-fd probe all use.
+// Kernels before 6.18 (6.12 LTS among them) print no fuse_connection line: such an fd's
+// connection is unknown (conn -1), and the callers attribute it by who holds it instead: a
+// process fusecert started for one mount (its process group, or FUSECERT_SERVER_ID in its
+// environment) serves that mount's connection.
 import { readdirSync, readlinkSync, readFileSync } from 'node:fs';
+
+/** The connection of a /dev/fuse fd whose fdinfo does not name it (before Linux 6.18). */
+export const UNKNOWN_CONNECTION = -1;
 
 /** The /dev/fuse fds of `pid` with the connection each belongs to (none when pid is gone). */
 export function fuseFdsOf(pid: number): { fd: number; conn: number }[] {
@@ -16,7 +23,7 @@ export function fuseFdsOf(pid: number): { fd: number; conn: number }[] {
     try {
       if (readlinkSync(`/proc/${pid}/fd/${fd}`) !== '/dev/fuse') continue;
       const m = /^fuse_connection:\s*(\d+)/m.exec(readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8'));
-      if (m) out.push({ fd: Number(fd), conn: Number(m[1]) });
+      out.push({ fd: Number(fd), conn: m ? Number(m[1]) : UNKNOWN_CONNECTION });
     } catch {
       /* the fd went away */
     }
@@ -24,17 +31,39 @@ export function fuseFdsOf(pid: number): { fd: number; conn: number }[] {
   return out;
 }
 
-/** Server processes of a FUSE connection: every process holding a /dev/fuse fd of it. */
-export function serverPids(conn: number): number[] {
-  return readdirSync('/proc')
+/** An fd that is of `conn` or may be (its kernel does not say). */
+const mayBe = (f: { conn: number }, conn: number) => f.conn === conn || f.conn === UNKNOWN_CONNECTION;
+
+/**
+ * Server processes of a FUSE connection: every process holding a /dev/fuse fd of it. Where the
+ * kernel does not name fds' connections, those of `candidates` (the processes started for this
+ * mount) that hold a /dev/fuse fd.
+ */
+export function serverPids(conn: number, candidates: readonly number[] = []): number[] {
+  const holders = readdirSync('/proc')
     .filter((p) => /^\d+$/.test(p))
     .map(Number)
     .filter((p) => fuseFdsOf(p).some((f) => f.conn === conn));
+  if (holders.length) return holders;
+  return [...new Set(candidates)].filter((p) => fuseFdsOf(p).some((f) => f.conn === UNKNOWN_CONNECTION));
 }
 
-/** FUSE connections whose /dev/fuse fd one of these processes holds. */
+/** FUSE connections whose /dev/fuse fd one of these processes holds (the ones the kernel names). */
 export function connectionsHeldBy(pids: Iterable<number>): number[] {
   const conns = new Set<number>();
-  for (const p of pids) for (const f of fuseFdsOf(p)) conns.add(f.conn);
+  for (const p of pids) for (const f of fuseFdsOf(p)) if (f.conn !== UNKNOWN_CONNECTION) conns.add(f.conn);
   return [...conns];
+}
+
+/** One of `pids` holds a /dev/fuse fd of `conn`, or one whose connection the kernel does not name. */
+export function mayHoldConnection(pids: Iterable<number>, conn: number): boolean {
+  for (const p of pids) if (fuseFdsOf(p).some((f) => mayBe(f, conn))) return true;
+  return false;
+}
+
+/** The fds of `pid` that are of `conn` or may be. */
+export function fdsOfConnection(pid: number, conn: number): number[] {
+  return fuseFdsOf(pid)
+    .filter((f) => mayBe(f, conn))
+    .map((f) => f.fd);
 }

@@ -6,7 +6,7 @@ import type { ServerSpec } from '../manifest/index.ts';
 import { substitute } from '../manifest/index.ts';
 import { fuseMountAt, abortConnection, connectionWaiting, mounts } from './mountinfo.ts';
 import { register, alive, processStart } from './registry.ts';
-import { serverPids, connectionsHeldBy } from './fuse-fds.ts';
+import { serverPids, connectionsHeldBy, mayHoldConnection } from './fuse-fds.ts';
 import { allPids, pidsWhere, threadIds } from './proc.ts';
 
 export { serverPids, connectionsHeldBy };
@@ -125,7 +125,7 @@ export class ServerInstance {
   closedDevice(): string | null {
     if (this.connection < 0 || (this.exitInfo !== null && !this.spec.manifest.daemonizes)) return null;
     const live = this.pids.filter((p) => alive(p));
-    if (live.length === 0 || connectionsHeldBy(live).includes(this.connection)) return null;
+    if (live.length === 0 || mayHoldConnection(live, this.connection)) return null;
     return `the server (pid ${live.join(', ')}) is still running but closed /dev/fuse: connection ${this.connection} has no server`;
   }
 
@@ -217,9 +217,11 @@ export class ServerInstance {
     inst.rootStat = initDone;
     // A helper that passed the device fd on (fusermount3) may still hold it for a moment: look
     // again once it had time to exit, and keep the owners that remain.
-    const first = serverPids(inst.connection);
+    // (where the kernel does not name an fd's connection, the processes started for this mount)
+    const candidates = () => (child.pid ? [...pidsWhere((st) => st.pgrp === child.pid), ...processesWithEnv('FUSECERT_SERVER_ID', id)] : []);
+    const first = serverPids(inst.connection, candidates());
     await sleep(first.some((p) => p !== child.pid) || first.length === 0 ? 100 : 0);
-    inst.pids = serverPids(inst.connection);
+    inst.pids = serverPids(inst.connection, candidates());
     if (inst.pids.length === 0 && child.pid) inst.pids = [child.pid];
     for (const p of inst.pids) if (p !== child.pid) inst.forget.push(register({ kind: 'process', pid: p, start: processStart(p) }));
     return inst;
