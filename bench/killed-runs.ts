@@ -1,12 +1,14 @@
 // Kill `fusecert run` at random moments with random signals and count what each run left behind
 // within 5 s of its death, without starting another run (issues 14 and 25).
 //   npx tsx bench/killed-runs.ts [N=30] [--family RW,BKG,MAP,IOM] [--signals INT,TERM,KILL]
-//        [--phase any,traced] [--from 2] [--to 14] [--window 5] [--trace]
+//        [--phase any,traced] [--from 2] [--to 14] [--window 5] [--trace] [--kernel uml:6.12]
 // --phase picks the moment of each run at random from the list: `any` from..to seconds after the
 // start; `traced` 0..window seconds after the run's first tracefs instance appeared (the start of
 // the evidence sessions: workers open theirs at once, each starting a tracer, a server and two
 // instances); `mounted`, `clause` and `preflight` as in src/selftest/killrun.ts. --trace: each run
 // writes its cleanup trace (FUSECERT_CLEANUP_LOG), kept for a dirty run and named in its row.
+// --kernel: the runs certify inside that UML guest (issue 22); what the guest leaves is the
+// kernel's processes (they inherit the host run's FUSECERT_STATE_DIR) and the control directory.
 import { parseArgs } from 'node:util';
 import { killRun, type KilledRun, type Phase } from '../src/selftest/killrun.ts';
 
@@ -20,6 +22,7 @@ const { values, positionals } = parseArgs({
     to: { type: 'string', default: '14' },
     window: { type: 'string', default: '5' },
     trace: { type: 'boolean', default: false },
+    kernel: { type: 'string' },
   },
 });
 const n = Number(positionals[0] ?? 30);
@@ -39,7 +42,13 @@ for (let i = 0; i < n; i++) {
   const aim = phase === 'any' ? `at ${(at / 1000).toFixed(1)} s` : `${phase}+${(at / 1000).toFixed(1)} s`;
   let r: KilledRun;
   try {
-    r = await killRun(['run', '--server', 'servers/ptfs/manifest.json', '--family', values.family!], { phase, afterMs: at, signal, trace: values.trace });
+    const kernel = values.kernel ? ['--kernel', values.kernel] : [];
+    r = await killRun(['run', ...kernel, '--server', 'servers/ptfs/manifest.json', '--family', values.family!], {
+      phase,
+      afterMs: at,
+      signal,
+      trace: values.trace,
+    });
   } catch (_e) {
     console.log(`${String(i + 1).padStart(3)} ${signal.padEnd(7)} ${aim.padEnd(14)} the run ended before the signal; again`);
     i--;

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Installs what the tests need from Debian's packages when it is missing: the third-party peer
 # servers (bindfs, fuse-overlayfs, mergerfs), fusermount3, the toolchain ptfs builds with, valgrind
-# for its leak check, and Chromium for the comparison page test. Runs before `npm test`; does
-# nothing when everything is there.
+# for its leak check, Chromium for the comparison page test, and what a User-Mode Linux kernel
+# builds from (flex, bison, bc, Debian's linux-source-6.12; iproute2 brings the guest's loopback
+# up). Runs before `npm test`; does nothing when everything is there.
 set -euo pipefail
 need=()
-for p in bindfs fuse-overlayfs mergerfs fuse3 make gcc valgrind chromium clang libbpf-dev libelf-dev zlib1g-dev bpftool; do
+for p in bindfs fuse-overlayfs mergerfs fuse3 make gcc valgrind chromium clang libbpf-dev libelf-dev zlib1g-dev bpftool flex bison bc linux-source-6.12 iproute2; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || need+=("$p")
 done
 [ "${#need[@]}" -eq 0 ] && exit 0

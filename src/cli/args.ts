@@ -76,6 +76,13 @@ export const COMMANDS = {
       'fsx-runs': { type: 'string', metavar: 'N', default: '40', help: 'FSX operation sequences per variant' },
       deadline: { type: 'string', metavar: 'MS', default: '30000', help: 'per clause; past it the clause is HUNG and the connection aborted' },
       quiet: { type: 'boolean', help: 'no progress lines and no summary table' },
+      kernel: {
+        type: 'string',
+        list: true,
+        commas: true,
+        metavar: 'host|uml:VERSION',
+        help: "where to certify: host (this machine's kernel) or uml:6.12 (a User-Mode Linux guest with a kernel from `fusecert kernel build`); several: one run per kernel and a comparison (default host)",
+      },
       baseline: {
         type: 'string',
         metavar: 'PATH',
@@ -133,6 +140,20 @@ export const COMMANDS = {
   doctor: {
     summary: 'what the platform offers, what is missing and how to fix it',
     options: {},
+  },
+  kernel: {
+    summary: 'build and list the User-Mode Linux kernels that `run --kernel uml:VERSION` boots',
+    options: {},
+    positionals: {
+      metavar: 'build SPEC | list',
+      min: 1,
+      help: 'build SPEC: SPEC is a Debian series (6.12: linux-source-6.12, installed when missing as root) or a Linux source tree; list: the cached kernels',
+    },
+    notes: [
+      'kernels are cached in $FUSECERT_KERNEL_CACHE, else $XDG_CACHE_HOME/fusecert/kernels, else ~/.cache/fusecert/kernels, keyed by release and configuration (src/kernel/uml.config)',
+      'a first build takes about 11 min (6.12) to 13 min (6.18) on 2 cores; building and booting need no root',
+      'example: fusecert kernel build 6.12 && fusecert run --kernel uml:6.12 --server servers/ptfs/manifest.json',
+    ],
   },
   'build-ptfs': {
     summary: 'build the reference server and the reply tracer from their C sources (run does it when a binary is missing)',

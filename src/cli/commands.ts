@@ -12,6 +12,8 @@ import { writeComparison, loadResults, ResultsInputError } from '../report/compa
 import { explainText, matchingResults } from './explain.ts';
 import { expectEntries, mergeExpect } from '../report/expect.ts';
 import type { Results } from '../report/index.ts';
+import { parseKernels, runOnKernels, cmdKernel } from './kernels.ts';
+import { KernelError } from '../kernel/build.ts';
 import { COMMAND_NAMES, UsageError, commandHelp, isCommand, parseCommand, usage, show as q } from './args.ts';
 
 export const ISSUES = 'the fusecert issue tracker';
@@ -198,6 +200,7 @@ async function cmdRun(argv: string[], io: Io): Promise<number> {
     quiet: a.flags.quiet!,
   };
   suiteFiles(opts); // --only/--family name known clauses and families
+  const kernels = parseKernels(a.lists.kernel!);
   // An installed package ships ptfs as C sources: built before a manifest naming it is resolved.
   if (!io.dryRun) {
     await ensurePtfs((l) => io.err(l));
@@ -227,6 +230,23 @@ async function cmdRun(argv: string[], io: Io): Promise<number> {
     return 0;
   }
 
+  if (!(kernels.length === 1 && kernels[0]!.kind === 'host')) {
+    for (const l of notes) io.out(`fusecert: ${l}`);
+    return await runOnKernels(kernels, { argv, parsed: a, opts, specs, io, certifyHere: (out) => certifyHere(specs, opts, baselines, tolerance, [], io, out) });
+  }
+  return (await certifyHere(specs, opts, baselines, tolerance, notes, io, opts.outDir)).code;
+}
+
+/** Today's run: every server on this machine's kernel, reports under OUT. */
+async function certifyHere(
+  specs: ServerSpec[],
+  opts: RunOptions,
+  baselines: Map<string, { results: Results; file: string }>,
+  tolerance: number,
+  notes: string[],
+  io: Io,
+  outDir: string,
+): Promise<{ code: number; files: string[] }> {
   const platform = await probe();
   const fatal = fatalProblems(platform);
   if (fatal.length) throw new EnvironmentError(fatal.map((c) => `${c.name}: ${c.value}: ${c.fix}`).join('; '));
@@ -237,7 +257,7 @@ async function cmdRun(argv: string[], io: Io): Promise<number> {
   let code = 0;
   const files: string[] = [];
   for (const spec of specs) {
-    const out = specs.length > 1 ? path.join(opts.outDir, spec.name) : opts.outDir;
+    const out = specs.length > 1 ? path.join(outDir, spec.name) : outDir;
     const junit = opts.junit && specs.length > 1 ? opts.junit.replace(/(\.xml)?$/, `-${spec.name}.xml`) : opts.junit;
     io.out(`fusecert ${VERSION}: certifying ${spec.name} (${spec.file}) on Linux ${platform.kernel}, seed ${opts.seed}`);
     const baseline = baselines.get(spec.name) ?? null;
@@ -252,12 +272,12 @@ async function cmdRun(argv: string[], io: Io): Promise<number> {
   }
   if (specs.length > 1) {
     for (const ext of ['html', 'md']) {
-      const target = path.join(opts.outDir, `compare.${ext}`);
+      const target = path.join(outDir, `compare.${ext}`);
       writeComparison(files, target, VERSION);
       io.out(`comparison: ${path.relative(io.cwd, target)}`);
     }
   }
-  return code;
+  return { code, files };
 }
 
 async function cmdDoctor(argv: string[], io: Io): Promise<number> {
@@ -396,7 +416,12 @@ function help(io: Io, cmd: Parameters<typeof commandHelp>[0]): number {
 /** Errors that answer the user's input or environment: one line, exit 2. Anything else is a bug of ours. */
 export function isInputError(e: unknown): e is Error {
   return (
-    e instanceof UsageError || e instanceof ManifestError || e instanceof EnvironmentError || e instanceof ResultsInputError || e instanceof PtfsBuildError
+    e instanceof UsageError ||
+    e instanceof ManifestError ||
+    e instanceof EnvironmentError ||
+    e instanceof ResultsInputError ||
+    e instanceof PtfsBuildError ||
+    e instanceof KernelError
   );
 }
 
@@ -432,6 +457,12 @@ export async function main(argv: string[], io: Io): Promise<number> {
           return cmdExpect(rest, io);
         case 'explain':
           return cmdExplain(rest, io);
+        case 'kernel': {
+          const k = parseCommand('kernel', rest);
+          if (k.help) return help(io, 'kernel');
+          if (io.dryRun) return 0;
+          return await cmdKernel(k.positionals, io);
+        }
         case 'build-ptfs':
           if (parseCommand('build-ptfs', rest).help) return help(io, 'build-ptfs');
           if (io.dryRun) return 0;

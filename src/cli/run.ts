@@ -163,7 +163,7 @@ export async function runServer(spec: ServerSpec, reference: ServerSpec | null, 
  * files: TMPDIR points inside it), so what an interrupted run leaves is found under one
  * directory. close() undoes all of it and returns what the guard had to clean up.
  */
-async function openRunState(): Promise<{ registryDir: string; handContext(ctx: RunContext): void; close(): string[] }> {
+export async function openRunState(): Promise<{ registryDir: string; handContext(ctx: RunContext): void; close(): string[] }> {
   const stateDir = mkdtempSync(path.join(os.tmpdir(), 'fusecert-run-'));
   useCleanupTrace(received().cleanupLog);
   traceCleanup(`runner: state dir ${stateDir}`);
@@ -205,6 +205,17 @@ async function openRunState(): Promise<{ registryDir: string; handContext(ctx: R
   };
 }
 
+/** The guest kernel's release when this run is inside a UML guest (src/kernel/guest.ts), else null. */
+function guestKernel(): string | null {
+  const g = received().guest;
+  if (!g) return null;
+  try {
+    return (JSON.parse(g) as { kernel: string }).kernel;
+  } catch {
+    return null;
+  }
+}
+
 /** What every worker reads (harness/context.ts): the server, the options, the replay command. */
 function runContextFor(spec: ServerSpec, reference: ServerSpec | null, platform: Platform, opts: RunOptions, outDir: string): RunContext {
   const cli = path.relative(process.cwd(), path.join(ROOT, 'bin/fusecert.mjs')) || 'bin/fusecert.mjs';
@@ -218,7 +229,8 @@ function runContextFor(spec: ServerSpec, reference: ServerSpec | null, platform:
     fsxRuns: opts.fsxRuns,
     deadlineMs: opts.deadlineMs,
     outDir,
-    replay: `node ${cli} run --server ${spec.file}${spec.variant ? `@${spec.variant}` : ''} --seed ${opts.seed} --only {id}`,
+    // inside a UML guest the replay boots the same guest kernel
+    replay: `node ${cli} run${guestKernel() ? ` --kernel uml:${guestKernel()}` : ''} --server ${spec.file}${spec.variant ? `@${spec.variant}` : ''} --seed ${opts.seed} --only {id}`,
   };
 }
 

@@ -6,7 +6,7 @@ import { readFileSync, writeFileSync, mkdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import { FAMILIES, formatKey, keyOf, parseKey } from '../catalogue/index.ts';
-import type { ClauseResult, Results } from './results.ts';
+import { kernelLabel, type ClauseResult, type Results } from './results.ts';
 import { renderPrfChart, CHART_CSS } from './chart.ts';
 import { escapeHtml } from './html.ts';
 
@@ -74,7 +74,13 @@ function familyOf(c: ClauseResult): string {
 }
 
 function columnLabels(runs: Results[]): string[] {
-  const names = runs.map((r) => r.server?.name || 'server');
+  // the same server on several kernels (run --kernel): a column per kernel
+  const base = runs.map((r) => r.server?.name || 'server');
+  const names = base.map((n, i) =>
+    base.filter((x) => x === n).length > 1 && new Set(runs.filter((r) => (r.server?.name || 'server') === n).map((r) => kernelLabel(r.platform))).size > 1
+      ? `${n} on ${runs[i]!.platform?.guest ? `uml ${runs[i]!.platform.kernel}` : `host ${runs[i]!.platform?.kernel ?? '?'}`}`
+      : n,
+  );
   return names.map((n, i) => (names.filter((x) => x === n).length > 1 ? `${n} #${names.slice(0, i + 1).filter((x) => x === n).length}` : n));
 }
 
@@ -85,7 +91,7 @@ export function environmentRows(run: Results): [string, string][] {
   return [
     ['server version', run.server?.version ?? 'unknown'],
     ['manifest', run.server?.manifest ?? ''],
-    ['kernel', p.kernel ?? ''],
+    ['kernel', p.kernel === undefined ? '' : kernelLabel(p)],
     ['passthrough config', String(p.passthrough ?? '')],
     ['root', p.root ? 'yes' : 'no'],
     ['tracefs', p.tracefs ? 'yes' : 'no'],
@@ -310,7 +316,7 @@ export function countsOf(cmp: Comparison, rows: readonly ComparisonRow[]): strin
 export function renderHtml(cmp: Comparison): string {
   const cols = cmp.columns;
   const names = cmp.runs.map((r) => r.label);
-  const kernels = [...new Set(cmp.runs.map((r) => r.run.platform?.kernel ?? '?'))];
+  const kernels = [...new Set(cmp.runs.map((r) => kernelLabel(r.run.platform)))];
   const out: string[] = [];
   out.push('<!doctype html>', '<html lang="en"><head><meta charset="utf-8">');
   out.push('<meta name="viewport" content="width=device-width,initial-scale=1">');

@@ -20,6 +20,11 @@ export function writeJUnit(results: Results[], file: string): void {
     for (const fam of families) {
       const suite = b.testSuite().name(`${res.server.name}.${fam}`);
       suite.property('kernel', res.platform.kernel);
+      if (res.platform.guest)
+        suite.property(
+          'machine',
+          `User-Mode Linux guest, kernel ${res.platform.guest.kernel} from ${res.platform.guest.source}, host ${res.platform.guest.host}`,
+        );
       suite.property('passthrough', res.platform.passthrough);
       suite.property('server', `${res.server.name} ${res.server.version}`);
       suite.property('claims', JSON.stringify(res.server.claims));

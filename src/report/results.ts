@@ -1,3 +1,4 @@
+import { received } from '../runenv/index.ts';
 import { covers, keyOf, parseKey, type ClauseKey } from '../catalogue/index.ts';
 import type { Expectation } from '../manifest/index.ts';
 import type { Platform } from '../platform/index.ts';
@@ -40,7 +41,16 @@ export interface Results {
   /** Where the run's time went, in milliseconds: state, preflight, version, suites, cleanup (older results lack it). */
   phases?: Record<string, number>;
   /** replyEvidence: the BPF reply tracer ran (absent in results of older versions) */
-  platform: { kernel: string; passthrough: string; root: boolean; tracefs: boolean; replyEvidence?: boolean; replyEvidenceReason?: string };
+  platform: {
+    kernel: string;
+    passthrough: string;
+    root: boolean;
+    tracefs: boolean;
+    replyEvidence?: boolean;
+    replyEvidenceReason?: string;
+    /** the run ran inside a User-Mode Linux guest (`run --kernel uml:VERSION`): its kernel, how it was built, the host's release */
+    guest?: { kind: 'uml'; kernel: string; source: string; absent: string[]; host: string };
+  };
   server: { name: string; version: string; manifest: string; claims: Record<string, unknown> };
   options: { only: string[]; families: string[]; strict: boolean; seed: number; jobs: number; shuffle: boolean };
   clauses: ClauseResult[];
@@ -102,5 +112,22 @@ export function platformSummary(p: Platform): Results['platform'] {
     tracefs: p.tracefs && p.fuseTracepoints,
     replyEvidence: p.replyEvidence,
     ...(p.replyEvidenceReason ? { replyEvidenceReason: p.replyEvidenceReason } : {}),
+    ...guestOf(),
   };
+}
+
+function guestOf(): { guest?: NonNullable<Results['platform']['guest']> } {
+  const g = received().guest;
+  if (!g) return {};
+  try {
+    return { guest: JSON.parse(g) as NonNullable<Results['platform']['guest']> };
+  } catch {
+    return {};
+  }
+}
+
+/** "6.12.118 (UML guest on 6.18.44)" or the host's release as it is. */
+export function kernelLabel(p: Pick<Results['platform'], 'kernel' | 'guest'> | undefined): string {
+  if (!p) return '?';
+  return p.guest ? `${p.kernel} (UML guest on ${p.guest.host})` : p.kernel;
 }

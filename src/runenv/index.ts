@@ -12,6 +12,7 @@ const VAR = {
   strictTests: 'FUSECERT_STRICT',
   guardianLog: 'FUSECERT_GUARDIAN_LOG',
   cleanupLog: 'FUSECERT_CLEANUP_LOG',
+  guest: 'FUSECERT_GUEST',
 } as const;
 
 export interface Handoff {
@@ -35,6 +36,8 @@ export interface Received {
   guardianLog: string | null;
   /** a file the runner, its workers and its guardian append their cleanup trace to (mount/trace.ts) */
   cleanupLog: string | null;
+  /** set by a UML guest's init (src/kernel/guest.ts): JSON naming the guest kernel and how it was built */
+  guest: string | null;
 }
 
 /** Runner side: hand these to every worker started from now on. Returns the undo. */
@@ -59,8 +62,12 @@ export function received(env: NodeJS.ProcessEnv = process.env): Received {
     strictTests: !!env[VAR.strictTests],
     guardianLog: env[VAR.guardianLog] || null,
     cleanupLog: env[VAR.cleanupLog] || null,
+    guest: env[VAR.guest] || null,
   };
 }
+
+/** The names the run hands over itself: a guest gets a run of its own, never these from the host. */
+export const HANDOFF_VARS: readonly string[] = [VAR.contextFile, VAR.registryDir, VAR.runPid, VAR.guardianLog, VAR.cleanupLog, VAR.guest];
 
 /** For a self-test that runs the CLI with the rewording switch on. */
 export const REWORD_SKIPS_ENV = { [VAR.rewordSkips]: '1' } as const;

@@ -6,6 +6,7 @@ import path from 'node:path';
 import { execa } from 'execa';
 import { afterAll } from 'vitest';
 import type { Results } from '../report/index.ts';
+import { findKernel, kernelCache } from '../kernel/build.ts';
 
 export const ROOT = path.resolve(import.meta.dirname, '../..');
 export const CLI = path.join(ROOT, 'bin/fusecert.mjs');
@@ -14,7 +15,7 @@ export const strict = received().strictTests;
 
 /** Why a test of ours cannot run here, or null. Under FUSECERT_STRICT a reason is a failure, not a skip. */
 export function missing(
-  ...needs: ('root' | 'fuse' | 'tracefs' | 'ptfs' | 'bindfs' | 'fuse-overlayfs' | 'mergerfs' | 'valgrind' | 'chromium')[]
+  ...needs: ('root' | 'fuse' | 'tracefs' | 'ptfs' | 'bindfs' | 'fuse-overlayfs' | 'mergerfs' | 'valgrind' | 'chromium' | 'uml-6.12')[]
 ): string | null {
   for (const n of needs) {
     const why = (() => {
@@ -34,6 +35,8 @@ export function missing(
           return process.env.PATH!.split(':').some((d) => existsSync(path.join(d, n))) ? null : `needs ${n} (apt-get install ${n})`;
         case 'chromium':
           return existsSync('/usr/bin/chromium') ? null : 'needs chromium (apt-get install chromium)';
+        case 'uml-6.12':
+          return findKernel('6.12') ? null : `needs a UML kernel 6.12 in ${kernelCache()} (fusecert kernel build 6.12; .ci/run builds it)`;
       }
     })();
     if (why) {
