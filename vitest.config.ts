@@ -9,6 +9,7 @@ import { BaseSequencer, type TestSpecification } from 'vitest/node';
  */
 const WEIGHT: [string, number][] = [
   ['src/selftest/selftest.test.ts', 307],
+  ['src/selftest/uml.test.ts', 190],
   ['src/cli/run.test.ts', 92],
   ['src/selftest/concurrent.test.ts', 66],
   ['src/selftest/baseline.test.ts', 66],
