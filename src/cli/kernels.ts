@@ -2,6 +2,7 @@
 // several kernels, each UML kernel in a guest (src/kernel/guest.ts), one report directory per
 // kernel and, with more than one, a comparison with a column per kernel.
 import { copyFileSync, existsSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { buildKernel, findKernel, listKernels, parseKernelSpec, kernelCache, KernelError, type KernelMeta } from '../kernel/build.ts';
 import { runInGuest, GuestError } from '../kernel/guest.ts';
@@ -101,7 +102,7 @@ export async function runOnKernels(
   for (const k of kernels) {
     const out = kernels.length > 1 ? path.join(opts.outDir, k.label) : opts.outDir;
     if (k.kind === 'host') {
-      io.out(`fusecert: kernel host (${(await import('node:os')).release()})`);
+      io.out(`fusecert: kernel host (${os.release()})`);
       const r = await c.certifyHere(out);
       code = Math.max(code, r.code);
       files.push(...r.files);

@@ -21,7 +21,7 @@ export const TRACER_BIN = path.join(TRACER_DIR, 'fusecert-replies');
 const TRACER_SOURCES = ['Makefile', 'replies.c', 'replies.h', 'replies.bpf.c', 'replies_obj.S'];
 const TRACER_PACKAGES = 'clang libbpf-dev libelf-dev zlib1g-dev';
 
-function onPath(cmd: string): string | null {
+export function onPath(cmd: string): string | null {
   for (const d of (process.env.PATH ?? '').split(':')) if (d && existsSync(path.join(d, cmd))) return path.join(d, cmd);
   return null;
 }

@@ -205,17 +205,6 @@ export async function openRunState(): Promise<{ registryDir: string; handContext
   };
 }
 
-/** The guest kernel's release when this run is inside a UML guest (src/kernel/guest.ts), else null. */
-function guestKernel(): string | null {
-  const g = received().guest;
-  if (!g) return null;
-  try {
-    return (JSON.parse(g) as { kernel: string }).kernel;
-  } catch {
-    return null;
-  }
-}
-
 /** What every worker reads (harness/context.ts): the server, the options, the replay command. */
 function runContextFor(spec: ServerSpec, reference: ServerSpec | null, platform: Platform, opts: RunOptions, outDir: string): RunContext {
   const cli = path.relative(process.cwd(), path.join(ROOT, 'bin/fusecert.mjs')) || 'bin/fusecert.mjs';
@@ -230,7 +219,7 @@ function runContextFor(spec: ServerSpec, reference: ServerSpec | null, platform:
     deadlineMs: opts.deadlineMs,
     outDir,
     // inside a UML guest the replay boots the same guest kernel
-    replay: `node ${cli} run${guestKernel() ? ` --kernel uml:${guestKernel()}` : ''} --server ${spec.file}${spec.variant ? `@${spec.variant}` : ''} --seed ${opts.seed} --only {id}`,
+    replay: `node ${cli} run${received().guest ? ` --kernel uml:${received().guest!.kernel}` : ''} --server ${spec.file}${spec.variant ? `@${spec.variant}` : ''} --seed ${opts.seed} --only {id}`,
   };
 }
 

@@ -20,6 +20,7 @@ import {
 import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
+import { onPath } from '../cli/ptfs-build.ts';
 
 const CONFIG_FILE = path.join(import.meta.dirname, 'uml.config');
 
@@ -212,7 +213,7 @@ export async function buildKernel(src: KernelSource, opts: BuildOptions = {}): P
     const meta = JSON.parse(readFileSync(metaFile, 'utf8')) as KernelMeta;
     if (existsSync(meta.linux)) return { meta, cached: true };
   }
-  const missing = ['make', 'gcc', 'flex', 'bison', 'bc'].filter((t) => !(process.env.PATH ?? '').split(':').some((d) => d && existsSync(path.join(d, t))));
+  const missing = ['make', 'gcc', 'flex', 'bison', 'bc'].filter((t) => !onPath(t));
   if (missing.length) throw new KernelError(`building a kernel needs ${missing.join(', ')} (apt-get install build-essential flex bison bc libelf-dev)`);
   mkdirSync(cache, { recursive: true });
   removeDeadBuilds(cache);

@@ -15,24 +15,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { register, processStart } from '../mount/index.ts';
 import type { KernelMeta } from './build.ts';
+import type { GuestInfo } from '../runenv/index.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 const CLI = path.join(ROOT, 'bin/fusecert.mjs');
 const INIT = 'fusecert-guest: init';
 const READY = 'fusecert-guest: ready';
-
-/** What results.json records about the machine the run ran on when it was a guest. */
-export interface GuestInfo {
-  kind: 'uml';
-  /** the guest kernel's release */
-  kernel: string;
-  /** what the kernel was built from */
-  source: string;
-  /** options of src/kernel/uml.config the release lacks */
-  absent: string[];
-  /** the host's release */
-  host: string;
-}
 
 const sq = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
 

@@ -78,7 +78,7 @@ function columnLabels(runs: Results[]): string[] {
   const base = runs.map((r) => r.server?.name || 'server');
   const names = base.map((n, i) =>
     base.filter((x) => x === n).length > 1 && new Set(runs.filter((r) => (r.server?.name || 'server') === n).map((r) => kernelLabel(r.platform))).size > 1
-      ? `${n} on ${runs[i]!.platform?.guest ? `uml ${runs[i]!.platform.kernel}` : `host ${runs[i]!.platform?.kernel ?? '?'}`}`
+      ? `${n} on ${runs[i]!.platform?.guest ? 'uml' : 'host'} ${runs[i]!.platform?.kernel ?? '?'}`
       : n,
   );
   return names.map((n, i) => (names.filter((x) => x === n).length > 1 ? `${n} #${names.slice(0, i + 1).filter((x) => x === n).length}` : n));

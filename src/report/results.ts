@@ -1,4 +1,4 @@
-import { received } from '../runenv/index.ts';
+import { received, type GuestInfo } from '../runenv/index.ts';
 import { covers, keyOf, parseKey, type ClauseKey } from '../catalogue/index.ts';
 import type { Expectation } from '../manifest/index.ts';
 import type { Platform } from '../platform/index.ts';
@@ -49,7 +49,7 @@ export interface Results {
     replyEvidence?: boolean;
     replyEvidenceReason?: string;
     /** the run ran inside a User-Mode Linux guest (`run --kernel uml:VERSION`): its kernel, how it was built, the host's release */
-    guest?: { kind: 'uml'; kernel: string; source: string; absent: string[]; host: string };
+    guest?: GuestInfo;
   };
   server: { name: string; version: string; manifest: string; claims: Record<string, unknown> };
   options: { only: string[]; families: string[]; strict: boolean; seed: number; jobs: number; shuffle: boolean };
@@ -112,18 +112,8 @@ export function platformSummary(p: Platform): Results['platform'] {
     tracefs: p.tracefs && p.fuseTracepoints,
     replyEvidence: p.replyEvidence,
     ...(p.replyEvidenceReason ? { replyEvidenceReason: p.replyEvidenceReason } : {}),
-    ...guestOf(),
+    ...(received().guest ? { guest: received().guest! } : {}),
   };
-}
-
-function guestOf(): { guest?: NonNullable<Results['platform']['guest']> } {
-  const g = received().guest;
-  if (!g) return {};
-  try {
-    return { guest: JSON.parse(g) as NonNullable<Results['platform']['guest']> };
-  } catch {
-    return {};
-  }
 }
 
 /** "6.12.118 (UML guest on 6.18.44)" or the host's release as it is. */

@@ -36,8 +36,30 @@ export interface Received {
   guardianLog: string | null;
   /** a file the runner, its workers and its guardian append their cleanup trace to (mount/trace.ts) */
   cleanupLog: string | null;
-  /** set by a UML guest's init (src/kernel/guest.ts): JSON naming the guest kernel and how it was built */
-  guest: string | null;
+  /** set by a UML guest's init (src/kernel/guest.ts): the guest kernel and how it was built */
+  guest: GuestInfo | null;
+}
+
+/** What a run inside a User-Mode Linux guest records about its machine (results.json platform.guest). */
+export interface GuestInfo {
+  kind: 'uml';
+  /** the guest kernel's release */
+  kernel: string;
+  /** what the kernel was built from */
+  source: string;
+  /** options of src/kernel/uml.config the release lacks */
+  absent: string[];
+  /** the host's release */
+  host: string;
+}
+
+function parseGuest(v: string | undefined): GuestInfo | null {
+  if (!v) return null;
+  try {
+    return JSON.parse(v) as GuestInfo;
+  } catch {
+    return null;
+  }
 }
 
 /** Runner side: hand these to every worker started from now on. Returns the undo. */
@@ -62,7 +84,7 @@ export function received(env: NodeJS.ProcessEnv = process.env): Received {
     strictTests: !!env[VAR.strictTests],
     guardianLog: env[VAR.guardianLog] || null,
     cleanupLog: env[VAR.cleanupLog] || null,
-    guest: env[VAR.guest] || null,
+    guest: parseGuest(env[VAR.guest]),
   };
 }
 

@@ -127,7 +127,7 @@ export async function killRun(
     }
     if (reached) {
       if (leftoversOf(work, child.pid!).some((l) => opts.live!.test(l))) break;
-      await sleep(5);
+      await sleep(20); // leftoversOf reads every process's environment
       continue;
     }
     const dirs = stateDirs(work);
