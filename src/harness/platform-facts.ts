@@ -43,7 +43,8 @@ export interface RefOptions {
   kind?: SourceKind;
   tree?: TreeSpec | null;
   evidence?: boolean;
-  /** abort the connection when fn has not finished by then */
+  /** abort the connection when fn has not finished by then; default the run's per-clause deadline
+   * (3x inside a guest, where a loaded UML kernel is slower) */
   timeoutMs?: number;
 }
 
@@ -85,7 +86,7 @@ export async function withReference<T>(opts: RefOptions, fn: (r: RefMount) => Pr
       path: (rel = '') => path.join(ws.mountpoint, rel),
       backing: (rel = '') => path.join(ws.source, rel),
     };
-    const timeoutMs = opts.timeoutMs ?? 20_000;
+    const timeoutMs = opts.timeoutMs ?? ctx.deadlineMs;
     let timer: NodeJS.Timeout | undefined;
     const work = fn(r);
     const outcome = await Promise.race([

@@ -116,6 +116,9 @@ export async function killRun(
   const after = opts.afterMs ?? 0;
   let prfSince = 0;
   let reached = false;
+  // the resources at the kill: with `live`, the very snapshot that matched (a second look would
+  // come a scan later, when a clause's short-lived server may already have stopped)
+  let matched: string[] | null = null;
   for (;;) {
     if (done) {
       if (leftoversOf(work, child.pid!).length === 0) rmSync(tmp, { recursive: true, force: true });
@@ -126,7 +129,11 @@ export async function killRun(
       throw new Error(`no ${opts.phase} moment within ${opts.timeoutMs ?? 120_000} ms: ${output.slice(-2000)}`);
     }
     if (reached) {
-      if (leftoversOf(work, child.pid!).some((l) => opts.live!.test(l))) break;
+      const now = leftoversOf(work, child.pid!);
+      if (now.some((l) => opts.live!.test(l))) {
+        matched = now;
+        break;
+      }
       await sleep(20); // leftoversOf reads every process's environment
       continue;
     }
@@ -154,7 +161,7 @@ export async function killRun(
     }
     await sleep(opts.phase === 'preflight' ? 2 : 20);
   }
-  const before = leftoversOf(work, child.pid!);
+  const before = matched ?? leftoversOf(work, child.pid!);
   const killedAtMs = Date.now() - t0;
   const atKill = output;
   if (opts.alsoGuardian) {
