@@ -6,6 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { buildKernel, findKernel, listKernels, parseKernelSpec, kernelCache, KernelError, type KernelMeta } from '../kernel/build.ts';
 import { runInGuest, GuestError } from '../kernel/guest.ts';
+import { prepareBundles } from '../../bin/bundle.mjs';
 import { HANDOFF_VARS } from '../runenv/index.ts';
 import { writeComparison } from '../report/compare.ts';
 import type { ServerSpec } from '../manifest/index.ts';
@@ -111,6 +112,7 @@ export async function runOnKernels(
     const prefix = `[${k.label}]`;
     const line = (l: string) => io.out(`${prefix} ${l}`);
     const meta = await kernelFor(k, line);
+    await prepareBundles(); // the guest sees the checkout read-only: it can use bundles, not make them
     line(`booting Linux ${meta.version} (User-Mode Linux, ${meta.source}) for ${specs.map((s) => s.name).join(', ')}`);
     // the host side is a run of its own: an interrupt or SIGKILL of this process ends the guest
     const run = await openRunState();

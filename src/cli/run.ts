@@ -296,6 +296,10 @@ async function runSuites(
             setupFiles: [path.join(ROOT, 'src/harness/setup.ts')],
             reporters: [collector],
             pool: 'forks',
+            // `jobs` workers for all the files, not one fresh worker per file: a worker's start-up
+            // (node, vitest, the harness) was ~10 % of a certification's CPU. The files share no
+            // state but the harness's memos (platform facts, the run context), which are the run's.
+            isolate: false,
             maxWorkers: jobs,
             fileParallelism: jobs > 1,
             sequence: { shuffle: opts.shuffle, seed: opts.seed },

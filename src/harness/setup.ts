@@ -8,13 +8,20 @@ const isAbortedCloseAtGc = (e: unknown) => {
   return err?.code === 'ENOTCONN' && err.syscall === 'close' && /on garbage collection/.test(err.message ?? '');
 };
 
-const previous = process.listeners('uncaughtException');
-process.removeAllListeners('uncaughtException');
-process.on('uncaughtException', (err, origin) => {
-  if (isAbortedCloseAtGc(err)) return;
-  if (previous.length === 0) throw err;
-  for (const l of previous) l(err, origin);
-});
+// A worker runs several suite files (run.ts: isolate off) and this file before each: once per worker.
+const g = globalThis as { fusecertWorkerSetUp?: boolean };
+const first = !g.fusecertWorkerSetUp;
+g.fusecertWorkerSetUp = true;
+
+if (first) {
+  const previous = process.listeners('uncaughtException');
+  process.removeAllListeners('uncaughtException');
+  process.on('uncaughtException', (err, origin) => {
+    if (isAbortedCloseAtGc(err)) return;
+    if (previous.length === 0) throw err;
+    for (const l of previous) l(err, origin);
+  });
+}
 
 // The worker itself is a resource of the run: if the runner is killed outright, the next run's
 // sweep of the dead run ends this worker before it removes the tracefs instances it reads.
@@ -27,4 +34,4 @@ useCleanupTrace(handed.cleanupLog);
 useInstanceOwner(handed.runPid);
 // every evidence session of this worker, whoever opens it, registers its instances before making them
 if (handed.registryDir) useInstanceRegistry((dir) => register({ kind: 'tracefs', path: dir }));
-register({ kind: 'process', pid: process.pid, start: processStart(process.pid) });
+if (first) register({ kind: 'process', pid: process.pid, start: processStart(process.pid) });
