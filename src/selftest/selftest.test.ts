@@ -128,7 +128,7 @@ const whyClean = missing('root', 'fuse', 'tracefs', 'ptfs', 'bindfs', 'fuse-over
 // the data families on every ptfs variant (ID@variant): the other configurations skip what it covers.
 const serverFamilies = 'NEG,BKG,IOM,RW,SPL,MAP,ATT,FSX,LIF';
 const variantFamilies = 'NEG,BKG,IOM,LIF';
-const configs: { name: string; server: () => string; args: string[] }[] = [
+const configs: { name: string; server: () => string; args: string[]; check?: (r: CliRun) => void }[] = [
   // the full reference run, in random order and in parallel: clauses do not depend on each other
   {
     name: 'ptfs (max_stack_depth 1, all families, shuffled, 2 jobs)',
@@ -138,7 +138,19 @@ const configs: { name: string; server: () => string; args: string[] }[] = [
   { name: 'ptfs --max-stack-depth 2', server: () => ptfsManifest('ptfs-depth2', ['--max-stack-depth', '2']), args: ['--family', 'NEG,BKG,IOM,RW,ATT,LIF'] },
   { name: 'ptfs@passthrough-direct', server: () => 'servers/ptfs/manifest.json@passthrough-direct', args: ['--family', variantFamilies] },
   { name: 'ptfs@no-passthrough', server: () => 'servers/ptfs/manifest.json@no-passthrough', args: ['--family', variantFamilies] },
-  { name: 'bindfs', server: () => 'servers/bindfs/manifest.json', args: ['--family', serverFamilies] },
+  {
+    name: 'bindfs (RW passes, passthrough clauses skip with the reason)',
+    server: () => 'servers/bindfs/manifest.json',
+    args: ['--family', serverFamilies],
+    check: (r) => {
+      const rw = r.results!.clauses.filter((c) => c.family === 'RW');
+      expect(rw.length).toBeGreaterThanOrEqual(3);
+      for (const c of rw) expect([c.id, c.status]).toEqual([c.id, c.expectation ? 'xfail' : 'pass']);
+      const neg = r.results!.clauses.filter((c) => c.family === 'NEG' && c.id !== 'NEG-001');
+      expect(neg.length).toBeGreaterThan(0);
+      for (const c of neg) expect([c.id, c.status, c.reason]).toEqual([c.id, 'skip', 'server does not claim passthrough']);
+    },
+  },
   { name: 'fuse-overlayfs', server: () => 'servers/fuse-overlayfs/manifest.json', args: ['--family', serverFamilies] },
   { name: 'mergerfs (Debian bookworm, no passthrough)', server: () => 'servers/mergerfs-bookworm/manifest.json', args: ['--family', serverFamilies] },
 ];
@@ -160,6 +172,7 @@ for (const [i, c] of configs.entries()) {
       expect(r.results!.errors).toEqual([]);
       expect(r.leftovers).toEqual([]);
       for (const x of r.results!.clauses.filter((y) => y.status === 'xfail')) expect(x.expectation?.reason.length).toBeGreaterThan(10);
+      c.check?.(r);
     },
   });
 }
