@@ -44,7 +44,8 @@ export interface RefOptions {
   tree?: TreeSpec | null;
   evidence?: boolean;
   /** abort the connection when fn has not finished by then; default the run's per-clause deadline
-   * (3x inside a guest, where a loaded UML kernel is slower) */
+   * (3x inside a guest, where a loaded UML kernel is slower), never below 20 s: a run with a short
+   * --deadline for a hanging server still gives the reference server its time */
   timeoutMs?: number;
 }
 
@@ -86,7 +87,7 @@ export async function withReference<T>(opts: RefOptions, fn: (r: RefMount) => Pr
       path: (rel = '') => path.join(ws.mountpoint, rel),
       backing: (rel = '') => path.join(ws.source, rel),
     };
-    const timeoutMs = opts.timeoutMs ?? ctx.deadlineMs;
+    const timeoutMs = opts.timeoutMs ?? Math.max(20_000, ctx.deadlineMs);
     let timer: NodeJS.Timeout | undefined;
     const work = fn(r);
     const outcome = await Promise.race([
