@@ -91,7 +91,7 @@ export const COMMANDS = {
       'baseline-tolerance': {
         type: 'string',
         metavar: 'R',
-        default: '0.05',
+        default: '0.1',
         help: "with --baseline: how far (relative) the new ~95 % interval of readRatio/writeRatio (PRF) must lie below the baseline's before it is a drop",
       },
     },

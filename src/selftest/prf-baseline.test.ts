@@ -20,7 +20,7 @@ describe.skipIf(why)(`PRF baseline gating on real runs${why ? ` (skipped: ${why}
     expect(r.results?.errors, `${name}: ${r.stderr}`).toEqual([]);
     return r.results!;
   };
-  // The tolerance is 0.2, not the default 0.05: what is shown is the mechanism, not the default's margin (README).
+  // The tolerance is 0.2, not the default 0.1: what is shown is the mechanism, not the default's margin (README).
   test('PRF-002 on intervals: the clean build against itself has no figure drop, a build made slower on purpose has one', async () => {
     const cleanManifest = ptfsManifest('ptfs', []);
     const only = ['--only', 'PRF-002', '--seed', '15'];
