@@ -1,10 +1,11 @@
 // The runner end to end on real mounts: what issue 3 promises a user of `fusecert run`.
 import { describe, expect, test } from 'vitest';
 import { XMLParser, XMLValidator } from 'fast-xml-parser';
-import { writeFileSync, mkdtempSync, rmSync, existsSync } from 'node:fs';
+import { writeFileSync, mkdtempSync, rmSync, existsSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fusecert, ptfsManifest, missing } from '../selftest/util.ts';
+import type { Results } from '../report/index.ts';
 
 const why = missing('root', 'fuse', 'ptfs');
 
@@ -89,7 +90,7 @@ describe.skipIf(why)(`fusecert run on real mounts${why ? ` (skipped: ${why})` : 
 
 const whyBindfs = missing('root', 'fuse', 'bindfs');
 describe.skipIf(whyBindfs)(`bindfs${whyBindfs ? ` (skipped: ${whyBindfs})` : ''}`, () => {
-  test('two servers in one run: a report each, the comparison, nothing left between or after them', async () => {
+  test('three servers in one run: a report each, the comparison, the platform facts checked once, nothing left between or after them', async () => {
     const out = mkdtempSync(path.join(os.tmpdir(), 'fusecert-test-out-'));
     try {
       const r = await fusecert([
@@ -98,15 +99,35 @@ describe.skipIf(whyBindfs)(`bindfs${whyBindfs ? ` (skipped: ${whyBindfs})` : ''}
         'servers/ptfs/manifest.json',
         '--server',
         'servers/bindfs/manifest.json',
+        '--server',
+        'servers/ptfs/manifest.json@passthrough-direct',
         '--only',
-        'NEG-001,RW-003',
+        'NEG-001,RW-003,NEG-006',
         '--out',
         out,
       ]);
       expect(r.exitCode, r.stderr).toBe(0);
       expect(r.leftovers).toEqual([]);
-      for (const f of ['ptfs/results.json', 'ptfs/junit.xml', 'bindfs/results.json', 'bindfs/junit.xml', 'compare.html', 'compare.md'])
+      for (const f of [
+        'ptfs/results.json',
+        'ptfs/junit.xml',
+        'bindfs/results.json',
+        'bindfs/junit.xml',
+        'ptfs@passthrough-direct/results.json',
+        'compare.html',
+        'compare.md',
+      ])
         expect(existsSync(path.join(out, f)), f).toBe(true);
+      // NEG-006 rests on PLT-002 and PLT-006: checked for the first server, read by the third
+      const factsOf = (name: string) => {
+        const res = JSON.parse(readFileSync(path.join(out, name, 'results.json'), 'utf8')) as Results;
+        return res.clauses.find((c) => c.id === 'NEG-006')?.evidence.platform as Record<string, string> | undefined;
+      };
+      expect(factsOf('ptfs')).toEqual({ 'PLT-002': 'honoured', 'PLT-006': 'honoured' });
+      expect(factsOf('ptfs@passthrough-direct')).toEqual({
+        'PLT-002': 'honoured (checked for ptfs earlier in this run)',
+        'PLT-006': 'honoured (checked for ptfs earlier in this run)',
+      });
     } finally {
       rmSync(out, { recursive: true, force: true });
     }

@@ -135,6 +135,7 @@ export async function runServer(spec: ServerSpec, reference: ServerSpec | null, 
     await timed('preflight', () => preflight(spec));
     version = await timed('version', () => serverVersion(spec));
     run.handContext(runContextFor(spec, reference, platform, opts, outDir));
+    carryFacts('in', path.dirname(run.registryDir), spec.name);
     collector = new ClauseCollector(opts.quiet ? () => {} : undefined, files.length, spec.expect);
     const stopWatchdog = startWatchdog(collector, run.registryDir, opts.deadlineMs);
     try {
@@ -147,11 +148,39 @@ export async function runServer(spec: ServerSpec, reference: ServerSpec | null, 
     run.close();
     throw e;
   }
+  carryFacts('out', path.dirname(run.registryDir), spec.name);
   const left = await timed('cleanup', () => run.close());
   for (const l of left) collector.errors.push(`left behind by a suite and cleaned up: ${l}`);
   const results = assembleResults(spec, version, platform, opts, started, collector, phases);
   writeReports(results, outDir, opts);
   return results;
+}
+
+/**
+ * Platform facts (PLT-001..007, checked with the reference server on fresh mounts) of the earlier
+ * servers of this invocation: the kernel and the reference server are the same for all of them,
+ * so a later server's clauses read them instead of mounting the reference again (inside a UML
+ * guest each check costs seconds). A PLT clause still checks its fact afresh. `out` keeps what a
+ * run's workers recorded in its state dir (harness/platform-facts.ts), `in` hands it to the next.
+ */
+const carriedFacts = new Map<string, string>();
+function carryFacts(way: 'in' | 'out', stateDir: string, server: string): void {
+  const dir = path.join(stateDir, 'facts');
+  try {
+    if (way === 'out') {
+      for (const f of existsSync(dir) ? readdirSync(dir) : []) {
+        if (!/^PLT-\d+\.json$/.test(f)) continue;
+        const fact = JSON.parse(readFileSync(path.join(dir, f), 'utf8')) as { detail?: string; from?: string };
+        // a check that could not run (a timeout under load) is this run's mishap, not the kernel's answer
+        if (!/^the check could not run/.test(fact.detail ?? '')) carriedFacts.set(f, JSON.stringify({ ...fact, from: fact.from ?? server }));
+      }
+    } else if (carriedFacts.size) {
+      mkdirSync(dir, { recursive: true });
+      for (const [f, text] of carriedFacts) writeFileSync(path.join(dir, f), text);
+    }
+  } catch {
+    /* a cache: the clauses check the facts themselves */
+  }
 }
 
 /**

@@ -116,7 +116,9 @@ const afterMount = (r: Requirement) => isFact(r) || r === 'tracefs' || r === 'io
 async function unmetFact(f: FactId, evidence: Record<string, unknown>): Promise<Skip | null> {
   const r = await platformFact(f);
   const seen = (evidence.platform ??= {}) as Record<string, string>;
-  seen[f] = r.ok === true ? 'honoured' : r.ok === null ? `unchecked: ${r.detail}` : `FAILED: ${r.detail}`;
+  seen[f] =
+    (r.ok === true ? 'honoured' : r.ok === null ? `unchecked: ${r.detail}` : `FAILED: ${r.detail}`) +
+    (r.from ? ` (checked for ${r.from} earlier in this run)` : '');
   return r.ok === false ? { kind: 'platform', reason: `platform: ${f} failed: ${r.detail}` } : null;
 }
 

@@ -23,6 +23,8 @@ export interface FactResult {
   /** what was observed, in one line (the failure reason when ok is false) */
   detail: string;
   evidence: Record<string, unknown>;
+  /** checked for an earlier server of the same `fusecert run` (src/cli/run.ts carryFacts) */
+  from?: string;
 }
 
 /** A reference server mounted for one check, torn down after it. */
