@@ -103,6 +103,13 @@ export async function bundled(entry, cache = CACHE) {
   return r;
 }
 
+/** Import a TypeScript entry in this process: its bundle, else the source through tsx. */
+export async function importEntry(entry) {
+  const js = await bundled(entry);
+  if (!js) (await import('tsx/esm/api')).register();
+  return import(js ?? entry);
+}
+
 /** The node arguments that run a TypeScript entry: its bundle, else through tsx. */
 export async function nodeArgs(entry) {
   const b = await bundled(entry);

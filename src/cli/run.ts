@@ -21,6 +21,7 @@ import {
 import { RunGuard, sweepRun, cgroupOf, cgroup2Root, fusecertDirs, type RunState } from '../mount/guardian.ts';
 import { sweepStaleInstances } from '../evidence/index.ts';
 import type { RunContext } from '../harness/context.ts';
+import { couldNotRun, factsDirOf, type FactResult } from '../harness/platform-facts.ts';
 import {
   ClauseCollector,
   applyExpectations,
@@ -165,14 +166,13 @@ export async function runServer(spec: ServerSpec, reference: ServerSpec | null, 
  */
 const carriedFacts = new Map<string, string>();
 function carryFacts(way: 'in' | 'out', stateDir: string, server: string): void {
-  const dir = path.join(stateDir, 'facts');
+  const dir = factsDirOf(stateDir);
   try {
     if (way === 'out') {
       for (const f of existsSync(dir) ? readdirSync(dir) : []) {
         if (!/^PLT-\d+\.json$/.test(f)) continue;
-        const fact = JSON.parse(readFileSync(path.join(dir, f), 'utf8')) as { detail?: string; from?: string };
-        // a check that could not run (a timeout under load) is this run's mishap, not the kernel's answer
-        if (!/^the check could not run/.test(fact.detail ?? '')) carriedFacts.set(f, JSON.stringify({ ...fact, from: fact.from ?? server }));
+        const fact = JSON.parse(readFileSync(path.join(dir, f), 'utf8')) as FactResult;
+        if (!couldNotRun(fact)) carriedFacts.set(f, JSON.stringify({ ...fact, from: fact.from ?? server }));
       }
     } else if (carriedFacts.size) {
       mkdirSync(dir, { recursive: true });

@@ -449,9 +449,16 @@ const FACTS: Record<FactId, () => Promise<FactResult>> = {
 
 const memo = new Map<FactId, Promise<FactResult>>();
 
+/** Where a run's facts are cached: `ID.json` in its state dir (the context file's directory). */
+export const factsDirOf = (stateDir: string): string => path.join(stateDir, 'facts');
+
+const COULD_NOT_RUN = 'the check could not run';
+/** A check that threw (a timeout under load): the run's mishap, not the kernel's answer. */
+export const couldNotRun = (r: FactResult): boolean => r.detail.startsWith(COULD_NOT_RUN);
+
 function cacheFile(id: FactId): string | null {
   const f = received().contextFile;
-  return f ? path.join(path.dirname(f), 'facts', `${id}.json`) : null;
+  return f ? path.join(factsDirOf(path.dirname(f)), `${id}.json`) : null;
 }
 
 /** Check a platform fact now (the PLT clauses), and cache it for the dependent clauses. */
@@ -460,7 +467,7 @@ export async function checkFact(id: FactId): Promise<FactResult> {
   try {
     r = await FACTS[id]();
   } catch (e) {
-    r = { ok: false, detail: `the check could not run: ${(e as Error).message}`, evidence: {} };
+    r = { ok: false, detail: `${COULD_NOT_RUN}: ${(e as Error).message}`, evidence: {} };
   }
   const f = cacheFile(id);
   if (f) {
