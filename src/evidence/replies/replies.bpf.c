@@ -142,6 +142,26 @@ struct {
 	__type(value, struct rec_reply);
 } scratch SEC(".maps");
 
+/*
+ * Per-CPU stages (see struct rec_batch): kernel-side and ioctl records are built in a slot of
+ * their CPU's stage and go into the ring eight at a time. `busy` is taken with a compare-and-swap,
+ * so a program that finds it taken (it preempted another on this CPU, or a marker is draining
+ * it from another CPU) writes its record to the ring directly instead; the consumer orders
+ * records by their times.
+ */
+struct stage {
+	__u32 busy;
+	__u32 pad;
+	struct rec_batch b;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct stage);
+} stages SEC(".maps");
+
 /* ---- helpers ---- */
 
 /*
@@ -165,6 +185,75 @@ static __always_inline void count_lost(void)
 
 	if (n)
 		*n += 1; /* per-CPU slot, no nesting: no atomics needed */
+}
+
+static __always_inline void count_lost_n(__u32 n)
+{
+	__u32 zero = 0;
+	__u64 *v = bpf_map_lookup_elem(&lost, &zero);
+
+	if (v)
+		__sync_fetch_and_add(v, n); /* a marker may drain another CPU's stage */
+}
+
+/* Put a stage's records into the ring as one batch. The caller holds st->busy. */
+static __always_inline void stage_drain(struct stage *st)
+{
+	__u32 n = st->b.n;
+
+	opaque(n);
+	if (n > STAGE_SLOTS)
+		n = STAGE_SLOTS;
+	if (n == 0)
+		return;
+	st->b.kind = REC_BATCH;
+	st->b.n = n;
+	if (bpf_ringbuf_output(&rb, &st->b, REC_BATCH_HEAD + (__u64)n * STAGE_SLOT, rb_flags()))
+		count_lost_n(n);
+	st->b.n = 0;
+}
+
+/* A free slot of this CPU's stage, taken (*out is the stage to give to stage_put), or NULL. */
+static __always_inline void *stage_take(struct stage **out)
+{
+	__u32 zero = 0;
+	struct stage *st = bpf_map_lookup_elem(&stages, &zero);
+	__u32 n;
+
+	if (!st || __sync_val_compare_and_swap(&st->busy, 0, 1) != 0)
+		return NULL;
+	if (st->b.n >= STAGE_SLOTS)
+		stage_drain(st);
+	n = st->b.n;
+	opaque(n);
+	n &= STAGE_SLOTS - 1;
+	*out = st;
+	return st->b.slot[n];
+}
+
+/* The record in the slot stage_take gave is complete: count it, drain a full stage, let go. */
+static __always_inline void stage_put(struct stage *st)
+{
+	st->b.n += 1;
+	if (st->b.n >= STAGE_SLOTS)
+		stage_drain(st);
+	__sync_lock_test_and_set(&st->busy, 0);
+}
+
+/* bpf_loop callback of a marker: drain CPU `cpu`'s stage unless a program there holds it. */
+static long drain_cpu(__u64 cpu, void *ctx)
+{
+	__u32 zero = 0;
+	struct stage *st = bpf_map_lookup_percpu_elem(&stages, &zero, (__u32)cpu);
+
+	(void)ctx;
+	if (!st)
+		return 1; /* past the last CPU */
+	if (__sync_val_compare_and_swap(&st->busy, 0, 1) == 0) {
+		stage_drain(st);
+		__sync_lock_test_and_set(&st->busy, 0);
+	}
+	return 0;
 }
 
 static __always_inline struct config *get_config(void)
@@ -403,6 +492,8 @@ int fcr_ioctl_exit(struct tp_sys_exit *ctx)
 
 		if (!cfg || (cfg->mark_tgid && cfg->mark_tgid != m.tgid))
 			return 0;
+		/* every CPU's staged records go before the marker */
+		bpf_loop(cfg->ncpus, drain_cpu, NULL, 0);
 		if (bpf_ringbuf_output(&rb, &m, sizeof(m), 0))
 			count_lost();
 		return 0;
@@ -438,8 +529,15 @@ int fcr_ioctl_exit(struct tp_sys_exit *ctx)
 		else
 			r.a = id;
 	}
-	if (bpf_ringbuf_output(&rb, &r, sizeof(r), rb_flags()))
+	struct stage *st = NULL;
+	void *slot = stage_take(&st);
+
+	if (slot) {
+		__builtin_memcpy(slot, &r, sizeof(r));
+		stage_put(st);
+	} else if (bpf_ringbuf_output(&rb, &r, sizeof(r), rb_flags())) {
 		count_lost();
+	}
 	return 0;
 }
 
@@ -575,6 +673,7 @@ int BPF_PROG(fcr_kernel_send, struct fuse_req___fc *req)
 	struct req_info ri = {.opcode = opcode, .connection = conn};
 	struct config *cfg = get_config();
 	struct fuse_args___fc *args;
+	struct stage *st = NULL;
 	struct rec_kreq *r;
 
 	/* an INIT reply names its connection (see match_reply) */
@@ -582,7 +681,9 @@ int BPF_PROG(fcr_kernel_send, struct fuse_req___fc *req)
 		bpf_map_update_elem(&inits, &unique, &ri, BPF_ANY);
 	else if (!(cfg && cfg->connection && cfg->connection == conn))
 		return 0;
-	r = bpf_ringbuf_reserve(&rb, sizeof(*r), 0);
+	r = stage_take(&st);
+	if (!r)
+		r = bpf_ringbuf_reserve(&rb, sizeof(*r), 0);
 	if (!r) {
 		count_lost();
 		return 0;
@@ -594,7 +695,10 @@ int BPF_PROG(fcr_kernel_send, struct fuse_req___fc *req)
 	args = req->args;
 	if (args && args->in_numargs > 0)
 		r->narg = read_arg(r->arg, KREQ_ARG_MAX, args->in_args[0].size, args->in_args[0].value);
-	bpf_ringbuf_submit(r, rb_flags());
+	if (st)
+		stage_put(st);
+	else
+		bpf_ringbuf_submit(r, rb_flags());
 	return 0;
 }
 
@@ -606,12 +710,15 @@ int BPF_PROG(fcr_kernel_end, struct fuse_req___fc *req)
 	__u64 unique = req->in.h.unique;
 	struct config *cfg = get_config();
 	struct fuse_args___fc *args;
+	struct stage *st = NULL;
 	struct rec_kend *r;
 	__u8 nout;
 
 	if (!(cfg && cfg->connection && cfg->connection == conn) && opcode != FUSE_OP_INIT)
 		return 0;
-	r = bpf_ringbuf_reserve(&rb, sizeof(*r), 0);
+	r = stage_take(&st);
+	if (!r)
+		r = bpf_ringbuf_reserve(&rb, sizeof(*r), 0);
 	if (!r) {
 		count_lost();
 		return 0;
@@ -637,6 +744,9 @@ int BPF_PROG(fcr_kernel_end, struct fuse_req___fc *req)
 		if (nout > 1)
 			r->nout1 = read_arg(r->out1, KEND_OUT_MAX, args->out_args[1].size, args->out_args[1].value);
 	}
-	bpf_ringbuf_submit(r, rb_flags());
+	if (st)
+		stage_put(st);
+	else
+		bpf_ringbuf_submit(r, rb_flags());
 	return 0;
 }

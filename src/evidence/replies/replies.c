@@ -3,11 +3,11 @@
  * fusecert-replies: loader and text front end for replies.bpf.c.
  *
  * Protocol (see README.md): prints `ready` once everything is attached, then
- * stays silent, draining the BPF ring into memory as text lines, until stdin
- * says `flush TOKEN`; then it writes those lines and `flushed TOKEN lost=L`.
- * A flush is exact because it drops a marker into the same ring and stops at
- * it: every record produced before the flush command is in the output, and
- * nothing produced after it.
+ * stays silent, draining the BPF ring into memory, until stdin says
+ * `flush TOKEN`; then it writes the records as text lines, in the order of
+ * their times, and `flushed TOKEN lost=L`. A flush drops a marker into the
+ * ring, which first puts every CPU's staged records in it, and stops at the
+ * marker: every record produced before the flush command is in the output.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -285,6 +285,49 @@ static void keep_record(const void *data, size_t size)
 	g.raw.len += sizeof(n) + size;
 }
 
+/* The size of a record that sits in a stage slot (the slot is bigger than most). */
+static size_t record_size(const void *slot)
+{
+	switch (*(const uint32_t *)slot) {
+	case REC_KREQ:
+		return sizeof(struct rec_kreq);
+	case REC_KEND:
+		return sizeof(struct rec_kend);
+	case REC_IOCTL:
+		return sizeof(struct rec_ioctl);
+	}
+	return 0;
+}
+
+/* When a record was made (CLOCK_MONOTONIC ns): the order a flush prints them in. */
+static uint64_t record_time(const void *data, size_t size)
+{
+	switch (size >= sizeof(uint32_t) ? *(const uint32_t *)data : 0) {
+	case REC_REPLY:
+		return size >= REC_REPLY_FIXED_SIZE ? ((const struct rec_reply *)data)->ts_ns : 0;
+	case REC_IOCTL:
+		return size >= sizeof(struct rec_ioctl) ? ((const struct rec_ioctl *)data)->exit_ns : 0;
+	case REC_KREQ:
+	case REC_KEND:
+		return size >= sizeof(struct rec_head) ? ((const struct rec_head *)data)->ts_ns : 0;
+	}
+	return 0;
+}
+
+struct kept {
+	uint64_t ts;
+	size_t at;
+};
+
+static int by_time(const void *a, const void *b)
+{
+	const struct kept *x = a, *y = b;
+
+	if (x->ts != y->ts)
+		return x->ts < y->ts ? -1 : 1;
+	return x->at < y->at ? -1 : x->at > y->at; /* ring order among equals */
+}
+
 static void format_record(const void *data, size_t size)
 {
 	if (size < sizeof(uint32_t))
@@ -325,6 +368,16 @@ static int on_record(void *ctx, void *data, size_t size)
 				return STOP_AT_MARK;
 			}
 		}
+		return 0;
+	}
+	if (*(const uint32_t *)data == REC_BATCH) {
+		const struct rec_batch *b = data;
+		uint32_t n = size >= REC_BATCH_HEAD ? b->n : 0;
+
+		if (n > STAGE_SLOTS || REC_BATCH_HEAD + (size_t)n * STAGE_SLOT > size)
+			n = 0;
+		for (uint32_t i = 0; i < n; i++)
+			keep_record(b->slot[i], record_size(b->slot[i]));
 		return 0;
 	}
 	keep_record(data, size);
@@ -414,6 +467,7 @@ static void load_and_attach(void)
 	g.ncpus = libbpf_num_possible_cpus();
 	if (g.config_fd < 0 || g.lost_fd < 0 || g.servers_fd < 0 || g.ncpus <= 0)
 		die("embedded BPF object lacks its maps");
+	g.cfg.ncpus = (uint32_t)g.ncpus;
 	push_config();
 
 	/* Links are fds: the kernel detaches everything when this process exits. */
@@ -513,20 +567,47 @@ static void command(char *line)
 		}
 		/* A marker that never arrived was lost in a full ring: lost= says so. */
 		mark_and_wait(v);
-		/* the records kept since the last flush become text now, written in pieces */
+		/*
+		 * The records kept since the last flush become text now, in the order of their times
+		 * (staged records reach the ring in batches, later than other CPUs' records), written
+		 * in pieces.
+		 */
+		size_t count = 0, cap = 0;
+		struct kept *order = NULL;
+
 		for (size_t at = 0; at + sizeof(uint32_t) <= g.raw.len;) {
 			uint32_t n;
 
 			memcpy(&n, g.raw.p + at, sizeof(n));
 			if (at + sizeof(n) + n > g.raw.len)
 				break;
-			format_record(g.raw.p + at + sizeof(n), n);
+			if (count == cap) {
+				size_t ncap = cap ? cap * 2 : 4096;
+				struct kept *p = realloc(order, ncap * sizeof(*order));
+
+				if (!p) {
+					g.dropped++; /* counted: the records from here on are not printed */
+					break;
+				}
+				order = p;
+				cap = ncap;
+			}
+			order[count].ts = record_time(g.raw.p + at + sizeof(n), n);
+			order[count++].at = at;
 			at += sizeof(n) + n;
+		}
+		qsort(order, count, sizeof(*order), by_time);
+		for (size_t i = 0; i < count; i++) {
+			uint32_t n;
+
+			memcpy(&n, g.raw.p + order[i].at, sizeof(n));
+			format_record(g.raw.p + order[i].at + sizeof(n), n);
 			if (g.txt.len > (1u << 20)) {
 				write_all(g.txt.p, g.txt.len);
 				g.txt.len = 0;
 			}
 		}
+		free(order);
 		buf_release(&g.raw);
 		char tail[96];
 		int n = snprintf(tail, sizeof(tail), "flushed %" PRIu64 " lost=%" PRIu64 "\n", v,
