@@ -3,7 +3,7 @@
 import { mkdirSync, chmodSync, rmSync, existsSync } from 'node:fs';
 import path from 'node:path';
 import { dir as tmpDir } from 'tmp-promise';
-import { execa } from 'execa';
+import { mountAsync, umount2Async, MOUNT } from '../sys/index.ts';
 import { register } from './registry.ts';
 import { mountsUnder } from './mountinfo.ts';
 import { loadTree, seedTree, type TreeSpec } from './tree.ts';
@@ -23,9 +23,16 @@ export interface Workspace {
   dispose(): Promise<void>;
 }
 
-async function mustRun(cmd: string, args: string[]): Promise<void> {
-  const r = await execa(cmd, args, { reject: false });
-  if (r.exitCode !== 0) throw new Error(`${cmd} ${args.join(' ')} failed: ${r.stderr.trim() || `exit ${r.exitCode}`}`);
+/**
+ * mount(2) itself, not mount(8): a worker's fork for the command cost ~30 ms of its CPU a mount
+ * (its page tables copied), and a workspace is made and disposed for most clause mounts.
+ */
+async function mountFs(type: string, source: string, target: string, data: string): Promise<void> {
+  try {
+    await mountAsync(source, target, type, 0, data);
+  } catch (e) {
+    throw new Error(`mounting ${type} on ${target} (${data}) failed: ${(e as Error).message}`);
+  }
 }
 
 export async function makeWorkspace(opts: { tree?: string | TreeSpec | null; kind?: SourceKind; sizeMb?: number } = {}): Promise<Workspace> {
@@ -38,7 +45,7 @@ export async function makeWorkspace(opts: { tree?: string | TreeSpec | null; kin
   mkdirSync(store);
   mkdirSync(mountpoint, { mode: 0o700 });
   chmodSync(mountpoint, 0o700);
-  await mustRun('mount', ['-t', 'tmpfs', '-o', `size=${opts.sizeMb ?? 1024}m,mode=0755`, 'fusecert-src', store]);
+  await mountFs('tmpfs', 'fusecert-src', store, `size=${opts.sizeMb ?? 1024}m,mode=0755`);
   let source = path.join(store, 'src');
   const scratch = path.join(store, 'scratch');
   for (const d of ['scratch', 'scratch/lower', 'scratch/work']) mkdirSync(path.join(store, d));
@@ -46,7 +53,7 @@ export async function makeWorkspace(opts: { tree?: string | TreeSpec | null; kin
   else {
     for (const d of ['lower', 'upper', 'work', 'merged']) mkdirSync(path.join(store, d));
     source = path.join(store, 'merged');
-    await mustRun('mount', ['-t', 'overlay', 'fusecert-ovl', '-o', `lowerdir=${store}/lower,upperdir=${store}/upper,workdir=${store}/work`, source]);
+    await mountFs('overlay', 'fusecert-ovl', source, `lowerdir=${store}/lower,upperdir=${store}/upper,workdir=${store}/work`);
   }
   if (opts.tree !== null) {
     const tree = typeof opts.tree === 'object' ? opts.tree : loadTree(opts.tree ?? 'basic');
@@ -64,8 +71,8 @@ export async function makeWorkspace(opts: { tree?: string | TreeSpec | null; kin
       if (disposed) return;
       disposed = true;
       for (const m of mountsUnder(base).reverse()) {
-        const r = await execa('umount', [m.mountpoint], { reject: false });
-        if (r.exitCode !== 0) await execa('umount', ['-l', m.mountpoint], { reject: false });
+        // umount2(2), lazily when busy: the same as umount(8) then umount -l, without the forks
+        await umount2Async(m.mountpoint).catch(() => umount2Async(m.mountpoint, MOUNT.MNT_DETACH).catch(() => undefined));
       }
       if (mountsUnder(base).length === 0 && existsSync(base)) rmSync(base, { recursive: true, force: true });
       if (!existsSync(base)) forget();
