@@ -8,7 +8,9 @@ import { afterAll, describe, expect, test } from 'vitest';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fusecert, ptfsManifest, missing, type CliRun } from './util.ts';
+import { fusecert, ptfsManifest, missing, ROOT, type CliRun } from './util.ts';
+import { loadDefects } from './defects.ts';
+import { certifyDefect, timingDefect } from './matrix.ts';
 
 const why = missing('root', 'fuse', 'tracefs', 'ptfs');
 
@@ -47,4 +49,15 @@ describe.skipIf(why)(`PRF baseline gating on real runs${why ? ` (skipped: ${why}
       /DROP PRF-002: writeRatio [\d.]+ \[[\d.]+-[\d.]+\] -> [\d.]+ \[[\d.]+-[\d.]+\] \(-\d+ %, tolerance 20 % beyond the intervals\)/,
     );
   }, 180_000);
+});
+
+// The mutation matrix's timing defects (the self-test runs the others in its pool, beside other
+// files): each fails exactly its clauses and names the cause, measured with the machine to itself.
+describe.skipIf(why)(`mutation matrix, timing defects${why ? ` (skipped: ${why})` : ''}`, () => {
+  for (const e of loadDefects(ROOT).filter(timingDefect))
+    test(
+      `${e.defect}: ${e.bug} -> ${e.fails.join(', ')}`,
+      () => certifyDefect(e, (o) => console.log(`mutation matrix: ${o.defect} ${o.caught}/${o.expected} expected failures (${o.seconds} s)`)),
+      300_000,
+    );
 });
