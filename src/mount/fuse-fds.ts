@@ -35,17 +35,23 @@ export function fuseFdsOf(pid: number): { fd: number; conn: number }[] {
 const mayBe = (f: { conn: number }, conn: number) => f.conn === conn || f.conn === UNKNOWN_CONNECTION;
 
 /**
- * Server processes of a FUSE connection: every process holding a /dev/fuse fd of it. Where the
- * kernel does not name fds' connections, those of `candidates` (the processes started for this
- * mount) that hold a /dev/fuse fd.
+ * Server processes of a FUSE connection: those of `candidates` (the processes started for this
+ * mount) that hold a /dev/fuse fd of it; if none does, every process holding one. Where the
+ * kernel does not name fds' connections, the candidates that hold a /dev/fuse fd.
  */
 export function serverPids(conn: number, candidates: readonly number[] = []): number[] {
+  // the processes started for the mount first: a look at every process's every fd (tens of
+  // thousands of readlinks on a machine running several certifications) is for a server whose
+  // fd went somewhere they cannot see
+  const started = [...new Set(candidates)];
+  const mine = started.filter((p) => fuseFdsOf(p).some((f) => f.conn === conn));
+  if (mine.length) return mine;
   const holders = readdirSync('/proc')
     .filter((p) => /^\d+$/.test(p))
     .map(Number)
     .filter((p) => fuseFdsOf(p).some((f) => f.conn === conn));
   if (holders.length) return holders;
-  return [...new Set(candidates)].filter((p) => fuseFdsOf(p).some((f) => f.conn === UNKNOWN_CONNECTION));
+  return started.filter((p) => fuseFdsOf(p).some((f) => f.conn === UNKNOWN_CONNECTION));
 }
 
 /** FUSE connections whose /dev/fuse fd one of these processes holds (the ones the kernel names). */
