@@ -3,6 +3,7 @@
 // server, its compliant probe configurations and two third-party servers are certified whole.
 import { afterAll, describe, expect, test } from 'vitest';
 import { execa } from 'execa';
+import { XMLParser, XMLValidator } from 'fast-xml-parser';
 import { fusecert, ptfsManifest, missing, ROOT, PTFS, type CliRun } from './util.ts';
 import { loadDefects, type DefectEntry } from './defects.ts';
 import { certifyDefect, timingDefect } from './matrix.ts';
@@ -98,6 +99,23 @@ const configs: { name: string; server: () => string; args: string[]; check?: (r:
     name: 'ptfs (max_stack_depth 1, every family but PRF, shuffled, 2 jobs)',
     server: () => 'servers/ptfs/manifest.json',
     args: ['--family', 'PLT,NEG,BKG,IOM,RW,SPL,MAP,ATT,FSX,LIF', '--shuffle', '--seed', '20261123', '--jobs', '2'],
+    // what a user of `fusecert run` is promised (issue 3; run.test.ts had its own run for it):
+    // nothing on stderr, and a JUnit file a consumer parses, a suite per family, a case per result
+    check: (r) => {
+      expect(r.stderr).toBe('');
+      const res = r.results!;
+      expect(res.clauses.map((c) => c.id)).toEqual(
+        expect.arrayContaining(['NEG-001', 'LIF-001', 'LIF-002', 'RW-001', 'RW-002', 'RW-003', 'RW-001@no-passthrough']),
+      );
+      expect(XMLValidator.validate(r.junit!)).toBe(true);
+      const xml = new XMLParser({ ignoreAttributes: false, attributeNamePrefix: '' }).parse(r.junit!);
+      const suites = [xml.testsuites.testsuite].flat();
+      expect(suites.map((x: { name: string }) => x.name)).toEqual(expect.arrayContaining(['ptfs.NEG', 'ptfs.LIF', 'ptfs.RW', 'ptfs.FSX']));
+      const cases = suites.flatMap((x: { testcase: unknown }) => [x.testcase].flat()) as { name: string }[];
+      expect(cases.length).toBe(res.clauses.length);
+      expect(cases.map((c) => c.name)).toContain('NEG-001 the server mounts, answers INIT and serves a lookup within the mount timeout');
+      expect(Number(xml.testsuites.failures)).toBe(res.summary.fail + res.summary.hung);
+    },
   },
   { name: 'ptfs --max-stack-depth 2', server: () => ptfsManifest('ptfs-depth2', ['--max-stack-depth', '2']), args: ['--family', 'NEG,BKG,IOM,RW,ATT,LIF'] },
   { name: 'ptfs@passthrough-direct', server: () => 'servers/ptfs/manifest.json@passthrough-direct', args: ['--family', variantFamilies] },
