@@ -391,7 +391,7 @@ forEachVariant({}, (mount) => {
       }
       check(
         kept.length === 0,
-        `a write by uid ${UNPRIVILEGED} (no CAP_FSETID) to a mode 6777 file left its set-user-ID/set-group-ID bits: ${kept.join('; ')}; expected 777. The kernel clears them itself unless the server negotiated FUSE_HANDLE_KILLPRIV_V2, which makes it the server's job (and with passthrough the server never sees the write); standalone reproducer: fixtures/repro/killpriv-write.py MOUNTPOINT`,
+        `a write by uid ${UNPRIVILEGED} (no CAP_FSETID) to a mode 6777 file left its set-user-ID/set-group-ID bits: ${kept.join('; ')}; expected 777. The kernel clears them itself unless the server negotiated FUSE_HANDLE_KILLPRIV or FUSE_HANDLE_KILLPRIV_V2, either of which makes it the server's job (and with passthrough the server never sees the write); standalone reproducer: fixtures/repro/killpriv-write.py MOUNTPOINT`,
       );
     },
   });

@@ -134,7 +134,7 @@ export class FileOpens {
       return `${what} while ${this.display} was open without passthrough by open ${cachedHeld.map((h) => `#${h.n} (${flagNames(h.flags)})`).join(', ')}: the server answered with FOPEN_PASSTHROUGH (backing id ${ids}) while the inode had cached opens (mixed io modes, SPEC §4.2)`;
     }
     if (okOpens.length) {
-      return `${what} although the server had just opened backing id ${ids} and nothing else held the file: the kernel refused the open reply, so it carried a flag not allowed with FOPEN_PASSTHROUGH (KEEP_CACHE, NONSEEKABLE or STREAM; SPEC §3)`;
+      return `${what} although the server had just opened backing id ${ids} and nothing else held the file: either the open reply carried a flag not allowed with FOPEN_PASSTHROUGH (KEEP_CACHE, NONSEEKABLE, STREAM, CACHE_DIR or a bit the kernel does not know; SPEC §3), or the kernel could not open the backing file for this open (a read-only or O_DIRECT-less backing filesystem, a busy executable, a security module; KERNEL-RULES D9)`;
     }
     if (failedOpens.length)
       return `${what}: the server's BACKING_OPEN failed with ${failedOpens[0]!.code} and the server answered EIO instead of serving the open without passthrough`;
