@@ -167,9 +167,14 @@ clause({
   },
 });
 
+// SHOULD, not MUST: the kernel lets a server keep an id after the inode's last close (its only
+// cost is the backing file pinned, and with it an unlinked file's space, until the id is closed).
+// A server that closes its ids at FORGET frees everything correctly (ptfs --backing-ids
+// until-forget, which the self-test certifies); one that never closes them pins files until
+// unmount. Both are named here with what they hold.
 clause({
   id: 'BKG-003',
-  level: 'MUST',
+  level: 'SHOULD',
   title: 'no leak: every backing id is closed after the last close, and space is freed',
   mount,
   requires: ['passthrough', 'ioctl-trace', 'PLT-001'],
@@ -195,7 +200,7 @@ clause({
     check(
       live <= 0,
       `after the last close of /${rel} the server still holds ${live} backing id(s) (BACKING_OPEN succeeded ${ok} times, BACKING_CLOSE ${ok - live} times): ` +
-        `an id must be closed when the inode's last passthrough file is released, or it pins the backing file until unmount`,
+        `each pins its backing file (here ${mb(size)}) until the server closes it, at the inode's FORGET or at unmount; closing it when the inode's last passthrough file is released frees it at once`,
     );
     await unlink(mount.path(rel));
     await quiesce(mount.connection);

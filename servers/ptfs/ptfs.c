@@ -137,6 +137,7 @@ static struct config {
 	uint32_t max_stack_depth;
 	bool writeback;
 	enum io_policy policy;
+	bool ids_until_forget; /* --backing-ids until-forget: an inode keeps its id until the kernel forgets it */
 	uint32_t open_flags_extra;
 	const char *selfcheck_path;
 	const char *init_report_path;
@@ -419,6 +420,22 @@ static bool inode_maybe_drop_locked(struct inode *ino)
 	return true;
 }
 
+static void backing_release(int id);
+
+/*
+ * An inode the kernel and every handle are done with. Under --backing-ids until-forget its id was
+ * kept after the last passthrough release and is closed now: the backing file stays pinned until
+ * the kernel forgets the inode (which, for an unlinked file, comes right after its last close).
+ */
+static void inode_gone(struct inode *ino)
+{
+	if (ino->backing_id > 0) {
+		backing_release(ino->backing_id);
+		ino->backing_id = 0;
+	}
+	inode_free(ino);
+}
+
 static void inode_forget(struct inode *ino, uint64_t n)
 {
 	pthread_mutex_lock(&g.table_lock);
@@ -427,7 +444,7 @@ static void inode_forget(struct inode *ino, uint64_t n)
 	bool drop = inode_maybe_drop_locked(ino);
 	pthread_mutex_unlock(&g.table_lock);
 	if (drop)
-		inode_free(ino);
+		inode_gone(ino);
 }
 
 static void inode_open_ref(struct inode *ino)
@@ -444,7 +461,7 @@ static void inode_open_unref(struct inode *ino)
 	bool drop = inode_maybe_drop_locked(ino);
 	pthread_mutex_unlock(&g.table_lock);
 	if (drop)
-		inode_free(ino);
+		inode_gone(ino);
 }
 
 /* ---- handles ------------------------------------------------------------ */
@@ -797,7 +814,7 @@ static void release_io_mode(struct handle *h)
 		if (h->own_backing_id > 0) {
 			backing_release(h->own_backing_id);
 			h->own_backing_id = 0;
-		} else if (ino->pt_opens == 0 && ino->backing_id > 0) {
+		} else if (ino->pt_opens == 0 && ino->backing_id > 0 && !cfg.ids_until_forget) {
 			if (!defect(D_LEAK_BACKING_ID))
 				backing_release(ino->backing_id);
 			ino->backing_id = 0;
@@ -1884,6 +1901,8 @@ static void usage(FILE *f)
 	      "  --max-stack-depth N      max_stack_depth in the INIT reply (default 1)\n"
 	      "  --writeback-cache        also request FUSE_WRITEBACK_CACHE (kernel then refuses passthrough)\n"
 	      "  --io-policy P            passthrough|cached|direct|passthrough-direct|by-access\n"
+	      "  --backing-ids W          until-release (default: closed at the inode's last release)\n"
+	      "                           or until-forget (kept until the kernel forgets the inode)\n"
 	      "  --open-flags-extra HEX   OR these FOPEN_* bits into every open reply\n"
 	      "  --ioctl-selfcheck FILE   run the backing ioctl error cases after INIT, write JSON\n"
 	      "  --init-report FILE       write what the kernel offered in INIT as JSON\n"
@@ -1921,7 +1940,8 @@ static void parse_args(int argc, char **argv)
 			     strcmp(a, "--threads") == 0 || strcmp(a, "--attr-timeout") == 0 ||
 			     strcmp(a, "--max-stack-depth") == 0 || strcmp(a, "--io-policy") == 0 ||
 			     strcmp(a, "--open-flags-extra") == 0 || strcmp(a, "--ioctl-selfcheck") == 0 ||
-			     strcmp(a, "--init-report") == 0 || strcmp(a, "--defect") == 0;
+			     strcmp(a, "--init-report") == 0 || strcmp(a, "--defect") == 0 ||
+			     strcmp(a, "--backing-ids") == 0;
 		if (takes) {
 			if (i + 1 >= argc)
 				usage_error("option %s needs a value", a);
@@ -1968,6 +1988,13 @@ static void parse_args(int argc, char **argv)
 			else
 				usage_error("unknown --io-policy '%s' (passthrough|cached|direct|passthrough-direct|by-access)",
 					    val);
+		} else if (strcmp(a, "--backing-ids") == 0) {
+			if (strcmp(val, "until-release") == 0)
+				cfg.ids_until_forget = false;
+			else if (strcmp(val, "until-forget") == 0)
+				cfg.ids_until_forget = true;
+			else
+				usage_error("unknown --backing-ids '%s' (until-release|until-forget)", val);
 		} else if (strcmp(a, "--open-flags-extra") == 0) {
 			cfg.open_flags_extra = (uint32_t)parse_num(a, val, 16, UINT32_MAX);
 		} else if (strcmp(a, "--ioctl-selfcheck") == 0) {

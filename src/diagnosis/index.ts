@@ -311,7 +311,7 @@ function leakFindings(tl: Timeline, from: number): Finding[] {
   if (!leaked.length) return [];
   return [
     {
-      text: `the server never closed backing id${leaked.length > 1 ? 's' : ''} ${leaked.slice(0, 8).join(', ')}${leaked.length > 8 ? ` and ${leaked.length - 8} more` : ''} after the last RELEASE of the files that used ${leaked.length > 1 ? 'them' : 'it'}, so the kernel keeps the backing file pinned until unmount`,
+      text: `the server never closed backing id${leaked.length > 1 ? 's' : ''} ${leaked.slice(0, 8).join(', ')}${leaked.length > 8 ? ` and ${leaked.length - 8} more` : ''} after the last RELEASE of the files that used ${leaked.length > 1 ? 'them' : 'it'}, so the kernel keeps the backing file pinned until the server closes it (at the inode's FORGET at the latest, or unmount)`,
       rule: 'SPEC §2, BKG-003; KERNEL-RULES C6',
       ts: tl.ids.get(leaked[0]!)!.opened!.enterTs,
       rank: 3,

@@ -3,7 +3,7 @@
 // clauses as new, against its own results it passes with them known, the clean server against the
 // defect's results reports them improved, and `fusecert expect --write` turns the defect's failures
 // into expectations the next run honours.
-import { parseKey } from '../catalogue/index.ts';
+import { clauseById, parseKey } from '../catalogue/index.ts';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -20,7 +20,10 @@ interface DefectEntry {
 }
 const DEFECT = 'leak-backing-id';
 const entry = (JSON.parse(readFileSync(path.join(ROOT, 'fixtures/defects.json'), 'utf8')).defects as DefectEntry[]).find((e) => e.defect === DEFECT)!;
-const fails = [...entry.fails].sort();
+const failsAll = [...entry.fails].sort();
+// the failures that gate a run without --strict: the defect's SHOULD failure (BKG-003: the ids
+// it keeps pin their files, a cost, not a breach) fails but neither gates nor is adopted
+const fails = failsAll.filter((id) => clauseById(id).level === 'MUST');
 const sortedIds = (xs: { id: string }[] | undefined) => (xs ?? []).map((x) => parseKey(x.id).id).sort();
 
 /** JUnit testcases by clause id: the baseline property and the failure message. */
@@ -41,7 +44,7 @@ const why = missing('root', 'fuse', 'tracefs', 'ptfs');
 describe.skipIf(why)(`baseline gating on real runs${why ? ` (skipped: ${why})` : ''}`, () => {
   // the clauses the defect fails and two it passes (not new, not known, not improved): the
   // mutation matrix runs the defect on its whole family
-  const args = ['--only', [...fails, 'BKG-001', 'BKG-005'].join(','), '--seed', '15', '--deadline', '20000'];
+  const args = ['--only', [...failsAll, 'BKG-001', 'BKG-005'].join(','), '--seed', '15', '--deadline', '20000'];
   // Both servers are named ptfs: a baseline is an earlier run of the same server.
   let cleanManifest: string;
   let defectManifest: string;
@@ -65,7 +68,7 @@ describe.skipIf(why)(`baseline gating on real runs${why ? ` (skipped: ${why})` :
     expect(clean.exitCode, clean.stderr).toBe(0);
     expect(defect.exitCode, defect.stderr).toBe(1);
     expect(sortedIds(check('clean', clean).clauses.filter((c) => c.status === 'fail' || c.status === 'hung'))).toEqual([]);
-    expect(sortedIds(check(DEFECT, defect).clauses.filter((c) => c.status === 'fail' || c.status === 'hung'))).toEqual(fails);
+    expect(sortedIds(check(DEFECT, defect).clauses.filter((c) => c.status === 'fail' || c.status === 'hung'))).toEqual(failsAll);
     cleanFile = path.join(dir, 'clean.json');
     writeFileSync(cleanFile, JSON.stringify(clean.results));
     // The defect's results as an earlier run's --out: DIR/NAME/results.json.

@@ -124,6 +124,18 @@ const configs: { name: string; server: () => string; args: string[]; check?: (r:
     server: () => ptfsManifest('ptfs-depth2', ['--max-stack-depth', '2']),
     args: ['--family', 'NEG,BKG,IOM,RW,ATT,LIF', '--jobs', '2'],
   },
+  {
+    // a legal design fusecert once failed at MUST: ids kept after the last close, closed at FORGET
+    name: 'ptfs --backing-ids until-forget (no MUST failure; BKG-003 a SHOULD failure naming what stays pinned)',
+    server: () => ptfsManifest('ptfs-until-forget', ['--backing-ids', 'until-forget']),
+    args: ['--family', 'BKG', '--jobs', '2'],
+    check: (r) => {
+      const c = r.results!.clauses.find((x) => x.id === 'BKG-003')!;
+      expect([c.level, c.status], c.reason).toEqual(['SHOULD', 'fail']);
+      expect(c.reason).toMatch(/still holds 1 backing id.*pins its backing file \(here 8\.0 MiB\) until the server closes it/);
+      expect(r.results!.clauses.filter((x) => x.status === 'fail').map((x) => x.id)).toEqual(['BKG-003']);
+    },
+  },
   { name: 'ptfs@passthrough-direct', server: () => 'servers/ptfs/manifest.json@passthrough-direct', args: ['--family', variantFamilies, '--jobs', '2'] },
   { name: 'ptfs@no-passthrough', server: () => 'servers/ptfs/manifest.json@no-passthrough', args: ['--family', variantFamilies, '--jobs', '2'] },
   {
