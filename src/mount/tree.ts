@@ -17,6 +17,9 @@ function word(seed: number, block: number): number {
   return (x ^ (x >>> 16)) >>> 0;
 }
 
+const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
+const swap32 = (x: number) => ((x & 0xff) << 24) | ((x & 0xff00) << 8) | ((x >>> 8) & 0xff00) | (x >>> 24);
+
 export function pattern(seed: number, size: number, offset = 0): Buffer {
   // Counter-based mixing (splitmix32 of seed and block index) so any range is computed directly.
   // Whole words into an aligned array, then the bytes wanted out of it: a byte at a time made
@@ -26,11 +29,7 @@ export function pattern(seed: number, size: number, offset = 0): Buffer {
   const words = new Uint32Array(Math.ceil((skip + size) / 4));
   for (let w = 0; w < words.length; w++) words[w] = word(seed, first + w);
   const bytes = Buffer.from(words.buffer, skip, size);
-  if (new Uint8Array(new Uint32Array([1]).buffer)[0] !== 1) {
-    // a big-endian host: the stream is defined little-endian
-    for (let w = 0; w < words.length; w++)
-      words[w] = ((words[w]! & 0xff) << 24) | ((words[w]! & 0xff00) << 8) | ((words[w]! >>> 8) & 0xff00) | (words[w]! >>> 24);
-  }
+  if (!LITTLE_ENDIAN) for (let w = 0; w < words.length; w++) words[w] = swap32(words[w]!); // the stream is defined little-endian
   return bytes;
 }
 

@@ -6,7 +6,7 @@ import { execa } from 'execa';
 import { XMLParser, XMLValidator } from 'fast-xml-parser';
 import { fusecert, ptfsManifest, missing, ROOT, PTFS, type CliRun } from './util.ts';
 import { loadDefects, type DefectEntry } from './defects.ts';
-import { certifyDefect, timingDefect } from './matrix.ts';
+import { certifyDefect, timingDefect, type DefectOutcome } from './matrix.ts';
 
 const matrix = loadDefects(ROOT);
 
@@ -35,8 +35,7 @@ const jobs: Job[] = [];
 const waitsMostly = (e: DefectEntry): number => (e.deadlineMs !== undefined || e.families.includes('LIF') ? 1 : 0);
 
 const why = missing('root', 'fuse', 'tracefs', 'ptfs');
-const seen: { defect: string; expected: number; caught: number; unexpected: string[]; seconds: number }[] = [];
-const diagnosed: { defect: string; failing: number; named: number }[] = [];
+const seen: DefectOutcome[] = [];
 
 // The mutation matrix: every ptfs defect is caught.
 describe.skipIf(why)(`mutation matrix${why ? ` (skipped: ${why})` : ''}`, () => {
@@ -55,11 +54,7 @@ for (const e of matrix.filter((x) => !timingDefect(x))) {
     skip: why,
     waits: waitsMostly(e),
     timeoutMs: 300_000,
-    run: () =>
-      certifyDefect(e, (o) => {
-        seen.push(o);
-        if (o.diagnosis) diagnosed.push({ defect: o.defect, ...o.diagnosis });
-      }),
+    run: () => certifyDefect(e, (o) => seen.push(o)),
   });
 }
 
@@ -75,8 +70,8 @@ afterAll(() => {
   const caught = seen.filter((s) => s.caught > 0).length;
   const exp = seen.reduce((a, s) => a + s.expected, 0);
   const got = seen.reduce((a, s) => a + s.caught, 0);
-  const failing = diagnosed.reduce((a, s) => a + s.failing, 0);
-  const named = diagnosed.reduce((a, s) => a + s.named, 0);
+  const failing = seen.reduce((a, s) => a + (s.diagnosis?.failing ?? 0), 0);
+  const named = seen.reduce((a, s) => a + (s.diagnosis?.named ?? 0), 0);
   console.log(
     `mutation matrix (timing defects in prf-baseline.test.ts):\n${lines.join('\n')}\nmutation score: ${caught}/${seen.length} defects caught = ${(caught / seen.length).toFixed(2)}; expected clause failures seen ${got}/${exp} = ${(got / exp).toFixed(2)}; diagnosis score: ${named}/${failing} failures name the defect's cause`,
   );
