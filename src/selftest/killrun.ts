@@ -5,6 +5,7 @@ import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readd
 import os from 'node:os';
 import path from 'node:path';
 import { leftoversOf } from './leftovers.ts';
+import { allPids, procStat } from '../mount/proc.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 const CLI = path.join(ROOT, 'bin/fusecert.mjs');
@@ -72,6 +73,9 @@ export async function killRun(
     graceMs?: number;
     timeoutMs?: number;
     alsoGuardian?: boolean;
+    /** SIGKILL every process below the runner too (suite workers, servers) before the signal: no
+     *  exit hook of any of them runs, as when a whole job's processes are killed at once */
+    wholeTree?: boolean;
     trace?: boolean;
     /** once the phase moment is reached, wait on until one of the run's live resources matches (a
      *  clause's server between two clauses is not running: a kill there would test less) */
@@ -171,6 +175,14 @@ export async function killRun(
       if (g) process.kill(g.pid, 'SIGKILL');
     }
   }
+  if (opts.wholeTree)
+    for (let pass = 0; pass < 2; pass++)
+      for (const p of descendants(child.pid!))
+        try {
+          process.kill(p, 'SIGKILL');
+        } catch {
+          /* exited since the listing */
+        }
   if (traceFile)
     appendFileSync(traceFile, `${(performance.timeOrigin + performance.now()).toFixed(3)} ${process.pid} killer: ${opts.signal} to ${child.pid}\n`);
   child.kill(opts.signal);
@@ -202,6 +214,23 @@ export async function killRun(
     tmp,
     traceFile,
   };
+}
+
+/** Every live process below `root`, read from /proc. */
+function descendants(root: number): number[] {
+  const children = new Map<number, number[]>();
+  for (const p of allPids()) {
+    const st = procStat(p);
+    if (st) children.set(st.ppid, [...(children.get(st.ppid) ?? []), p]);
+  }
+  const out: number[] = [];
+  const todo = [...(children.get(root) ?? [])];
+  while (todo.length) {
+    const p = todo.pop()!;
+    out.push(p);
+    todo.push(...(children.get(p) ?? []));
+  }
+  return out;
 }
 
 export interface StartedRun {
