@@ -25,7 +25,9 @@ const failing = (r: CliRun) => (r.results?.clauses ?? []).filter((c) => c.status
 /** Certify ptfs with the defect on its families and assert the matrix's expectations; `done` gets the figures first. */
 export async function certifyDefect(e: DefectEntry, done: (o: DefectOutcome) => void): Promise<void> {
   const m = ptfsManifest(`ptfs-${e.defect.replace(/\s+/g, '-').toLowerCase()}`, e.args);
-  const r = await fusecert(['run', '--server', m, '--family', e.families.join(','), ...runOptions(e)]);
+  // one suite worker: the self-test's pool already runs three runs on two cores, and each further
+  // worker of a run with several families costs its start-up (~1 s of CPU) and buys no time back
+  const r = await fusecert(['run', '--server', m, '--family', e.families.join(','), ...runOptions(e), '--jobs', '1']);
   const seconds = Math.round(r.durationMs / 1000);
   if (e.environmentError) {
     done({ defect: e.defect, expected: 1, caught: new RegExp(e.environmentError).test(r.stderr) ? 1 : 0, unexpected: [], seconds, diagnosis: null });
