@@ -309,6 +309,55 @@ clause({
 });
 
 clause({
+  id: 'BKG-013',
+  level: 'MUST',
+  title: 'files created with O_TMPFILE are in passthrough too',
+  mount,
+  requires: ['passthrough', 'passthrough-data', 'tracefs', 'PLT-001'],
+  body: async (t) => {
+    // the kernel sends FUSE_TMPFILE (the CREATE request and reply, an unnamed file) and honours
+    // FOPEN_PASSTHROUGH in its reply as in CREATE's (KERNEL-RULES D3)
+    const size = 256 * 1024;
+    const data = pattern(57, size);
+    let unsupported: string | null = null;
+    const win = await requestsDuring(mount, 'BKG-013', async () => {
+      let fd: number;
+      try {
+        fd = await openAsync(mount.path('.'), O.O_TMPFILE | O.O_RDWR | O.O_CLOEXEC, 0o600);
+      } catch (e) {
+        const code = errnoOf(e);
+        // ENOSYS from the server becomes EOPNOTSUPP in the kernel (and every later O_TMPFILE too)
+        if (code === 'EOPNOTSUPP') {
+          unsupported = code;
+          return null;
+        }
+        fail(`open(/, O_TMPFILE|O_RDWR) failed with ${code}`);
+      }
+      try {
+        const n = await pwriteAsync(fd, data, 0);
+        check(n === size, `pwrite to the O_TMPFILE file wrote ${n}`);
+        const back = Buffer.alloc(size);
+        await preadAsync(fd, back, 0);
+        return back;
+      } finally {
+        await closeAsync(fd);
+      }
+    });
+    t.note('window', windowSummary(win));
+    if (unsupported) t.skip('not-applicable', 'server does not implement FUSE_TMPFILE (the kernel answers O_TMPFILE with EOPNOTSUPP)');
+    expectBytes(win.result!, data, 'read back of the O_TMPFILE file through the fd that made it');
+    const io = countOf(win.requests, 'FUSE_WRITE') + countOf(win.requests, 'FUSE_READ');
+    if (io > 0) {
+      const made = ledgerOk(mount) ? win.ledger.opens.filter((o) => o.ok).length : null;
+      fail(
+        `I/O on a file made with O_TMPFILE sent ${counts(win.requests, ['FUSE_WRITE', 'FUSE_READ'])} to the server: its FUSE_TMPFILE reply lacked FOPEN_PASSTHROUGH` +
+          (made === 0 ? ' (the server made no BACKING_OPEN for it)' : made ? ` (although the server opened ${made} backing id(s))` : ''),
+      );
+    }
+  },
+});
+
+clause({
   id: 'BKG-006',
   level: 'MUST',
   title: 'a refused backing file (ELOOP) still opens and reads right',

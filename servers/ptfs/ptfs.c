@@ -68,6 +68,7 @@ enum defect {
 	D_CRASH_ON,
 	D_FD_LEAK,
 	D_NO_CREATE_PT,
+	D_NO_TMPFILE_PT,
 	D_LEAK_INODES,
 	D_IGNORE_SIGTERM,
 	D_NO_EXEC_BITS,
@@ -104,6 +105,7 @@ static const char *const defect_names[D_COUNT] = {
 	[D_CRASH_ON] = "crash-on",
 	[D_FD_LEAK] = "fd-leak",
 	[D_NO_CREATE_PT] = "no-create-passthrough",
+	[D_NO_TMPFILE_PT] = "no-tmpfile-passthrough",
 	[D_LEAK_INODES] = "leak-inodes",
 	[D_IGNORE_SIGTERM] = "ignore-sigterm",
 	[D_NO_EXEC_BITS] = "no-exec-bits",
@@ -708,7 +710,10 @@ static void backing_release(int id)
  * that id; otherwise the open tries to register the inode's backing id, and
  * falls back to cached (server-side read/write) if the kernel refuses it.
  */
-static int choose_io_mode(struct handle *h, int accmode, bool is_create, struct pt_open_out *oo)
+/* How the file came to be opened: the create paths have defects of their own. */
+enum open_kind { K_OPEN, K_CREATE, K_TMPFILE };
+
+static int choose_io_mode(struct handle *h, int accmode, enum open_kind kind, struct pt_open_out *oo)
 {
 	struct inode *ino = h->inode;
 	uint32_t pt_extra = 0;
@@ -727,7 +732,8 @@ static int choose_io_mode(struct handle *h, int accmode, bool is_create, struct 
 		pt_extra |= PT_FOPEN_KEEP_CACHE;
 
 	bool try_pt = g.pt_negotiated && cfg.policy != POL_CACHED && cfg.policy != POL_DIRECT &&
-		      !defect(D_NO_PT_OPEN) && !(is_create && defect(D_NO_CREATE_PT));
+		      !defect(D_NO_PT_OPEN) && !(kind == K_CREATE && defect(D_NO_CREATE_PT)) &&
+		      !(kind == K_TMPFILE && defect(D_NO_TMPFILE_PT));
 	bool unguarded = cfg.policy == POL_BY_ACCESS || defect(D_MIXED_MODES);
 	bool keeps_trying = defect(D_WRITEBACK_WITH_PT) || defect(D_BAD_STACK_DEPTH);
 	if (unguarded && accmode == O_RDONLY)
@@ -1156,7 +1162,7 @@ static void op_open(struct req *r, struct inode *ino)
 		return (void)reply_err(r, ENOMEM);
 	}
 	struct pt_open_out oo;
-	int rc = choose_io_mode(h, (int)(oi->flags & O_ACCMODE), false, &oo);
+	int rc = choose_io_mode(h, (int)(oi->flags & O_ACCMODE), K_OPEN, &oo);
 	if (rc < 0) {
 		h->kind = H_UNCOUNTED;
 		handle_unlink(h);
@@ -1167,15 +1173,18 @@ static void op_open(struct req *r, struct inode *ino)
 	reply_open(r, h, &oo, sizeof(oo));
 }
 
-static void op_create(struct req *r, struct inode *parent)
+/* CREATE, and TMPFILE (O_TMPFILE: the same request and reply; the kernel's name is "/",
+ * the file is made unnamed in the parent directory). */
+static void op_create(struct req *r, struct inode *parent, enum open_kind kind)
 {
 	const struct pt_create_in *ci = (const void *)r->arg;
 	const char *name = arg_string(r, sizeof(*ci), NULL);
 	if (r->arglen < sizeof(*ci) || !name)
 		return (void)reply_err(r, EINVAL);
-	int flags = upgrade_wronly((int)ci->flags & ~(O_NOCTTY | O_APPEND | O_DIRECT)) | O_CREAT | O_CLOEXEC;
+	int flags = upgrade_wronly((int)ci->flags & ~(O_NOCTTY | O_APPEND | O_DIRECT | O_TMPFILE)) | O_CLOEXEC;
 	as_caller(r->in);
-	int fd = openat(parent->fd, name, flags, ci->mode);
+	int fd = kind == K_TMPFILE ? openat(parent->fd, ".", (flags & ~O_CREAT) | O_TMPFILE, ci->mode)
+				   : openat(parent->fd, name, flags | O_CREAT, ci->mode);
 	int e = errno;
 	as_server();
 	if (fd < 0)
@@ -1210,7 +1219,7 @@ static void op_create(struct req *r, struct inode *parent)
 		struct pt_open_out o;
 	} out;
 	_Static_assert(sizeof(out) == sizeof(struct pt_entry_out) + sizeof(struct pt_open_out), "create reply");
-	rc = choose_io_mode(h, (int)(ci->flags & O_ACCMODE), true, &out.o);
+	rc = choose_io_mode(h, (int)(ci->flags & O_ACCMODE), kind, &out.o);
 	if (rc < 0) {
 		h->kind = H_UNCOUNTED;
 		handle_unlink(h);
@@ -1612,7 +1621,8 @@ static void dispatch(struct req *r)
 	case PT_RENAME2: return op_rename(r, ino, true);
 	case PT_LINK: return op_link(r, ino);
 	case PT_OPEN: return op_open(r, ino);
-	case PT_CREATE: return op_create(r, ino);
+	case PT_CREATE: return op_create(r, ino, K_CREATE);
+	case PT_TMPFILE: return op_create(r, ino, K_TMPFILE);
 	case PT_READ: return op_read(r);
 	case PT_WRITE: return op_write(r);
 	case PT_STATFS: return op_statfs(r, ino);

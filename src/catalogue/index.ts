@@ -65,6 +65,7 @@ export const CLAUSES: Clause[] = [
   c('BKG-010', 'SHOULD', 'one live backing id per inode at a time', 'ledger: live ids per inode'),
   c('BKG-011', 'SHOULD', 'an open/close storm leaves no backing id live after the last close', 'ledger balance'),
   c('BKG-012', 'SHOULD', 'unlink while open: the space is freed after the last close', 'statfs of the backing tmpfs, ledger'),
+  c('BKG-013', 'MUST', 'files created with O_TMPFILE are in passthrough too', 'requests: no FUSE_WRITE/FUSE_READ, ledger'),
 
   c('IOM-001', 'MUST', 'every pair of concurrent open flags on one file succeeds', 'errno, bytes'),
   c('IOM-002', 'MUST', 'O_DIRECT I/O (aligned) is correct', 'bytes'),
