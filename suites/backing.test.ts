@@ -276,7 +276,7 @@ clause({
   level: 'MUST',
   title: 'files created with O_CREAT are in passthrough too',
   mount,
-  requires: ['passthrough', 'passthrough-data', 'tracefs', 'PLT-001'],
+  requires: ['passthrough', 'passthrough-data', 'passthrough-rdwr', 'tracefs', 'PLT-001'],
   body: async (t) => {
     const rel = 'bkg-005.new';
     const size = 256 * 1024;
@@ -313,7 +313,7 @@ clause({
   level: 'MUST',
   title: 'files created with O_TMPFILE are in passthrough too',
   mount,
-  requires: ['passthrough', 'passthrough-data', 'tracefs', 'PLT-001'],
+  requires: ['passthrough', 'passthrough-data', 'passthrough-rdwr', 'tracefs', 'PLT-001'],
   body: async (t) => {
     // the kernel sends FUSE_TMPFILE (the CREATE request and reply, an unnamed file) and honours
     // FOPEN_PASSTHROUGH in its reply as in CREATE's (KERNEL-RULES D3)

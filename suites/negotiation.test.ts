@@ -3,6 +3,7 @@ import { clause, useMount, check, fail, errnoOf, expectBytes, pattern, loadTree 
 import { requestsDuring, windowSummary, probeNegotiation, probeStackDepth } from '../src/harness/index.ts';
 import { countOf, wire } from '../src/evidence/index.ts';
 import { grantedByInit } from '../src/diagnosis/index.ts';
+import { O } from '../src/sys/index.ts';
 
 /** The server's INIT reply as the kernel took it (reply evidence), or null without a tracer. */
 async function initReply() {
@@ -89,14 +90,17 @@ clause({
       return;
     }
     const f = await freshFile('neg-002.bin', 65536, 202);
+    // an open the server claims to pass through: O_RDONLY, or O_WRONLY for a server that passes
+    // only writes through (claims.passthroughIo "wo")
+    const flags = mount.claims.passthroughIo === 'wo' ? O.O_WRONLY : O.O_RDONLY;
     const win = await requestsDuring(mount, 'NEG-002 open', async () => {
-      const fh = await open(mount.path(f.rel), 'r');
+      const fh = await open(mount.path(f.rel), flags);
       await fh.close();
     });
     t.note('window', windowSummary(win));
     check(
       win.ledger.opens.some((o) => o.ok),
-      `passthrough is granted, but opening /${f.rel} made no successful BACKING_OPEN (${win.ledger.summary()}): the server does not use it`,
+      `passthrough is granted, but opening /${f.rel} (${flags === O.O_WRONLY ? 'O_WRONLY' : 'O_RDONLY'}) made no successful BACKING_OPEN (${win.ledger.summary()}): the server does not use it`,
     );
   },
 });
@@ -152,7 +156,7 @@ clause({
   level: 'MUST',
   title: 'reads of a passthrough-opened regular file send no FUSE_READ',
   mount,
-  requires: ['passthrough', 'passthrough-data', 'tracefs', 'PLT-001'],
+  requires: ['passthrough', 'passthrough-data', 'passthrough-reads', 'tracefs', 'PLT-001'],
   body: async (t) => {
     const f = await freshFile('neg-004.bin', 1048579, 204);
     const win = await requestsDuring(mount, 'NEG-004 read', async () => {
@@ -193,7 +197,7 @@ clause({
   level: 'MUST',
   title: 'writes to a passthrough-opened regular file send no FUSE_WRITE',
   mount,
-  requires: ['passthrough', 'passthrough-data', 'tracefs', 'PLT-001'],
+  requires: ['passthrough', 'passthrough-data', 'passthrough-writes', 'tracefs', 'PLT-001'],
   body: async (t) => {
     const size = 1048576 + 4099;
     const data = pattern(205, size);

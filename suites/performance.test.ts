@@ -170,8 +170,13 @@ function thresholdOf(mount: Mount, key: 'readRatio' | 'writeRatio'): number {
   return typeof v === 'number' && v > 0 ? v : 0.8;
 }
 
-const notApplicable = (mount: Mount) => unmetRequirement('passthrough', mount) ?? unmetRequirement('passthrough-data', mount);
-const applies = (mount: Mount) => notApplicable(mount) === null;
+// PRF-001 reads through O_RDONLY opens, PRF-002 writes through O_WRONLY|O_CREAT|O_TRUNC ones
+type Pass = 'read' | 'write';
+const notApplicable = (mount: Mount, pass: Pass) =>
+  unmetRequirement('passthrough', mount) ??
+  unmetRequirement('passthrough-data', mount) ??
+  unmetRequirement(pass === 'read' ? 'passthrough-reads' : 'passthrough-writes', mount);
+const applies = (mount: Mount, pass: Pass) => notApplicable(mount, pass) === null;
 
 function noteFigures(t: ClauseContext, key: string, r: Paired, threshold: number) {
   t.note(key, r.ratio.median);
@@ -227,7 +232,7 @@ async function verdict(t: ClauseContext, mount: Mount, what: string, key: string
     t.note('measurementProblem', problem);
     t.note(`${key}Suspect`, true);
   }
-  const why = notApplicable(mount);
+  const why = notApplicable(mount, key === 'readRatio' ? 'read' : 'write');
   if (why) t.skip(why.kind, `${why.reason}; figures only: ${figures}`);
   // below the threshold only when the whole interval is: one that still reaches the threshold when
   // the budget ends is inconclusive (noted), not a failure, so machine noise cannot fail a server
@@ -260,7 +265,11 @@ forEachVariant({ tree: null }, (mount, variant) => {
         await writeFileSeq(viaMount, FILE_MB);
         if (native !== mount.backing(`prf-read${tag}.bin`)) await writeFileSeq(native, FILE_MB);
         await withMapper(t.signal, async (child) => {
-          const r = await pairedRounds((w) => timedPass(child, 'read', w === 'mount' ? viaMount : native), FILE_MB * MiB, applies(mount) ? threshold : 0);
+          const r = await pairedRounds(
+            (w) => timedPass(child, 'read', w === 'mount' ? viaMount : native),
+            FILE_MB * MiB,
+            applies(mount, 'read') ? threshold : 0,
+          );
           noteFigures(t, 'readRatio', r, threshold);
           await verdict(t, mount, 'sequential read', 'readRatio', r, threshold, () => timedPass(child, 'read', viaMount));
         });
@@ -283,7 +292,11 @@ forEachVariant({ tree: null }, (mount, variant) => {
       const native = nativeTwin(mount, `prf-write${tag}.bin`);
       try {
         await withMapper(t.signal, async (child) => {
-          const r = await pairedRounds((w) => timedPass(child, 'write', w === 'mount' ? viaMount : native), FILE_MB * MiB, applies(mount) ? threshold : 0);
+          const r = await pairedRounds(
+            (w) => timedPass(child, 'write', w === 'mount' ? viaMount : native),
+            FILE_MB * MiB,
+            applies(mount, 'write') ? threshold : 0,
+          );
           noteFigures(t, 'writeRatio', r, threshold);
           await verdict(t, mount, 'sequential write', 'writeRatio', r, threshold, () => timedPass(child, 'write', viaMount));
         });

@@ -47,7 +47,7 @@
 
 /* ---- configuration ------------------------------------------------------ */
 
-enum io_policy { POL_PASSTHROUGH, POL_CACHED, POL_DIRECT, POL_PT_DIRECT, POL_BY_ACCESS };
+enum io_policy { POL_PASSTHROUGH, POL_CACHED, POL_DIRECT, POL_PT_DIRECT, POL_BY_ACCESS, POL_PT_READS };
 
 enum defect {
 	D_LEAK_BACKING_ID,
@@ -747,9 +747,16 @@ static int choose_io_mode(struct handle *h, int accmode, enum open_kind kind, st
 		counted_cached = false;
 	}
 
+	/* passthrough-reads: only read-only opens ask for a backing file; an open for writing joins
+	 * the inode's backing object when the inode is in passthrough already (cached beside it
+	 * would be refused by the kernel), and is served by the server otherwise. */
+	bool join_only = cfg.policy == POL_PT_READS && accmode != O_RDONLY;
+
 	pthread_mutex_lock(&ino->lock);
 	int id = 0;
-	if (try_pt) {
+	if (try_pt && join_only) {
+		id = ino->pt_opens > 0 ? ino->backing_id : 0;
+	} else if (try_pt) {
 		if (defect(D_BACKING_ID_PER_OPEN)) {
 			id = backing_open(h->fd);
 			if (id > 0)
@@ -1910,7 +1917,7 @@ static void usage(FILE *f)
 	      "  --no-passthrough         never request FUSE_PASSTHROUGH\n"
 	      "  --max-stack-depth N      max_stack_depth in the INIT reply (default 1)\n"
 	      "  --writeback-cache        also request FUSE_WRITEBACK_CACHE (kernel then refuses passthrough)\n"
-	      "  --io-policy P            passthrough|cached|direct|passthrough-direct|by-access\n"
+	      "  --io-policy P            passthrough|cached|direct|passthrough-direct|by-access|passthrough-reads\n"
 	      "  --backing-ids W          until-release (default: closed at the inode's last release)\n"
 	      "                           or until-forget (kept until the kernel forgets the inode)\n"
 	      "  --open-flags-extra HEX   OR these FOPEN_* bits into every open reply\n"
@@ -1995,8 +2002,10 @@ static void parse_args(int argc, char **argv)
 				cfg.policy = POL_PT_DIRECT;
 			else if (strcmp(val, "by-access") == 0)
 				cfg.policy = POL_BY_ACCESS;
+			else if (strcmp(val, "passthrough-reads") == 0)
+				cfg.policy = POL_PT_READS;
 			else
-				usage_error("unknown --io-policy '%s' (passthrough|cached|direct|passthrough-direct|by-access)",
+				usage_error("unknown --io-policy '%s' (passthrough|cached|direct|passthrough-direct|by-access|passthrough-reads)",
 					    val);
 		} else if (strcmp(a, "--backing-ids") == 0) {
 			if (strcmp(val, "until-release") == 0)

@@ -16,6 +16,9 @@ import { explainFailure, monoUs, type Diagnosable } from './diagnose.ts';
 export type Requirement =
   | 'passthrough'
   | 'passthrough-data'
+  | 'passthrough-reads'
+  | 'passthrough-writes'
+  | 'passthrough-rdwr'
   | 'mirror'
   | 'xattrs'
   | 'exec'
@@ -149,6 +152,17 @@ export function unmetRequirement(req: Exclude<Requirement, FactId>, mount: Mount
       return claims.directIo
         ? na('server does not claim a passthrough data path: it claims FOPEN_DIRECT_IO with passthrough (read and write go to the server by design, SPEC §4)')
         : null;
+    case 'passthrough-reads':
+    case 'passthrough-writes':
+    case 'passthrough-rdwr': {
+      const io = claims.passthroughIo ?? 'rw';
+      const wanted = req === 'passthrough-reads' ? 'ro' : req === 'passthrough-writes' ? 'wo' : 'rw';
+      if (io === 'rw' || io === wanted) return null;
+      const opens = { 'passthrough-reads': 'O_RDONLY opens', 'passthrough-writes': 'O_WRONLY opens', 'passthrough-rdwr': 'O_RDWR opens' }[req];
+      return na(
+        `server claims passthrough for ${io === 'ro' ? 'O_RDONLY' : 'O_WRONLY'} opens only (claims.passthroughIo "${io}"): ${opens} may be served through the server`,
+      );
+    }
     case 'mirror':
       return claims.mirror ? null : na('server does not claim to mirror its source');
     case 'xattrs':

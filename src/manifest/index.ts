@@ -27,6 +27,13 @@ const Claims = z
      * only mmap uses the backing file (SPEC §4), so the no-FUSE_READ/WRITE clauses do not apply.
      */
     directIo: z.boolean().default(false),
+    /**
+     * Which opens the server answers in passthrough: every open (rw), only O_RDONLY opens (ro)
+     * or only O_WRONLY opens (wo), as mergerfs's passthrough.io offers. The others may be served
+     * by the server, so the clauses that expect passthrough for them do not apply; an open that
+     * joins an inode already in passthrough still must (the kernel refuses mixed io modes).
+     */
+    passthroughIo: z.enum(['rw', 'ro', 'wo']).default('rw'),
   })
   .strict();
 

@@ -26,6 +26,12 @@ describe('manifest schema', () => {
     expect(m.claims.mirror).toBe(true);
     expect(m.expect).toEqual([]);
   });
+  test('claims.passthroughIo: rw by default, ro or wo, anything else refused naming the field', () => {
+    expect(parse(good).claims.passthroughIo).toBe('rw');
+    expect(parse({ ...good, claims: { passthrough: true, passthroughIo: 'wo' } }).claims.passthroughIo).toBe('wo');
+    const e = errorOf({ ...good, claims: { passthrough: true, passthroughIo: 'reads' } });
+    expect(e.field).toBe('claims.passthroughIo');
+  });
   test('claims.fallback, no longer a claim, is refused with the reason', () => {
     const e = errorOf({ ...good, claims: { passthrough: true, fallback: true } });
     expect(e.message).toMatch(/^\/m\/manifest.json: claims: unknown field "fallback": it is no longer a claim/);

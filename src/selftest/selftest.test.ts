@@ -3,6 +3,8 @@
 // server, its compliant probe configurations and two third-party servers are certified whole.
 import { afterAll, describe, expect, test } from 'vitest';
 import { execa } from 'execa';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { XMLParser, XMLValidator } from 'fast-xml-parser';
 import { fusecert, ptfsManifest, missing, ROOT, PTFS, type CliRun } from './util.ts';
 import { loadDefects, type DefectEntry } from './defects.ts';
@@ -129,6 +131,26 @@ const configs: { name: string; server: () => string; args: string[]; check?: (r:
       expect([c.level, c.status], c.reason).toEqual(['SHOULD', 'fail']);
       expect(c.reason).toMatch(/still holds 1 backing id.*pins its backing file \(here 8\.0 MiB\) until the server closes it/);
       expect(r.results!.clauses.filter((x) => x.status === 'fail').map((x) => x.id)).toEqual(['BKG-003']);
+    },
+  },
+  {
+    // a legal partial server: only O_RDONLY opens ask for passthrough, and an open for writing
+    // joins the inode's backing object while it is in passthrough (the mode mergerfs's
+    // passthrough.io=ro means to be, servers/mergerfs/README.md)
+    name: 'ptfs --io-policy passthrough-reads, claims.passthroughIo "ro" (no MUST failure; the write-side clauses skip naming the claim)',
+    server: () =>
+      ptfsManifest('ptfs-reads', ['--io-policy', 'passthrough-reads'], {
+        claims: { ...JSON.parse(readFileSync(path.join(ROOT, 'servers/ptfs/manifest.json'), 'utf8')).claims, passthroughIo: 'ro' },
+      }),
+    args: ['--family', 'NEG,BKG,IOM,RW', '--jobs', '2'],
+    check: (r) => {
+      const st = (id: string) => r.results!.clauses.find((x) => x.id === id)!;
+      for (const id of ['NEG-005', 'BKG-005', 'BKG-013']) {
+        expect([st(id).status, st(id).skipKind], id).toEqual(['skip', 'not-applicable']);
+        expect(st(id).reason, id).toMatch(/claims passthrough for O_RDONLY opens only \(claims\.passthroughIo "ro"\)/);
+      }
+      for (const id of ['NEG-002', 'NEG-004', 'BKG-002', 'BKG-008', 'RW-008']) expect(st(id).status, id).toBe('pass');
+      expect(r.results!.clauses.filter((x) => x.id.startsWith('IOM-001') && x.status !== 'pass').map((x) => x.id)).toEqual([]);
     },
   },
   { name: 'ptfs@passthrough-direct', server: () => 'servers/ptfs/manifest.json@passthrough-direct', args: ['--family', variantFamilies, '--jobs', '2'] },
