@@ -6,7 +6,7 @@ import { readFile, writeFile, mkdir, rename, readdir, symlink, readlink, link, t
 import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
-import { missing, PTFS } from './util.ts';
+import { missing, PTFS, ROOT } from './util.ts';
 
 const mountedAt = (mp: string) =>
   readFileSync('/proc/self/mountinfo', 'utf8')
@@ -111,6 +111,34 @@ describe.skipIf(why)(`ptfs${why ? ` (skipped: ${why})` : ''}`, () => {
       }
       if (mountedAt(s.mnt)) await execa('umount', ['-l', s.mnt], { reject: false });
       s.done();
+    }
+  });
+  // the standalone reproducer of mergerfs's passthrough.io=ro bug (servers/mergerfs/README.md) can
+  // fail and pass: an unguarded policy (read-only opens cached beside passthrough ones) fails it,
+  // the clean server and the guarded partial policy pass it
+  test('fixtures/repro/mixed-open-modes.py: EIO on --io-policy by-access, ok on the default and on passthrough-reads', async () => {
+    const script = path.join(ROOT, 'fixtures/repro/mixed-open-modes.py');
+    for (const [policy, pair, code] of [
+      ['by-access', ['rw', 'r'], 1],
+      ['passthrough', ['r', 'rw'], 0],
+      ['passthrough-reads', ['r', 'rw'], 0],
+      ['passthrough-reads', ['w', 'r'], 0],
+    ] as const) {
+      const s = scratch();
+      const srv = execa(PTFS, ['--source', s.src, '--mountpoint', s.mnt, '--io-policy', policy], { reject: false });
+      try {
+        const until = Date.now() + 10_000;
+        while (!mountedAt(s.mnt) && Date.now() < until && srv.exitCode === null) await new Promise((r) => setTimeout(r, 50));
+        expect(mountedAt(s.mnt), `ptfs --io-policy ${policy} did not mount`).toBe(true);
+        const r = await execa('python3', [script, s.mnt, ...pair], { reject: false });
+        expect(r.exitCode, `${policy} ${pair.join(' ')}: ${r.stdout}${r.stderr}`).toBe(code);
+        if (code) expect(r.stdout).toMatch(/open #2 \(r\) while 1 other open\(s\) are held: Input\/output error/);
+      } finally {
+        srv.kill('SIGTERM');
+        await srv;
+        if (mountedAt(s.mnt)) await execa('umount', ['-l', s.mnt], { reject: false });
+        s.done();
+      }
     }
   });
 });
