@@ -142,7 +142,8 @@ const configs: { name: string; server: () => string; args: string[]; check?: (r:
       ptfsManifest('ptfs-reads', ['--io-policy', 'passthrough-reads'], {
         claims: { ...JSON.parse(readFileSync(path.join(ROOT, 'servers/ptfs/manifest.json'), 'utf8')).claims, passthroughIo: 'ro' },
       }),
-    args: ['--family', 'NEG,BKG,IOM,RW', '--jobs', '2'],
+    // the clauses the claim scopes, and those that hold a read-only open beside one for writing
+    args: ['--only', 'NEG-002,NEG-004,NEG-005,BKG-002,BKG-005,BKG-008,BKG-013,RW-008,IOM-001', '--jobs', '1'],
     check: (r) => {
       const st = (id: string) => r.results!.clauses.find((x) => x.id === id)!;
       for (const id of ['NEG-005', 'BKG-005', 'BKG-013']) {
