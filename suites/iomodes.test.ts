@@ -285,3 +285,46 @@ clause({
     t.note('entries', expected.length);
   },
 });
+
+clause({
+  id: 'IOM-006',
+  level: 'MUST',
+  title: 'an O_DIRECT fd opened before a passthrough open can still be mapped',
+  mount,
+  requires: ['passthrough'],
+  body: async (t) => {
+    // An open answered FOPEN_DIRECT_IO without FOPEN_PASSTHROUGH takes no io mode, so the kernel
+    // lets it come before passthrough opens of the same inode (KERNEL-RULES E5); once the inode
+    // has a backing object it refuses to map such an fd (ENODEV, E6), where a local filesystem
+    // maps it. A server that answers O_DIRECT opens in passthrough too has no such fd.
+    const rel = 'iom-006.bin';
+    const size = 64 * 1024;
+    const model = pattern(6, size);
+    await writeFile(mount.path(rel), model);
+    await quiesce(mount.connection);
+    const fo = new FileOpens(mount, rel);
+    try {
+      const direct = await fo.open(O.O_RDWR | O.O_DIRECT);
+      const ro = await fo.open(O.O_RDONLY);
+      let map: Awaited<ReturnType<typeof mmapAsync>>;
+      try {
+        map = await mmapAsync(direct.fd, size, PROT.PROT_READ, MAP.MAP_SHARED);
+      } catch (e) {
+        fail(
+          `mmap(MAP_SHARED) of /${rel} through open #${direct.n} (O_RDWR|O_DIRECT) failed with ${errnoOf(e)} while open #${ro.n} (O_RDONLY) held it` +
+            (errnoOf(e) === 'ENODEV'
+              ? `: the kernel maps no fd of an inode with a backing object unless that fd is in passthrough; the O_DIRECT open was answered without FOPEN_PASSTHROUGH (FOPEN_DIRECT_IO alone: KERNEL-RULES E5, E6), which a local filesystem does not refuse`
+              : ''),
+        );
+      }
+      try {
+        expectBytes(await map.readAsync(0, size), model, `the mapping of /${rel} through the O_DIRECT fd`);
+      } finally {
+        map.munmap();
+      }
+      t.note('passthroughOpens', { direct: direct.pt, readOnly: ro.pt });
+    } finally {
+      await fo.closeAll();
+    }
+  },
+});

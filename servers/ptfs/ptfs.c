@@ -69,6 +69,7 @@ enum defect {
 	D_FD_LEAK,
 	D_NO_CREATE_PT,
 	D_NO_TMPFILE_PT,
+	D_DIRECT_IO_FOR_O_DIRECT,
 	D_LEAK_INODES,
 	D_IGNORE_SIGTERM,
 	D_NO_EXEC_BITS,
@@ -106,6 +107,7 @@ static const char *const defect_names[D_COUNT] = {
 	[D_FD_LEAK] = "fd-leak",
 	[D_NO_CREATE_PT] = "no-create-passthrough",
 	[D_NO_TMPFILE_PT] = "no-tmpfile-passthrough",
+	[D_DIRECT_IO_FOR_O_DIRECT] = "direct-io-for-o-direct",
 	[D_LEAK_INODES] = "leak-inodes",
 	[D_IGNORE_SIGTERM] = "ignore-sigterm",
 	[D_NO_EXEC_BITS] = "no-exec-bits",
@@ -713,8 +715,9 @@ static void backing_release(int id)
 /* How the file came to be opened: the create paths have defects of their own. */
 enum open_kind { K_OPEN, K_CREATE, K_TMPFILE };
 
-static int choose_io_mode(struct handle *h, int accmode, enum open_kind kind, struct pt_open_out *oo)
+static int choose_io_mode(struct handle *h, int flags, enum open_kind kind, struct pt_open_out *oo)
 {
+	int accmode = flags & O_ACCMODE;
 	struct inode *ino = h->inode;
 	uint32_t pt_extra = 0;
 	bool counted_cached = true;
@@ -722,6 +725,15 @@ static int choose_io_mode(struct handle *h, int accmode, enum open_kind kind, st
 
 	memset(oo, 0, sizeof(*oo));
 	oo->fh = (uint64_t)(uintptr_t)h;
+
+	/* The defect: O_DIRECT opens answered FOPEN_DIRECT_IO without passthrough. Such an open takes
+	 * no io mode, so the kernel lets it sit beside passthrough opens, but it cannot be mapped
+	 * while the inode has a backing object (ENODEV). */
+	if (defect(D_DIRECT_IO_FOR_O_DIRECT) && (flags & O_DIRECT)) {
+		h->kind = H_UNCOUNTED;
+		oo->open_flags = PT_FOPEN_DIRECT_IO;
+		return 0;
+	}
 
 	if (cfg.policy == POL_PT_DIRECT) {
 		pt_extra = PT_FOPEN_DIRECT_IO;
@@ -1169,7 +1181,7 @@ static void op_open(struct req *r, struct inode *ino)
 		return (void)reply_err(r, ENOMEM);
 	}
 	struct pt_open_out oo;
-	int rc = choose_io_mode(h, (int)(oi->flags & O_ACCMODE), K_OPEN, &oo);
+	int rc = choose_io_mode(h, (int)oi->flags, K_OPEN, &oo);
 	if (rc < 0) {
 		h->kind = H_UNCOUNTED;
 		handle_unlink(h);
@@ -1226,7 +1238,7 @@ static void op_create(struct req *r, struct inode *parent, enum open_kind kind)
 		struct pt_open_out o;
 	} out;
 	_Static_assert(sizeof(out) == sizeof(struct pt_entry_out) + sizeof(struct pt_open_out), "create reply");
-	rc = choose_io_mode(h, (int)(ci->flags & O_ACCMODE), kind, &out.o);
+	rc = choose_io_mode(h, (int)ci->flags, kind, &out.o);
 	if (rc < 0) {
 		h->kind = H_UNCOUNTED;
 		handle_unlink(h);

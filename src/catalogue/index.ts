@@ -72,6 +72,7 @@ export const CLAUSES: Clause[] = [
   c('IOM-003', 'MUST', 'shared mmap while other fds are open works and stays coherent', 'bytes'),
   c('IOM-004', 'MUST', 'executing a binary stored in the mount works', 'exit status and output'),
   c('IOM-005', 'MUST', 'directory opens and readdir are unaffected by files in passthrough', 'directory listing'),
+  c('IOM-006', 'MUST', 'an O_DIRECT fd opened before a passthrough open can still be mapped', 'errno of mmap, bytes'),
 
   c('RW-001', 'MUST', 'sequential read of a known tree equals the model', 'bytes'),
   c('RW-002', 'MUST', 'pwrite/pread at unaligned offsets crossing page and max_write boundaries', 'bytes'),
