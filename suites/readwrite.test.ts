@@ -13,7 +13,10 @@ import {
   preadFull,
   applyWrite,
   applyTruncate,
+  requestsDuring,
+  quiesce,
 } from '../src/harness/index.ts';
+import { SYNC_SYSCALLS } from '../src/evidence/index.ts';
 import { lseekAsync, fallocateAsync, copyFileRangeAsync, fsyncAsync, fdatasyncAsync, SEEK, FALLOC_FL } from '../src/sys/index.ts';
 
 const tree = loadTree('basic');
@@ -550,6 +553,65 @@ forEachVariant({}, (mount) => {
       }
       await unlink(mount.path(rel));
       t.note('checked', 'mount->backing and backing->mount');
+    },
+  });
+  clause({
+    id: 'RW-014',
+    level: 'MUST',
+    title: 'fsync and fdatasync reach the server, and the server syncs its file',
+    mount,
+    requires: ['passthrough', 'tracefs', 'ioctl-trace'],
+    body: async (t) => {
+      // The kernel never syncs a passthrough file's backing file: fsync(2) sends FUSE_FSYNC and
+      // nothing else, and after one ENOSYS reply every fsync returns 0 unsent (KERNEL-RULES H1).
+      // Writes that went to the backing file by passthrough never reached the server, which
+      // still has to sync its file when asked: one of its threads calls fsync, fdatasync, syncfs
+      // or sync while the kernel waits for the reply.
+      const rel = 'rw-014.bin';
+      const data = pattern(1414, 300000 + 7);
+      const fh = await open(mount.path(rel), 'w+');
+      const seen: Record<string, { fsyncRequests: number; serverSyncs: string[] }> = {};
+      try {
+        await fh.write(data, 0, data.length, 0);
+        await quiesce(mount.connection);
+        const ops: [string, () => Promise<unknown>][] = [
+          ['fsync', () => fsyncAsync(fh.fd)],
+          ['fdatasync', () => fdatasyncAsync(fh.fd)],
+          ['a second fsync', () => fsyncAsync(fh.fd)],
+        ];
+        let enosys = false;
+        for (const [name, op] of ops) {
+          const win = await requestsDuring(mount, `RW-014 ${name}`, async () => {
+            await op();
+          });
+          const sends = win.events.filter((e) => e.kind === 'request_send' && e.opname === 'FUSE_FSYNC');
+          const ends = win.events.filter((e) => e.kind === 'request_end' && sends.some((s) => s.kind === 'request_send' && s.unique === e.unique));
+          const syncs = win.events
+            .filter((e) => e.kind === 'other' && e.event === 'syscall')
+            .map((e) => (e as { body: string }).body)
+            .filter((b) => SYNC_SYSCALLS.some((c) => b.startsWith(`sys_${c}(`)));
+          seen[name] = { fsyncRequests: sends.length, serverSyncs: syncs };
+          const errors = ends.map((e) => (e.kind === 'request_end' ? e.error : 0));
+          if (errors.includes(-38)) enosys = true;
+          if (sends.length === 0)
+            fail(
+              `${name} of /${rel} (after a ${data.length}-byte write) returned without sending FUSE_FSYNC` +
+                (enosys
+                  ? ': the server answered an earlier FUSE_FSYNC with ENOSYS, after which the kernel returns 0 from every fsync without asking (KERNEL-RULES H1): nothing written by passthrough is ever synced'
+                  : ''),
+            );
+          if (errors.some((e) => e !== 0)) continue; // an error reply: the caller was told fsync failed (RW-012 judges that)
+          if (syncs.length === 0)
+            fail(
+              `${name} of /${rel}: the server answered FUSE_FSYNC (unique ${sends.map((s) => (s.kind === 'request_send' ? s.unique : 0)).join(', ')}) with success without calling ${SYNC_SYSCALLS.join(', ')} in any of its threads: ` +
+                'the kernel never syncs a passthrough file itself (KERNEL-RULES H1), so data written through the mount is not on stable storage when fsync returns',
+            );
+        }
+      } finally {
+        await fh.close();
+        t.note('fsync', seen);
+        await unlink(mount.path(rel)).catch(() => {});
+      }
     },
   });
 });

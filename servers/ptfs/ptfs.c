@@ -70,6 +70,7 @@ enum defect {
 	D_NO_CREATE_PT,
 	D_NO_TMPFILE_PT,
 	D_DIRECT_IO_FOR_O_DIRECT,
+	D_FSYNC_NOOP,
 	D_LEAK_INODES,
 	D_IGNORE_SIGTERM,
 	D_NO_EXEC_BITS,
@@ -108,6 +109,7 @@ static const char *const defect_names[D_COUNT] = {
 	[D_NO_CREATE_PT] = "no-create-passthrough",
 	[D_NO_TMPFILE_PT] = "no-tmpfile-passthrough",
 	[D_DIRECT_IO_FOR_O_DIRECT] = "direct-io-for-o-direct",
+	[D_FSYNC_NOOP] = "fsync-noop",
 	[D_LEAK_INODES] = "leak-inodes",
 	[D_IGNORE_SIGTERM] = "ignore-sigterm",
 	[D_NO_EXEC_BITS] = "no-exec-bits",
@@ -1358,6 +1360,9 @@ static void op_fsync(struct req *r, bool dir)
 		return (void)reply_err(r, EINVAL);
 	struct handle *h = handle_of(fi->fh);
 	int fd = dir ? dirfd(h->dp) : h->fd;
+	/* The defect: a passthrough server "never wrote anything", so it answers FSYNC unsynced. */
+	if (defect(D_FSYNC_NOOP) && !dir)
+		return (void)reply_err(r, 0);
 	int rc = (fi->fsync_flags & 1) ? fdatasync(fd) : fsync(fd);
 	reply_err(r, rc < 0 ? errno : 0);
 }

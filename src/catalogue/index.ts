@@ -87,6 +87,7 @@ export const CLAUSES: Clause[] = [
   c('RW-011', 'MUST', 'copy_file_range inside the mount', 'bytes'),
   c('RW-012', 'MUST', 'fsync and fdatasync succeed', 'errno'),
   c('RW-013', 'MUST', 'writes through the mount are in the backing file at once, and the reverse', 'bytes of the backing file'),
+  c('RW-014', 'MUST', 'fsync and fdatasync reach the server, and the server syncs its file', "requests: FUSE_FSYNC; syscalls of the server's threads"),
 
   c('SPL-001', 'MUST', 'splice file->pipe at offsets', 'bytes'),
   c('SPL-002', 'MUST', 'splice pipe->file at offsets', 'bytes'),

@@ -12,6 +12,7 @@ export {
   useInstanceRegistry,
   threadsOf,
   TRACEFS_ROOT,
+  SYNC_SYSCALLS,
   type EvidenceOptions,
   type EvidenceWindow,
   type TracefsStatus,

@@ -198,6 +198,9 @@ export function threadsOf(pids: readonly number[]): number[] {
   return out;
 }
 
+/** The syscalls that put a file's data on stable storage, recorded for the server's threads. */
+export const SYNC_SYSCALLS = ['fsync', 'fdatasync', 'syncfs', 'sync'] as const;
+
 const liveSessions = new Set<EvidenceSession>();
 let exitHookInstalled = false;
 function installExitHook() {
@@ -477,6 +480,10 @@ export class EvidenceSession {
       for (const ev of ['syscalls/sys_enter_ioctl', 'syscalls/sys_exit_ioctl', 'sched/sched_process_fork', 'sched/sched_process_exit']) {
         io.write(`events/${ev}/enable`, '1');
       }
+      // the server's own syncs (RW-014: FUSE_FSYNC must reach the backing file): rare calls, kept
+      // for the followed threads like the ioctls; parsed as kind 'other' ("sys_fsync(fd: 7)")
+      for (const ev of SYNC_SYSCALLS)
+        if (fs.existsSync(path.join(io.dir, `events/syscalls/sys_enter_${ev}`))) io.write(`events/syscalls/sys_enter_${ev}/enable`, '1');
       io.write('tracing_on', '1');
       this.setPids(opts.pids);
     }
