@@ -41,6 +41,8 @@ function expectAdvanced(before: Views, after: Views, field: 'mtimeNs' | 'ctimeNs
 
 /** An id with no capabilities (nobody on Debian; it needs no passwd entry). */
 const UNPRIVILEGED = 65534;
+/** Who writes in ATT-009: uid 65534 (a mount with allow_other), or the mounter without CAP_FSETID. */
+type Writer = 'nobody' | 'root without CAP_FSETID';
 
 /**
  * `data` appended to an fd opened here, by a child running as UNPRIVILEGED: the kernel decides at
@@ -50,9 +52,17 @@ const UNPRIVILEGED = 65534;
  * how the child ended; killed when the clause's signal fires.
  */
 const APPEND_CHILD = `try { require('fs').writeSync(1, process.argv[1]); } catch (e) { process.stderr.write(e.code || String(e)); process.exit(3); }`;
-function appendAsUnprivileged(fd: number, data: string, signal: AbortSignal): Promise<string> {
+function appendAsUnprivileged(fd: number, data: string, signal: AbortSignal, writer: Writer): Promise<string> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['-e', APPEND_CHILD, data], { uid: UNPRIVILEGED, gid: UNPRIVILEGED, stdio: ['ignore', fd, 'pipe'], signal });
+    // the mounter without CAP_FSETID: uid 0 with the capability gone from its bounding and
+    // inheritable sets, so the node it executes never has it (setpriv, util-linux)
+    const child =
+      writer === 'nobody'
+        ? spawn(process.execPath, ['-e', APPEND_CHILD, data], { uid: UNPRIVILEGED, gid: UNPRIVILEGED, stdio: ['ignore', fd, 'pipe'], signal })
+        : spawn('setpriv', ['--bounding-set=-fsetid', '--inh-caps=-fsetid', '--', process.execPath, '-e', APPEND_CHILD, data], {
+            stdio: ['ignore', fd, 'pipe'],
+            signal,
+          });
     let err = '';
     child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
     child.on('error', (e) => resolve(`spawn failed: ${e.message}`));
@@ -352,15 +362,13 @@ forEachVariant({}, (mount) => {
     requires: ['root'],
     body: async (t) => {
       // Without allow_other the kernel refuses every user but the mounter access to the mount,
-      // the clear-privileges SETATTR made on the writer's behalf included (EACCES, SPEC §5a):
-      // an unprivileged write cannot reach such a server at all.
+      // the clear-privileges SETATTR made on the writer's behalf included (EACCES, SPEC §5a), so
+      // there the writer is the mounter (root) without CAP_FSETID: the kernel clears the bits
+      // for any writer that lacks the capability (KERNEL-RULES F9, G5).
       const m = fuseMountAt(mount.mountpoint);
-      if (m && !m.superOptions.includes('allow_other')) {
-        t.skip(
-          'not-applicable',
-          `server mounts without allow_other (mount options ${m.superOptions.join(',')}): no user other than the mounter can write to its files, so the clause does not arise; add allow_other to the manifest's command to test it`,
-        );
-      }
+      const writer: Writer = m && !m.superOptions.includes('allow_other') ? 'root without CAP_FSETID' : 'nobody';
+      t.note('writer', writer);
+      const who = writer === 'nobody' ? `uid ${UNPRIVILEGED} (no CAP_FSETID)` : 'root without CAP_FSETID (the mount has no allow_other)';
       const rel = 'att-009.bin';
       const p = mount.path(rel);
       await writeFile(p, pattern(90, 4096));
@@ -370,16 +378,16 @@ forEachVariant({}, (mount) => {
       const fh = await open(p, 'a');
       let how: string;
       try {
-        how = await appendAsUnprivileged(fh.fd, 'more', t.signal);
+        how = await appendAsUnprivileged(fh.fd, 'more', t.signal, writer);
       } finally {
         await fh.close();
       }
       check(
         how === 'ok',
-        `the append by uid ${UNPRIVILEGED} (write permission, no CAP_FSETID) to a mode 6777 file, through an fd opened by root, failed: ${how}; a local filesystem accepts it and clears the set-user-ID/set-group-ID bits`,
+        `the append by ${who}, with write permission, to a mode 6777 file, through an fd opened by root, failed: ${how}; a local filesystem accepts it and clears the set-user-ID/set-group-ID bits`,
       );
       const after = await stat(p);
-      check(after.size === 4100, `after a 4-byte append by uid ${UNPRIVILEGED} to a 4096-byte file, stat shows size ${after.size}`);
+      check(after.size === 4100, `after a 4-byte append by ${who} to a 4096-byte file, stat shows size ${after.size}`);
       const kept: string[] = [];
       const mode = after.mode & 0o7777;
       t.note('mode after', mode.toString(8));
@@ -391,7 +399,7 @@ forEachVariant({}, (mount) => {
       }
       check(
         kept.length === 0,
-        `a write by uid ${UNPRIVILEGED} (no CAP_FSETID) to a mode 6777 file left its set-user-ID/set-group-ID bits: ${kept.join('; ')}; expected 777. The kernel clears them itself unless the server negotiated FUSE_HANDLE_KILLPRIV or FUSE_HANDLE_KILLPRIV_V2, either of which makes it the server's job (and with passthrough the server never sees the write); standalone reproducer: fixtures/repro/killpriv-write.py MOUNTPOINT`,
+        `a write by ${who} to a mode 6777 file left its set-user-ID/set-group-ID bits: ${kept.join('; ')}; expected 777. The kernel clears them itself unless the server negotiated FUSE_HANDLE_KILLPRIV or FUSE_HANDLE_KILLPRIV_V2, either of which makes it the server's job (and with passthrough the server never sees the write); standalone reproducer: fixtures/repro/killpriv-write.py MOUNTPOINT${writer === 'nobody' ? '' : ' --mounter'}`,
       );
     },
   });

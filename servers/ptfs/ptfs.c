@@ -139,6 +139,7 @@ static struct config {
 	int threads;
 	uint64_t timeout_sec;
 	uint32_t timeout_nsec;
+	bool no_allow_other; /* mount without allow_other: only the mounter (root) may enter */
 	bool no_passthrough;
 	uint32_t max_stack_depth;
 	bool writeback;
@@ -1932,6 +1933,7 @@ static void usage(FILE *f)
 	      "  --threads N              worker threads reading /dev/fuse (default 4)\n"
 	      "  --attr-timeout SEC       entry and attribute timeout (default 1, may be 0)\n"
 	      "  --no-passthrough         never request FUSE_PASSTHROUGH\n"
+	      "  --no-allow-other         mount without allow_other (only root may enter)\n"
 	      "  --max-stack-depth N      max_stack_depth in the INIT reply (default 1)\n"
 	      "  --writeback-cache        also request FUSE_WRITEBACK_CACHE (kernel then refuses passthrough)\n"
 	      "  --io-policy P            passthrough|cached|direct|passthrough-direct|by-access|passthrough-reads\n"
@@ -2004,6 +2006,8 @@ static void parse_args(int argc, char **argv)
 			cfg.timeout_nsec = (uint32_t)((t - (double)cfg.timeout_sec) * 1e9);
 		} else if (strcmp(a, "--no-passthrough") == 0) {
 			cfg.no_passthrough = true;
+		} else if (strcmp(a, "--no-allow-other") == 0) {
+			cfg.no_allow_other = true;
 		} else if (strcmp(a, "--max-stack-depth") == 0) {
 			cfg.max_stack_depth = (uint32_t)parse_num(a, val, 10, UINT32_MAX);
 		} else if (strcmp(a, "--writeback-cache") == 0) {
@@ -2160,8 +2164,8 @@ int main(int argc, char **argv)
 		cfg.mountpoint = other;
 	}
 	char opts[256];
-	snprintf(opts, sizeof(opts), "fd=%d,rootmode=%o,user_id=0,group_id=0,default_permissions,allow_other",
-		 g.devfd, src_st.st_mode & S_IFMT);
+	snprintf(opts, sizeof(opts), "fd=%d,rootmode=%o,user_id=0,group_id=0,default_permissions%s", g.devfd,
+		 src_st.st_mode & S_IFMT, cfg.no_allow_other ? "" : ",allow_other");
 	if (mount("ptfs", cfg.mountpoint, "fuse.ptfs", MS_NOSUID | MS_NODEV, opts) < 0)
 		usage_error("mount %s: %s", cfg.mountpoint, strerror(errno));
 

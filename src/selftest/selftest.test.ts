@@ -154,6 +154,16 @@ const configs: { name: string; server: () => string; args: string[]; check?: (r:
       expect(r.results!.clauses.filter((x) => x.id.startsWith('IOM-001') && x.status !== 'pass').map((x) => x.id)).toEqual([]);
     },
   },
+  {
+    // a mount without allow_other admits only the mounter: ATT-009's writer is root without CAP_FSETID
+    name: 'ptfs --no-allow-other (ATT-009 written by root without CAP_FSETID passes)',
+    server: () => ptfsManifest('ptfs-no-allow-other', ['--no-allow-other']),
+    args: ['--only', 'ATT-009', '--jobs', '1'],
+    check: (r) => {
+      const c = r.results!.clauses.find((x) => x.id === 'ATT-009')!;
+      expect([c.status, c.evidence.writer], c.reason).toEqual(['pass', 'root without CAP_FSETID']);
+    },
+  },
   { name: 'ptfs@passthrough-direct', server: () => 'servers/ptfs/manifest.json@passthrough-direct', args: ['--family', variantFamilies, '--jobs', '2'] },
   { name: 'ptfs@no-passthrough', server: () => 'servers/ptfs/manifest.json@no-passthrough', args: ['--family', variantFamilies, '--jobs', '2'] },
   {
