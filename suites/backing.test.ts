@@ -32,6 +32,8 @@ import { makeWorkspace, ServerInstance, type Workspace } from '../src/mount/inde
 
 const mount = useMount();
 const overlay = useMount({ kind: 'overlay' });
+// a source behind a read-only bind (BKG-014): the kernel's reopen of a backing file for writing fails there
+const readonly = useMount({ kind: 'readonly' });
 const tree = loadTree('basic');
 const MiB = 1048576;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -711,6 +713,53 @@ clause({
           (live && live > 0
             ? `the server never closed ${live} backing id(s), which pin the backing inode (SPEC §2) until they are closed or the mount goes: writes elsewhere on that filesystem meanwhile can meet ENOSPC`
             : 'something of the server still pins the backing inode'),
+      );
+    }
+  },
+});
+
+clause({
+  id: 'BKG-014',
+  level: 'SHOULD',
+  title: 'an open the backing filesystem refuses fails with its errno, not EIO',
+  mount: readonly,
+  requires: ['passthrough', 'PLT-001'],
+  body: async (t) => {
+    // The kernel reopens the backing file for every passthrough open, with the user's flags; a
+    // failure there (EROFS on a read-only source, ETXTBSY, EINVAL for O_DIRECT) comes after the
+    // server's reply and is always EIO (KERNEL-RULES D9). A server that opens the file itself
+    // with the user's flags first answers the right errno; here the source is read-only.
+    const f = tree.files.find((x) => x.size > 4096 && x.size < 2 * MiB)!;
+    const rel = f.path.replace(/^\//, '');
+    const rd = await openAsync(readonly.path(rel), O.O_RDONLY | O.O_CLOEXEC);
+    try {
+      const buf = Buffer.alloc(4096);
+      const n = await preadAsync(rd, buf, 0);
+      check(n === 4096, `a read of /${rel} on the read-only source returned ${n} bytes`);
+    } finally {
+      await closeAsync(rd);
+    }
+    const got: Record<string, string> = {};
+    for (const [name, flags] of [
+      ['O_RDWR', O.O_RDWR],
+      ['O_WRONLY', O.O_WRONLY],
+      ['O_WRONLY|O_APPEND', O.O_WRONLY | O.O_APPEND],
+    ] as const) {
+      const code = await errnoFrom(async () => {
+        const fd = await openAsync(readonly.path(rel), flags | O.O_CLOEXEC);
+        await closeAsync(fd);
+      });
+      got[name] = code;
+    }
+    t.note('errnos', got);
+    const wrong = Object.entries(got).filter(([, c]) => c !== 'EROFS');
+    if (wrong.length) {
+      const eio = wrong.filter(([, c]) => c === 'EIO');
+      fail(
+        `opening /${rel} on a read-only source gave ${wrong.map(([n, c]) => `${c} for ${n}`).join(', ')} where a read-only filesystem gives EROFS` +
+          (eio.length
+            ? ": the server answered the open in passthrough without opening the file for writing itself, and the kernel's own reopen of the backing file with the user's flags failed with EROFS, which it reports as EIO (KERNEL-RULES D9); a server that opens the file with the user's flags first answers EROFS"
+            : ''),
       );
     }
   },

@@ -71,6 +71,7 @@ enum defect {
 	D_NO_TMPFILE_PT,
 	D_DIRECT_IO_FOR_O_DIRECT,
 	D_FSYNC_NOOP,
+	D_READ_ONLY_SERVER_FD,
 	D_LEAK_INODES,
 	D_IGNORE_SIGTERM,
 	D_NO_EXEC_BITS,
@@ -110,6 +111,7 @@ static const char *const defect_names[D_COUNT] = {
 	[D_NO_TMPFILE_PT] = "no-tmpfile-passthrough",
 	[D_DIRECT_IO_FOR_O_DIRECT] = "direct-io-for-o-direct",
 	[D_FSYNC_NOOP] = "fsync-noop",
+	[D_READ_ONLY_SERVER_FD] = "read-only-server-fd",
 	[D_LEAK_INODES] = "leak-inodes",
 	[D_IGNORE_SIGTERM] = "ignore-sigterm",
 	[D_NO_EXEC_BITS] = "no-exec-bits",
@@ -1175,7 +1177,11 @@ static void op_open(struct req *r, struct inode *ino)
 		return (void)reply_err(r, EINVAL);
 	char path[64];
 	proc_path(path, sizeof(path), ino->fd);
-	int fd = open(path, server_open_flags(oi->flags));
+	/* The defect: the server opens its own fd read-only whatever the open asks, enough for
+	 * BACKING_OPEN (the kernel reopens the backing file with the user's flags), so it never
+	 * learns that the file cannot be opened for writing (a read-only source: EROFS). */
+	bool ro_fd = defect(D_READ_ONLY_SERVER_FD) && g.pt_negotiated;
+	int fd = open(path, ro_fd ? (server_open_flags(oi->flags) & ~O_ACCMODE) | O_RDONLY : server_open_flags(oi->flags));
 	if (fd < 0)
 		return (void)reply_err(r, errno);
 	struct handle *h = handle_new(ino, fd, H_CACHED);
@@ -1190,6 +1196,17 @@ static void op_open(struct req *r, struct inode *ino)
 		handle_unlink(h);
 		handle_destroy(h);
 		return (void)reply_err(r, -rc);
+	}
+	if (ro_fd && h->kind != H_PT && (oi->flags & O_ACCMODE) != O_RDONLY) {
+		/* served by the server after all: it needs an fd it can write through */
+		int wfd = open(path, server_open_flags(oi->flags));
+		if (wfd < 0) {
+			int e = errno;
+			release_handle(h);
+			return (void)reply_err(r, e);
+		}
+		close(h->fd);
+		h->fd = wfd;
 	}
 	fd_leak_defect(ino);
 	reply_open(r, h, &oo, sizeof(oo));

@@ -66,6 +66,7 @@ export const CLAUSES: Clause[] = [
   c('BKG-011', 'SHOULD', 'an open/close storm leaves no backing id live after the last close', 'ledger balance'),
   c('BKG-012', 'SHOULD', 'unlink while open: the space is freed after the last close', 'statfs of the backing tmpfs, ledger'),
   c('BKG-013', 'MUST', 'files created with O_TMPFILE are in passthrough too', 'requests: no FUSE_WRITE/FUSE_READ, ledger'),
+  c('BKG-014', 'SHOULD', 'an open the backing filesystem refuses fails with its errno, not EIO', 'errno of open on a read-only source'),
 
   c('IOM-001', 'MUST', 'every pair of concurrent open flags on one file succeeds', 'errno, bytes'),
   c('IOM-002', 'MUST', 'O_DIRECT I/O (aligned) is correct', 'bytes'),

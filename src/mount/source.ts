@@ -8,11 +8,12 @@ import { register } from './registry.ts';
 import { mountsUnder } from './mountinfo.ts';
 import { loadTree, seedTree, type TreeSpec } from './tree.ts';
 
-export type SourceKind = 'tmpfs' | 'overlay';
+/** tmpfs; an overlayfs over tmpfs (the kernel refuses such backing files, ELOOP); or a read-only bind of a tmpfs directory. */
+export type SourceKind = 'tmpfs' | 'overlay' | 'readonly';
 
 export interface Workspace {
   base: string;
-  /** The directory the server mirrors (for 'overlay', the merged overlayfs). */
+  /** The directory the server mirrors (for 'overlay', the merged overlayfs; for 'readonly', a read-only bind of the seeded directory). */
   source: string;
   /** The tmpfs under the source, for space accounting (statfs). */
   store: string;
@@ -49,7 +50,7 @@ export async function makeWorkspace(opts: { tree?: string | TreeSpec | null; kin
   let source = path.join(store, 'src');
   const scratch = path.join(store, 'scratch');
   for (const d of ['scratch', 'scratch/lower', 'scratch/work']) mkdirSync(path.join(store, d));
-  if (kind === 'tmpfs') mkdirSync(source);
+  if (kind === 'tmpfs' || kind === 'readonly') mkdirSync(source);
   else {
     for (const d of ['lower', 'upper', 'work', 'merged']) mkdirSync(path.join(store, d));
     source = path.join(store, 'merged');
@@ -58,6 +59,18 @@ export async function makeWorkspace(opts: { tree?: string | TreeSpec | null; kin
   if (opts.tree !== null) {
     const tree = typeof opts.tree === 'object' ? opts.tree : loadTree(opts.tree ?? 'basic');
     seedTree(source, tree);
+  }
+  if (kind === 'readonly') {
+    // seeded first, then served through a read-only bind (a bind mount takes MS_RDONLY only on a remount)
+    const ro = path.join(store, 'ro');
+    mkdirSync(ro);
+    try {
+      await mountAsync(source, ro, 'none', MOUNT.MS_BIND, '');
+      await mountAsync('none', ro, 'none', MOUNT.MS_REMOUNT | MOUNT.MS_BIND | MOUNT.MS_RDONLY, '');
+    } catch (e) {
+      throw new Error(`a read-only bind of ${source} on ${ro} failed: ${(e as Error).message}`);
+    }
+    source = ro;
   }
   let disposed = false;
   return {
