@@ -283,32 +283,38 @@ clause({
     const rel = 'bkg-005.new';
     const size = 256 * 1024;
     const data = pattern(55, size);
-    const win = await requestsDuring(mount, 'BKG-005', async () => {
-      const fd = await openAsync(mount.path(rel), O.O_CREAT | O.O_EXCL | O.O_RDWR | O.O_CLOEXEC, 0o644);
-      try {
-        const n = await pwriteAsync(fd, data, 0);
-        check(n === size, `pwrite to the new file wrote ${n}`);
-        const back = Buffer.alloc(size);
-        await preadAsync(fd, back, 0);
-        return back;
-      } finally {
-        await closeAsync(fd);
-      }
-    });
+    const win = await requestsDuring(mount, 'BKG-005', async () =>
+      writeReadBack(await openAsync(mount.path(rel), O.O_CREAT | O.O_EXCL | O.O_RDWR | O.O_CLOEXEC, 0o644), data, 'the new file'),
+    );
     t.note('window', windowSummary(win));
     expectBytes(win.result, data, `read back of /${rel} through the fd that created it`);
-    const io = countOf(win.requests, 'FUSE_WRITE') + countOf(win.requests, 'FUSE_READ');
-    if (io > 0) {
-      const created = countOf(win.requests, 'FUSE_CREATE') > 0;
-      const made = ledgerOk(mount) ? win.ledger.opens.filter((o) => o.ok).length : null;
-      fail(
-        `I/O on /${rel}, created with O_CREAT, sent ${counts(win.requests, ['FUSE_WRITE', 'FUSE_READ'])} to the server: ` +
-          `its ${created ? 'FUSE_CREATE' : 'FUSE_OPEN'} reply lacked FOPEN_PASSTHROUGH` +
-          (made === 0 ? ' (the server made no BACKING_OPEN for it)' : made ? ` (although the server opened ${made} backing id(s))` : ''),
-      );
-    }
+    const reply = countOf(win.requests, 'FUSE_CREATE') > 0 ? 'FUSE_CREATE' : 'FUSE_OPEN';
+    expectNoServerIo(win, `I/O on /${rel}, created with O_CREAT,`, reply);
   },
 });
+
+/** pwrite `data` at offset 0 through `fd`, read it back and close the fd. */
+async function writeReadBack(fd: number, data: Buffer, what: string): Promise<Buffer> {
+  try {
+    const n = await pwriteAsync(fd, data, 0);
+    check(n === data.length, `pwrite to ${what} wrote ${n}`);
+    const back = Buffer.alloc(data.length);
+    await preadAsync(fd, back, 0);
+    return back;
+  } finally {
+    await closeAsync(fd);
+  }
+}
+
+/** A file just made (CREATE, TMPFILE) is in passthrough: its I/O in the window sent no FUSE_READ/FUSE_WRITE. */
+function expectNoServerIo(win: EvidenceWindow<unknown>, io: string, reply: string): void {
+  if (countOf(win.requests, 'FUSE_WRITE') + countOf(win.requests, 'FUSE_READ') === 0) return;
+  const made = ledgerOk(mount) ? win.ledger.opens.filter((o) => o.ok).length : null;
+  fail(
+    `${io} sent ${counts(win.requests, ['FUSE_WRITE', 'FUSE_READ'])} to the server: its ${reply} reply lacked FOPEN_PASSTHROUGH` +
+      (made === 0 ? ' (the server made no BACKING_OPEN for it)' : made ? ` (although the server opened ${made} backing id(s))` : ''),
+  );
+}
 
 clause({
   id: 'BKG-013',
@@ -335,27 +341,12 @@ clause({
         }
         fail(`open(/, O_TMPFILE|O_RDWR) failed with ${code}`);
       }
-      try {
-        const n = await pwriteAsync(fd, data, 0);
-        check(n === size, `pwrite to the O_TMPFILE file wrote ${n}`);
-        const back = Buffer.alloc(size);
-        await preadAsync(fd, back, 0);
-        return back;
-      } finally {
-        await closeAsync(fd);
-      }
+      return writeReadBack(fd, data, 'the O_TMPFILE file');
     });
     t.note('window', windowSummary(win));
     if (unsupported) t.skip('not-applicable', 'server does not implement FUSE_TMPFILE (the kernel answers O_TMPFILE with EOPNOTSUPP)');
     expectBytes(win.result!, data, 'read back of the O_TMPFILE file through the fd that made it');
-    const io = countOf(win.requests, 'FUSE_WRITE') + countOf(win.requests, 'FUSE_READ');
-    if (io > 0) {
-      const made = ledgerOk(mount) ? win.ledger.opens.filter((o) => o.ok).length : null;
-      fail(
-        `I/O on a file made with O_TMPFILE sent ${counts(win.requests, ['FUSE_WRITE', 'FUSE_READ'])} to the server: its FUSE_TMPFILE reply lacked FOPEN_PASSTHROUGH` +
-          (made === 0 ? ' (the server made no BACKING_OPEN for it)' : made ? ` (although the server opened ${made} backing id(s))` : ''),
-      );
-    }
+    expectNoServerIo(win, 'I/O on a file made with O_TMPFILE', 'FUSE_TMPFILE');
   },
 });
 
