@@ -16,6 +16,19 @@ import { pathToFileURL } from 'node:url';
 const ROOT = path.resolve(import.meta.dirname, '..');
 const CACHE = path.join(ROOT, 'node_modules/.cache/fusecert/bundles');
 const memo = new Map();
+/**
+ * The npm packages an entry imports are bundled too (execa, zod, junit-report-builder, tmp-promise):
+ * loaded from node_modules, each is dozens of ES modules to resolve, read and link in every process
+ * (measured side by side: `fusecert --help` 0.65-0.69 s of CPU -> 0.32-0.43 s bundled, loading the
+ * guardian 0.27-0.37 s -> 0.15 s; README). These stay
+ * imports: vitest and vite (the CLI preloads vitest/node and runs the suites with it: one copy),
+ * koffi (a native addon), esbuild and tsx (binaries and loader hooks, used only to build or fall back).
+ */
+const EXTERNAL = ['vitest', 'vitest/*', 'vite', 'koffi', 'esbuild', 'tsx', 'tsx/*', 'fast-check'];
+/** A bundled CommonJS package (junit-report-builder) calls require() for node's builtins: an ES module has none. */
+const REQUIRE = `import { createRequire as __fusecertRequire } from 'node:module'; const require = __fusecertRequire(${'import.meta'}.url);`;
+/** This file's own options shape every bundle: a bundle built by an older bundle.mjs is stale. */
+const SELF = path.join(ROOT, 'bin/bundle.mjs');
 
 /**
  * `import.meta` of each source as the source itself would see it (a bundle has one location); each
@@ -62,12 +75,14 @@ async function build(entry, out, meta) {
       platform: 'node',
       format: 'esm',
       target: 'node20',
-      packages: 'external', // npm packages stay imports, found from node_modules/.cache upwards
+      external: EXTERNAL,
+      banner: { js: REQUIRE },
       metafile: true,
       logLevel: 'silent',
       plugins: [sourceMeta(seen)],
     });
-    const inputs = {};
+    const self = statSync(SELF);
+    const inputs = { [SELF]: [self.size, self.mtimeMs] };
     for (const f of Object.keys(r.metafile.inputs)) {
       const abs = path.resolve(f);
       if (seen.has(abs)) inputs[abs] = seen.get(abs);
@@ -80,7 +95,8 @@ async function build(entry, out, meta) {
     writeFileSync(`${meta}.${process.pid}.tmp`, JSON.stringify({ entry, inputs }));
     renameSync(`${meta}.${process.pid}.tmp`, meta);
     return fresh(meta); // false when a source was edited while it was bundled: tsx this time
-  } catch {
+  } catch (e) {
+    if (process.env.FUSECERT_BUNDLE_DEBUG) console.error(e); // why an entry runs through tsx
     rmSync(tmp, { force: true });
     return false;
   }

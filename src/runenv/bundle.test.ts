@@ -67,3 +67,17 @@ test("fusecert's own entries exist (a renamed entry would silently run through t
   const { existsSync } = await import('node:fs');
   for (const e of ENTRIES) expect(existsSync(e), e).toBe(true);
 });
+
+test("an entry's bundle holds the npm packages it uses (not vitest's), and is stale when bundle.mjs changes", async () => {
+  const { readFileSync } = await import('node:fs');
+  const cache = path.join(dir, 'entries');
+  const guardian = ENTRIES.find((e) => e.endsWith('guardian.ts'))!;
+  const b = await bundled(guardian, cache);
+  expect(b).not.toBeNull();
+  const imports = [...readFileSync(b!, 'utf8').matchAll(/^import .* from "([^"]+)";$/gm)].map((m) => m[1]);
+  // the guardian uses execa: as a module graph of its own it was half the guardian's CPU
+  expect(imports.filter((m) => !m.startsWith('node:'))).toEqual([]);
+  const meta = JSON.parse(readFileSync(b!.replace(/\.mjs$/, '.json'), 'utf8')) as { inputs: Record<string, unknown> };
+  expect(Object.keys(meta.inputs)).toContain(path.resolve('bin/bundle.mjs'));
+  expect(Object.keys(meta.inputs).some((f) => f.includes('/node_modules/execa/'))).toBe(true);
+});
