@@ -8,7 +8,7 @@ import path from 'node:path';
 import { XMLParser, XMLValidator } from 'fast-xml-parser';
 import { fusecert, ptfsManifest, missing, ROOT, PTFS, type CliRun } from './util.ts';
 import { loadDefects, type DefectEntry } from './defects.ts';
-import { certifyDefect, timingDefect, type DefectOutcome } from './matrix.ts';
+import { certifyDefects, groupDefects, timingDefect, type DefectOutcome } from './matrix.ts';
 
 const matrix = loadDefects(ROOT);
 
@@ -49,14 +49,18 @@ describe.skipIf(why)(`mutation matrix${why ? ` (skipped: ${why})` : ''}`, () => 
   });
 });
 
-// a timing defect runs in prf-baseline.test.ts, with the machine to itself (matrix.ts)
-for (const e of matrix.filter((x) => !timingDefect(x))) {
+// a timing defect runs in prf-baseline.test.ts, with the machine to itself (matrix.ts); defects of
+// the same families and options share one run (groupDefects), those that mostly wait run alone
+for (const g of groupDefects(matrix.filter((x) => !timingDefect(x)))) {
   jobs.push({
-    name: `${e.defect}: ${e.bug} -> ${e.fails.join(', ')}`,
+    name:
+      g.length === 1
+        ? `${g[0].defect}: ${g[0].bug} -> ${g[0].fails.join(', ')}`
+        : `${g[0].families.join(',')}, ${g.length} defects in one run: ${g.map((e) => `${e.defect} -> ${e.fails.join(', ')}`).join('; ')}`,
     skip: why,
-    waits: waitsMostly(e),
-    timeoutMs: 300_000,
-    run: () => certifyDefect(e, (o) => seen.push(o)),
+    waits: Math.max(...g.map(waitsMostly)),
+    timeoutMs: 300_000 * g.length,
+    run: () => certifyDefects(g, (o) => seen.push(o)),
   });
 }
 

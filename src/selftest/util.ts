@@ -53,6 +53,8 @@ export interface CliRun {
   stderr: string;
   out: string;
   results: Results | null;
+  /** A run of several servers: each one's results (out/NAME/results.json), by name. */
+  byServer: Record<string, Results>;
   junit: string | null;
   /** The run's own temp dir (removed when nothing was left in it). */
   tmp: string;
@@ -96,6 +98,11 @@ export async function fusecert(
     stderr: r.stderr,
     out,
     results: existsSync(f) ? (JSON.parse(readFileSync(f, 'utf8')) as Results) : null,
+    byServer: Object.fromEntries(
+      (existsSync(out) ? readdirSync(out) : [])
+        .filter((d) => existsSync(path.join(out, d, 'results.json')))
+        .map((d) => [d, JSON.parse(readFileSync(path.join(out, d, 'results.json'), 'utf8')) as Results]),
+    ),
     junit: existsSync(junitFile) ? readFileSync(junitFile, 'utf8') : null,
     tmp,
     leftovers: left,
