@@ -57,18 +57,18 @@ export async function certifyDefects(es: DefectEntry[], done: (o: DefectOutcome)
     expect(r.leftovers).toEqual([]);
     return;
   }
+  const results = es.map((e) => (es.length > 1 ? r.byServer[manifestName(e)] : r.results));
+  for (const [i, e] of es.entries()) expect(results[i], `${e.defect}: no results.json (${r.stderr})`).toBeTruthy();
+  // every defect's figures first (the matrix's summary line), then each one's judgement
+  const checks = es.map((e, i) => judge(e, results[i]!, done));
+  for (const check of checks) check();
   // every defect fails its run: the run's code is 1 whichever failed
   expect(r.exitCode, r.stderr).toBe(1);
   expect(r.leftovers).toEqual([]);
-  for (const e of es) {
-    const res = es.length > 1 ? r.byServer[manifestName(e)] : r.results;
-    expect(res, `${e.defect}: no results.json (${r.stderr})`).toBeTruthy();
-    judge(e, res!, done);
-  }
 }
 
-/** One defect's results judged: exactly its expected failures, each naming the cause. */
-function judge(e: DefectEntry, res: Results, done: (o: DefectOutcome) => void): void {
+/** One defect's results: its figures to `done` now, and the judgement (exactly its expected failures, each naming the cause) to run. */
+function judge(e: DefectEntry, res: Results, done: (o: DefectOutcome) => void): () => void {
   const bad = failing(res);
   const got = new Set(bad.map((c) => keyOf(c).id));
   const unexpected = [...got].filter((id) => !e.fails.includes(id));
@@ -85,19 +85,21 @@ function judge(e: DefectEntry, res: Results, done: (o: DefectOutcome) => void): 
     seconds: Math.round(res.durationMs / 1000),
     diagnosis: { failing: bad.length, named: bad.length - unnamed.length },
   });
-  // a run that did not fail says what became of the clauses it should have failed
-  const expected = res.clauses.filter((c) => e.fails.includes(keyOf(c).id));
-  expect(res.summary.exitCode, `${e.defect}: ${expected.map((c) => `\n${c.id}: ${c.status} ${c.reason}`).join('')}`).toBe(1);
-  expect(res.errors, e.defect).toEqual([]);
-  expect(
-    e.fails.filter((id) => !got.has(id)),
-    `${e.defect}: expected failures that did not happen`,
-  ).toEqual([]);
-  expect(unexpected, `${e.defect}: clauses outside the expected set failed (shared state in the harness or ptfs?)`).toEqual([]);
-  expect(
-    unnamed.map((c) => `${c.id} must name the cause (/${causeOf(e, keyOf(c).id)}/); it said: ${c.reason}`),
-    `${e.defect}: failures that do not name the cause`,
-  ).toEqual([]);
+  return () => {
+    // a run that did not fail says what became of the clauses it should have failed
+    const expected = res.clauses.filter((c) => e.fails.includes(keyOf(c).id));
+    expect(res.summary.exitCode, `${e.defect}: ${expected.map((c) => `\n${c.id}: ${c.status} ${c.reason}`).join('')}`).toBe(1);
+    expect(res.errors, e.defect).toEqual([]);
+    expect(
+      e.fails.filter((id) => !got.has(id)),
+      `${e.defect}: expected failures that did not happen`,
+    ).toEqual([]);
+    expect(unexpected, `${e.defect}: clauses outside the expected set failed (shared state in the harness or ptfs?)`).toEqual([]);
+    expect(
+      unnamed.map((c) => `${c.id} must name the cause (/${causeOf(e, keyOf(c).id)}/); it said: ${c.reason}`),
+      `${e.defect}: failures that do not name the cause`,
+    ).toEqual([]);
+  };
 }
 
 /** Certify ptfs with one defect (certifyDefects with a group of one). */
