@@ -377,8 +377,14 @@ forEachVariant({}, (mount) => {
       check(before === 0o6777, `chmod 6777 through the mount left mode ${before.toString(8)}`);
       const fh = await open(p, 'a');
       let how: string;
+      let after: Awaited<ReturnType<typeof fh.stat>>;
       try {
         how = await appendAsUnprivileged(fh.fd, 'more', t.signal, writer);
+        // fstat on the written fd, not stat by path: the child can take longer than the entry
+        // timeout to start on a loaded machine, and a path walk then revalidates the name with a
+        // LOOKUP, whose fresh attributes would hide a server that answers GETATTR from a stale
+        // cache (measured: ptfs stale-attrs showed size 4096 by fd and 4100 by path 1.5 s later)
+        after = await fh.stat();
       } finally {
         await fh.close();
       }
@@ -386,12 +392,11 @@ forEachVariant({}, (mount) => {
         how === 'ok',
         `the append by ${who}, with write permission, to a mode 6777 file, through an fd opened by root, failed: ${how}; a local filesystem accepts it and clears the set-user-ID/set-group-ID bits`,
       );
-      const after = await stat(p);
-      check(after.size === 4100, `after a 4-byte append by ${who} to a 4096-byte file, stat shows size ${after.size}`);
+      check(after.size === 4100, `after a 4-byte append by ${who} to a 4096-byte file, fstat of the written fd shows size ${after.size}`);
       const kept: string[] = [];
       const mode = after.mode & 0o7777;
       t.note('mode after', mode.toString(8));
-      if (mode & 0o6000) kept.push(`stat through the mount shows mode ${mode.toString(8)}`);
+      if (mode & 0o6000) kept.push(`fstat through the mount shows mode ${mode.toString(8)}`);
       if (mount.claims.mirror) {
         const b = (await stat(mount.backing(rel))).mode & 0o7777;
         t.note('backing mode after', b.toString(8));

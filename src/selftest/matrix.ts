@@ -90,8 +90,14 @@ function judge(e: DefectEntry, res: Results, done: (o: DefectOutcome) => void): 
     const expected = res.clauses.filter((c) => e.fails.includes(keyOf(c).id));
     expect(res.summary.exitCode, `${e.defect}: ${expected.map((c) => `\n${c.id}: ${c.status} ${c.reason}`).join('')}`).toBe(1);
     expect(res.errors, e.defect).toEqual([]);
+    // each expected failure that did not happen, with what the clause did instead
     expect(
-      e.fails.filter((id) => !got.has(id)),
+      e.fails
+        .filter((id) => !got.has(id))
+        .map((id) => {
+          const seen = expected.filter((c) => keyOf(c).id === id);
+          return seen.length ? `${id}: ${seen.map((c) => `${c.status} ${c.reason}`.trim()).join('; ')}` : `${id}: not run`;
+        }),
       `${e.defect}: expected failures that did not happen`,
     ).toEqual([]);
     expect(unexpected, `${e.defect}: clauses outside the expected set failed (shared state in the harness or ptfs?)`).toEqual([]);
