@@ -251,7 +251,9 @@ async function certifyHere(
   const fatal = fatalProblems(platform);
   if (fatal.length) throw new EnvironmentError(fatal.map((c) => `${c.name}: ${c.value}: ${c.fix}`).join('; '));
   const reference = resolveReference();
-  for (const l of sweepDeadRuns()) io.err(`fusecert: ${l}`);
+  // what dead runs left (another run's, not this one's): marked, so that a reader of stderr tells
+  // the sweep's report from this run's own errors
+  for (const l of sweepDeadRuns()) io.err(`fusecert: dead-run sweep: ${l}`);
   for (const l of notes) io.out(`fusecert: ${l}`);
 
   let code = 0;

@@ -51,7 +51,7 @@ describe.skipIf(why)(`fusecert run on real mounts${why ? ` (skipped: ${why})` : 
         writeFileSync(f, JSON.stringify(manifest));
         const r = await fusecert(['run', '--server', f]);
         expect(r.exitCode, name).toBe(2);
-        const errLines = r.stderr.trim().split('\n');
+        const errLines = r.ownStderr.trim().split('\n');
         expect(errLines, name).toHaveLength(1);
         expect(errLines[0], name).toMatch(re);
         expect(r.leftovers, name).toEqual([]);

@@ -51,6 +51,8 @@ export interface CliRun {
   exitCode: number;
   stdout: string;
   stderr: string;
+  /** stderr without the report of a sweep of dead runs (another test file's, left on purpose or killed). */
+  ownStderr: string;
   out: string;
   results: Results | null;
   /** A run of several servers: each one's results (out/NAME/results.json), by name. */
@@ -96,6 +98,10 @@ export async function fusecert(
     exitCode: r.exitCode ?? -1,
     stdout: r.stdout,
     stderr: r.stderr,
+    ownStderr: r.stderr
+      .split('\n')
+      .filter((l) => !l.startsWith('fusecert: dead-run sweep: '))
+      .join('\n'),
     out,
     results: existsSync(f) ? (JSON.parse(readFileSync(f, 'utf8')) as Results) : null,
     byServer: Object.fromEntries(
