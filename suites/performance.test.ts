@@ -248,133 +248,138 @@ async function verdict(t: ClauseContext, mount: Mount, what: string, key: string
   );
 }
 
-forEachVariant({ tree: null }, (mount, variant) => {
-  const tag = variant ? `-${variant}` : '';
+forEachVariant(
+  { tree: null },
+  (mount, variant) => {
+    const tag = variant ? `-${variant}` : '';
 
-  clause({
-    id: 'PRF-001',
-    level: 'SHOULD',
-    title: 'passthrough sequential read throughput >= 0.8 x native',
-    mount,
-    deadlineMs: DEADLINE_MS,
-    body: async (t) => {
-      const threshold = thresholdOf(mount, 'readRatio');
-      const viaMount = mount.path(`prf-read${tag}.bin`);
-      const native = nativeTwin(mount, `prf-read${tag}.bin`);
-      try {
-        await writeFileSeq(viaMount, FILE_MB);
-        if (native !== mount.backing(`prf-read${tag}.bin`)) await writeFileSeq(native, FILE_MB);
-        await withMapper(t.signal, async (child) => {
-          const r = await pairedRounds(
-            (w) => timedPass(child, 'read', w === 'mount' ? viaMount : native),
-            FILE_MB * MiB,
-            applies(mount, 'read') ? threshold : 0,
-          );
-          noteFigures(t, 'readRatio', r, threshold);
-          await verdict(t, mount, 'sequential read', 'readRatio', r, threshold, () => timedPass(child, 'read', viaMount));
-        });
-      } finally {
-        await unlink(viaMount).catch(() => {});
-        await rm(native, { force: true });
-      }
-    },
-  });
-
-  clause({
-    id: 'PRF-002',
-    level: 'SHOULD',
-    title: 'passthrough sequential write throughput >= 0.8 x native',
-    mount,
-    deadlineMs: DEADLINE_MS,
-    body: async (t) => {
-      const threshold = thresholdOf(mount, 'writeRatio');
-      const viaMount = mount.path(`prf-write${tag}.bin`);
-      const native = nativeTwin(mount, `prf-write${tag}.bin`);
-      try {
-        await withMapper(t.signal, async (child) => {
-          const r = await pairedRounds(
-            (w) => timedPass(child, 'write', w === 'mount' ? viaMount : native),
-            FILE_MB * MiB,
-            applies(mount, 'write') ? threshold : 0,
-          );
-          noteFigures(t, 'writeRatio', r, threshold);
-          await verdict(t, mount, 'sequential write', 'writeRatio', r, threshold, () => timedPass(child, 'write', viaMount));
-        });
-      } finally {
-        await unlink(viaMount).catch(() => {});
-        await rm(native, { force: true });
-      }
-    },
-  });
-
-  clause({
-    id: 'PRF-003',
-    level: 'INFO',
-    title: 'FUSE requests per MiB of passthrough I/O',
-    mount,
-    requires: ['tracefs'],
-    deadlineMs: DEADLINE_MS,
-    body: async (t) => {
-      const mb = 64;
-      const file = mount.path(`prf-requests${tag}.bin`);
-      const buf = Buffer.allocUnsafe(CHUNK);
-      try {
-        await writeFileSeq(file, 1); // the file exists and is looked up before the window opens
-        const win = await requestsDuring(mount, 'PRF-003 write+read', async () => {
-          await writeFileSeq(file, mb);
-          await readFileSeq(file, mb, buf);
-        });
-        const total = win.requests.total;
-        const top = topRequests(win.requests.counts, 6);
-        t.note('requestsPerMiB', round2(total / (2 * mb)));
-        t.note('requests', total);
-        t.note('ioMiB', 2 * mb);
-        t.note('passthrough', !unmetRequirement('passthrough', mount));
-        t.note('top', top);
-        t.note('counts', win.requests.counts);
-      } finally {
-        await unlink(file).catch(() => {});
-      }
-    },
-  });
-
-  clause({
-    id: 'PRF-004',
-    level: 'INFO',
-    title: 'open+close latency',
-    mount,
-    deadlineMs: DEADLINE_MS,
-    body: async (t) => {
-      const cycles = 1000;
-      const viaMount = mount.path(`prf-open${tag}.bin`);
-      const native = mount.backing(`prf-open-native${tag}.bin`);
-      await writeFileSeq(viaMount, 1);
-      await writeFileSeq(native, 1);
-      const cycle = async (file: string, n: number) => {
-        const t0 = now();
-        for (let i = 0; i < n; i++) await (await open(file, 'r')).close();
-        return (seconds(t0) * 1e6) / n;
-      };
-      try {
-        // warm the dentry and the thread pool on both sides, then alternate halves
-        await cycle(viaMount, 50);
-        await cycle(native, 50);
-        const m: number[] = [];
-        const n: number[] = [];
-        for (let i = 0; i < 2; i++) {
-          n.push(await cycle(native, cycles / 2));
-          m.push(await cycle(viaMount, cycles / 2));
+    clause({
+      id: 'PRF-001',
+      level: 'SHOULD',
+      title: 'passthrough sequential read throughput >= 0.8 x native',
+      mount,
+      deadlineMs: DEADLINE_MS,
+      body: async (t) => {
+        const threshold = thresholdOf(mount, 'readRatio');
+        const viaMount = mount.path(`prf-read${tag}.bin`);
+        const native = nativeTwin(mount, `prf-read${tag}.bin`);
+        try {
+          await writeFileSeq(viaMount, FILE_MB);
+          if (native !== mount.backing(`prf-read${tag}.bin`)) await writeFileSeq(native, FILE_MB);
+          await withMapper(t.signal, async (child) => {
+            const r = await pairedRounds(
+              (w) => timedPass(child, 'read', w === 'mount' ? viaMount : native),
+              FILE_MB * MiB,
+              applies(mount, 'read') ? threshold : 0,
+            );
+            noteFigures(t, 'readRatio', r, threshold);
+            await verdict(t, mount, 'sequential read', 'readRatio', r, threshold, () => timedPass(child, 'read', viaMount));
+          });
+        } finally {
+          await unlink(viaMount).catch(() => {});
+          await rm(native, { force: true });
         }
-        const mountUs = Math.min(...m);
-        const nativeUs = Math.min(...n);
-        t.note('openCloseUs', round2(mountUs));
-        t.note('nativeUs', round2(nativeUs));
-        t.note('overheadUs', round2(mountUs - nativeUs));
-        t.note('cycles', cycles);
-      } finally {
-        await unlink(viaMount).catch(() => {});
-        await rm(native, { force: true });
-      }
-    },
-  });
-});
+      },
+    });
+
+    clause({
+      id: 'PRF-002',
+      level: 'SHOULD',
+      title: 'passthrough sequential write throughput >= 0.8 x native',
+      mount,
+      deadlineMs: DEADLINE_MS,
+      body: async (t) => {
+        const threshold = thresholdOf(mount, 'writeRatio');
+        const viaMount = mount.path(`prf-write${tag}.bin`);
+        const native = nativeTwin(mount, `prf-write${tag}.bin`);
+        try {
+          await withMapper(t.signal, async (child) => {
+            const r = await pairedRounds(
+              (w) => timedPass(child, 'write', w === 'mount' ? viaMount : native),
+              FILE_MB * MiB,
+              applies(mount, 'write') ? threshold : 0,
+            );
+            noteFigures(t, 'writeRatio', r, threshold);
+            await verdict(t, mount, 'sequential write', 'writeRatio', r, threshold, () => timedPass(child, 'write', viaMount));
+          });
+        } finally {
+          await unlink(viaMount).catch(() => {});
+          await rm(native, { force: true });
+        }
+      },
+    });
+
+    clause({
+      id: 'PRF-003',
+      level: 'INFO',
+      title: 'FUSE requests per MiB of passthrough I/O',
+      mount,
+      requires: ['tracefs'],
+      deadlineMs: DEADLINE_MS,
+      body: async (t) => {
+        const mb = 64;
+        const file = mount.path(`prf-requests${tag}.bin`);
+        const buf = Buffer.allocUnsafe(CHUNK);
+        try {
+          await writeFileSeq(file, 1); // the file exists and is looked up before the window opens
+          const win = await requestsDuring(mount, 'PRF-003 write+read', async () => {
+            await writeFileSeq(file, mb);
+            await readFileSeq(file, mb, buf);
+          });
+          const total = win.requests.total;
+          const top = topRequests(win.requests.counts, 6);
+          t.note('requestsPerMiB', round2(total / (2 * mb)));
+          t.note('requests', total);
+          t.note('ioMiB', 2 * mb);
+          t.note('passthrough', !unmetRequirement('passthrough', mount));
+          t.note('top', top);
+          t.note('counts', win.requests.counts);
+        } finally {
+          await unlink(file).catch(() => {});
+        }
+      },
+    });
+
+    clause({
+      id: 'PRF-004',
+      level: 'INFO',
+      title: 'open+close latency',
+      mount,
+      deadlineMs: DEADLINE_MS,
+      body: async (t) => {
+        const cycles = 1000;
+        const viaMount = mount.path(`prf-open${tag}.bin`);
+        const native = mount.backing(`prf-open-native${tag}.bin`);
+        await writeFileSeq(viaMount, 1);
+        await writeFileSeq(native, 1);
+        const cycle = async (file: string, n: number) => {
+          const t0 = now();
+          for (let i = 0; i < n; i++) await (await open(file, 'r')).close();
+          return (seconds(t0) * 1e6) / n;
+        };
+        try {
+          // warm the dentry and the thread pool on both sides, then alternate halves
+          await cycle(viaMount, 50);
+          await cycle(native, 50);
+          const m: number[] = [];
+          const n: number[] = [];
+          for (let i = 0; i < 2; i++) {
+            n.push(await cycle(native, cycles / 2));
+            m.push(await cycle(viaMount, cycles / 2));
+          }
+          const mountUs = Math.min(...m);
+          const nativeUs = Math.min(...n);
+          t.note('openCloseUs', round2(mountUs));
+          t.note('nativeUs', round2(nativeUs));
+          t.note('overheadUs', round2(mountUs - nativeUs));
+          t.note('cycles', cycles);
+        } finally {
+          await unlink(viaMount).catch(() => {});
+          await rm(native, { force: true });
+        }
+      },
+    });
+  },
+  // timings: one variant's figures at a time, nothing beside them
+  { sequential: true },
+);

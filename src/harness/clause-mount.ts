@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { afterAll } from 'vitest';
+import { afterAll, describe } from 'vitest';
 import { resolveServer, type ServerSpec, type Claims } from '../manifest/index.ts';
 import { makeWorkspace, ServerInstance, register, traceCleanup, type Workspace, type SourceKind, type StopReport, type TreeSpec } from '../mount/index.ts';
 import { EvidenceSession, ReplyTracer, replyTracerStatus } from '../evidence/index.ts';
@@ -167,10 +167,27 @@ export async function startTracer(): Promise<{ tracer: ReplyTracer | null; error
  * The server under test as it is, plus each variant its manifest offers (e.g. passthrough
  * switched off), so one report shows both data paths. Clause ids of a variant end in @variant.
  */
-export function forEachVariant(opts: MountOptions, fn: (mount: Mount, variant: string | null) => void): void {
+export function forEachVariant(opts: MountOptions, fn: (mount: Mount, variant: string | null) => void, how: { sequential?: boolean } = {}): void {
   const ctx = runContext();
   const variants = ctx.server.variant ? [] : Object.keys(ctx.server.manifest.variants);
-  for (const v of [null, ...variants]) fn(useMount({ ...opts, variant: v ?? undefined }), v);
+  for (const v of [null, ...variants]) {
+    // Each variant is a block of its own, the blocks side by side: a variant's clauses run one
+    // after the other on its own mount (and its own evidence session and reply tracer, which
+    // see only that mount's connection), while another variant's clauses run on theirs. Much of
+    // a clause is waiting (attribute timeouts, a child's start), and the variants' waits overlap.
+    // The mount stops when its block ends. `sequential`: one block after the other (timings).
+    const block = () => fn(useMount({ ...opts, variant: v ?? undefined }), v);
+    if (how.sequential) describe(v ?? 'as it is', block);
+    else sideBySide(v ?? 'as it is', block);
+  }
+}
+
+/**
+ * A block of clauses that runs beside the file's other sideBySide blocks (its own clauses one
+ * after the other): for clauses on a mount of their own, which nothing else of the file touches.
+ */
+export function sideBySide(name: string, fn: () => void): void {
+  describe(name, { concurrent: true }, fn);
 }
 
 /** A mount for the clauses of this file (or describe block): started on first use, stopped afterAll. */

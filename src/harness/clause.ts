@@ -222,7 +222,8 @@ function declare(
   if (!selected(key)) return;
   const ctx = runContext();
   const deadlineMs = opts.deadlineMs ?? ctx.deadlineMs;
-  test(`${fullId} ${cl.title}`, { timeout: deadlineMs + 30_000 }, async (vctx: TestContext) => {
+  // one clause at a time within its block (a variant's block may run beside another's: forEachVariant)
+  test(`${fullId} ${cl.title}`, { timeout: deadlineMs + 30_000, concurrent: false }, async (vctx: TestContext) => {
     const meta: ClauseMeta = { id: fullId, key, family: cl.family, level: cl.level, title: cl.title, param, evidence: {} };
     meta.replay = ctx.replay.replace('{id}', shellQuote(fullId));
     (vctx.task.meta as Record<string, unknown>).fusecert = meta;

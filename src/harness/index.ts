@@ -11,7 +11,7 @@ export {
   type ClauseMeta,
   type Requirement,
 } from './clause.ts';
-export { useMount, forEachVariant, startTracer, Mount, type MountOptions } from './clause-mount.ts';
+export { useMount, forEachVariant, sideBySide, startTracer, Mount, type MountOptions } from './clause-mount.ts';
 export { runContext, selected, type RunContext } from './context.ts';
 export { check, fail, expectBytes, errnoFrom, errnoOf, ClauseFailure } from './expect.ts';
 export { pattern, loadTree, type TreeSpec } from '../mount/index.ts';
