@@ -31,6 +31,32 @@ export class MapperChild {
 
   private constructor(private readonly proc: ChildProcess) {}
 
+  /** the current use's deadline: killed when it fires (a pooled child is given a new one per use) */
+  private detach: () => void = () => {};
+  private watch(signal?: AbortSignal): void {
+    this.detach();
+    this.detach = () => {};
+    if (!signal) return;
+    if (signal.aborted) {
+      this.proc.kill('SIGKILL');
+      return;
+    }
+    const kill = () => this.proc.kill('SIGKILL');
+    signal.addEventListener('abort', kill, { once: true });
+    this.detach = () => signal.removeEventListener('abort', kill);
+  }
+
+  /** Whether the child can serve another clause: alive and with no request in flight. */
+  get idle(): boolean {
+    return this.death === null && this.pending.length === 0 && this.proc.exitCode === null && this.proc.signalCode === null;
+  }
+
+  /** Keep (or stop keeping) the worker's event loop alive for this child. */
+  private hold(on: boolean): void {
+    for (const h of [this.proc, this.proc.stdin, this.proc.stdout, this.proc.stderr] as unknown as ({ ref?(): void; unref?(): void } | null)[])
+      on ? h?.ref?.() : h?.unref?.();
+  }
+
   static async start(signal?: AbortSignal): Promise<MapperChild> {
     // about 25 of these per certification: as a bundle (bin/bundle.mjs), a quarter of tsx's start-up CPU
     const proc = spawn(process.execPath, await nodeArgs(SCRIPT), { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'] });
@@ -54,16 +80,34 @@ export class MapperChild {
       for (const p of c.pending.splice(0)) p.reject(c.death);
     });
     proc.stdin!.on('error', () => {});
-    if (signal) {
-      if (signal.aborted) proc.kill('SIGKILL');
-      signal.addEventListener('abort', () => proc.kill('SIGKILL'), { once: true });
-    }
+    c.watch(signal);
     await new Promise<unknown>((resolve, reject) => c.pending.push({ resolve, reject, what: 'startup' }));
     return c;
   }
 
   get pid(): number {
     return this.proc.pid!;
+  }
+
+  /** Taken from the pool for a clause: its deadline, and the worker waits for it again. */
+  take(signal?: AbortSignal): void {
+    this.hold(true);
+    this.watch(signal);
+  }
+
+  /** Ready to go back to the pool: idle, and reset (every mapping unmapped, every fd closed). */
+  async giveBack(): Promise<boolean> {
+    if (!this.idle) return false;
+    try {
+      await this.call({ op: 'reset' }, 'a reset after the clause');
+    } catch {
+      return false;
+    }
+    if (!this.idle) return false;
+    this.detach();
+    this.current = 'waiting in the pool';
+    this.hold(false);
+    return true;
   }
 
   /** Send one request; resolves with its value, rejects with MapperError (errno) or ClauseFailure (death). */
@@ -116,7 +160,9 @@ export class MapperChild {
 
   /** Stop the child (closing stdin lets it exit; SIGKILL if it does not within 2 s). */
   async close(): Promise<void> {
+    this.detach();
     if (this.proc.exitCode !== null || this.proc.signalCode !== null) return;
+    this.hold(true);
     const exited = new Promise<void>((r) => this.proc.once('exit', () => r()));
     this.proc.stdin!.end();
     const t = setTimeout(() => this.proc.kill('SIGKILL'), 2000);
@@ -143,12 +189,35 @@ function describe(req: MapperRequest): string {
   }
 }
 
-/** Run fn with a fresh MapperChild killed at the clause deadline (signal) and always closed after. */
+/**
+ * Children that served a clause and were reset (no mapping, no fd left), ready for the next one:
+ * a child's start is ~80 ms of CPU and a spawn from the worker, and a certification asks for ~25.
+ * Unreferenced while they wait: an idle child never keeps its worker alive, and exits with it
+ * (its stdin closes).
+ */
+const pool: MapperChild[] = [];
+const POOL_MAX = 2;
+
+/**
+ * Run fn with a MapperChild killed at the clause deadline (signal): a pooled one when there is
+ * one, else a fresh one. After fn it goes back to the pool only if it is alive, has no request in
+ * flight and its reset succeeded; otherwise it is closed.
+ */
 export async function withMapper<T>(signal: AbortSignal, fn: (c: MapperChild) => Promise<T>): Promise<T> {
-  const c = await MapperChild.start(signal);
+  let c: MapperChild | undefined;
+  while (!c && pool.length) {
+    const p = pool.pop()!;
+    if (p.idle) c = p;
+  }
+  if (c) c.take(signal);
+  else c = await MapperChild.start(signal);
+  let reusable = false;
   try {
-    return await fn(c);
+    const r = await fn(c);
+    reusable = true;
+    return r;
   } finally {
-    await c.close();
+    if (reusable && pool.length < POOL_MAX && (await c.giveBack())) pool.push(c);
+    else await c.close();
   }
 }

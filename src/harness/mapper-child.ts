@@ -19,6 +19,8 @@ export type MapperRequest =
   | { op: 'write'; map: number; off: number; data: string }
   | { op: 'msync'; map: number; flags?: number; off?: number; len?: number }
   | { op: 'fstat'; fd: number }
+  /** unmap every mapping and close every fd this child opened (before it serves another clause): how many there were */
+  | { op: 'reset' }
   /** map the fd's first `length` bytes shared, store data at off, msync(MS_SYNC), unmap: one FSX operation */
   | { op: 'mapwrite'; fd: number; length: number; off: number; data: string }
   /** read the whole file with `chunk`-sized pread(2)s; open and close included in the time */
@@ -36,14 +38,28 @@ export type MapperReply = { ok: true; value?: unknown } | { ok: false; code: str
 
 const maps = new Map<number, sys.Mapping>();
 let nextMap = 1;
+/** fds opened by 'open' and not closed yet */
+const fds = new Set<number>();
 
 function handle(req: MapperRequest): unknown {
   switch (req.op) {
-    case 'open':
-      return sys.open(req.path, req.flags, 0o644);
+    case 'open': {
+      const fd = sys.open(req.path, req.flags, 0o644);
+      fds.add(fd);
+      return fd;
+    }
     case 'close':
       sys.close(req.fd);
+      fds.delete(req.fd);
       return null;
+    case 'reset': {
+      const left = { maps: maps.size, fds: fds.size };
+      for (const m of maps.values()) m.munmap();
+      maps.clear();
+      for (const fd of fds) sys.close(fd);
+      fds.clear();
+      return left;
+    }
     case 'map': {
       const m = sys.mmap(req.fd, req.length, req.prot ?? sys.PROT.PROT_READ | sys.PROT.PROT_WRITE, req.flags ?? sys.MAP.MAP_SHARED, req.offset ?? 0);
       const id = nextMap++;
