@@ -254,6 +254,16 @@ async function verdict(t: ClauseContext, mount: Mount, what: string, key: string
   );
 }
 
+/** PRF-001/002's figure: paired passes of `pass` through the mount and on the backing file, noted and judged. */
+async function figure(t: ClauseContext, mount: Mount, pass: Pass, viaMount: string, native: string, threshold: number, mb: number) {
+  const key = pass === 'read' ? 'readRatio' : 'writeRatio';
+  await withMapper(t.signal, async (child) => {
+    const r = await pairedRounds((w) => timedPass(child, pass, w === 'mount' ? viaMount : native, mb), mb * MiB, applies(mount, pass) ? threshold : 0);
+    noteFigures(t, key, r, threshold, mb);
+    await verdict(t, mount, `sequential ${pass}`, key, r, threshold, mb, () => timedPass(child, pass, viaMount, mb));
+  });
+}
+
 forEachVariant(
   { tree: null },
   (mount, variant) => {
@@ -273,15 +283,7 @@ forEachVariant(
         try {
           await writeFileSeq(viaMount, mb);
           if (native !== mount.backing(`prf-read${tag}.bin`)) await writeFileSeq(native, mb);
-          await withMapper(t.signal, async (child) => {
-            const r = await pairedRounds(
-              (w) => timedPass(child, 'read', w === 'mount' ? viaMount : native, mb),
-              mb * MiB,
-              applies(mount, 'read') ? threshold : 0,
-            );
-            noteFigures(t, 'readRatio', r, threshold, mb);
-            await verdict(t, mount, 'sequential read', 'readRatio', r, threshold, mb, () => timedPass(child, 'read', viaMount, mb));
-          });
+          await figure(t, mount, 'read', viaMount, native, threshold, mb);
         } finally {
           await unlink(viaMount).catch(() => {});
           await rm(native, { force: true });
@@ -301,15 +303,7 @@ forEachVariant(
         const viaMount = mount.path(`prf-write${tag}.bin`);
         const native = nativeTwin(mount, `prf-write${tag}.bin`);
         try {
-          await withMapper(t.signal, async (child) => {
-            const r = await pairedRounds(
-              (w) => timedPass(child, 'write', w === 'mount' ? viaMount : native, mb),
-              mb * MiB,
-              applies(mount, 'write') ? threshold : 0,
-            );
-            noteFigures(t, 'writeRatio', r, threshold, mb);
-            await verdict(t, mount, 'sequential write', 'writeRatio', r, threshold, mb, () => timedPass(child, 'write', viaMount, mb));
-          });
+          await figure(t, mount, 'write', viaMount, native, threshold, mb);
         } finally {
           await unlink(viaMount).catch(() => {});
           await rm(native, { force: true });

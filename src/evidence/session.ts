@@ -760,34 +760,39 @@ export class EvidenceSession {
   async close(): Promise<void> {
     if (!this.closed) this.stopReading();
     let err: unknown;
-    for (const dir of [...this.instancePaths].reverse()) {
-      if (this.removed.has(dir)) continue;
+    for (const dir of this.left())
       try {
         await removeInstance(dir);
-        this.removed.add(dir);
-        this.forgets.get(dir)?.();
+        this.done(dir);
       } catch (e) {
         err ??= e; // still registered: the run's sweep removes it
       }
-    }
-    liveSessions.delete(this);
-    if (err) throw err;
+    this.finish(err);
   }
 
   /** close(), synchronously (a worker's exit hook): also what an unfinished close() had not removed yet. */
   closeSync(): void {
     if (!this.closed) this.stopReading();
     let err: unknown;
-    for (const dir of [...this.instancePaths].reverse()) {
-      if (this.removed.has(dir)) continue;
+    for (const dir of this.left())
       try {
         removeInstanceSync(dir);
-        this.removed.add(dir);
-        this.forgets.get(dir)?.();
+        this.done(dir);
       } catch (e) {
-        err ??= e; // still registered: the run's sweep removes it
+        err ??= e;
       }
-    }
+    this.finish(err);
+  }
+
+  /** The instances not removed yet, the last made first. */
+  private left(): string[] {
+    return [...this.instancePaths].reverse().filter((d) => !this.removed.has(d));
+  }
+  private done(dir: string): void {
+    this.removed.add(dir);
+    this.forgets.get(dir)?.();
+  }
+  private finish(err: unknown): void {
     liveSessions.delete(this);
     if (err) throw err;
   }
