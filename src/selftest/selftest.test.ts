@@ -201,7 +201,12 @@ for (const [i, c] of configs.entries()) {
         bad.map((x) => `${x.id}: ${x.reason}`),
         r.stderr,
       ).toEqual([]);
-      expect(r.exitCode).toBe(0);
+      // a run that failed without a MUST failure says why: its errors, and the results that failed it
+      const failedIt = (r.results?.clauses ?? []).filter((x) => x.status === 'fail' || x.status === 'hung' || x.expectation?.expired);
+      expect(
+        r.exitCode,
+        `errors: ${JSON.stringify(r.results?.errors)}; ${failedIt.map((x) => `${x.id} ${x.level} ${x.status}: ${x.reason}`).join('; ')}; stderr: ${r.stderr}`,
+      ).toBe(0);
       expect(r.results!.errors).toEqual([]);
       expect(r.leftovers).toEqual([]);
       for (const x of r.results!.clauses.filter((y) => y.status === 'xfail')) expect(x.expectation?.reason.length).toBeGreaterThan(10);
