@@ -26,7 +26,7 @@ export function explainText(res: Results, c: ClauseResult): string {
   }
   out.push(`${c.id} [${c.level}] ${title}`);
   out.push(
-    `server: ${res.server.name} ${res.server.version} on Linux ${res.platform.kernel}; status ${c.status.toUpperCase()}${c.expectation ? ` (expected: ${c.expectation.reason})` : ''}`,
+    `server: ${res.server.name} ${res.server.version} on Linux ${res.platform.kernel}; status ${c.status.toUpperCase()}${c.expectation?.mismatched ? ` (not as its expect entry says: /${c.expectation.match}/ is not in the reason; the entry: ${c.expectation.reason})` : c.expectation ? ` (expected: ${c.expectation.reason})` : ''}`,
   );
   if (observes) out.push(`what it observes: ${observes}`);
   if (c.status === 'pass' || c.status === 'skip') {

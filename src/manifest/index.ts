@@ -43,8 +43,23 @@ const Expectation = z
     status: z.enum(['fail', 'skip', 'hung']),
     reason: z.string().min(10, 'a written reason (at least 10 characters)'),
     expires: z.string().regex(/^\d{4}-\d{2}-\d{2}$/, 'a date YYYY-MM-DD'),
+    /**
+     * A regular expression (JavaScript syntax) the failure's own reason must contain for the
+     * failure to be expected: a failure of the same clause for another cause stays a failure,
+     * so an entry written for one bug cannot hide a second one.
+     */
+    match: z.string().min(1).refine(isRegExp, { message: 'a regular expression (JavaScript syntax) the failure reason must contain' }).optional(),
   })
   .strict();
+
+function isRegExp(s: string): boolean {
+  try {
+    new RegExp(s);
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 const Variant = z
   .object({

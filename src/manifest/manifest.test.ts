@@ -56,6 +56,11 @@ describe('manifest schema', () => {
     );
     expect(errorOf({ ...good, expect: [{ clause: 'RW-004', status: 'fail', reason: 'short', expires: '2027-01-01' }] }).field).toBe('expect[0].reason');
     expect(errorOf({ ...good, expect: [{ clause: 'RW-004', status: 'fail', reason: 'a real reason', expires: 'soon' }] }).field).toBe('expect[0].expires');
+    const bad = errorOf({ ...good, expect: [{ clause: 'RW-004', status: 'fail', reason: 'a real reason', expires: '2027-01-01', match: 'EIO (' }] });
+    expect([bad.field, bad.expected]).toEqual(['expect[0].match', 'a regular expression (JavaScript syntax) the failure reason must contain']);
+    expect(
+      parse({ ...good, expect: [{ clause: 'RW-004', status: 'fail', reason: 'a real reason', expires: '2027-01-01', match: 'EIO \\(' }] }).expect[0]!.match,
+    ).toBe('EIO \\(');
   });
   test('invalid JSON is reported as such', () => {
     expect(() => parseManifest('{', '/m.json')).toThrow(/not valid JSON/);

@@ -20,7 +20,12 @@ export function expectEntries(res: Results, today = new Date()): Expectation[] {
     const status = (old?.status ?? c.status) as Expectation['status'];
     if (status !== 'fail' && status !== 'hung' && status !== 'skip') continue; // an unexpected pass needs an entry removed, not added
     const why = (c.reason ?? '').split('\n')[0]!.replace(/\s+/g, ' ').trim();
-    const reason = old ? `TODO: renew or fix (was: ${old.reason})` : `TODO: ${why || `explain why ${c.id} ${status === 'skip' ? 'is skipped' : 'fails'}`}`;
+    const other = c.expectation?.mismatched ? c.expectation : null;
+    const reason = old
+      ? `TODO: renew or fix (was: ${old.reason})`
+      : other
+        ? `TODO: a cause the old entry (/${other.match}/: ${other.reason}) did not name: ${why}`
+        : `TODO: ${why || `explain why ${c.id} ${status === 'skip' ? 'is skipped' : 'fails'}`}`;
     out.push({ clause: c.id, status, reason: reason.length > 300 ? reason.slice(0, 299) + '…' : reason, expires });
   }
   return out;
@@ -28,10 +33,18 @@ export function expectEntries(res: Results, today = new Date()): Expectation[] {
 
 /**
  * A manifest (as parsed JSON) with the entries merged into its expect list: an existing entry that
- * covers one of the new clauses (same id, or the base id of a parameter) is replaced, the others kept.
+ * covers one of the new clauses (same id, or the base id of a parameter) is replaced, unless it
+ * names its cause (`match`) and has not expired; the others are kept.
  */
-export function mergeExpect(manifest: Record<string, unknown>, entries: Expectation[]): { manifest: Record<string, unknown>; added: number; replaced: number } {
+export function mergeExpect(
+  manifest: Record<string, unknown>,
+  entries: Expectation[],
+  today = new Date(),
+): { manifest: Record<string, unknown>; added: number; replaced: number } {
   const existing = Array.isArray(manifest.expect) ? (manifest.expect as Expectation[]) : [];
-  const kept = existing.filter((e) => !entries.some((n) => expectationMatches(e, { id: n.clause })));
+  const day = today.toISOString().slice(0, 10);
+  // an unexpired entry with a `match` names one cause: a failure for another cause gets an entry of its own beside it
+  const keep = (e: Expectation) => !!e.match && e.expires >= day;
+  const kept = existing.filter((e) => keep(e) || !entries.some((n) => expectationMatches(e, { id: n.clause })));
   return { manifest: { ...manifest, expect: [...kept, ...entries] }, added: entries.length, replaced: existing.length - kept.length };
 }

@@ -40,6 +40,33 @@ describe('expectations', () => {
     expect(isFailure(x, false)).toBe(false);
     expect(isFailure(x, true)).toBe(true);
   });
+  test('an entry with a match expects only the failures whose reason contains it: another cause stays a failure', () => {
+    const e = { ...exp('BKG-007'), match: 'carried no flags \\(0x0\\)' };
+    const [x] = applyExpectations([{ ...r('BKG-007', 'fail'), reason: 'the OPEN reply (unique 38) carried no flags (0x0)' }], [e], today);
+    expect(x.status).toBe('xfail');
+    const [y] = applyExpectations([{ ...r('BKG-007', 'fail'), reason: 'read(/a) = EIO' }], [e], today);
+    expect(y.status).toBe('fail');
+    expect(y.reason).toMatch(/^read\(\/a\) = EIO \[not the expected fail: the expect entry for BKG-007 names \/carried no flags/);
+    expect(y.expectation).toMatchObject({ mismatched: true, match: e.match });
+    expect(isFailure(y, false)).toBe(true);
+  });
+  test('a clause may have one entry per cause: the one whose match the reason contains applies', () => {
+    const a = { ...exp('ATT-006'), match: 'mtime did not advance', reason: 'the kernel attribute cache, entry one' };
+    const b = { ...exp('ATT-006'), match: 'failed: EIO', reason: 'the mixed-open-modes bug, entry two' };
+    const [x, y, z] = applyExpectations(
+      [
+        { ...r('ATT-006', 'fail'), reason: 'open("/att-006.bin", 0o2) failed: EIO' },
+        { ...r('ATT-006', 'fail'), reason: 'mtime did not advance after a store' },
+        { ...r('ATT-006', 'fail'), reason: 'size 5 instead of 6' },
+      ],
+      [a, b],
+      today,
+    );
+    expect([x.status, y.status, z.status]).toEqual(['xfail', 'xfail', 'fail']);
+    expect(x.reason).toMatch(/entry two/);
+    expect(y.reason).toMatch(/entry one/);
+    expect(z.reason).toMatch(/the expect entries for ATT-006 name \/mtime did not advance\/, \/failed: EIO\//);
+  });
   test('an expired entry fails the run', () => {
     const [x] = applyExpectations([r('RW-004', 'fail')], [exp('RW-004', '2026-01-01')], today);
     expect(x.status).toBe('fail');
