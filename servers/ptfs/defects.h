@@ -1,0 +1,56 @@
+/* ptfs defects: deliberate server bugs (--defect NAME) that prove fusecert's clauses can fail. */
+#ifndef PTFS_DEFECTS_H
+#define PTFS_DEFECTS_H
+
+#include <stdbool.h>
+
+enum defect {
+	D_LEAK_BACKING_ID,
+	D_BACKING_ID_PER_OPEN,
+	D_KEEP_CACHE_WITH_PT,
+	D_MIXED_MODES,
+	D_STALE_ATTRS,
+	D_WRITEBACK_WITH_PT,
+	D_NO_PT_OPEN,
+	D_BAD_STACK_DEPTH,
+	D_NO_FALLBACK,
+	D_GLOBAL_DISABLE,
+	D_DOUBLE_CLOSE,
+	D_CLOSE_BEFORE_REPLY,
+	D_CORRUPT_READ,
+	D_IGNORE_TRUNCATE,
+	D_HANG_ON,
+	D_CRASH_ON,
+	D_FD_LEAK,
+	D_NO_CREATE_PT,
+	D_NO_TMPFILE_PT,
+	D_DIRECT_IO_FOR_O_DIRECT,
+	D_FSYNC_NOOP,
+	D_READ_ONLY_SERVER_FD,
+	D_LEAK_INODES,
+	D_IGNORE_SIGTERM,
+	D_NO_EXEC_BITS,
+	D_READDIR_DROPS_ENTRY,
+	D_SHORT_READ_EOF,
+	D_KILLPRIV_V2,
+	D_REPLY_WRONG_UNIQUE,
+	D_REPLY_SHORT,
+	D_REPLY_OVERSIZED,
+	D_REPLY_BAD_ERROR,
+	D_CLOSE_DEV_ON,
+	D_FORK_CHILDREN,
+	D_MOUNT_ELSEWHERE,
+	D_SLOW_GETXATTR,
+	D_COUNT
+};
+
+extern const char *const defect_names[D_COUNT];
+
+/* Defects that take an OPCODE argument. */
+static inline bool takes_opcode(int d)
+{
+	return d == D_HANG_ON || d == D_CRASH_ON || d == D_REPLY_WRONG_UNIQUE || d == D_REPLY_SHORT ||
+	       d == D_REPLY_OVERSIZED || d == D_REPLY_BAD_ERROR || d == D_CLOSE_DEV_ON;
+}
+
+#endif
