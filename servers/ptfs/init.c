@@ -1,5 +1,6 @@
 /* ptfs: INIT negotiation and the probes run after it (--ioctl-selfcheck, --init-report). */
 #include "ptfs.h"
+#include "defects.h"
 #include "iomode.h"
 #include "proto.h"
 #include "init.h"
@@ -142,17 +143,12 @@ int handle_init(char *buf)
 			PT_INIT_INIT_EXT;
 	if (!cfg.no_passthrough)
 		want |= PT_INIT_PASSTHROUGH;
-	if (cfg.writeback || defect(D_WRITEBACK_WITH_PT))
+	if (cfg.writeback)
 		want |= PT_INIT_WRITEBACK_CACHE;
-	/* killpriv-v2: takes over clearing setuid/setgid on writes (it saves the kernel's
-	 * GETXATTR security.capability per write) and then never does it; with passthrough
-	 * the server never even sees the writes it took the job for. */
-	if (defect(D_KILLPRIV_V2))
-		want |= PT_INIT_HANDLE_KILLPRIV_V2;
+	want = defect_on_init_flags(want);
 	uint64_t reply = want & offered;
 	uint32_t depth = (reply & PT_INIT_PASSTHROUGH) ? cfg.max_stack_depth : 0;
-	if (defect(D_BAD_STACK_DEPTH) && (reply & PT_INIT_PASSTHROUGH))
-		depth = 0;
+	depth = defect_on_init_depth(reply, depth);
 	g.replied = reply;
 	g.pt_negotiated = (reply & PT_INIT_PASSTHROUGH) != 0;
 

@@ -1,5 +1,6 @@
 /* ptfs: the inode table and the handle table. */
 #include "ptfs.h"
+#include "defects.h"
 #include "inodes.h"
 #include "iomode.h"
 
@@ -52,7 +53,7 @@ static bool inode_maybe_drop_locked(struct inode *ino)
 {
 	if (ino == &g.root || ino->nlookup > 0 || ino->nopen > 0)
 		return false;
-	if (defect(D_LEAK_INODES))
+	if (defect_on_inode_unused())
 		return false;
 	struct inode **pp = &g.buckets[bucket_of(ino->dev, ino->ino)];
 	while (*pp && *pp != ino)

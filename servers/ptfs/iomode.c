@@ -1,11 +1,12 @@
 /* ptfs: backing ids and the io-mode policy of opens. */
 #include "ptfs.h"
+#include "defects.h"
 #include "inodes.h"
 #include "iomode.h"
 
 /* ---- backing ids -------------------------------------------------------- */
 
-static int backing_open(int fd)
+int backing_open(int fd)
 {
 	struct pt_backing_map map = {.fd = fd, .flags = 0, .padding = 0};
 	int id = ioctl(g.devfd, PT_DEV_IOC_BACKING_OPEN, &map);
@@ -27,12 +28,10 @@ void backing_release(int id)
 	int rc = backing_close(id);
 	if (rc < 0)
 		logmsg("BACKING_CLOSE %d failed: %s", id, strerror(-rc));
-	if (defect(D_DOUBLE_CLOSE)) {
-		rc = backing_close(id);
-		if (rc < 0)
-			logmsg("second BACKING_CLOSE %d failed: %s (ignored)", id, strerror(-rc));
-	}
+	defect_after_backing_close(id);
 }
+
+/* ---- io modes ----------------------------------------------------------- */
 
 /*
  * Decide how a new open of an inode is served and fill the open reply.
@@ -45,45 +44,33 @@ int choose_io_mode(struct handle *h, int flags, enum open_kind kind, struct pt_o
 {
 	int accmode = flags & O_ACCMODE;
 	struct inode *ino = h->inode;
-	uint32_t pt_extra = 0;
 	bool counted_cached = true;
 	uint32_t cached_flags = 0;
 
 	memset(oo, 0, sizeof(*oo));
 	oo->fh = (uint64_t)(uintptr_t)h;
-
-	/* The defect: O_DIRECT opens answered FOPEN_DIRECT_IO without passthrough. Such an open takes
-	 * no io mode, so the kernel lets it sit beside passthrough opens, but it cannot be mapped
-	 * while the inode has a backing object (ENODEV). */
-	if (defect(D_DIRECT_IO_FOR_O_DIRECT) && (flags & O_DIRECT)) {
-		h->kind = H_UNCOUNTED;
-		oo->open_flags = PT_FOPEN_DIRECT_IO;
+	if (defect_before_io_mode(h, flags, oo))
 		return 0;
-	}
 
+	struct open_policy pol = {
+		.try_pt = g.pt_negotiated && cfg.policy != POL_CACHED && cfg.policy != POL_DIRECT,
+		.unguarded = cfg.policy == POL_BY_ACCESS,
+	};
 	if (cfg.policy == POL_PT_DIRECT) {
-		pt_extra = PT_FOPEN_DIRECT_IO;
+		pol.pt_flags = PT_FOPEN_DIRECT_IO;
 		cached_flags = PT_FOPEN_DIRECT_IO;
 		counted_cached = false;
 	}
-	if (defect(D_KEEP_CACHE_WITH_PT))
-		pt_extra |= PT_FOPEN_KEEP_CACHE;
-
-	bool try_pt = g.pt_negotiated && cfg.policy != POL_CACHED && cfg.policy != POL_DIRECT &&
-		      !defect(D_NO_PT_OPEN) && !(kind == K_CREATE && defect(D_NO_CREATE_PT)) &&
-		      !(kind == K_TMPFILE && defect(D_NO_TMPFILE_PT));
-	bool unguarded = cfg.policy == POL_BY_ACCESS || defect(D_MIXED_MODES);
-	bool keeps_trying = defect(D_WRITEBACK_WITH_PT) || defect(D_BAD_STACK_DEPTH);
-	if (unguarded && accmode == O_RDONLY)
-		try_pt = false;
-	if (atomic_load(&g.pt_refused) && !keeps_trying)
-		try_pt = false;
-	if (defect(D_GLOBAL_DISABLE) && atomic_load(&g.pt_disabled))
-		try_pt = false;
 	if (cfg.policy == POL_DIRECT) {
 		cached_flags = PT_FOPEN_DIRECT_IO;
 		counted_cached = false;
 	}
+	defect_on_open_policy(kind, &pol);
+	bool try_pt = pol.try_pt;
+	if (pol.unguarded && accmode == O_RDONLY)
+		try_pt = false;
+	if (atomic_load(&g.pt_refused))
+		try_pt = false;
 
 	/* passthrough-reads: only read-only opens ask for a backing file; an open for writing joins
 	 * the inode's backing object when the inode is in passthrough already (cached beside it
@@ -95,11 +82,9 @@ int choose_io_mode(struct handle *h, int flags, enum open_kind kind, struct pt_o
 	if (try_pt && join_only) {
 		id = ino->pt_opens > 0 ? ino->backing_id : 0;
 	} else if (try_pt) {
-		if (defect(D_BACKING_ID_PER_OPEN)) {
-			id = backing_open(h->fd);
-			if (id > 0)
-				h->own_backing_id = id;
-		} else if (!unguarded && ino->cached_opens > 0) {
+		if (defect_on_backing_id_wanted(h, &id)) {
+			/* the defect got the id */
+		} else if (!pol.unguarded && ino->cached_opens > 0) {
 			id = 0; /* never mix: this inode is in cached mode */
 		} else if (ino->backing_id > 0) {
 			id = ino->backing_id;
@@ -107,29 +92,21 @@ int choose_io_mode(struct handle *h, int flags, enum open_kind kind, struct pt_o
 			id = backing_open(h->fd);
 			if (id > 0) {
 				ino->backing_id = id;
-				if (defect(D_CLOSE_BEFORE_REPLY)) {
-					backing_release(id);
-					ino->backing_id = 0;
-				}
+				defect_on_backing_registered(ino);
 			}
 		}
 		if (id < 0) {
 			int e = -id;
-			if (defect(D_NO_FALLBACK) || keeps_trying) {
+			int fail = defect_on_backing_open_failed(e);
+			if (fail) {
 				pthread_mutex_unlock(&ino->lock);
-				if (cfg.debug || keeps_trying)
-					logmsg("BACKING_OPEN failed: %s; failing the open", strerror(e));
-				return keeps_trying ? -EIO : -e;
+				return fail;
 			}
 			if (e == EPERM) {
 				if (!atomic_exchange(&g.pt_refused, true))
 					logmsg("BACKING_OPEN: EPERM, passthrough was not granted; serving I/O without it");
-			} else {
-				if (cfg.debug)
-					logmsg("BACKING_OPEN failed: %s; this open falls back to server I/O",
-					       strerror(e));
-				if (defect(D_GLOBAL_DISABLE))
-					atomic_store(&g.pt_disabled, true);
+			} else if (cfg.debug) {
+				logmsg("BACKING_OPEN failed: %s; this open falls back to server I/O", strerror(e));
 			}
 			id = 0;
 		}
@@ -137,7 +114,7 @@ int choose_io_mode(struct handle *h, int flags, enum open_kind kind, struct pt_o
 	if (id > 0) {
 		ino->pt_opens++;
 		h->kind = H_PT;
-		oo->open_flags = PT_FOPEN_PASSTHROUGH | pt_extra;
+		oo->open_flags = PT_FOPEN_PASSTHROUGH | pol.pt_flags;
 		oo->backing_id = id;
 	} else if (counted_cached) {
 		ino->cached_opens++;
@@ -162,11 +139,10 @@ static void release_io_mode(struct handle *h)
 	pthread_mutex_lock(&ino->lock);
 	if (h->kind == H_PT) {
 		ino->pt_opens--;
-		if (h->own_backing_id > 0) {
-			backing_release(h->own_backing_id);
-			h->own_backing_id = 0;
+		if (defect_on_passthrough_release(h)) {
+			/* the defect closed the open's own id */
 		} else if (ino->pt_opens == 0 && ino->backing_id > 0 && !cfg.ids_until_forget) {
-			if (!defect(D_LEAK_BACKING_ID))
+			if (!defect_on_last_passthrough_release())
 				backing_release(ino->backing_id);
 			ino->backing_id = 0;
 		}

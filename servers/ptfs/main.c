@@ -11,6 +11,7 @@
 
 /* main.c: start-up: the command line, the mount, the workers, signals and shutdown. */
 #include "ptfs.h"
+#include "defects.h"
 #include "inodes.h"
 #include "init.h"
 #include "proto.h"
@@ -26,8 +27,6 @@ struct state g = {
 	.devfd = -1,
 	.table_lock = PTHREAD_MUTEX_INITIALIZER,
 	.handles_lock = PTHREAD_MUTEX_INITIALIZER,
-	.hang_lock = PTHREAD_MUTEX_INITIALIZER,
-	.hang_cond = PTHREAD_COND_INITIALIZER,
 	.done_pipe = {-1, -1},
 };
 
@@ -52,15 +51,7 @@ static void usage(FILE *f)
 	      "  --debug                  log requests to stderr\n"
 	      "  --version, --help\n",
 	      f);
-}
-
-static void list_defects_error(const char *name)
-{
-	fprintf(stderr, "ptfs: error: unknown defect '%s'; valid:", name);
-	for (int i = 0; i < D_COUNT; i++)
-		fprintf(stderr, " %s%s", defect_names[i], takes_opcode(i) ? " OPCODE" : "");
-	fputc('\n', stderr);
-	exit(2);
+	defect_usage(f);
 }
 
 static unsigned long parse_num(const char *opt, const char *s, int base, unsigned long max)
@@ -150,26 +141,16 @@ static void parse_args(int argc, char **argv)
 		} else if (strcmp(a, "--debug") == 0) {
 			cfg.debug = true;
 		} else if (strcmp(a, "--defect") == 0) {
-			int d = -1;
-			for (int k = 0; k < D_COUNT; k++)
-				if (strcmp(val, defect_names[k]) == 0)
-					d = k;
+			int d = defect_lookup(val);
 			if (d < 0)
-				list_defects_error(val);
-			cfg.defects |= 1ULL << d;
-			if (takes_opcode(d)) {
+				defect_unknown(val);
+			uint32_t op = 0;
+			if (defect_table[d].opcode != NO_OPCODE) {
 				if (i + 1 >= argc)
 					usage_error("--defect %s needs an OPCODE", val);
-				uint32_t op = parse_opcode(argv[++i]);
-				if (d == D_HANG_ON)
-					cfg.hang_op = op;
-				else if (d == D_CRASH_ON)
-					cfg.crash_op = op;
-				else if (d == D_CLOSE_DEV_ON)
-					cfg.close_dev_op = op;
-				else
-					cfg.malformed_op = op;
+				op = parse_opcode(argv[++i]);
 			}
+			defect_enable(d, op);
 		} else {
 			usage_error("unknown option '%s' (see --help)", a);
 		}
@@ -206,8 +187,6 @@ static void free_all(void)
 	while (g.handles.next != &g.handles) {
 		struct handle *h = g.handles.next;
 		handle_unlink(h);
-		if (h->kind == H_PT && h->own_backing_id > 0)
-			h->own_backing_id = 0;
 		handle_destroy(h);
 	}
 	for (size_t b = 0; b < NBUCKETS; b++) {
@@ -256,19 +235,7 @@ int main(int argc, char **argv)
 	if (sfd < 0 || pipe2(g.done_pipe, O_CLOEXEC) < 0 || pipe2(g.wake_pipe, O_CLOEXEC | O_NONBLOCK) < 0)
 		usage_error("cannot set up signals: %s", strerror(errno));
 
-	if (defect(D_MOUNT_ELSEWHERE)) {
-		/* the bug: a mountpoint computed from the wrong argument (the parent of the one given) */
-		static char other[PATH_MAX];
-		char *copy = strdup(cfg.mountpoint);
-		char *slash = strrchr(copy, '/');
-		if (slash)
-			*slash = 0;
-		snprintf(other, sizeof(other), "%s/elsewhere", slash && *copy ? copy : ".");
-		free(copy);
-		mkdir(other, 0700);
-		logmsg("defect mount-elsewhere: mounting at %s instead of %s", other, cfg.mountpoint);
-		cfg.mountpoint = other;
-	}
+	cfg.mountpoint = defect_on_mount(cfg.mountpoint);
 	char opts[256];
 	snprintf(opts, sizeof(opts), "fd=%d,rootmode=%o,user_id=0,group_id=0,default_permissions%s", g.devfd,
 		 src_st.st_mode & S_IFMT, cfg.no_allow_other ? "" : ",allow_other");
@@ -281,27 +248,7 @@ int main(int argc, char **argv)
 	g.root.nlookup = 1;
 	g.buckets[bucket_of(src_st.st_dev, src_st.st_ino)] = &g.root;
 
-	if (defect(D_FORK_CHILDREN)) {
-		/* helpers that detach into their own session, ignore SIGTERM and outlive the server */
-		for (int k = 0; k < 2; k++) {
-			pid_t c = fork();
-			if (c == 0) {
-				for (int fd = 3; fd < 1024; fd++)
-					close(fd);
-				setsid();
-				signal(SIGTERM, SIG_IGN);
-				signal(SIGINT, SIG_IGN);
-				signal(SIGHUP, SIG_IGN);
-				sigset_t none;
-				sigemptyset(&none);
-				sigprocmask(SIG_SETMASK, &none, NULL);
-				for (;;)
-					pause();
-			}
-			if (c > 0)
-				logmsg("defect fork-children: forked helper %d, never reaped or stopped", (int)c);
-		}
-	}
+	defect_after_mount();
 
 	char *initbuf = malloc(REQ_BUFSIZE);
 	int rc = initbuf ? handle_init(initbuf) : 1;
@@ -362,11 +309,8 @@ int main(int argc, char **argv)
 		if (pfd[0].revents) {
 			struct signalfd_siginfo si;
 			ssize_t got = read(sfd, &si, sizeof(si));
-			if (got > 0 && defect(D_IGNORE_SIGTERM) &&
-			    (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT)) {
-				logmsg("defect ignore-sigterm: ignoring signal %u", si.ssi_signo);
+			if (got > 0 && defect_on_signal(si.ssi_signo))
 				continue;
-			}
 			if (got > 0)
 				by_signal = true;
 			break;
@@ -385,10 +329,7 @@ int main(int argc, char **argv)
 		if (umount2(cfg.mountpoint, MNT_DETACH) < 0 && errno != EINVAL)
 			logmsg("umount %s: %s", cfg.mountpoint, strerror(errno));
 	}
-	pthread_mutex_lock(&g.hang_lock);
-	g.shutting_down = true;
-	pthread_cond_broadcast(&g.hang_cond);
-	pthread_mutex_unlock(&g.hang_lock);
+	defect_on_shutdown();
 	atomic_store(&stopping, true);
 	for (int i = 0; i < started; i++) {
 		/* Repeat the wake-up: a signal landing just before read() is lost. */

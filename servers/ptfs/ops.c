@@ -1,5 +1,6 @@
 /* ptfs: the opcode handlers. */
 #include "ptfs.h"
+#include "defects.h"
 #include "inodes.h"
 #include "iomode.h"
 #include "proto.h"
@@ -31,13 +32,12 @@ static void fill_attr(struct pt_attr *a, const struct stat *st)
 	a->mtimensec = st->st_mtim.tv_nsec;
 	a->ctimensec = st->st_ctim.tv_nsec;
 	a->mode = st->st_mode;
-	if (defect(D_NO_EXEC_BITS) && S_ISREG(st->st_mode))
-		a->mode &= ~(uint32_t)0111;
 	a->nlink = st->st_nlink;
 	a->uid = st->st_uid;
 	a->gid = st->st_gid;
 	a->rdev = encode_dev(st->st_rdev);
 	a->blksize = st->st_blksize;
+	defect_on_attr(a, st);
 }
 
 static int stat_inode(struct inode *ino, struct stat *st)
@@ -45,16 +45,6 @@ static int stat_inode(struct inode *ino, struct stat *st)
 	if (fstatat(ino->fd, "", st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
 		return -errno;
 	return 0;
-}
-
-static void cache_attrs(struct inode *ino, const struct stat *st)
-{
-	if (!defect(D_STALE_ATTRS))
-		return;
-	pthread_mutex_lock(&ino->lock);
-	ino->cache = *st;
-	ino->have_cache = true;
-	pthread_mutex_unlock(&ino->lock);
 }
 
 static void fill_entry(struct pt_entry_out *e, struct inode *ino, const struct stat *st)
@@ -82,7 +72,7 @@ static int do_lookup(struct inode *parent, const char *name, struct inode **out,
 	struct inode *ino = inode_get(fd, st);
 	if (!ino)
 		return -ENOMEM;
-	cache_attrs(ino, st);
+	defect_on_stat(ino, st);
 	*out = ino;
 	return 0;
 }
@@ -169,18 +159,12 @@ static void reply_attr(struct req *r, const struct stat *st)
 static void op_getattr(struct req *r, struct inode *ino)
 {
 	struct stat st;
-	if (defect(D_STALE_ATTRS)) {
-		pthread_mutex_lock(&ino->lock);
-		bool have = ino->have_cache;
-		st = ino->cache;
-		pthread_mutex_unlock(&ino->lock);
-		if (have)
-			return reply_attr(r, &st);
-	}
+	if (defect_on_getattr(ino, &st))
+		return reply_attr(r, &st);
 	int rc = stat_inode(ino, &st);
 	if (rc < 0)
 		return (void)reply_err(r, -rc);
-	cache_attrs(ino, &st);
+	defect_on_stat(ino, &st);
 	reply_attr(r, &st);
 }
 
@@ -209,7 +193,7 @@ static void op_setattr(struct req *r, struct inode *ino)
 		if (fchownat(ino->fd, "", uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
 			return (void)reply_err(r, errno);
 	}
-	if ((si->valid & PT_FATTR_SIZE) && !defect(D_IGNORE_TRUNCATE)) {
+	if ((si->valid & PT_FATTR_SIZE) && !defect_on_truncate()) {
 		rc = hfd >= 0 ? ftruncate(hfd, (off_t)si->size) : -1;
 		/* O_RDONLY|O_TRUNC opens truncate through a read-only handle */
 		if (rc < 0 && (hfd < 0 || errno == EBADF || errno == EINVAL))
@@ -244,7 +228,7 @@ static void op_setattr(struct req *r, struct inode *ino)
 	rc = stat_inode(ino, &st);
 	if (rc < 0)
 		return (void)reply_err(r, -rc);
-	cache_attrs(ino, &st);
+	defect_on_stat(ino, &st);
 	reply_attr(r, &st);
 }
 
@@ -386,16 +370,6 @@ static int server_open_flags(uint32_t flags)
 	return upgrade_wronly(f) | O_CLOEXEC;
 }
 
-static void fd_leak_defect(struct inode *ino)
-{
-	if (!defect(D_FD_LEAK))
-		return;
-	char path[64];
-	proc_path(path, sizeof(path), ino->fd);
-	if (open(path, O_RDONLY | O_CLOEXEC) < 0) { /* leaked on purpose */
-	}
-}
-
 /* Deliver an open/create reply; if it cannot be delivered, release the handle ourselves. */
 static void reply_open(struct req *r, struct handle *h, const void *p, size_t len)
 {
@@ -410,11 +384,8 @@ static void op_open(struct req *r, struct inode *ino)
 		return (void)reply_err(r, EINVAL);
 	char path[64];
 	proc_path(path, sizeof(path), ino->fd);
-	/* The defect: the server opens its own fd read-only whatever the open asks, enough for
-	 * BACKING_OPEN (the kernel reopens the backing file with the user's flags), so it never
-	 * learns that the file cannot be opened for writing (a read-only source: EROFS). */
-	bool ro_fd = defect(D_READ_ONLY_SERVER_FD) && g.pt_negotiated;
-	int fd = open(path, ro_fd ? (server_open_flags(oi->flags) & ~O_ACCMODE) | O_RDONLY : server_open_flags(oi->flags));
+	int f = server_open_flags(oi->flags);
+	int fd = open(path, defect_on_server_open(f));
 	if (fd < 0)
 		return (void)reply_err(r, errno);
 	struct handle *h = handle_new(ino, fd, H_CACHED);
@@ -430,18 +401,12 @@ static void op_open(struct req *r, struct inode *ino)
 		handle_destroy(h);
 		return (void)reply_err(r, -rc);
 	}
-	if (ro_fd && h->kind != H_PT && (oi->flags & O_ACCMODE) != O_RDONLY) {
-		/* served by the server after all: it needs an fd it can write through */
-		int wfd = open(path, server_open_flags(oi->flags));
-		if (wfd < 0) {
-			int e = errno;
-			release_handle(h);
-			return (void)reply_err(r, e);
-		}
-		close(h->fd);
-		h->fd = wfd;
+	int e = defect_on_open_served(h, f);
+	if (e) {
+		release_handle(h);
+		return (void)reply_err(r, e);
 	}
-	fd_leak_defect(ino);
+	defect_before_open_reply(ino);
 	reply_open(r, h, &oo, sizeof(oo));
 }
 
@@ -478,7 +443,7 @@ static void op_create(struct req *r, struct inode *parent, enum open_kind kind)
 		close(fd);
 		return (void)reply_err(r, ENOMEM);
 	}
-	cache_attrs(ino, &st);
+	defect_on_stat(ino, &st);
 	int rc;
 	struct handle *h = handle_new(ino, fd, H_CACHED);
 	if (!h) {
@@ -499,7 +464,7 @@ static void op_create(struct req *r, struct inode *parent, enum open_kind kind)
 		inode_forget(ino, 1);
 		return (void)reply_err(r, -rc);
 	}
-	fd_leak_defect(ino);
+	defect_before_open_reply(ino);
 	fill_entry(&out.e, ino, &st);
 	if (reply_buf(r, &out, sizeof(out)) == -ENOENT) {
 		release_handle(h);
@@ -517,14 +482,7 @@ static void op_read(struct req *r)
 	ssize_t n = pread(h->fd, r->w->out, size, (off_t)ri->offset);
 	if (n < 0)
 		return (void)reply_err(r, errno);
-	if (defect(D_CORRUPT_READ) && n > 0)
-		r->w->out[0] ^= 0x01;
-	if (defect(D_SHORT_READ_EOF) && n > 0) {
-		/* Off by one at EOF: a read that reaches the end loses its last byte. */
-		struct stat st;
-		if (fstat(h->fd, &st) == 0 && (off_t)ri->offset + n >= st.st_size)
-			n--;
-	}
+	defect_on_read(h->fd, ri->offset, r->w->out, &n);
 	reply_buf(r, r->w->out, (size_t)n);
 }
 
@@ -557,7 +515,7 @@ static void op_write(struct req *r)
 	ssize_t n = pwrite(h->fd, r->arg + sizeof(*wi), wi->size, (off_t)wi->offset);
 	if (n < 0)
 		return (void)reply_err(r, errno);
-	if ((wi->write_flags & PT_WRITE_KILL_SUIDGID) && !defect(D_KILLPRIV_V2))
+	if ((wi->write_flags & PT_WRITE_KILL_SUIDGID) && !defect_on_kill_suidgid())
 		kill_suidgid(h->fd);
 	struct pt_write_out wo = {.size = (uint32_t)n};
 	reply_buf(r, &wo, sizeof(wo));
@@ -611,8 +569,7 @@ static void op_fsync(struct req *r, bool dir)
 		return (void)reply_err(r, EINVAL);
 	struct handle *h = handle_of(fi->fh);
 	int fd = dir ? dirfd(h->dp) : h->fd;
-	/* The defect: a passthrough server "never wrote anything", so it answers FSYNC unsynced. */
-	if (defect(D_FSYNC_NOOP) && !dir)
+	if (defect_on_fsync(dir))
 		return (void)reply_err(r, 0);
 	int rc = (fi->fsync_flags & 1) ? fdatasync(fd) : fsync(fd);
 	reply_err(r, rc < 0 ? errno : 0);
@@ -640,12 +597,7 @@ static void op_getxattr(struct req *r, struct inode *ino, bool list)
 		return (void)reply_err(r, EINVAL);
 	char path[64];
 	proc_path(path, sizeof(path), ino->fd);
-	if (defect(D_SLOW_GETXATTR)) {
-		/* slow-getxattr: 4 ms per answer. The kernel asks security.capability before each write
-		 * that could remove privileges, so passthrough writes pay it once per write(2). */
-		struct timespec ts = {.tv_sec = 0, .tv_nsec = 4 * 1000 * 1000};
-		nanosleep(&ts, NULL);
-	}
+	defect_on_getxattr();
 	size_t size = gi->size > OUT_BUFSIZE ? OUT_BUFSIZE : gi->size;
 	ssize_t n = list ? listxattr(path, size ? r->w->out : NULL, size)
 			 : getxattr(path, name, size ? r->w->out : NULL, size);
@@ -691,24 +643,6 @@ static void op_opendir(struct req *r, struct inode *ino)
 	reply_open(r, h, &oo, sizeof(oo));
 }
 
-/*
- * readdir-drops-entry: peek past the entry just read; when nothing follows
- * and it is a name other than . or .., return false (drop it). Otherwise
- * rewind to before and read the entry again (the peek may have reused the
- * buffer it lives in), leaving it in h->pending.
- */
-static bool readdir_drop_check(struct handle *h, long before)
-{
-	const char *name = h->pending->d_name;
-	bool dot = strcmp(name, ".") == 0 || strcmp(name, "..") == 0;
-	errno = 0;
-	if (!dot && !readdir(h->dp) && errno == 0)
-		return false;
-	seekdir(h->dp, before);
-	h->pending = readdir(h->dp);
-	return h->pending != NULL;
-}
-
 static void op_readdir(struct req *r, struct inode *dir, bool plus)
 {
 	const struct pt_read_in *ri = (const void *)r->arg;
@@ -728,20 +662,15 @@ static void op_readdir(struct req *r, struct inode *dir, bool plus)
 	}
 	for (;;) {
 		if (!h->pending) {
-			long before = defect(D_READDIR_DROPS_ENTRY) ? telldir(h->dp) : 0;
+			long before = telldir(h->dp);
 			errno = 0;
 			h->pending = readdir(h->dp);
 			if (!h->pending) {
 				err = errno;
 				break;
 			}
-			if (defect(D_READDIR_DROPS_ENTRY) && !readdir_drop_check(h, before)) {
-				/* The last name of the listing is never emitted: the
-				 * stream stays at its end, so the next READDIR is empty. */
-				h->pending = NULL;
-				h->pos = telldir(h->dp);
+			if (defect_on_dirent(h, before))
 				break;
-			}
 		}
 		struct dirent *de = h->pending;
 		size_t namelen = strlen(de->d_name);
@@ -821,48 +750,6 @@ static void op_copy_file_range(struct req *r)
 	reply_buf(r, &wo, sizeof(wo));
 }
 
-static void hang_forever(struct req *r)
-{
-	logmsg("defect hang-on: not answering %s (unique %" PRIu64 ")", opname(r->in->opcode),
-	       r->in->unique);
-	pthread_mutex_lock(&g.hang_lock);
-	while (!g.shutting_down)
-		pthread_cond_wait(&g.hang_cond, &g.hang_lock);
-	pthread_mutex_unlock(&g.hang_lock);
-}
-
-/*
- * close-dev-on: take every /dev/fuse fd away (dup2 of /dev/null over them) and wake the other
- * workers out of their reads; they park instead of reading.  With the last reference to the
- * device files gone the kernel aborts the connection, while the process goes on running.
- */
-static void close_dev(struct req *r)
-{
-	logmsg("defect close-dev-on: closing /dev/fuse on %s (unique %" PRIu64 "), staying alive",
-	       opname(r->in->opcode), r->in->unique);
-	atomic_store(&g.dev_closed, true);
-	int nul = open("/dev/null", O_RDWR | O_CLOEXEC);
-	for (int i = 0; i < g.nworkers; i++) {
-		dup2(nul, g.workers[i].fd);
-		if (g.workers[i].tid != pthread_self())
-			pthread_kill(g.workers[i].tid, SIGUSR1);
-	}
-	dup2(nul, g.devfd);
-	close(nul);
-	/* a thread inside read() or poll() holds the device file until it returns: wake them all,
-	 * repeatedly (a signal landing just before read() is lost) */
-	char c = 1;
-	if (write(g.wake_pipe[1], &c, 1) < 0) {
-	}
-	for (int round = 0; round < 25; round++) {
-		for (int i = 0; i < g.nworkers; i++)
-			if (g.workers[i].tid != pthread_self())
-				pthread_kill(g.workers[i].tid, SIGUSR1);
-		struct timespec ts = {.tv_sec = 0, .tv_nsec = 20 * 1000 * 1000};
-		nanosleep(&ts, NULL);
-	}
-}
-
 void dispatch(struct req *r)
 {
 	const struct pt_in_header *in = r->in;
@@ -870,14 +757,8 @@ void dispatch(struct req *r)
 	if (cfg.debug)
 		logmsg("unique %" PRIu64 ": %s nodeid %" PRIu64 " len %u pid %u", in->unique, opname(op),
 		       in->nodeid, in->len, in->pid);
-	if (defect(D_CRASH_ON) && op == cfg.crash_op) {
-		logmsg("defect crash-on: aborting on %s", opname(op));
-		abort();
-	}
-	if (defect(D_HANG_ON) && op == cfg.hang_op)
-		return hang_forever(r);
-	if (defect(D_CLOSE_DEV_ON) && op == cfg.close_dev_op)
-		return close_dev(r);
+	if (defect_on_request(r))
+		return;
 
 	struct inode *ino = inode_of(in->nodeid);
 	switch (op) {

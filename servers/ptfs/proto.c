@@ -1,5 +1,6 @@
 /* ptfs: the protocol side: reading requests from /dev/fuse and writing replies. */
 #include "ptfs.h"
+#include "defects.h"
 #include "proto.h"
 #include "ops.h"
 
@@ -22,40 +23,14 @@ int reply_iov(struct req *r, int err, struct iovec *iov, int cnt)
 	oh.len = (uint32_t)len;
 	oh.error = err ? -err : 0;
 	oh.unique = r->in->unique;
-	static char junk[64];
-	if (r->in->opcode == cfg.malformed_op) {
-		if (defect(D_REPLY_WRONG_UNIQUE)) {
-			oh.unique = r->in->unique + 1000000007ULL;
-			logmsg("defect reply-wrong-unique: answering %s (unique %" PRIu64 ") as unique %" PRIu64,
-			       opname(r->in->opcode), r->in->unique, oh.unique);
-		} else if (defect(D_REPLY_BAD_ERROR)) {
-			oh.error = -1000; /* outside (-512, 0]: the kernel refuses the reply */
-			cnt = 0;
-			len = oh.len = sizeof(oh);
-			logmsg("defect reply-bad-error: answering %s with error -1000", opname(r->in->opcode));
-		} else if (defect(D_REPLY_SHORT) && cnt > 0 && err == 0) {
-			size_t body = len - sizeof(oh);
-			size_t cut = body / 2 < v[cnt].iov_len ? body / 2 : v[cnt].iov_len;
-			v[cnt].iov_len -= cut;
-			len -= cut;
-			oh.len = (uint32_t)len;
-			logmsg("defect reply-short: answering %s with %zu of %zu bytes", opname(r->in->opcode), len, len + cut);
-		} else if (defect(D_REPLY_OVERSIZED) && err == 0) {
-			v[1 + cnt].iov_base = junk;
-			v[1 + cnt].iov_len = sizeof(junk);
-			cnt++;
-			len += sizeof(junk);
-			oh.len = (uint32_t)len;
-			logmsg("defect reply-oversized: answering %s with %zu extra bytes", opname(r->in->opcode), sizeof(junk));
-		}
-	}
+	bool watched = defect_on_reply(r->in, err, &oh, v, &cnt, &len);
 	if (cfg.debug)
 		logmsg("   unique %" PRIu64 ": %s -> %s%s (%zu bytes)", r->in->unique, opname(r->in->opcode),
 		       err ? "error " : "ok", err ? (errname(err) ? errname(err) : strerror(err)) : "", len);
 	ssize_t n = writev(r->w->fd, v, 1 + cnt);
 	if (n < 0) {
 		int e = errno;
-		if ((e != ENOENT && e != ENODEV) || r->in->opcode == cfg.malformed_op)
+		if ((e != ENOENT && e != ENODEV) || watched)
 			logmsg("reply to %s failed: %s", opname(r->in->opcode), strerror(e));
 		return -e;
 	}
@@ -102,11 +77,8 @@ void *worker_main(void *arg)
 	sigaddset(&usr1, SIGUSR1);
 	pthread_sigmask(SIG_UNBLOCK, &usr1, NULL);
 	while (!atomic_load(&stopping)) {
-		if (atomic_load(&g.dev_closed)) {
-			struct timespec ts = {.tv_sec = 0, .tv_nsec = 50 * 1000 * 1000};
-			nanosleep(&ts, NULL);
+		if (defect_before_read_device())
 			continue;
-		}
 		ssize_t n = read(w->fd, w->buf, REQ_BUFSIZE);
 		if (n < 0) {
 			if (errno == EINTR || errno == EAGAIN || errno == ENOENT)

@@ -39,8 +39,6 @@
 #define OUT_BUFSIZE (MAX_WRITE + 4096)
 #define NBUCKETS 65536
 
-#include "defects.h"
-
 /* ---- configuration ------------------------------------------------------ */
 
 enum io_policy { POL_PASSTHROUGH, POL_CACHED, POL_DIRECT, POL_PT_DIRECT, POL_BY_ACCESS, POL_PT_READS };
@@ -61,19 +59,9 @@ struct config {
 	const char *selfcheck_path;
 	const char *init_report_path;
 	bool debug;
-	uint64_t defects;
-	uint32_t hang_op;
-	uint32_t crash_op;
-	uint32_t malformed_op; /* reply-* defects */
-	uint32_t close_dev_op;
 };
 
 extern struct config cfg;
-
-static inline bool defect(enum defect d)
-{
-	return (cfg.defects >> d) & 1;
-}
 
 /* ---- state -------------------------------------------------------------- */
 
@@ -93,8 +81,10 @@ struct inode {
 	int backing_id;       /* > 0 while passthrough opens live */
 	unsigned pt_opens;
 	unsigned cached_opens;
-	bool have_cache; /* stale-attrs defect */
-	struct stat cache;
+	struct {
+		bool have;
+		struct stat attrs;
+	} stale; /* stale-attrs (defects.c): the attributes GETATTR answers with */
 };
 
 enum handle_kind { H_PT, H_CACHED, H_UNCOUNTED, H_DIR };
@@ -104,7 +94,7 @@ struct handle {
 	struct inode *inode;
 	enum handle_kind kind;
 	int fd;
-	int own_backing_id; /* backing-id-per-open defect */
+	int own_backing_id; /* backing-id-per-open (defects.c): this open's own id */
 	/* directories */
 	pthread_mutex_t dlock;
 	DIR *dp;
@@ -118,25 +108,20 @@ struct state {
 	uint64_t replied;
 	bool pt_negotiated;      /* we asked for it in the INIT reply */
 	atomic_bool pt_refused;  /* BACKING_OPEN said EPERM: the kernel did not grant it */
-	atomic_bool pt_disabled; /* global-disable-on-failure defect */
 	pthread_mutex_t table_lock;
 	struct inode **buckets;
 	struct inode root;
 	pthread_mutex_t handles_lock;
 	struct handle handles; /* list head */
 	int done_pipe[2];
-	pthread_mutex_t hang_lock;
-	pthread_cond_t hang_cond;
-	bool shutting_down;
-	/* close-dev-on: the workers, so one of them can take every device fd away */
+	/* the workers, and a pipe that gets the main thread out of its poll on the device: for
+	 * close-dev-on (defects.c), which takes every device fd away */
 	struct worker *workers;
 	int nworkers;
-	atomic_bool dev_closed;
-	int wake_pipe[2]; /* close-dev-on: gets the main thread out of its poll on the device */
+	int wake_pipe[2];
 };
 
 extern struct state g;
-
 
 struct worker {
 	pthread_t tid;
