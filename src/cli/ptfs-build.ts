@@ -12,7 +12,26 @@ import type { Check } from '../platform/index.ts';
 const ROOT = path.resolve(import.meta.dirname, '../..');
 export const PTFS_DIR = path.join(ROOT, 'servers/ptfs');
 export const PTFS_BIN = path.join(PTFS_DIR, 'ptfs');
-const SOURCES = ['Makefile', 'ptfs.c', 'fuse_proto.h'];
+// the Makefile's sources (its OBJS, their headers)
+const SOURCES = [
+  'Makefile',
+  'fuse_proto.h',
+  'ptfs.h',
+  'main.c',
+  'init.c',
+  'init.h',
+  'proto.c',
+  'proto.h',
+  'ops.c',
+  'ops.h',
+  'iomode.c',
+  'iomode.h',
+  'inodes.c',
+  'inodes.h',
+  'defects.c',
+  'defects.h',
+  'util.c',
+];
 
 export class PtfsBuildError extends Error {}
 

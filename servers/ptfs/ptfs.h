@@ -1,0 +1,151 @@
+/* ptfs: what every part of the server shares (configuration, state, logging). */
+#ifndef PTFS_H
+#define PTFS_H
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/fsuid.h>
+#include <sys/mount.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/sysmacros.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+#include <sys/xattr.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fuse_proto.h"
+
+#define PTFS_VERSION "0.1.0"
+#define MAX_WRITE (1024 * 1024)
+#define MAX_PAGES (MAX_WRITE / 4096)
+#define REQ_BUFSIZE (MAX_WRITE + 8192)
+#define OUT_BUFSIZE (MAX_WRITE + 4096)
+#define NBUCKETS 65536
+
+/* ---- configuration ------------------------------------------------------ */
+
+enum io_policy { POL_PASSTHROUGH, POL_CACHED, POL_DIRECT, POL_PT_DIRECT, POL_BY_ACCESS, POL_PT_READS };
+
+struct config {
+	const char *source;
+	const char *mountpoint;
+	int threads;
+	uint64_t timeout_sec;
+	uint32_t timeout_nsec;
+	bool no_allow_other; /* mount without allow_other: only the mounter (root) may enter */
+	bool no_passthrough;
+	uint32_t max_stack_depth;
+	bool writeback;
+	enum io_policy policy;
+	bool ids_until_forget; /* --backing-ids until-forget: an inode keeps its id until the kernel forgets it */
+	uint32_t open_flags_extra;
+	const char *selfcheck_path;
+	const char *init_report_path;
+	bool debug;
+};
+
+extern struct config cfg;
+
+/* ---- state -------------------------------------------------------------- */
+
+/*
+ * One inode per backing (st_dev, st_ino): hard links share it, and with it
+ * the backing id, as the kernel's io-mode rules require.
+ */
+struct inode {
+	struct inode *hnext;
+	int fd; /* O_PATH */
+	dev_t dev;
+	ino_t ino;
+	uint64_t nlookup; /* table_lock */
+	uint64_t nopen;   /* table_lock: live file and dir handles */
+
+	pthread_mutex_t lock; /* everything below */
+	int backing_id;       /* > 0 while passthrough opens live */
+	unsigned pt_opens;
+	unsigned cached_opens;
+	struct {
+		bool have;
+		struct stat attrs;
+	} stale; /* stale-attrs (defects.c): the attributes GETATTR answers with */
+};
+
+enum handle_kind { H_PT, H_CACHED, H_UNCOUNTED, H_DIR };
+
+struct handle {
+	struct handle *prev, *next; /* handles_lock, for cleanup at exit */
+	struct inode *inode;
+	enum handle_kind kind;
+	int fd;
+	int own_backing_id; /* backing-id-per-open (defects.c): this open's own id */
+	/* directories */
+	pthread_mutex_t dlock;
+	DIR *dp;
+	off_t pos;
+	struct dirent *pending;
+};
+
+struct state {
+	int devfd;
+	uint64_t offered;
+	uint64_t replied;
+	bool pt_negotiated;      /* we asked for it in the INIT reply */
+	atomic_bool pt_refused;  /* BACKING_OPEN said EPERM: the kernel did not grant it */
+	pthread_mutex_t table_lock;
+	struct inode **buckets;
+	struct inode root;
+	pthread_mutex_t handles_lock;
+	struct handle handles; /* list head */
+	int done_pipe[2];
+	/* the workers, and a pipe that gets the main thread out of its poll on the device: for
+	 * close-dev-on (defects.c), which takes every device fd away */
+	struct worker *workers;
+	int nworkers;
+	int wake_pipe[2];
+};
+
+extern struct state g;
+
+struct worker {
+	pthread_t tid;
+	int fd;
+	bool own_fd;
+	atomic_bool exited;
+	char *buf;
+	char *out;
+};
+
+struct req {
+	struct worker *w;
+	const struct pt_in_header *in;
+	const char *arg;
+	size_t arglen;
+};
+
+/* ---- logging and small helpers (util.c) --------------------------------- */
+
+void logmsg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+const char *opname(uint32_t op);
+uint32_t parse_opcode(const char *s);
+const char *errname(int e);
+void proc_path(char *buf, size_t len, int fd);
+
+#endif
