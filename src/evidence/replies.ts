@@ -90,8 +90,18 @@ export interface BackingCall extends Base {
   id?: number;
   /** the argument could not be read */
   fault: boolean;
+  /** made by one of the servers (named with addPids/setConnection, or a process one of them forked) */
+  server?: boolean;
 }
-export type ReplyEvent = KernelRequest | KernelEnd | ServerReply | BackingCall;
+/** A server's fsync, fdatasync, syncfs or sync, seen at its exit (only the servers' calls are recorded). */
+export interface SyncCall extends Base {
+  kind: 'sync';
+  call: 'fsync' | 'fdatasync' | 'syncfs' | 'sync';
+  /** the fd argument (0 for sync) */
+  fd: number;
+  ret: number;
+}
+export type ReplyEvent = KernelRequest | KernelEnd | ServerReply | BackingCall | SyncCall;
 
 const opname = (op: number) => FUSE_OPCODES[op] ?? `FUSE_OP_${op}`;
 const hex = (s: string | undefined) => (s && s !== '-' ? Buffer.from(s, 'hex') : Buffer.alloc(0));
@@ -162,12 +172,17 @@ export function parseReplyLine(line: string): ReplyEvent | null {
         ret: Number(f[7]),
         fault: f[11] === '1',
       };
+      if (f[12] !== undefined) e.server = f[12] === '1';
       if (open) {
         e.fd = Number(f[8]);
         e.flags = Number(f[9]);
         e.padding = BigInt(f[10]!);
       } else e.id = Number(f[8]);
       return e;
+    }
+    case 'sync': {
+      if (f.length < 7 || !['fsync', 'fdatasync', 'syncfs', 'sync'].includes(f[4]!)) return null;
+      return { kind: 'sync', ts: us(f[1]!), tid: Number(f[2]), tgid: Number(f[3]), call: f[4] as SyncCall['call'], fd: Number(f[5]), ret: Number(f[6]) };
     }
   }
   return null;

@@ -245,6 +245,12 @@ function installExitHook() {
 export interface EvidenceOptions {
   /** FUSE connection number (minor of the mount's st_dev) */
   connection: number;
+  /**
+   * Where the backing ioctls and the servers' syncs come from when a reply tracer is given:
+   * `replies` (the default: its records, no tracefs instance on the syscall tracepoints) or
+   * `tracefs` (the ioctl instance, as without a tracer). FUSECERT_LEDGER_FROM sets the default.
+   */
+  ledgerFrom?: 'replies' | 'tracefs';
   /** server process ids; their threads' ioctls make the ledger */
   pids: readonly number[];
   /** free text recorded in the first marker */
@@ -428,6 +434,26 @@ class Instance {
   }
 }
 
+/**
+ * The servers' backing ioctls and syncs among a reply tracer's records, as the tracefs ioctl
+ * instance would have recorded them for the followed threads (an enter and an exit per ioctl:
+ * the tracer sees a call at its exit only, so both carry the exit's time; the ledger's ids come
+ * with attachArgs from the same records).
+ */
+export function ioEventsOf(replies: readonly ReplyEvent[]): TraceEvent[] {
+  const out: TraceEvent[] = [];
+  for (const e of replies) {
+    const c = { task: '', tid: e.tid, tgid: e.tgid, cpu: -1, source: 'ioctl' as const };
+    if (e.kind === 'backing' && e.server) {
+      out.push({ ...c, kind: 'ioctl_enter', ts: e.enterTs, fd: e.devfd, cmd: e.cmd === 'open' ? BACKING_OPEN_CMD : BACKING_CLOSE_CMD, arg: 0n });
+      out.push({ ...c, kind: 'ioctl_exit', ts: e.exitTs, ret: e.ret });
+    } else if (e.kind === 'sync') {
+      out.push({ ...c, kind: 'other', ts: e.ts, event: 'syscall', body: `sys_${e.call}(${e.call === 'sync' ? '' : `fd: 0x${e.fd.toString(16)}`})` });
+    }
+  }
+  return out;
+}
+
 function mergeByTime(a: readonly TraceEvent[], b: readonly TraceEvent[]): TraceEvent[] {
   const out: TraceEvent[] = [];
   let i = 0;
@@ -460,6 +486,10 @@ export class EvidenceSession {
   ledgerUnavailable?: string;
   /** what the server answered (BPF), when a tracer was handed to open() */
   readonly replies: ReplyTracer | null = null;
+  /** the ledger's ioctls and the servers' syncs come from the reply tracer's records (no ioctl instance) */
+  private ioFromReplies = false;
+  /** reply events already returned by flush() */
+  private repliesFlushed = 0;
 
   private constructor(connection: number, instancePath: string) {
     this.connection = connection;
@@ -515,6 +545,11 @@ export class EvidenceSession {
   }
 
   private async setup(opts: EvidenceOptions, base: string, name: string, ioctl: boolean) {
+    // With a reply tracer the backing ioctls and syncs are its records: a tracefs instance on the
+    // syscall tracepoints beside the tracer's programs cost ~7 % more of an open/close cycle
+    // (bench/evidence-overhead.ts LEDGER_FROM=tracefs), for the same calls.
+    this.ioFromReplies = !!this.replies && (opts.ledgerFrom ?? (process.env.FUSECERT_LEDGER_FROM === 'tracefs' ? 'tracefs' : 'replies')) === 'replies';
+    if (this.ioFromReplies) ioctl = false;
     const req = (this.req = await this.makeInstance(path.join(base, name), 'requests', opts, opts.bufferKb ?? 16384));
     for (const ev of ['fuse_request_send', 'fuse_request_end']) {
       await req.writeAsync(`events/fuse/${ev}/filter`, `connection == ${this.connection}`);
@@ -522,7 +557,9 @@ export class EvidenceSession {
     }
     req.write('tracing_on', '1');
 
-    if (!ioctl) {
+    if (this.ioFromReplies) {
+      this.pids.push(...opts.pids);
+    } else if (!ioctl) {
       this.ledgerUnavailable = 'kernel has no syscalls:sys_enter_ioctl/sys_exit_ioctl tracepoints (CONFIG_FTRACE_SYSCALLS)';
     } else {
       const io = (this.io = await this.makeInstance(path.join(base, name + '-ioctl'), 'ioctl', opts, opts.ioctlBufferKb ?? 4096, new ThreadFollower()));
@@ -574,7 +611,10 @@ export class EvidenceSession {
 
   private setPids(pids: readonly number[]) {
     const io = this.io;
-    if (!io) return;
+    if (!io) {
+      if (this.ioFromReplies) this.pids.push(...pids); // the tracer follows them (addPids)
+      return;
+    }
     this.pids.push(...pids);
     // marker first, then the listing: a thread created in between shows as a fork of a listed one
     const marker = io.follower!.nextMarker();
@@ -612,14 +652,29 @@ export class EvidenceSession {
     if (this.closed) throw new Error('EvidenceSession is closed');
     if (this.reader) await this.reader.take();
     const a = this.req ? this.req.drain(!this.reader) : [];
-    const b = this.io ? this.io.drain(!this.reader) : [];
+    let b = this.io ? this.io.drain(!this.reader) : [];
     this.checkLoss();
+    if (this.ioFromReplies) {
+      await this.repliesForLedger();
+      const all = this.replies!.events;
+      b = ioEventsOf(all.slice(this.repliesFlushed));
+      this.repliesFlushed = all.length;
+    }
     return mergeByTime(a, b);
   }
 
-  /** All events read so far, both instances merged in time order. */
+  /** All events read so far, both instances (or the requests and the tracer's calls) merged in time order. */
   events(): TraceEvent[] {
-    return mergeByTime(this.req?.events ?? [], this.io?.events ?? []);
+    return mergeByTime(this.req?.events ?? [], this.ioFromReplies ? ioEventsOf(this.replies!.events) : (this.io?.events ?? []));
+  }
+
+  /**
+   * Flush the tracer for a ledger made of its records: one that stopped or lost records cannot
+   * say which backing calls were made, and a window without them would pass what it cannot see.
+   */
+  private async repliesForLedger(): Promise<void> {
+    if (!(await this.flushReplies())) throw new EvidenceUnavailableError(`backing ledger unavailable: reply evidence ${this.repliesError ?? 'stopped'}`);
+    if (this.replies!.lost > 0) throw new EvidenceLostError('the reply tracer', { 'lost records': this.replies!.lost });
   }
 
   /**
@@ -661,18 +716,23 @@ export class EvidenceSession {
       return { evs: all.slice(i + 1, j), b: all[i], e: all[j] };
     };
     const r = slice(this.req, from.req);
-    const io = slice(this.io, from.io);
-    const events = mergeByTime(r.evs, io.evs);
     const startTs = r.b!.ts;
     const endTs = r.e!.ts;
-    const ledger = new BackingLedger(events, this.connection);
     let replies: ReplyEvent[] = [];
     let timeline: () => Timeline | null = () => null;
-    if (this.replies && (await this.flushReplies())) {
-      const all = this.replies.events;
-      const upTo = all.length;
+    let ioEvents = slice(this.io, from.io).evs;
+    // a ledger from the tracer's records: the flush after the end marker flushed the tracer too
+    const haveReplies = this.ioFromReplies || (!!this.replies && (await this.flushReplies()));
+    if (haveReplies) {
       // the window's events came in with this flush or the one before it began: no scan of the session's history
-      replies = all.slice(repliesFrom).filter((e) => e.ts >= startTs && e.ts <= endTs);
+      replies = this.replies!.events.slice(repliesFrom).filter((e) => e.ts >= startTs && e.ts <= endTs);
+      if (this.ioFromReplies) ioEvents = ioEventsOf(replies);
+    }
+    const events = mergeByTime(r.evs, ioEvents);
+    const ledger = new BackingLedger(events, this.connection);
+    if (haveReplies) {
+      const all = this.replies!.events;
+      const upTo = all.length;
       ledger.attachArgs(replies.filter((e): e is BackingCall => e.kind === 'backing'));
       let built: Timeline | undefined;
       timeline = () => (built ??= new Timeline(all.slice(0, upTo), this.connection, this.serverPids()));
@@ -718,8 +778,10 @@ export class EvidenceSession {
 
   /** The backing-id ledger of everything read so far (call flush() first for the latest). */
   ledger(): BackingLedger {
-    if (!this.io) throw new EvidenceUnavailableError(`backing ledger unavailable: ${this.ledgerUnavailable}`);
-    return new BackingLedger(this.events(), this.connection);
+    if (!this.io && !this.ioFromReplies) throw new EvidenceUnavailableError(`backing ledger unavailable: ${this.ledgerUnavailable}`);
+    const l = new BackingLedger(this.events(), this.connection);
+    if (this.ioFromReplies) l.attachArgs(this.replies!.events.filter((e): e is BackingCall => e.kind === 'backing'));
+    return l;
   }
 
   /** The raw lines read so far from both instances, merged in time order (keepRaw only). */
@@ -742,6 +804,7 @@ export class EvidenceSession {
     this.req?.events.splice(0);
     this.io?.events.splice(0);
     this.replies?.forget();
+    this.repliesFlushed = 0;
   }
 
   /** instances removed (and their registration forgotten) */

@@ -29,6 +29,15 @@ enum rec_kind {
 	REC_KREQ = 4,
 	REC_KEND = 5,
 	REC_BATCH = 6,
+	REC_SYNC = 7,
+};
+
+/* Which call a REC_SYNC record is (the `sync` line names it). */
+enum sync_call {
+	SYNC_FSYNC = 0,
+	SYNC_FDATASYNC = 1,
+	SYNC_SYNCFS = 2,
+	SYNC_SYNC = 3,
 };
 
 #define KREQ_ARG_MAX 96	 /* bytes of the request's first input argument kept */
@@ -78,6 +87,22 @@ struct rec_ioctl {
 	__u64 a; /* BACKING_OPEN: map.fd (s32); BACKING_CLOSE: id */
 	__u64 b; /* BACKING_OPEN: map.flags */
 	__u64 c; /* BACKING_OPEN: map.padding */
+	__u32 server; /* 1: made by one of the servers (`pid`, or a process they forked since) */
+	__u32 pad;
+};
+
+/*
+ * A server's fsync, fdatasync, syncfs or sync, at its exit (RW-014: a FUSE_FSYNC must reach the
+ * backing file): only the servers' calls are recorded.
+ */
+struct rec_sync {
+	__u32 kind;
+	__u32 tid;
+	__u32 tgid;
+	__u32 call; /* enum sync_call */
+	__u64 ts_ns;
+	__s64 ret;
+	__u64 fd; /* the fd argument (none for sync) */
 };
 
 /* What the kernel-side records share: who, when, which request of which connection. */
