@@ -14,28 +14,46 @@ export class ManifestError extends Error {
   }
 }
 
+/**
+ * The claims, each field as written (no defaults): a variant's `claims` are these, all optional,
+ * and override only what they name. (Zod 4 applies a default inside an optional field, so a
+ * `.partial()` of the defaulted schema below would reset every unnamed claim of a variant to its
+ * default: `xattrs: true` of the manifest became false in its variants.)
+ */
+const claimFields = {
+  passthrough: z.boolean(),
+  mirror: z.boolean(),
+  xattrs: z.boolean(),
+  exec: z.boolean(),
+  /** How long a change made behind the server's back may stay invisible (ATT-008). */
+  attrTimeoutMs: z.number().int().nonnegative(),
+  /**
+   * Passthrough opens carry FOPEN_DIRECT_IO too: read and write go to the server by design and
+   * only mmap uses the backing file (SPEC §4), so the no-FUSE_READ/WRITE clauses do not apply.
+   */
+  directIo: z.boolean(),
+  /**
+   * Which opens the server answers in passthrough: every open (rw), only O_RDONLY opens (ro)
+   * or only O_WRONLY opens (wo), as mergerfs's passthrough.io offers. The others may be served
+   * by the server, so the clauses that expect passthrough for them do not apply; an open that
+   * joins an inode already in passthrough still must (the kernel refuses mixed io modes).
+   */
+  passthroughIo: z.enum(['rw', 'ro', 'wo']),
+};
+
 const Claims = z
   .object({
-    passthrough: z.boolean(),
-    mirror: z.boolean().default(true),
-    xattrs: z.boolean().default(false),
-    exec: z.boolean().default(true),
-    /** How long a change made behind the server's back may stay invisible (ATT-008). */
-    attrTimeoutMs: z.number().int().nonnegative().optional(),
-    /**
-     * Passthrough opens carry FOPEN_DIRECT_IO too: read and write go to the server by design and
-     * only mmap uses the backing file (SPEC §4), so the no-FUSE_READ/WRITE clauses do not apply.
-     */
-    directIo: z.boolean().default(false),
-    /**
-     * Which opens the server answers in passthrough: every open (rw), only O_RDONLY opens (ro)
-     * or only O_WRONLY opens (wo), as mergerfs's passthrough.io offers. The others may be served
-     * by the server, so the clauses that expect passthrough for them do not apply; an open that
-     * joins an inode already in passthrough still must (the kernel refuses mixed io modes).
-     */
-    passthroughIo: z.enum(['rw', 'ro', 'wo']).default('rw'),
+    passthrough: claimFields.passthrough,
+    mirror: claimFields.mirror.default(true),
+    xattrs: claimFields.xattrs.default(false),
+    exec: claimFields.exec.default(true),
+    attrTimeoutMs: claimFields.attrTimeoutMs.optional(),
+    directIo: claimFields.directIo.default(false),
+    passthroughIo: claimFields.passthroughIo.default('rw'),
   })
   .strict();
+
+const VariantClaims = z.object(claimFields).partial().strict();
 
 const Expectation = z
   .object({
@@ -64,7 +82,7 @@ function isRegExp(s: string): boolean {
 const Variant = z
   .object({
     args: z.array(z.string()).default([]),
-    claims: Claims.partial().default({}),
+    claims: VariantClaims.default({}),
     description: z.string().optional(),
   })
   .strict();

@@ -1,7 +1,7 @@
 import { describe, expect, test } from 'vitest';
 import { readFileSync, readdirSync, existsSync } from 'node:fs';
 import path from 'node:path';
-import { parseManifest, ManifestError, substitute, loadServer } from './index.ts';
+import { parseManifest, ManifestError, substitute, loadServer, resolveServer } from './index.ts';
 
 const good = {
   name: 'x',
@@ -31,6 +31,14 @@ describe('manifest schema', () => {
     expect(parse({ ...good, claims: { passthrough: true, passthroughIo: 'wo' } }).claims.passthroughIo).toBe('wo');
     const e = errorOf({ ...good, claims: { passthrough: true, passthroughIo: 'reads' } });
     expect(e.field).toBe('claims.passthroughIo');
+  });
+  test("a variant's claims override only the claims it names", () => {
+    const m = parse({ ...good, claims: { passthrough: true, xattrs: true, mirror: false }, variants: { np: { claims: { passthrough: false } } } });
+    expect(m.variants.np!.claims).toEqual({ passthrough: false });
+    // command[0] /bin/sh exists everywhere: only the claims matter here
+    const spec = resolveServer({ ...m, command: ['/bin/sh', '{mountpoint}'] }, '/m/manifest.json', 'np');
+    expect([spec.claims.passthrough, spec.claims.xattrs, spec.claims.mirror]).toEqual([false, true, false]);
+    expect(errorOf({ ...good, variants: { np: { claims: { passthrough: 'no' } } } }).field).toBe('variants.np.claims.passthrough');
   });
   test('claims.fallback, no longer a claim, is refused with the reason', () => {
     const e = errorOf({ ...good, claims: { passthrough: true, fallback: true } });
