@@ -39,6 +39,13 @@ const claimFields = {
    * joins an inode already in passthrough still must (the kernel refuses mixed io modes).
    */
   passthroughIo: z.enum(['rw', 'ro', 'wo']),
+  /**
+   * How the server takes requests and answers them: `dev`, read(2)/write(2) on /dev/fuse, or
+   * `io_uring`, FUSE over io_uring (the FUSE_OVER_IO_URING INIT flag, then ring entries; Linux
+   * 6.14+ with CONFIG_FUSE_IO_URING). A run certifying an io_uring claim turns the fuse module's
+   * enable_uring on for its duration (src/mount/uring-param.ts); NEG-007 checks the claim.
+   */
+  transport: z.enum(['dev', 'io_uring']),
 };
 
 const Claims = z
@@ -50,6 +57,7 @@ const Claims = z
     attrTimeoutMs: claimFields.attrTimeoutMs.optional(),
     directIo: claimFields.directIo.default(false),
     passthroughIo: claimFields.passthroughIo.default('rw'),
+    transport: claimFields.transport.default('dev'),
   })
   .strict();
 
@@ -230,6 +238,16 @@ export function resolveServer(manifest: Manifest, file: string, variant: string 
  */
 function expectForVariant(expect: Expectation[], variant: string): Expectation[] {
   return expect.filter((e) => parseKey(e.clause).variant === variant).map((e) => ({ ...e, clause: formatKey({ ...parseKey(e.clause), variant: undefined }) }));
+}
+
+/**
+ * Whether certifying this spec needs FUSE over io_uring: it claims the transport, or (the manifest
+ * as a whole: its variants run too) one of its variants does.
+ */
+export function needsIoUring(spec: ServerSpec): boolean {
+  if (spec.claims.transport === 'io_uring') return true;
+  if (spec.variant) return false;
+  return Object.values(spec.manifest.variants).some((v) => (v.claims.transport ?? spec.manifest.claims.transport) === 'io_uring');
 }
 
 export function substitute(argv: string[], source: string, mountpoint: string, scratch = ''): string[] {
