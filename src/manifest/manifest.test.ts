@@ -44,12 +44,21 @@ describe('manifest schema', () => {
     expect(parse(good).claims.transport).toBe('dev');
     expect(errorOf({ ...good, claims: { passthrough: true, transport: 'uring' } }).field).toBe('claims.transport');
     expect(errorOf({ ...good, variants: { u: { claims: { transport: 'ring' } } } }).field).toBe('variants.u.claims.transport');
-    const m = parse({ ...good, command: ['/bin/sh', '{mountpoint}'], variants: { u: { args: ['-o', 'io_uring'], claims: { transport: 'io_uring' } }, np: { claims: { passthrough: false } } } });
+    const m = parse({
+      ...good,
+      command: ['/bin/sh', '{mountpoint}'],
+      variants: { u: { args: ['-o', 'io_uring'], claims: { transport: 'io_uring' } }, np: { claims: { passthrough: false } } },
+    });
     const spec = (v: string | null) => resolveServer(m, '/m/manifest.json', v);
     expect([spec('u').claims.transport, spec('np').claims.transport, spec(null).claims.transport]).toEqual(['io_uring', 'dev', 'dev']);
     // the whole manifest needs io_uring (its variants run too); a variant alone only if it claims it
     expect([needsIoUring(spec(null)), needsIoUring(spec('u')), needsIoUring(spec('np'))]).toEqual([true, true, false]);
-    const ring = parse({ ...good, command: ['/bin/sh', '{mountpoint}'], claims: { passthrough: true, transport: 'io_uring' }, variants: { np: { claims: { passthrough: false } } } });
+    const ring = parse({
+      ...good,
+      command: ['/bin/sh', '{mountpoint}'],
+      claims: { passthrough: true, transport: 'io_uring' },
+      variants: { np: { claims: { passthrough: false } } },
+    });
     expect(resolveServer(ring, '/m/manifest.json', 'np').claims.transport).toBe('io_uring'); // inherited
     expect(needsIoUring(resolveServer(parse({ ...good, command: ['/bin/sh', '{mountpoint}'] }), '/m/manifest.json', null))).toBe(false);
   });

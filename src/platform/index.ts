@@ -141,7 +141,10 @@ export async function probe(): Promise<Platform> {
     {
       name: 'FUSE over io_uring',
       ok: enableUring !== null,
-      value: enableUring === null ? 'absent' : `enable_uring=${enableUring}${enableUring === 'Y' ? '' : ' (a run certifying claims.transport io_uring turns it on for its duration)'}`,
+      value:
+        enableUring === null
+          ? 'absent'
+          : `enable_uring=${enableUring}${enableUring === 'Y' ? '' : ' (a run certifying claims.transport io_uring turns it on for its duration)'}`,
       fix: 'only servers claiming transport io_uring need it: a kernel 6.14+ built with CONFIG_FUSE_IO_URING=y',
     },
     {
