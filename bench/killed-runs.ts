@@ -2,6 +2,7 @@
 // within 5 s of its death, without starting another run (issues 14 and 25).
 //   npx tsx bench/killed-runs.ts [N=30] [--family RW,BKG,MAP,IOM] [--signals INT,TERM,KILL]
 //        [--phase any,traced] [--from 2] [--to 14] [--window 5] [--trace] [--kernel uml:6.12]
+//        [--server MANIFEST[@VARIANT]]
 // --phase picks the moment of each run at random from the list: `any` from..to seconds after the
 // start; `traced` 0..window seconds after the run's first tracefs instance appeared (the start of
 // the evidence sessions: workers open theirs at once, each starting a tracer, a server and two
@@ -9,6 +10,9 @@
 // writes its cleanup trace (FUSECERT_CLEANUP_LOG), kept for a dirty run and named in its row.
 // --kernel: the runs certify inside that UML guest (issue 22); what the guest leaves is the
 // kernel's processes (they inherit the host run's FUSECERT_STATE_DIR) and the control directory.
+// --server (default servers/ptfs/manifest.json): e.g. servers/passthrough_hp/manifest.json@io-uring
+// (PASSTHROUGH_HP set), whose runs hold the fuse module's enable_uring: a hold or a changed value
+// left behind counts as `kernel parameter`.
 import { parseArgs } from 'node:util';
 import { killRun, type KilledRun, type Phase } from '../src/selftest/killrun.ts';
 
@@ -23,6 +27,7 @@ const { values, positionals } = parseArgs({
     window: { type: 'string', default: '5' },
     trace: { type: 'boolean', default: false },
     kernel: { type: 'string' },
+    server: { type: 'string', default: 'servers/ptfs/manifest.json' },
   },
 });
 const n = Number(positionals[0] ?? 30);
@@ -43,7 +48,7 @@ for (let i = 0; i < n; i++) {
   let r: KilledRun;
   try {
     const kernel = values.kernel ? ['--kernel', values.kernel] : [];
-    r = await killRun(['run', ...kernel, '--server', 'servers/ptfs/manifest.json', '--family', values.family!], {
+    r = await killRun(['run', ...kernel, '--server', values.server!, '--family', values.family!], {
       phase,
       afterMs: at,
       signal,
@@ -56,7 +61,7 @@ for (let i = 0; i < n; i++) {
   }
   runs.push(r);
   for (const l of r.left) {
-    const kind = l.startsWith('bpf program') ? 'bpf program' : l.split(' ')[0]!;
+    const kind = l.startsWith('bpf program') ? 'bpf program' : l.startsWith('kernel parameter') ? 'kernel parameter' : l.split(' ')[0]!;
     kinds.set(kind, (kinds.get(kind) ?? 0) + 1);
   }
   const what = r.cleanMs !== null ? `(clean after ${r.cleanMs} ms)` : `: ${r.left.join(', ')}${r.traceFile ? `  [trace ${r.traceFile}]` : ''}`;

@@ -1,7 +1,7 @@
-import { stat, readFile, writeFile, open } from 'node:fs/promises';
-import { clause, useMount, check, fail, errnoOf, expectBytes, pattern, loadTree } from '../src/harness/index.ts';
+import { stat, readFile, writeFile, open, readdir } from 'node:fs/promises';
+import { clause, useMount, forEachVariant, runContext, check, fail, errnoOf, expectBytes, pattern, loadTree } from '../src/harness/index.ts';
 import { requestsDuring, windowSummary, probeNegotiation, probeStackDepth } from '../src/harness/index.ts';
-import { countOf, wire } from '../src/evidence/index.ts';
+import { countOf, wire, type RequestRecord } from '../src/evidence/index.ts';
 import { grantedByInit } from '../src/diagnosis/index.ts';
 import { O } from '../src/sys/index.ts';
 
@@ -255,4 +255,91 @@ clause({
       `BACKING_OPEN of an overlayfs file through the server's connection gave ${depth.result}: expected ELOOP (depth 1) or an id (depth 2)`,
     );
   },
+});
+
+// ---------------------------------------------------------------------------------------
+// NEG-007: the transport. Which one carried a request is the kernel's fact (FR_URING in the
+// request's flags at its end, read by the reply tracer), never the server's word: libfuse asked for
+// io_uring falls back to /dev/fuse without a word when the kernel does not offer it.
+
+const OVER_IO_URING = BigInt(wire.INIT_BIT.OVER_IO_URING!);
+/** Did the kernel offer FUSE_OVER_IO_URING in its INIT request (fuse_init_in flags/flags2 at 12/16)? */
+const offeredUring = (init: RequestRecord | undefined): boolean | null => {
+  const a = init?.send?.arg;
+  if (!a || a.length < 20) return null;
+  const flags64 = BigInt(a.readUInt32LE(12)) | (BigInt(a.readUInt32LE(16)) << 32n);
+  return ((flags64 >> OVER_IO_URING) & 1n) === 1n;
+};
+const names = (rs: RequestRecord[]) => rs.map((r) => `${r.opname.replace('FUSE_', '')} ${r.unique}`).join(', ');
+
+forEachVariant({}, (vm) => {
+  clause({
+    id: 'NEG-007',
+    level: 'MUST',
+    title: 'the transport the server claims serves its requests',
+    mount: vm,
+    requires: ['root'],
+    body: async (t) => {
+      // lookups, getattr, open/read/flush/release, create/write, readdir: the requests every suite makes
+      const f = tree.files.find((x) => x.size > 0 && x.size < 65536)!;
+      expectBytes(await readFile(vm.path(f.path)), pattern(f.seed, f.size), `read of ${f.path}`);
+      await writeFile(vm.path('neg-007.bin'), pattern(207, 8192));
+      await stat(vm.path('neg-007.bin'));
+      await readdir(vm.mountpoint);
+      const claimed = vm.claims.transport;
+      // a kernel without FUSE over io_uring has one transport: a dev claim holds without evidence
+      if (claimed === 'dev' && runContext().platform.fuseIoUring === false) {
+        t.note('served', 'this kernel has no FUSE over io_uring: every request travels over /dev/fuse');
+        return;
+      }
+      const tl = await vm.evidence?.timeline();
+      if (!tl)
+        return t.skip(
+          'environment',
+          `${vm.repliesError ?? vm.evidence?.repliesError ?? 'reply evidence unavailable: no reply tracer'} (only the reply evidence shows which transport carried a request)`,
+        );
+      const c = tl.transports();
+      const offered = offeredUring(tl.requests.find((r) => r.opname === 'FUSE_INIT'));
+      const asked = tl.init?.init ? ((tl.init.init.flags64 >> OVER_IO_URING) & 1n) === 1n : null;
+      t.note('transport', {
+        claimed,
+        init: c.init,
+        ring: c.ring,
+        dev: c.dev,
+        unanswered: c.unanswered,
+        unknown: c.unknown,
+        kernelOffered: offered,
+        serverAsked: asked,
+      });
+      if (c.ring + c.dev === 0) {
+        if (c.unknown > 0)
+          return t.skip(
+            'environment',
+            `the reply tracer does not say which transport carried a request (${c.unknown} ends without it): rebuild it (make -C src/evidence/replies)`,
+          );
+        fail(`no request of connection ${vm.connection} ended after INIT (${c.unanswered} ended without a reply): nothing to tell the transport by`);
+      }
+      const total = c.ring + c.dev;
+      const init = `INIT: the kernel ${offered === null ? 'may have offered' : offered ? 'offered' : 'did not offer'} FUSE_OVER_IO_URING, the server's reply ${asked === null ? 'was not seen' : asked ? 'asked for it' : 'did not ask for it'}`;
+      if (claimed === 'io_uring' && c.dev > 0)
+        fail(
+          `the server claims transport io_uring, but ${c.dev} of ${total} requests after INIT ended over /dev/fuse (${names(c.firstDev)}${c.dev > c.firstDev.length ? ', ...' : ''}) and ${c.ring} over the ring; ${init}` +
+            (offered === false
+              ? ': the kernel offers it only while the fuse module parameter enable_uring is Y (a fusecert run certifying an io_uring claim sets it)'
+              : asked === false
+                ? ': a libfuse server asks for it only with -o io_uring, and otherwise serves /dev/fuse without a word'
+                : c.ring === 0
+                  ? ': the server asked for it but never registered its ring entries (or the registration failed): the kernel served /dev/fuse'
+                  : ''),
+        );
+      if (claimed === 'dev' && c.ring > 0)
+        fail(
+          `the server claims transport dev (/dev/fuse), but ${c.ring} of ${total} requests after INIT ended over an io_uring ring (${names(c.firstRing)}${c.ring > c.firstRing.length ? ', ...' : ''}); ${init}: claim transport io_uring in its manifest`,
+        );
+      t.note(
+        'served',
+        `${total} requests after INIT, every one over ${claimed === 'io_uring' ? 'the io_uring ring' : '/dev/fuse'} (INIT over ${c.init ?? '?'})`,
+      );
+    },
+  });
 });

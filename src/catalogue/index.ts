@@ -52,6 +52,7 @@ export const CLAUSES: Clause[] = [
   c('NEG-004', 'MUST', 'reads of a passthrough-opened regular file send no FUSE_READ', 'requests: FUSE_READ count'),
   c('NEG-005', 'MUST', 'writes to a passthrough-opened regular file send no FUSE_WRITE', 'requests: FUSE_WRITE count'),
   c('NEG-006', 'INFO', 'negotiated stack depth (1 or 2)', 'borrowed-fd BACKING_OPEN of an overlayfs file'),
+  c('NEG-007', 'MUST', 'the transport the server claims serves its requests', 'reply evidence: the transport of each request at its end (FR_URING)'),
 
   c('BKG-001', 'MUST', 'every passthrough open is served by a live backing id (no EIO on open/create)', 'errno of open, ledger'),
   c('BKG-002', 'MUST', 'concurrent opens of one inode share one backing object', 'errno, bytes'),

@@ -7,7 +7,7 @@ import { statSync, openSync, closeSync, unlinkSync, readFileSync, writeFileSync 
 import { CLAUSES, isClauseId } from '../catalogue/index.ts';
 import { loadServer, parseManifest, ManifestError, type ServerSpec } from '../manifest/index.ts';
 import { probe, fatalProblems, formatChecks } from '../platform/index.ts';
-import { runServer, resolveReference, suiteFiles, sweepDeadRuns, EnvironmentError, VERSION, type RunOptions } from './run.ts';
+import { runServer, resolveReference, suiteFiles, sweepDeadRuns, checkTransport, EnvironmentError, VERSION, type RunOptions } from './run.ts';
 import { writeComparison, loadResults, ResultsInputError } from '../report/compare.ts';
 import { explainText, matchingResults } from './explain.ts';
 import { expectEntries, mergeExpect } from '../report/expect.ts';
@@ -250,6 +250,7 @@ async function certifyHere(
   const platform = await probe();
   const fatal = fatalProblems(platform);
   if (fatal.length) throw new EnvironmentError(fatal.map((c) => `${c.name}: ${c.value}: ${c.fix}`).join('; '));
+  for (const spec of specs) checkTransport(spec, platform);
   const reference = resolveReference();
   // what dead runs left (another run's, not this one's): marked, so that a reader of stderr tells
   // the sweep's report from this run's own errors

@@ -4,7 +4,7 @@
 // scripts are not relied on: npm gates them, `--ignore-scripts` skips them, and the installing
 // user may have no compiler). So `fusecert run` builds what is missing, and `fusecert build-ptfs`
 // builds both on demand.
-import { copyFileSync, existsSync, mkdtempSync, renameSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, renameSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { execa } from 'execa';
 import type { Check } from '../platform/index.ts';
@@ -119,10 +119,23 @@ export async function ensurePtfs(log: (line: string) => void): Promise<void> {
  * Before a run: build the reply tracer when it is missing. Without it the run goes on without
  * reply evidence (failures name what the user saw, not the reply that caused it), and says so.
  */
+/** The tracer binary is older than one of its sources (a checkout updated since it was built). */
+function tracerStale(): boolean {
+  try {
+    const built = statSync(TRACER_BIN).mtimeMs;
+    return TRACER_SOURCES.some((f) => statSync(path.join(TRACER_DIR, f)).mtimeMs > built);
+  } catch {
+    return false;
+  }
+}
+
 export async function ensureTracer(log: (line: string) => void): Promise<void> {
-  if (existsSync(TRACER_BIN) || process.getuid?.() !== 0) return;
+  const stale = tracerStale();
+  if ((existsSync(TRACER_BIN) && !stale) || process.getuid?.() !== 0) return;
   if (missingTracerTools().length) return; // the run's reply-evidence line names what is missing
-  log(`fusecert: the reply tracer is not built: building ${path.relative(process.cwd(), TRACER_BIN) || TRACER_BIN} (clang, libbpf)`);
+  log(
+    `fusecert: the reply tracer is ${stale ? 'older than its sources: rebuilding' : 'not built: building'} ${path.relative(process.cwd(), TRACER_BIN) || TRACER_BIN} (clang, libbpf)`,
+  );
   try {
     await buildTracer();
   } catch (e) {

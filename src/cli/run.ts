@@ -4,8 +4,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
 import { FAMILIES, isClauseId, type Family } from '../catalogue/index.ts';
-import { loadServer, type ServerSpec } from '../manifest/index.ts';
-import type { Platform } from '../platform/index.ts';
+import { loadServer, needsIoUring, type ServerSpec } from '../manifest/index.ts';
+import { NO_FUSE_IO_URING, type Platform } from '../platform/index.ts';
 import {
   useRegistry,
   useCleanupTrace,
@@ -16,8 +16,10 @@ import {
   abortConnection,
   alive,
   pidsWhere,
+  register,
   type Resource,
 } from '../mount/index.ts';
+import { holdUring, releaseUring, selfHolder, sweepUringHolds, UringParamError } from '../mount/uring-param.ts';
 import { RunGuard, sweepRun, cgroupOf, cgroup2Root, fusecertDirs, type RunState } from '../mount/guardian.ts';
 import { sweepStaleInstances } from '../evidence/index.ts';
 import type { RunContext } from '../harness/context.ts';
@@ -132,7 +134,9 @@ export async function runServer(spec: ServerSpec, reference: ServerSpec | null, 
   const run = await timed('state', openRunState);
   let collector: ClauseCollector;
   let version: string;
+  let uring: ReturnType<typeof holdUringForRun> = null;
   try {
+    uring = holdUringForRun(spec, platform);
     await timed('preflight', () => preflight(spec));
     version = await timed('version', () => serverVersion(spec));
     run.handContext(runContextFor(spec, reference, platform, opts, outDir));
@@ -150,11 +154,50 @@ export async function runServer(spec: ServerSpec, reference: ServerSpec | null, 
     throw e;
   }
   carryFacts('out', path.dirname(run.registryDir), spec.name);
+  if (uring) for (const l of uring.release()) traceCleanup(`runner: ${l}`);
   const left = await timed('cleanup', () => run.close());
   for (const l of left) collector.errors.push(`left behind by a suite and cleaned up: ${l}`);
   const results = assembleResults(spec, version, platform, opts, started, collector, phases);
   writeReports(results, outDir, opts);
   return results;
+}
+
+/**
+ * A server that claims the io_uring transport (itself or, certifying the whole manifest, one of its
+ * variants) gets the fuse module's enable_uring on for this run: a machine-wide hold
+ * (src/mount/uring-param.ts) registered in the run's registry before it is taken, so every sweep of
+ * the run (its end, SIGINT/SIGTERM, the guardian after a SIGKILL, a later run's dead-run sweep)
+ * releases it; the last holder restores the value. On a kernel without the parameter a variant's
+ * clauses skip as platform (harness/clause.ts); the server's own claim was refused in cmdRun.
+ */
+function holdUringForRun(spec: ServerSpec, platform: Platform): { release(): string[] } | null {
+  if (!needsIoUring(spec) || !platform.fuseIoUring) return null;
+  const me = selfHolder();
+  const forget = register({ kind: 'uring-hold', pid: me.pid, start: me.start });
+  try {
+    const h = holdUring(me);
+    for (const l of h.log) traceCleanup(`runner: ${l}`);
+    traceCleanup(`runner: enable_uring held (was ${h.original}${h.changed ? ', set to Y' : ''})`);
+  } catch (e) {
+    forget();
+    releaseUring(me);
+    throw e instanceof UringParamError ? new EnvironmentError(`${spec.name} claims transport io_uring: ${e.message}`) : e;
+  }
+  return {
+    release() {
+      const log = releaseUring(me);
+      forget();
+      return log;
+    },
+  };
+}
+
+/** The io_uring claim of the server itself cannot be met on this kernel: an environment error (exit 2) naming the fix. */
+export function checkTransport(spec: ServerSpec, platform: Platform): void {
+  if (spec.claims.transport === 'io_uring' && !platform.fuseIoUring)
+    throw new EnvironmentError(
+      `${spec.name} claims transport io_uring (${path.relative(process.cwd(), spec.file) || spec.file}), but ${NO_FUSE_IO_URING}, or certify the server's /dev/fuse transport (a variant without claims.transport io_uring)`,
+    );
 }
 
 /**
@@ -455,6 +498,12 @@ export function sweepDeadRuns(): string[] {
     log.push(`removed the cgroup of a dead run: ${cg}`);
   }
   for (const i of sweepStaleInstances()) log.push(`removed tracefs instance of a dead run: ${i}`);
+  // holds of runs whose state dir is gone (a sweep cut short): the last one restores enable_uring
+  try {
+    log.push(...sweepUringHolds());
+  } catch (e) {
+    log.push(`could not sweep the enable_uring holds: ${(e as Error).message}`);
+  }
   return log;
 }
 

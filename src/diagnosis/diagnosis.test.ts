@@ -63,6 +63,37 @@ describe('reply lines and FUSE structs', () => {
   test('lines that are not events, or are cut short, parse to null', () => {
     for (const l of ['', 'ready', 'flushed 3 lost=0', 'reply 1 2 3', 'ioctl 1 2 3 4 5 deadbeef 0 0 0 0 0', 'end 1 2']) expect(parseReplyLine(l)).toBeNull();
   });
+  test("an end line's last field is the transport; the timeline counts the requests after INIT by it", () => {
+    const end = (ts: number, unique: number, op: number, err: number, tr: string) => `end ${ts}000 11 10 47 ${unique} ${op} 1 ${err} 0 - 0 - 0 0 ${tr}`;
+    expect(parseReplyLine(end(5, 2, 26, 0, '1'))).toMatchObject({ kind: 'kend', transport: 'dev' });
+    expect(parseReplyLine(end(5, 4, 3, 0, '2'))).toMatchObject({ kind: 'kend', transport: 'ring' });
+    expect(parseReplyLine(end(5, 4, 3, 0, '3'))).toMatchObject({ transport: 'dev' }); // a kernel without the ring
+    expect(parseReplyLine(end(5, 4, 3, 0, '0'))!).not.toHaveProperty('transport');
+    expect(parseReplyLine('end 5000 11 10 47 4 3 1 0 0 - 0 - 0 0')!).not.toHaveProperty('transport'); // an older loader
+    // a GETATTR that ended before INIT's end (another mount's, say) is not counted
+    const lines = [
+      end(0, 1, 3, 0, '1'),
+      end(1, 2, 26, 0, '1'),
+      end(2, 4, 1, 0, '2'),
+      end(3, 6, 3, 0, '2'),
+      end(4, 8, 14, 0, '1'),
+      end(5, 10, 18, -107, '2'),
+      end(6, 12, 3, 0, '0'),
+    ];
+    const c = new Timeline(
+      lines.map(parseReplyLine).filter((e) => e !== null),
+      47,
+    ).transports();
+    expect({ ...c, firstDev: c.firstDev.map((r) => r.unique), firstRing: c.firstRing.map((r) => r.unique) }).toEqual({
+      init: 'dev', // INIT's reply carried no fuse_init_out here: its end still bounds the count
+      ring: 2,
+      dev: 1,
+      unknown: 1,
+      unanswered: 1,
+      firstDev: [8],
+      firstRing: [4, 6],
+    });
+  });
   test('a BACKING_CLOSE line carries the id it named; a BACKING_OPEN its fd', () => {
     const c = parseReplyLine('ioctl 2000 3000 11 10 4 4004e502 0 7 0 0 0')!;
     expect(c).toMatchObject({ kind: 'backing', cmd: 'close', id: 7, ret: 0, enterTs: 2, exitTs: 3, fault: false });

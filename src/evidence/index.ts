@@ -47,5 +47,5 @@ export {
   type BackingCall,
   type ReplyTracerStatus,
 } from './replies.ts';
-export { Timeline, renderExcerpt, describeOpenReply, type RequestRecord, type IdLife } from './timeline.ts';
+export { Timeline, renderExcerpt, describeOpenReply, type RequestRecord, type IdLife, type TransportCounts } from './timeline.ts';
 export * as wire from './wire.ts';

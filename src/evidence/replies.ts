@@ -54,7 +54,15 @@ export interface KernelEnd extends Base {
   out: [Buffer, Buffer];
   /** their sizes as the kernel kept them: for a variable-size reply (READ) what the server sent */
   sizes: [number, number];
+  /**
+   * Which transport carried the request, from the kernel's own flag (FR_URING in req->flags):
+   * `dev` read(2)/write(2) on /dev/fuse, `ring` a FUSE-over-io_uring ring entry; `dev` also on a
+   * kernel without the ring transport. Absent from an older loader's lines.
+   */
+  transport?: Transport;
 }
+export type Transport = 'dev' | 'ring';
+const TRANSPORTS: Record<string, Transport> = { '1': 'dev', '2': 'ring', '3': 'dev' };
 /** The bytes a server wrote to /dev/fuse for a request. */
 export interface ServerReply extends Base {
   kind: 'reply';
@@ -142,6 +150,7 @@ export function parseReplyLine(line: string): ReplyEvent | null {
         error: Number(f[8]),
         out: [hex(f[10]), hex(f[12])],
         sizes: [Number(f[13] ?? 0), Number(f[14] ?? 0)],
+        ...(TRANSPORTS[f[15] ?? ''] ? { transport: TRANSPORTS[f[15]!] } : {}),
       };
     case 'reply':
       if (f.length < 13) return null;

@@ -50,6 +50,22 @@ export interface RequestRecord {
   refusedBy?: RequestRecord;
 }
 
+const ENOTCONN = 107;
+const ECONNABORTED = 103;
+
+export interface TransportCounts {
+  /** the transport INIT came over (null: INIT not seen) */
+  init: 'dev' | 'ring' | null;
+  ring: number;
+  dev: number;
+  unknown: number;
+  /** ended by the kernel without a reply (ENOTCONN, ECONNABORTED) */
+  unanswered: number;
+  /** the first few requests of each kind, for a failure's reason */
+  firstDev: RequestRecord[];
+  firstRing: RequestRecord[];
+}
+
 /** When each backing id was opened and closed, from the ioctls' arguments and results. */
 export interface IdLife {
   id: number;
@@ -224,6 +240,35 @@ export class Timeline {
     }
   }
 
+  /**
+   * Which transport carried the connection's requests, from each request's end (the kernel's
+   * FR_URING flag, read by the reply tracer). INIT always travels over /dev/fuse (a server sets up
+   * its ring only after the INIT reply), so the requests counted are those that ended after INIT's
+   * end; the ones the kernel ended itself without a reply (ENOTCONN, ECONNABORTED: an aborted or
+   * unmounted connection) are counted apart. `unknown`: ends from a loader that does not say.
+   */
+  transports(): TransportCounts {
+    const initRec = this.init ?? this.requests.find((r) => r.opname === 'FUSE_INIT' && r.end);
+    const initEnd = initRec?.end?.ts ?? null;
+    const c: TransportCounts = { init: initRec?.end?.transport ?? null, ring: 0, dev: 0, unknown: 0, unanswered: 0, firstDev: [], firstRing: [] };
+    for (const r of this.requests) {
+      const e = r.end;
+      if (!e || r.opname === 'FUSE_INIT' || (initEnd !== null && e.ts < initEnd)) continue;
+      if (e.error === -ENOTCONN || e.error === -ECONNABORTED) {
+        c.unanswered++;
+        continue;
+      }
+      if (e.transport === 'ring') {
+        c.ring++;
+        if (c.firstRing.length < 3) c.firstRing.push(r);
+      } else if (e.transport === 'dev') {
+        c.dev++;
+        if (c.firstDev.length < 3) c.firstDev.push(r);
+      } else c.unknown++;
+    }
+    return c;
+  }
+
   /** Requests sent at or after ts (µs), in order. */
   since(ts: number): RequestRecord[] {
     return this.requests.filter((r) => (r.send?.ts ?? r.end?.ts ?? r.reply?.ts ?? 0) >= ts);
@@ -280,7 +325,7 @@ export function renderExcerpt(tl: Timeline, fromTs: number, opts: { max?: number
       s += `, ${fopenNames(r.openOut.openFlags)} (0x${r.openOut.openFlags.toString(16)})${r.openOut.openFlags & FOPEN.PASSTHROUGH ? ` backing id ${r.openOut.backingId}` : ''} fh ${r.openOut.fh}`;
     if (r.attr) s += `, size ${r.attr.size} mtime ${r.attr.mtime}.${String(r.attr.mtimensec).padStart(9, '0')} mode ${r.attr.mode.toString(8)}`;
     if (r.init) s += `, INIT ${r.init.major}.${r.init.minor} max_stack_depth ${r.init.maxStackDepth}`;
-    if (r.end) s += `; kernel ended it ${r.end.error ? errnoName(r.end.error) : 'OK'}`;
+    if (r.end) s += `; kernel ended it ${r.end.error ? errnoName(r.end.error) : 'OK'}${r.end.transport === 'ring' ? ' (io_uring)' : ''}`;
     else s += '; no end seen';
     if (r.refusedOpen) s += ' (the kernel releasing a refused open)';
     items.push({ ts, text: s });

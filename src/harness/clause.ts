@@ -7,6 +7,7 @@ import { writeRepro, type ReproOp } from './repro.ts';
 import { platformFact, type FactId } from './platform-facts.ts';
 import path from 'node:path';
 import { explainFailure, monoUs, type Diagnosable } from './diagnose.ts';
+import { NO_FUSE_IO_URING } from '../platform/index.ts';
 
 /**
  * What a clause may need; each unmet one becomes a structured skip. A PLT id is a platform fact
@@ -187,6 +188,14 @@ export function unmetRequirement(req: Exclude<Requirement, FactId>, mount: Mount
   }
 }
 
+/** A mount whose claims name the io_uring transport on a kernel without FUSE over io_uring: platform. */
+export function unmetTransport(mount: Mount | undefined): Skip | null {
+  const ctx = runContext();
+  const claims = mount?.claims ?? ctx.server.claims;
+  if (claims.transport !== 'io_uring' || ctx.platform.fuseIoUring !== false) return null;
+  return { kind: 'platform', reason: `${mount?.spec.name ?? ctx.server.name} claims transport io_uring, but ${NO_FUSE_IO_URING}` };
+}
+
 /**
  * FUSECERT_TEST_REWORD_SKIPS=1 (the self-test's, never a user's) rewrites every skip reason, so a
  * test can show that verdicts come from the skip's kind and never from its words.
@@ -236,6 +245,10 @@ function declare(
     };
     const m = opts.mount;
     const requires = opts.requires ?? [];
+    // every clause of a mount claiming the io_uring transport: on a kernel without it the server
+    // would fall back to /dev/fuse and the clause would certify the wrong transport
+    const transport = unmetTransport(m);
+    if (transport) skip(transport.kind, transport.reason);
     for (const r of requires.filter((x) => !afterMount(x))) {
       const why = unmetRequirement(r as Exclude<Requirement, FactId>, m);
       if (why) skip(why.kind, why.reason);

@@ -14,28 +14,54 @@ export class ManifestError extends Error {
   }
 }
 
+/**
+ * The claims, each field as written (no defaults): a variant's `claims` are these, all optional,
+ * and override only what they name. (Zod 4 applies a default inside an optional field, so a
+ * `.partial()` of the defaulted schema below would reset every unnamed claim of a variant to its
+ * default: `xattrs: true` of the manifest became false in its variants.)
+ */
+const claimFields = {
+  passthrough: z.boolean(),
+  mirror: z.boolean(),
+  xattrs: z.boolean(),
+  exec: z.boolean(),
+  /** How long a change made behind the server's back may stay invisible (ATT-008). */
+  attrTimeoutMs: z.number().int().nonnegative(),
+  /**
+   * Passthrough opens carry FOPEN_DIRECT_IO too: read and write go to the server by design and
+   * only mmap uses the backing file (SPEC §4), so the no-FUSE_READ/WRITE clauses do not apply.
+   */
+  directIo: z.boolean(),
+  /**
+   * Which opens the server answers in passthrough: every open (rw), only O_RDONLY opens (ro)
+   * or only O_WRONLY opens (wo), as mergerfs's passthrough.io offers. The others may be served
+   * by the server, so the clauses that expect passthrough for them do not apply; an open that
+   * joins an inode already in passthrough still must (the kernel refuses mixed io modes).
+   */
+  passthroughIo: z.enum(['rw', 'ro', 'wo']),
+  /**
+   * How the server takes requests and answers them: `dev`, read(2)/write(2) on /dev/fuse, or
+   * `io_uring`, FUSE over io_uring (the FUSE_OVER_IO_URING INIT flag, then ring entries; Linux
+   * 6.14+ with CONFIG_FUSE_IO_URING). A run certifying an io_uring claim turns the fuse module's
+   * enable_uring on for its duration (src/mount/uring-param.ts); NEG-007 checks the claim.
+   */
+  transport: z.enum(['dev', 'io_uring']),
+};
+
 const Claims = z
   .object({
-    passthrough: z.boolean(),
-    mirror: z.boolean().default(true),
-    xattrs: z.boolean().default(false),
-    exec: z.boolean().default(true),
-    /** How long a change made behind the server's back may stay invisible (ATT-008). */
-    attrTimeoutMs: z.number().int().nonnegative().optional(),
-    /**
-     * Passthrough opens carry FOPEN_DIRECT_IO too: read and write go to the server by design and
-     * only mmap uses the backing file (SPEC §4), so the no-FUSE_READ/WRITE clauses do not apply.
-     */
-    directIo: z.boolean().default(false),
-    /**
-     * Which opens the server answers in passthrough: every open (rw), only O_RDONLY opens (ro)
-     * or only O_WRONLY opens (wo), as mergerfs's passthrough.io offers. The others may be served
-     * by the server, so the clauses that expect passthrough for them do not apply; an open that
-     * joins an inode already in passthrough still must (the kernel refuses mixed io modes).
-     */
-    passthroughIo: z.enum(['rw', 'ro', 'wo']).default('rw'),
+    passthrough: claimFields.passthrough,
+    mirror: claimFields.mirror.default(true),
+    xattrs: claimFields.xattrs.default(false),
+    exec: claimFields.exec.default(true),
+    attrTimeoutMs: claimFields.attrTimeoutMs.optional(),
+    directIo: claimFields.directIo.default(false),
+    passthroughIo: claimFields.passthroughIo.default('rw'),
+    transport: claimFields.transport.default('dev'),
   })
   .strict();
+
+const VariantClaims = z.object(claimFields).partial().strict();
 
 const Expectation = z
   .object({
@@ -64,7 +90,7 @@ function isRegExp(s: string): boolean {
 const Variant = z
   .object({
     args: z.array(z.string()).default([]),
-    claims: Claims.partial().default({}),
+    claims: VariantClaims.default({}),
     description: z.string().optional(),
   })
   .strict();
@@ -212,6 +238,16 @@ export function resolveServer(manifest: Manifest, file: string, variant: string 
  */
 function expectForVariant(expect: Expectation[], variant: string): Expectation[] {
   return expect.filter((e) => parseKey(e.clause).variant === variant).map((e) => ({ ...e, clause: formatKey({ ...parseKey(e.clause), variant: undefined }) }));
+}
+
+/**
+ * Whether certifying this spec needs FUSE over io_uring: it claims the transport, or (the manifest
+ * as a whole: its variants run too) one of its variants does.
+ */
+export function needsIoUring(spec: ServerSpec): boolean {
+  if (spec.claims.transport === 'io_uring') return true;
+  if (spec.variant) return false;
+  return Object.values(spec.manifest.variants).some((v) => (v.claims.transport ?? spec.manifest.claims.transport) === 'io_uring');
 }
 
 export function substitute(argv: string[], source: string, mountpoint: string, scratch = ''): string[] {

@@ -1,7 +1,7 @@
 import { describe, expect, test } from 'vitest';
 import { readFileSync, readdirSync, existsSync } from 'node:fs';
 import path from 'node:path';
-import { parseManifest, ManifestError, substitute, loadServer } from './index.ts';
+import { parseManifest, ManifestError, substitute, loadServer, resolveServer, needsIoUring } from './index.ts';
 
 const good = {
   name: 'x',
@@ -31,6 +31,36 @@ describe('manifest schema', () => {
     expect(parse({ ...good, claims: { passthrough: true, passthroughIo: 'wo' } }).claims.passthroughIo).toBe('wo');
     const e = errorOf({ ...good, claims: { passthrough: true, passthroughIo: 'reads' } });
     expect(e.field).toBe('claims.passthroughIo');
+  });
+  test("a variant's claims override only the claims it names", () => {
+    const m = parse({ ...good, claims: { passthrough: true, xattrs: true, mirror: false }, variants: { np: { claims: { passthrough: false } } } });
+    expect(m.variants.np!.claims).toEqual({ passthrough: false });
+    // command[0] /bin/sh exists everywhere: only the claims matter here
+    const spec = resolveServer({ ...m, command: ['/bin/sh', '{mountpoint}'] }, '/m/manifest.json', 'np');
+    expect([spec.claims.passthrough, spec.claims.xattrs, spec.claims.mirror]).toEqual([false, true, false]);
+    expect(errorOf({ ...good, variants: { np: { claims: { passthrough: 'no' } } } }).field).toBe('variants.np.claims.passthrough');
+  });
+  test('claims.transport: dev by default, io_uring by claim or variant, anything else refused naming the field', () => {
+    expect(parse(good).claims.transport).toBe('dev');
+    expect(errorOf({ ...good, claims: { passthrough: true, transport: 'uring' } }).field).toBe('claims.transport');
+    expect(errorOf({ ...good, variants: { u: { claims: { transport: 'ring' } } } }).field).toBe('variants.u.claims.transport');
+    const m = parse({
+      ...good,
+      command: ['/bin/sh', '{mountpoint}'],
+      variants: { u: { args: ['-o', 'io_uring'], claims: { transport: 'io_uring' } }, np: { claims: { passthrough: false } } },
+    });
+    const spec = (v: string | null) => resolveServer(m, '/m/manifest.json', v);
+    expect([spec('u').claims.transport, spec('np').claims.transport, spec(null).claims.transport]).toEqual(['io_uring', 'dev', 'dev']);
+    // the whole manifest needs io_uring (its variants run too); a variant alone only if it claims it
+    expect([needsIoUring(spec(null)), needsIoUring(spec('u')), needsIoUring(spec('np'))]).toEqual([true, true, false]);
+    const ring = parse({
+      ...good,
+      command: ['/bin/sh', '{mountpoint}'],
+      claims: { passthrough: true, transport: 'io_uring' },
+      variants: { np: { claims: { passthrough: false } } },
+    });
+    expect(resolveServer(ring, '/m/manifest.json', 'np').claims.transport).toBe('io_uring'); // inherited
+    expect(needsIoUring(resolveServer(parse({ ...good, command: ['/bin/sh', '{mountpoint}'] }), '/m/manifest.json', null))).toBe(false);
   });
   test('claims.fallback, no longer a claim, is refused with the reason', () => {
     const e = errorOf({ ...good, claims: { passthrough: true, fallback: true } });

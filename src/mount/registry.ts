@@ -7,12 +7,15 @@ import { execaSync } from 'execa';
 import { mountsUnder, abortConnection } from './mountinfo.ts';
 import { procStat, hasExited } from './proc.ts';
 import { traceCleanup } from './trace.ts';
+import { releaseUring } from './uring-param.ts';
 
 export type Resource =
   | { kind: 'mount'; path: string }
   | { kind: 'process'; pid: number; start: string }
   | { kind: 'tracefs'; path: string }
-  | { kind: 'tmpdir'; path: string };
+  | { kind: 'tmpdir'; path: string }
+  /** the run's hold on the fuse module's enable_uring (src/mount/uring-param.ts): runner pid + start */
+  | { kind: 'uring-hold'; pid: number; start: string };
 
 let counter = 0;
 
@@ -92,7 +95,7 @@ function releaseMount(p: string, log: string[]): void {
 }
 
 /**
- * Sweep everything registered in DIR. Order matters: processes, mounts, tracefs, temp dirs.
+ * Sweep everything registered in DIR. Order matters: processes, mounts, tracefs, temp dirs, the enable_uring hold.
  * Synchronous on purpose: it runs from signal handlers, where other handlers may exit the
  * process as soon as ours returns.
  */
@@ -111,7 +114,8 @@ export function sweep(dir: string): string[] {
     }
   }
   traceCleanup(`sweep registry ${dir}: ${entries.length} entries${entries.length ? ': ' + entries.map((e) => describe(e.r)).join(', ') : ''}`);
-  const order = ['process', 'mount', 'tracefs', 'tmpdir'];
+  // the enable_uring hold last: no process of the run is left to start a server that needs it
+  const order = ['process', 'mount', 'tracefs', 'tmpdir', 'uring-hold'];
   entries.sort((a, b) => order.indexOf(a.r.kind) - order.indexOf(b.r.kind));
   for (const { f, r } of entries) {
     try {
@@ -133,6 +137,8 @@ export function sweep(dir: string): string[] {
           rmSync(r.path, { recursive: true, force: true });
           log.push(`removed ${r.path}`);
         }
+      } else if (r.kind === 'uring-hold') {
+        log.push(`released the enable_uring hold of run pid ${r.pid}`, ...releaseUring({ pid: r.pid, start: r.start }));
       }
       rmSync(f, { force: true });
     } catch (e) {

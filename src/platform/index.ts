@@ -5,6 +5,7 @@ import { execa } from 'execa';
 import { mounts } from '../mount/mountinfo.ts';
 
 import { ReplyTracer, replyTracerStatus } from '../evidence/replies.ts';
+import { ENABLE_URING, uringParam } from '../mount/uring-param.ts';
 
 export const FUSECTL = '/sys/fs/fuse/connections';
 export const TRACEFS = '/sys/kernel/tracing';
@@ -31,8 +32,18 @@ export interface Platform {
   /** the reply tracer (BPF) loads here: failures can name the server's replies */
   replyEvidence: boolean;
   replyEvidenceReason?: string;
+  /**
+   * FUSE over io_uring is in this kernel (the fuse module's enable_uring parameter exists: Linux
+   * 6.14+ with CONFIG_FUSE_IO_URING), and the parameter's value at the probe ('Y'/'N'). A run
+   * certifying an io_uring claim turns it on for its duration (src/mount/uring-param.ts).
+   */
+  fuseIoUring: boolean;
+  enableUring: string | null;
   checks: Check[];
 }
+
+/** Why a server claiming the io_uring transport cannot be certified here, with the fix. */
+export const NO_FUSE_IO_URING = `this kernel has no FUSE over io_uring (${ENABLE_URING} is missing); fix: a kernel 6.14 or later built with CONFIG_FUSE_IO_URING=y`;
 
 function kernelConfig(): Map<string, string> | null {
   const cfg = new Map<string, string>();
@@ -105,6 +116,7 @@ export async function probe(): Promise<Platform> {
   const syscallTracepoints = tracefs && existsSync(`${TRACEFS}/events/syscalls/sys_enter_ioctl`);
   const versionOk = kernelVersion[0] > 6 || (kernelVersion[0] === 6 && kernelVersion[1] >= 9);
   const replies = await replyEvidenceProbe();
+  const enableUring = uringParam();
 
   const checks: Check[] = [
     { name: 'kernel', ok: versionOk, value: kernel, fix: 'FUSE passthrough needs Linux 6.9 or later' },
@@ -127,6 +139,15 @@ export async function probe(): Promise<Platform> {
     { name: 'fuse tracepoints', ok: fuseTracepoints, value: String(fuseTracepoints), fix: 'fuse:fuse_request_send/end need Linux 6.12+' },
     { name: 'syscall tracepoints', ok: syscallTracepoints, value: String(syscallTracepoints), fix: 'needs CONFIG_FTRACE_SYSCALLS=y' },
     {
+      name: 'FUSE over io_uring',
+      ok: enableUring !== null,
+      value:
+        enableUring === null
+          ? 'absent'
+          : `enable_uring=${enableUring}${enableUring === 'Y' ? '' : ' (a run certifying claims.transport io_uring turns it on for its duration)'}`,
+      fix: 'only servers claiming transport io_uring need it: a kernel 6.14+ built with CONFIG_FUSE_IO_URING=y',
+    },
+    {
       name: 'reply evidence (BPF)',
       ok: replies.ok,
       value: replies.ok ? 'the reply tracer loads' : replies.reason!,
@@ -147,6 +168,8 @@ export async function probe(): Promise<Platform> {
     syscallTracepoints,
     replyEvidence: replies.ok,
     ...(replies.reason ? { replyEvidenceReason: replies.reason } : {}),
+    fuseIoUring: enableUring !== null,
+    enableUring,
     checks,
   };
 }

@@ -2,11 +2,15 @@
 // every mount, server process (daemonized too), vitest worker, tracefs instance, temp dir and the
 // run's cgroup is gone (issue 14). Each case first checks that the run had live resources at the
 // moment of the kill, so a kill that came too early or too late cannot pass.
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { killRun, type KilledRun } from './killrun.ts';
-import { missing, ptfsManifest, PTFS } from './util.ts';
+import { missing, ptfsManifest, PTFS, strict } from './util.ts';
+import { readHoldState, uringParam } from '../mount/uring-param.ts';
 
 const why = missing('root', 'fuse', 'tracefs', 'ptfs');
+const ptfsClaims = () => JSON.parse(readFileSync(path.join(import.meta.dirname, '../../servers/ptfs/manifest.json'), 'utf8')).claims as Record<string, unknown>;
 const kinds = (r: KilledRun) => new Set(r.before.map((l) => l.split(' ')[0]));
 const describeKill = (r: KilledRun) =>
   `killed at ${r.killedAtMs} ms with ${r.before.length} live resources; left after 5 s: ${r.left.join(', ') || 'nothing'}\n${r.output.slice(-1500)}`;
@@ -79,4 +83,27 @@ describe.skipIf(why)(`a runner killed with SIGKILL leaves nothing within 5 s${wh
     ).toBe(true);
     expect(r.left, describeKill(r)).toEqual([]);
   }, 180_000);
+  // A run certifying an io_uring claim holds the fuse module's enable_uring on; its guardian's sweep
+  // releases the hold and, as the last holder, writes back the value the run found. The server is
+  // ptfs claiming io_uring (it serves /dev/fuse: only the hold is under test here; once ptfs has
+  // --io-uring its manifest variant is the server to use).
+  const noUring = uringParam() === null ? 'no FUSE over io_uring in this kernel (/sys/module/fuse/parameters/enable_uring)' : null;
+  test.skipIf(noUring && !strict)(
+    `while it holds enable_uring for a server claiming io_uring${noUring ? ` (skipped: ${noUring})` : ''}`,
+    async () => {
+      if (noUring) throw new Error(`FUSECERT_STRICT: ${noUring}`);
+      const found = uringParam();
+      const others = readHoldState()?.holders.length ?? 0;
+      const m = ptfsManifest('ptfs-claims-io-uring', [], { claims: { ...ptfsClaims(), transport: 'io_uring' } });
+      const r = await killRun(['run', '--server', m, '--family', 'RW'], { phase: 'mounted', afterMs: 500, signal: 'SIGKILL', live: /^kernel parameter/ });
+      expect(
+        r.before.some((l) => /^kernel parameter enable_uring held for run pid \d+ \(now Y, was [YN]\)/.test(l)),
+        describeKill(r),
+      ).toBe(true);
+      expect(r.left, describeKill(r)).toEqual([]);
+      // with no other holder the value found is back (another run holding it keeps it Y)
+      if (others === 0 && !readHoldState()) expect(uringParam()).toBe(found);
+    },
+    180_000,
+  );
 });

@@ -1,12 +1,14 @@
 // What a run started with TMPDIR=tmp left on the machine, counted without starting another run:
 // mounts under tmp, entries in tmp, processes that inherited tmp (TMPDIR or FUSECERT_STATE_DIR in
 // their environment, or tmp in their command line: servers, vitest workers, the guardian),
-// tracefs instances named after the runner's pid and cgroups named after it.
+// tracefs instances named after the runner's pid and cgroups named after it, and the fuse module's
+// enable_uring still held for the runner or left changed with no living holder.
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { cgroup2Root, fusecertDirs } from '../mount/guardian.ts';
 import { allPids, hasExited, procStat } from '../mount/proc.ts';
 import { spawnSync } from 'node:child_process';
+import { uringLeftovers } from '../mount/uring-param.ts';
 
 /**
  * BPF programs of the reply tracer (named fcr_*) still loaded, with the processes holding them
@@ -88,6 +90,7 @@ export function leftoversOf(tmp: string, runnerPid: number): string[] {
   if (root) {
     for (const c of fusecertDirs(root, 4)) if (path.basename(c).startsWith(`fusecert-${runnerPid}-`)) out.push(`cgroup ${c}`);
   }
+  out.push(...uringLeftovers(runnerPid));
   return out;
 }
 

@@ -685,6 +685,7 @@ struct fuse_mount___fc {
 
 struct fuse_req___fc {
 	struct fuse_args___fc *args;
+	unsigned long flags;
 	struct {
 		struct fuse_in_header___fc h;
 	} in;
@@ -693,6 +694,28 @@ struct fuse_req___fc {
 	} out;
 	struct fuse_mount___fc *fm;
 } __attribute__((preserve_access_index));
+
+/*
+ * FR_URING (6.14+, fs/fuse/fuse_i.h enum fuse_req_flag): set by fuse_uring_queue_fuse_req and
+ * fuse_uring_queue_bq_req when the request is queued on a ring queue, never cleared. Its bit number
+ * is relocated from the kernel's BTF; on a kernel without it there is no ring transport at all.
+ * (req->ring_entry would not do: fuse_uring_commit_fetch clears it before the request ends.)
+ */
+enum fuse_req_flag___fc {
+	FR_URING = 12,
+};
+
+static __always_inline __u32 transport_of(struct fuse_req___fc *req)
+{
+	__u64 bit;
+
+	if (!bpf_core_enum_value_exists(enum fuse_req_flag___fc, FR_URING))
+		return TRANSPORT_NONE;
+	bit = bpf_core_enum_value(enum fuse_req_flag___fc, FR_URING);
+	if (bit > 63)
+		return TRANSPORT_UNKNOWN;
+	return (req->flags >> bit) & 1 ? TRANSPORT_RING : TRANSPORT_DEV;
+}
 
 /* Output arguments are read only for replies whose arguments are structs in
  * kernel memory (not pages): the ones a diagnosis reads. */
@@ -754,6 +777,7 @@ static __always_inline void fill_head(struct rec_head *h, __u32 kind, struct fus
 	h->unique = unique;
 	h->nodeid = req->in.h.nodeid;
 	h->opcode = opcode;
+	h->transport = TRANSPORT_UNKNOWN;
 }
 
 SEC("tp_btf/fuse_request_send")
@@ -816,6 +840,7 @@ int BPF_PROG(fcr_kernel_end, struct fuse_req___fc *req)
 		return 0;
 	}
 	fill_head(&r->h, REC_KEND, req, conn, opcode, unique);
+	r->h.transport = transport_of(req);
 	r->error = req->out.h.error;
 	r->nout0 = 0;
 	r->nout1 = 0;

@@ -115,7 +115,17 @@ struct rec_head {
 	__u64 unique;
 	__u64 nodeid;
 	__u32 opcode;
+	/*
+	 * At a request's end (rec_kend): which transport carried it, TRANSPORT_*; 0 in a rec_kreq
+	 * (at send the kernel has not queued it on either yet). In the head's tail padding.
+	 */
+	__u32 transport;
 };
+
+#define TRANSPORT_UNKNOWN 0
+#define TRANSPORT_DEV 1	 /* queued for read(2) on /dev/fuse (FR_URING clear) */
+#define TRANSPORT_RING 2 /* queued on a FUSE-over-io_uring ring queue (FR_URING set) */
+#define TRANSPORT_NONE 3 /* the kernel has no ring transport (no FR_URING in its BTF): /dev/fuse */
 
 /*
  * A request as the kernel sent it (raw tracepoint fuse_request_send: the
@@ -167,6 +177,7 @@ struct rec_mark {
 	__u64 token;
 };
 
+_Static_assert(sizeof(struct rec_head) == 48, "transport sits in the head's padding");
 _Static_assert(sizeof(struct rec_kreq) <= STAGE_SLOT, "rec_kreq fits a slot");
 _Static_assert(sizeof(struct rec_kend) <= STAGE_SLOT, "rec_kend fits a slot");
 _Static_assert(sizeof(struct rec_ioctl) <= STAGE_SLOT, "rec_ioctl fits a slot");
