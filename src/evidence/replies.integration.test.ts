@@ -20,7 +20,7 @@ const strict = received().strictTests;
 const t = reason && !strict ? test.skip : test;
 const named = (s: string) => `${s}${reason ? ` [skipped: ${reason}]` : ''}`;
 
-async function withTraced<T>(args: string[], fn: (m: TestMount, s: EvidenceSession) => Promise<T>, ledgerFrom: 'replies' | 'tracefs' = 'replies'): Promise<T> {
+async function withTraced<T>(args: string[], fn: (m: TestMount, s: EvidenceSession) => Promise<T>, evidenceFrom: 'tracer' | 'tracefs' = 'tracer'): Promise<T> {
   const tracer = await ReplyTracer.start();
   let m: TestMount | undefined;
   let s: EvidenceSession | undefined;
@@ -29,7 +29,7 @@ async function withTraced<T>(args: string[], fn: (m: TestMount, s: EvidenceSessi
       for (let i = 0; i < 4; i++) fs.writeFileSync(path.join(src, `f${i}`), Buffer.alloc(8192, i));
     });
     await tracer.setConnection(m.connection, [m.pid]);
-    s = await EvidenceSession.open({ connection: m.connection, pids: [m.pid], replies: tracer, ledgerFrom });
+    s = await EvidenceSession.open({ connection: m.connection, pids: [m.pid], replies: tracer, evidenceFrom });
     return await fn(m, s);
   } finally {
     if (s) await s.close();
@@ -122,34 +122,40 @@ describe('reply evidence (BPF) on real ptfs mounts', () => {
       expect(text).toMatch(/BACKING_CLOSE of id (\d+) \(thread \d+\) failed with ENOENT: id \1 had been closed already/);
     });
   });
-  t(named('the ledger and the server syncs from the tracer say what the tracefs ioctl instance says, with no such instance'), async () => {
-    const workload = async (m: TestMount, s: EvidenceSession) => {
-      const w = await s.window('opens and syncs', async () => {
-        for (let i = 0; i < 4; i++) expect(await openClose(path.join(m.mnt, `f${i}`), i % 2 ? 'r+' : 'r')).toBe('OK');
-        const fh = await fs.promises.open(path.join(m.mnt, 'f0'), 'r+');
-        await fsyncAsync(fh.fd);
-        await fdatasyncAsync(fh.fd);
-        await fh.close();
-        await new Promise((r) => setTimeout(r, 100)); // RELEASE comes after close()
-      });
-      const syncs = w.events.filter((e) => e.kind === 'other' && e.event === 'syscall').map((e) => (e as { body: string }).body.replace(/\(.*/, ''));
-      return {
-        instances: s.instancePaths.length,
-        ledger: w.ledger.summary(),
-        opens: w.ledger.opens.length,
-        closes: w.ledger.closes.length,
-        live: w.ledger.liveIds(),
-        byId: w.ledger.byId,
-        syncs,
+  t(
+    named('the requests, the ledger and the server syncs from the tracer say what the tracefs instances say, with one instance for the markers only'),
+    async () => {
+      const workload = async (m: TestMount, s: EvidenceSession) => {
+        const w = await s.window('opens and syncs', async () => {
+          for (let i = 0; i < 4; i++) expect(await openClose(path.join(m.mnt, `f${i}`), i % 2 ? 'r+' : 'r')).toBe('OK');
+          const fh = await fs.promises.open(path.join(m.mnt, 'f0'), 'r+');
+          await fsyncAsync(fh.fd);
+          await fdatasyncAsync(fh.fd);
+          await fh.close();
+          await new Promise((r) => setTimeout(r, 100)); // RELEASE comes after close()
+        });
+        const syncs = w.events.filter((e) => e.kind === 'other' && e.event === 'syscall').map((e) => (e as { body: string }).body.replace(/\(.*/, ''));
+        return {
+          instances: s.instancePaths.length,
+          ledger: w.ledger.summary(),
+          opens: w.ledger.opens.length,
+          closes: w.ledger.closes.length,
+          live: w.ledger.liveIds(),
+          byId: w.ledger.byId,
+          syncs,
+          requests: { ...w.requests, unanswered: w.requests.unanswered.length },
+        };
       };
-    };
-    const fromReplies = await withTraced([], workload);
-    const fromTracefs = await withTraced([], workload, 'tracefs');
-    expect([fromReplies.instances, fromTracefs.instances]).toEqual([1, 2]);
-    expect(fromReplies.opens).toBeGreaterThanOrEqual(5);
-    expect(fromReplies.byId).toBe(true);
-    expect(fromReplies.live).toEqual([]);
-    expect(fromReplies.syncs).toEqual(['sys_fsync', 'sys_fdatasync']);
-    expect({ ...fromReplies, instances: 0 }).toEqual({ ...fromTracefs, instances: 0 });
-  });
+      const fromReplies = await withTraced([], workload);
+      const fromTracefs = await withTraced([], workload, 'tracefs');
+      expect(fromReplies.requests.counts.FUSE_OPEN).toBeGreaterThanOrEqual(5);
+      expect(fromReplies.requests.counts.FUSE_FSYNC).toBe(2);
+      expect([fromReplies.instances, fromTracefs.instances]).toEqual([1, 2]);
+      expect(fromReplies.opens).toBeGreaterThanOrEqual(5);
+      expect(fromReplies.byId).toBe(true);
+      expect(fromReplies.live).toEqual([]);
+      expect(fromReplies.syncs).toEqual(['sys_fsync', 'sys_fdatasync']);
+      expect({ ...fromReplies, instances: 0 }).toEqual({ ...fromTracefs, instances: 0 });
+    },
+  );
 });

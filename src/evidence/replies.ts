@@ -39,6 +39,8 @@ export interface KernelRequest extends Base {
   pid: number;
   /** the first input argument (fuse_open_in, fuse_release_in, ...), as far as captured */
   arg: Buffer;
+  /** fuse_in_header.len */
+  len: number;
 }
 /** A request's end, with the reply as the kernel parsed it. */
 export interface KernelEnd extends Base {
@@ -50,6 +52,8 @@ export interface KernelEnd extends Base {
   nodeid: bigint;
   /** fuse_out_header.error as the kernel kept it (-EIO when it refused the reply) */
   error: number;
+  /** fuse_out_header.len as the kernel kept it */
+  len: number;
   /** output arguments 0 and 1 (CREATE: fuse_entry_out, fuse_open_out) */
   out: [Buffer, Buffer];
   /** their sizes as the kernel kept them: for a variable-size reply (READ) what the server sent */
@@ -140,6 +144,7 @@ export function parseReplyLine(line: string): ReplyEvent | null {
         nodeid: BigInt(f[7]!),
         pid: Number(f[8]),
         arg: hex(f[10]),
+        len: Number(f[11] ?? 0),
       };
     case 'end':
       if (f.length < 13) return null;
@@ -151,6 +156,7 @@ export function parseReplyLine(line: string): ReplyEvent | null {
         out: [hex(f[10]), hex(f[12])],
         sizes: [Number(f[13] ?? 0), Number(f[14] ?? 0)],
         ...(TRANSPORTS[f[15] ?? ''] ? { transport: TRANSPORTS[f[15]!] } : {}),
+        len: Number(f[16] ?? 0),
       };
     case 'reply':
       if (f.length < 13) return null;

@@ -246,11 +246,12 @@ export interface EvidenceOptions {
   /** FUSE connection number (minor of the mount's st_dev) */
   connection: number;
   /**
-   * Where the backing ioctls and the servers' syncs come from when a reply tracer is given:
-   * `replies` (the default: its records, no tracefs instance on the syscall tracepoints) or
-   * `tracefs` (the ioctl instance, as without a tracer). FUSECERT_LEDGER_FROM sets the default.
+   * Where the requests, the backing ioctls and the servers' syncs come from when a reply tracer
+   * is given: `tracer` (the default: its records; the session's one tracefs instance then holds
+   * only the window markers) or `tracefs` (the fuse and ioctl instances, as without a tracer).
+   * FUSECERT_EVIDENCE_FROM sets the default.
    */
-  ledgerFrom?: 'replies' | 'tracefs';
+  evidenceFrom?: 'tracer' | 'tracefs';
   /** server process ids; their threads' ioctls make the ledger */
   pids: readonly number[];
   /** free text recorded in the first marker */
@@ -454,6 +455,21 @@ export function ioEventsOf(replies: readonly ReplyEvent[]): TraceEvent[] {
   return out;
 }
 
+/**
+ * The connection's requests among a reply tracer's records, as the tracefs fuse events would have
+ * recorded them (the tracer's programs are on the same two tracepoints).
+ */
+export function requestEventsOf(replies: readonly ReplyEvent[], connection: number): TraceEvent[] {
+  const out: TraceEvent[] = [];
+  for (const e of replies) {
+    if ((e.kind !== 'kreq' && e.kind !== 'kend') || e.connection !== connection) continue;
+    const c = { task: '', tid: e.tid, tgid: e.tgid, cpu: -1, source: 'requests' as const, ts: e.ts, connection, unique: e.unique };
+    if (e.kind === 'kreq') out.push({ ...c, kind: 'request_send', opcode: e.opcode, opname: e.opname, len: e.len });
+    else out.push({ ...c, kind: 'request_end', len: e.len, error: e.error });
+  }
+  return out;
+}
+
 function mergeByTime(a: readonly TraceEvent[], b: readonly TraceEvent[]): TraceEvent[] {
   const out: TraceEvent[] = [];
   let i = 0;
@@ -487,7 +503,7 @@ export class EvidenceSession {
   /** what the server answered (BPF), when a tracer was handed to open() */
   readonly replies: ReplyTracer | null = null;
   /** the ledger's ioctls and the servers' syncs come from the reply tracer's records (no ioctl instance) */
-  private ioFromReplies = false;
+  private fromTracer = false;
   /** reply events already returned by flush() */
   private repliesFlushed = 0;
 
@@ -545,19 +561,20 @@ export class EvidenceSession {
   }
 
   private async setup(opts: EvidenceOptions, base: string, name: string, ioctl: boolean) {
-    // With a reply tracer the backing ioctls and syncs are its records: a tracefs instance on the
-    // syscall tracepoints beside the tracer's programs cost ~7 % more of an open/close cycle
-    // (bench/evidence-overhead.ts LEDGER_FROM=tracefs), for the same calls.
-    this.ioFromReplies = !!this.replies && (opts.ledgerFrom ?? (process.env.FUSECERT_LEDGER_FROM === 'tracefs' ? 'tracefs' : 'replies')) === 'replies';
-    if (this.ioFromReplies) ioctl = false;
+    // With a reply tracer the requests, backing ioctls and syncs are its records: the same
+    // tracepoints recorded by tracefs as well cost ~10 % of an open/close cycle more (the fuse
+    // events) and ~3 % (an instance on the syscall tracepoints), bench/evidence-overhead.ts with
+    // FUSECERT_EVIDENCE_FROM=tracefs
+    this.fromTracer = !!this.replies && (opts.evidenceFrom ?? (process.env.FUSECERT_EVIDENCE_FROM === 'tracefs' ? 'tracefs' : 'tracer')) === 'tracer';
+    if (this.fromTracer) ioctl = false;
     const req = (this.req = await this.makeInstance(path.join(base, name), 'requests', opts, opts.bufferKb ?? 16384));
-    for (const ev of ['fuse_request_send', 'fuse_request_end']) {
+    for (const ev of this.fromTracer ? [] : ['fuse_request_send', 'fuse_request_end']) {
       await req.writeAsync(`events/fuse/${ev}/filter`, `connection == ${this.connection}`);
       await req.writeAsync(`events/fuse/${ev}/enable`, '1');
     }
     req.write('tracing_on', '1');
 
-    if (this.ioFromReplies) {
+    if (this.fromTracer) {
       this.pids.push(...opts.pids);
     } else if (!ioctl) {
       this.ledgerUnavailable = 'kernel has no syscalls:sys_enter_ioctl/sys_exit_ioctl tracepoints (CONFIG_FTRACE_SYSCALLS)';
@@ -612,7 +629,7 @@ export class EvidenceSession {
   private setPids(pids: readonly number[]) {
     const io = this.io;
     if (!io) {
-      if (this.ioFromReplies) this.pids.push(...pids); // the tracer follows them (addPids)
+      if (this.fromTracer) this.pids.push(...pids); // the tracer follows them (addPids)
       return;
     }
     this.pids.push(...pids);
@@ -651,13 +668,15 @@ export class EvidenceSession {
   async flush(): Promise<TraceEvent[]> {
     if (this.closed) throw new Error('EvidenceSession is closed');
     if (this.reader) await this.reader.take();
-    const a = this.req ? this.req.drain(!this.reader) : [];
+    let a = this.req ? this.req.drain(!this.reader) : [];
     let b = this.io ? this.io.drain(!this.reader) : [];
     this.checkLoss();
-    if (this.ioFromReplies) {
+    if (this.fromTracer) {
       await this.repliesForLedger();
       const all = this.replies!.events;
-      b = ioEventsOf(all.slice(this.repliesFlushed));
+      const fresh = all.slice(this.repliesFlushed);
+      a = mergeByTime(a, requestEventsOf(fresh, this.connection));
+      b = ioEventsOf(fresh);
       this.repliesFlushed = all.length;
     }
     return mergeByTime(a, b);
@@ -665,7 +684,11 @@ export class EvidenceSession {
 
   /** All events read so far, both instances (or the requests and the tracer's calls) merged in time order. */
   events(): TraceEvent[] {
-    return mergeByTime(this.req?.events ?? [], this.ioFromReplies ? ioEventsOf(this.replies!.events) : (this.io?.events ?? []));
+    if (this.fromTracer) {
+      const all = this.replies!.events;
+      return mergeByTime(mergeByTime(this.req?.events ?? [], requestEventsOf(all, this.connection)), ioEventsOf(all));
+    }
+    return mergeByTime(this.req?.events ?? [], this.io?.events ?? []);
   }
 
   /**
@@ -722,13 +745,14 @@ export class EvidenceSession {
     let timeline: () => Timeline | null = () => null;
     let ioEvents = slice(this.io, from.io).evs;
     // a ledger from the tracer's records: the flush after the end marker flushed the tracer too
-    const haveReplies = this.ioFromReplies || (!!this.replies && (await this.flushReplies()));
+    const haveReplies = this.fromTracer || (!!this.replies && (await this.flushReplies()));
     if (haveReplies) {
       // the window's events came in with this flush or the one before it began: no scan of the session's history
       replies = this.replies!.events.slice(repliesFrom).filter((e) => e.ts >= startTs && e.ts <= endTs);
-      if (this.ioFromReplies) ioEvents = ioEventsOf(replies);
+      if (this.fromTracer) ioEvents = ioEventsOf(replies);
     }
-    const events = mergeByTime(r.evs, ioEvents);
+    const reqEvents = this.fromTracer ? mergeByTime(r.evs, requestEventsOf(replies, this.connection)) : r.evs;
+    const events = mergeByTime(reqEvents, ioEvents);
     const ledger = new BackingLedger(events, this.connection);
     if (haveReplies) {
       const all = this.replies!.events;
@@ -737,7 +761,7 @@ export class EvidenceSession {
       let built: Timeline | undefined;
       timeline = () => (built ??= new Timeline(all.slice(0, upTo), this.connection, this.serverPids()));
     }
-    return { label, result: result!, events, requests: summariseRequests(r.evs, this.connection), ledger, startTs, endTs, replies, timeline };
+    return { label, result: result!, events, requests: summariseRequests(reqEvents, this.connection), ledger, startTs, endTs, replies, timeline };
   }
 
   /** why the reply evidence stopped or is incomplete, when it did */
@@ -773,14 +797,14 @@ export class EvidenceSession {
   /** The request summary of a window, or of everything read so far. */
   requestsOf(window?: EvidenceWindow): RequestSummary {
     if (window) return window.requests;
-    return summariseRequests(this.req?.events ?? [], this.connection);
+    return summariseRequests(this.fromTracer ? this.events() : (this.req?.events ?? []), this.connection);
   }
 
   /** The backing-id ledger of everything read so far (call flush() first for the latest). */
   ledger(): BackingLedger {
-    if (!this.io && !this.ioFromReplies) throw new EvidenceUnavailableError(`backing ledger unavailable: ${this.ledgerUnavailable}`);
+    if (!this.io && !this.fromTracer) throw new EvidenceUnavailableError(`backing ledger unavailable: ${this.ledgerUnavailable}`);
     const l = new BackingLedger(this.events(), this.connection);
-    if (this.ioFromReplies) l.attachArgs(this.replies!.events.filter((e): e is BackingCall => e.kind === 'backing'));
+    if (this.fromTracer) l.attachArgs(this.replies!.events.filter((e): e is BackingCall => e.kind === 'backing'));
     return l;
   }
 

@@ -806,7 +806,7 @@ int BPF_PROG(fcr_kernel_send, struct fuse_req___fc *req)
 	}
 	fill_head(&r->h, REC_KREQ, req, conn, opcode, unique);
 	r->pid = req->in.h.pid;
-	r->pad = 0;
+	r->len = req->in.h.len;
 	r->narg = 0;
 	args = req->args;
 	if (args && args->in_numargs > 0)
@@ -842,6 +842,7 @@ int BPF_PROG(fcr_kernel_end, struct fuse_req___fc *req)
 	fill_head(&r->h, REC_KEND, req, conn, opcode, unique);
 	r->h.transport = transport_of(req);
 	r->error = req->out.h.error;
+	r->len = req->out.h.len;
 	r->nout0 = 0;
 	r->nout1 = 0;
 	r->size0 = 0;

@@ -259,7 +259,7 @@ static void format_kreq(const struct rec_kreq *r)
 			 (uint64_t)r->h.nodeid, r->pid, na);
 
 	put_hex(line, &n, r->arg, na);
-	line[n++] = '\n';
+	n += snprintf(line + n, sizeof(line) - (size_t)n, " %u\n", r->len);
 	out_line(line, (size_t)n);
 }
 
@@ -275,7 +275,7 @@ static void format_kend(const struct rec_kend *r)
 	put_hex(line, &n, r->out0, n0);
 	n += snprintf(line + n, sizeof(line) - (size_t)n, " %u ", n1);
 	put_hex(line, &n, r->out1, n1);
-	n += snprintf(line + n, sizeof(line) - (size_t)n, " %u %u %u\n", r->size0, r->size1, r->h.transport);
+	n += snprintf(line + n, sizeof(line) - (size_t)n, " %u %u %u %u\n", r->size0, r->size1, r->h.transport, r->len);
 	out_line(line, (size_t)n);
 }
 

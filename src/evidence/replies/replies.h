@@ -136,7 +136,7 @@ struct rec_kreq {
 	struct rec_head h;
 	__u32 pid; /* fuse_in_header.pid: the process the request is for */
 	__u32 narg;
-	__u32 pad;
+	__u32 len; /* fuse_in_header.len */
 	__u8 arg[KREQ_ARG_MAX];
 };
 
@@ -151,6 +151,7 @@ struct rec_kend {
 	__u32 nout1;
 	__u32 size0; /* out_args[i].size: for a variable-size reply (READ) the bytes the server sent */
 	__u32 size1;
+	__u32 len; /* fuse_out_header.len as the kernel kept it */
 	__u8 out0[KEND_OUT_MAX];
 	__u8 out1[KEND_OUT_MAX];
 };
