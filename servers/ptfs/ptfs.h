@@ -132,11 +132,28 @@ struct worker {
 	char *out;
 };
 
+struct req;
+
+/*
+ * How a request arrived and how its reply leaves: the handlers (ops.c) see only struct req and
+ * answer through reply_iov (proto.c), which calls the transport's send.  Two exist: the device
+ * (read(2)/writev(2) on a /dev/fuse fd, proto.c) and FUSE over io_uring (ring entries, uring.c).
+ */
+struct transport {
+	const char *name;
+	/* Deliver one reply: v[0] is the fuse_out_header, v[1..cnt-1] the body, len the total.
+	 * Returns 0, or -errno when the kernel refused it (ENOENT: the request is gone). */
+	int (*send)(struct req *r, struct iovec *v, int cnt, size_t len);
+};
+
 struct req {
-	struct worker *w;
+	struct worker *w;            /* the thread serving it */
+	const struct transport *tp;
+	void *tctx;                  /* the transport's own state for this request (a ring entry) */
 	const struct pt_in_header *in;
-	const char *arg;
+	const char *arg;             /* the arguments after the header, contiguous as on /dev/fuse */
 	size_t arglen;
+	char *out;                   /* OUT_BUFSIZE bytes a handler may build its reply body in */
 };
 
 /* ---- logging and small helpers (util.c) --------------------------------- */
