@@ -145,6 +145,8 @@ int handle_init(char *buf)
 		want |= PT_INIT_PASSTHROUGH;
 	if (cfg.writeback)
 		want |= PT_INIT_WRITEBACK_CACHE;
+	if (g.uring_ready)
+		want |= PT_INIT_OVER_IO_URING;
 	want = defect_on_init_flags(want);
 	uint64_t reply = want & offered;
 	uint32_t depth = (reply & PT_INIT_PASSTHROUGH) ? cfg.max_stack_depth : 0;

@@ -14,5 +14,7 @@ int reply_buf(struct req *r, const void *p, size_t len);
 extern atomic_bool stopping; /* the workers stop reading */
 void wake_handler(int sig);
 void *worker_main(void *arg);
+/* A worker saw the connection end: the main thread stops waiting. */
+void notify_done(void);
 
 #endif

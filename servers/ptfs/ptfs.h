@@ -59,6 +59,7 @@ struct config {
 	const char *selfcheck_path;
 	const char *init_report_path;
 	bool debug;
+	bool io_uring; /* --io-uring: ask for FUSE over io_uring */
 };
 
 extern struct config cfg;
@@ -107,6 +108,8 @@ struct state {
 	uint64_t offered;
 	uint64_t replied;
 	bool pt_negotiated;      /* we asked for it in the INIT reply */
+	bool uring_ready;        /* --io-uring: rings and threads are set up, INIT may ask for it */
+	bool uring_active;       /* requests are served over io_uring */
 	atomic_bool pt_refused;  /* BACKING_OPEN said EPERM: the kernel did not grant it */
 	pthread_mutex_t table_lock;
 	struct inode **buckets;
@@ -123,13 +126,17 @@ struct state {
 
 extern struct state g;
 
+struct uring;
+
 struct worker {
 	pthread_t tid;
 	int fd;
 	bool own_fd;
 	atomic_bool exited;
+	atomic_bool quit;   /* a ring worker stops (io_uring not granted) */
 	char *buf;
 	char *out;
+	struct uring *ring; /* a ring worker (uring.c): its io_uring and entry; NULL on /dev/fuse */
 };
 
 struct req;
