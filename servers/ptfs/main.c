@@ -37,7 +37,7 @@ static void usage(FILE *f)
 {
 	fputs("usage: ptfs --source DIR --mountpoint DIR [options]\n"
 	      "  --threads N              worker threads reading /dev/fuse (default 4);\n"
-	      "                           with --io-uring: ring entries (one thread each) per queue\n"
+	      "                           with --io-uring: ring entries (one thread each) per queue (default 2)\n"
 	      "  --io-uring               serve requests over FUSE-over-io_uring (Linux 6.14+, fuse module\n"
 	      "                           parameter enable_uring=Y): one queue per possible CPU; FORGET and\n"
 	      "                           INTERRUPT still come over /dev/fuse; falls back to /dev/fuse when\n"
@@ -98,6 +98,7 @@ static void parse_args(int argc, char **argv)
 			cfg.mountpoint = val;
 		} else if (strcmp(a, "--threads") == 0) {
 			cfg.threads = (int)parse_num(a, val, 10, 256);
+			cfg.threads_given = true;
 			if (cfg.threads < 1)
 				usage_error("--threads must be at least 1");
 		} else if (strcmp(a, "--attr-timeout") == 0) {
@@ -261,7 +262,9 @@ int main(int argc, char **argv)
 	/* --io-uring: the rings and their threads exist before INIT, so that the INIT reply asks
 	 * for FUSE_OVER_IO_URING only when ptfs can serve it (once asked, the kernel holds requests
 	 * back until every queue has an entry, or a registration fails). */
-	int per_queue = cfg.threads;
+	/* Every possible CPU gets a queue and each entry costs ~2 MiB (payload and reply buffer):
+	 * 2 entries per queue unless --threads says otherwise. */
+	int per_queue = cfg.threads_given ? cfg.threads : 2;
 	int nq = cfg.io_uring ? uring_queue_count() : 0;
 	struct worker *ws = calloc((size_t)cfg.threads + (size_t)nq * (size_t)per_queue, sizeof(*ws));
 	if (!ws)

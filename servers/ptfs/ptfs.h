@@ -47,6 +47,7 @@ struct config {
 	const char *source;
 	const char *mountpoint;
 	int threads;
+	bool threads_given; /* --threads on the command line */
 	uint64_t timeout_sec;
 	uint32_t timeout_nsec;
 	bool no_allow_other; /* mount without allow_other: only the mounter (root) may enter */
