@@ -33,6 +33,7 @@
 #define PT_INIT_HANDLE_KILLPRIV_V2 (1ULL << 28)
 #define PT_INIT_INIT_EXT (1ULL << 30)
 #define PT_INIT_PASSTHROUGH (1ULL << 37)
+#define PT_INIT_OVER_IO_URING (1ULL << 41) /* flags2 bit 9 (7.42, Linux 6.14) */
 
 /* open reply flags */
 #define PT_FOPEN_DIRECT_IO (1U << 0)
@@ -417,6 +418,48 @@ struct pt_backing_map {
 #define PT_DEV_IOC_BACKING_OPEN _IOW(PT_DEV_IOC_MAGIC, 1, struct pt_backing_map)
 #define PT_DEV_IOC_BACKING_CLOSE _IOW(PT_DEV_IOC_MAGIC, 2, uint32_t)
 
+/*
+ * FUSE over io_uring (include/uapi/linux/fuse.h 7.42, fs/fuse/dev_uring.c).  A ring entry is two
+ * buffers the server registers with FUSE_IO_URING_CMD_REGISTER (an IORING_OP_URING_CMD on a
+ * /dev/fuse fd of the connection, in an IORING_SETUP_SQE128 ring; sqe->addr = iovec[2], len 2):
+ * iov[0] a struct pt_uring_req_header, iov[1] the payload (at least max(8192, max_write,
+ * max_pages * page size) bytes).  A request arrives as: in_out = fuse_in_header, op_in = the
+ * request's first argument (its per-opcode struct; in_header.len counts it), payload = the other
+ * arguments, ring_ent_in_out.payload_sz their size, commit_id the id to commit with.  The reply:
+ * in_out = fuse_out_header (unique, error), payload = the whole reply body, payload_sz its size;
+ * FUSE_IO_URING_CMD_COMMIT_AND_FETCH (commit_id, qid) hands it in and waits for the next request.
+ */
+#define PT_URING_IN_OUT_HEADER_SZ 128
+#define PT_URING_OP_IN_OUT_SZ 128
+
+struct pt_uring_ent_in_out {
+	uint64_t flags;
+	uint64_t commit_id;
+	uint32_t payload_sz;
+	uint32_t padding;
+	uint64_t reserved;
+};
+
+struct pt_uring_req_header {
+	char in_out[PT_URING_IN_OUT_HEADER_SZ];
+	char op_in[PT_URING_OP_IN_OUT_SZ];
+	struct pt_uring_ent_in_out ring_ent_in_out;
+};
+
+enum pt_uring_cmd {
+	PT_IO_URING_CMD_INVALID = 0,
+	PT_IO_URING_CMD_REGISTER = 1,
+	PT_IO_URING_CMD_COMMIT_AND_FETCH = 2,
+};
+
+/* in the 80-byte command area of the 128-byte SQE */
+struct pt_uring_cmd_req {
+	uint64_t flags;
+	uint64_t commit_id;
+	uint16_t qid;
+	uint8_t padding[6];
+};
+
 _Static_assert(sizeof(struct pt_attr) == 88, "fuse_attr");
 _Static_assert(sizeof(struct pt_in_header) == 40, "fuse_in_header");
 _Static_assert(sizeof(struct pt_out_header) == 16, "fuse_out_header");
@@ -436,5 +479,8 @@ _Static_assert(sizeof(struct pt_backing_map) == 16, "fuse_backing_map");
 _Static_assert(PT_DEV_IOC_BACKING_OPEN == 0x4010E501, "BACKING_OPEN");
 _Static_assert(PT_DEV_IOC_BACKING_CLOSE == 0x4004E502, "BACKING_CLOSE");
 _Static_assert(PT_DEV_IOC_CLONE == 0x8004E500, "CLONE");
+_Static_assert(sizeof(struct pt_uring_ent_in_out) == 32, "fuse_uring_ent_in_out");
+_Static_assert(sizeof(struct pt_uring_req_header) == 288, "fuse_uring_req_header");
+_Static_assert(sizeof(struct pt_uring_cmd_req) == 24, "fuse_uring_cmd_req");
 
 #endif

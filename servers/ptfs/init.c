@@ -121,7 +121,7 @@ int handle_init(char *buf)
 	const struct pt_in_header *in = (const void *)buf;
 	const struct pt_init_in *ii = (const void *)(buf + sizeof(*in));
 	struct worker w0 = {.fd = g.devfd};
-	struct req r = {.w = &w0, .in = in, .arg = (const char *)ii, .arglen = (size_t)n - sizeof(*in)};
+	struct req r = {.w = &w0, .tp = &dev_transport, .in = in, .arg = (const char *)ii, .arglen = (size_t)n - sizeof(*in)};
 	if ((size_t)n < sizeof(*in) + 16 || in->opcode != PT_INIT) {
 		logmsg("error: first request is %s, expected INIT", opname(in->opcode));
 		reply_err(&r, EIO);
@@ -145,6 +145,8 @@ int handle_init(char *buf)
 		want |= PT_INIT_PASSTHROUGH;
 	if (cfg.writeback)
 		want |= PT_INIT_WRITEBACK_CACHE;
+	if (g.uring_ready)
+		want |= PT_INIT_OVER_IO_URING;
 	want = defect_on_init_flags(want);
 	uint64_t reply = want & offered;
 	uint32_t depth = (reply & PT_INIT_PASSTHROUGH) ? cfg.max_stack_depth : 0;

@@ -15,6 +15,7 @@
 #include "inodes.h"
 #include "init.h"
 #include "proto.h"
+#include "uring.h"
 
 struct config cfg = {
 	.threads = 4,
@@ -35,7 +36,12 @@ struct state g = {
 static void usage(FILE *f)
 {
 	fputs("usage: ptfs --source DIR --mountpoint DIR [options]\n"
-	      "  --threads N              worker threads reading /dev/fuse (default 4)\n"
+	      "  --threads N              worker threads reading /dev/fuse (default 4);\n"
+	      "                           with --io-uring: ring entries (one thread each) per queue (default 2)\n"
+	      "  --io-uring               serve requests over FUSE-over-io_uring (Linux 6.14+, fuse module\n"
+	      "                           parameter enable_uring=Y): one queue per possible CPU; FORGET and\n"
+	      "                           INTERRUPT still come over /dev/fuse; falls back to /dev/fuse when\n"
+	      "                           the kernel does not grant it\n"
 	      "  --attr-timeout SEC       entry and attribute timeout (default 1, may be 0)\n"
 	      "  --no-passthrough         never request FUSE_PASSTHROUGH\n"
 	      "  --no-allow-other         mount without allow_other (only root may enter)\n"
@@ -92,6 +98,7 @@ static void parse_args(int argc, char **argv)
 			cfg.mountpoint = val;
 		} else if (strcmp(a, "--threads") == 0) {
 			cfg.threads = (int)parse_num(a, val, 10, 256);
+			cfg.threads_given = true;
 			if (cfg.threads < 1)
 				usage_error("--threads must be at least 1");
 		} else if (strcmp(a, "--attr-timeout") == 0) {
@@ -103,6 +110,8 @@ static void parse_args(int argc, char **argv)
 			cfg.timeout_nsec = (uint32_t)((t - (double)cfg.timeout_sec) * 1e9);
 		} else if (strcmp(a, "--no-passthrough") == 0) {
 			cfg.no_passthrough = true;
+		} else if (strcmp(a, "--io-uring") == 0) {
+			cfg.io_uring = true;
 		} else if (strcmp(a, "--no-allow-other") == 0) {
 			cfg.no_allow_other = true;
 		} else if (strcmp(a, "--max-stack-depth") == 0) {
@@ -250,22 +259,61 @@ int main(int argc, char **argv)
 
 	defect_after_mount();
 
+	/* --io-uring: the rings and their threads exist before INIT, so that the INIT reply asks
+	 * for FUSE_OVER_IO_URING only when ptfs can serve it (once asked, the kernel holds requests
+	 * back until every queue has an entry, or a registration fails). */
+	/* Every possible CPU gets a queue and each entry costs ~2 MiB (payload and reply buffer):
+	 * 2 entries per queue unless --threads says otherwise. */
+	int per_queue = cfg.threads_given ? cfg.threads : 2;
+	int nq = cfg.io_uring ? uring_queue_count() : 0;
+	struct worker *ws = calloc((size_t)cfg.threads + (size_t)nq * (size_t)per_queue, sizeof(*ws));
+	if (!ws)
+		usage_error("out of memory");
+	g.workers = ws;
+	int nring = 0;
+	char why[256] = "";
+	if (cfg.io_uring) {
+		nring = uring_prepare(ws, per_queue, why, sizeof(why));
+		g.uring_ready = nring > 0;
+		g.nworkers = nring;
+	}
+
 	char *initbuf = malloc(REQ_BUFSIZE);
 	int rc = initbuf ? handle_init(initbuf) : 1;
 	free(initbuf);
 	if (rc != 0) {
+		uring_abandon(ws, nring);
+		g.nworkers = 0;
 		umount2(cfg.mountpoint, MNT_DETACH);
 		close(g.devfd);
+		free(ws);
 		free_all();
 		return rc;
 	}
 
-	int nworkers = cfg.threads;
-	struct worker *ws = calloc((size_t)nworkers, sizeof(*ws));
-	g.workers = ws;
+	if (cfg.io_uring) {
+		if (g.uring_ready && !(g.replied & PT_INIT_OVER_IO_URING))
+			snprintf(why, sizeof(why),
+				 "the kernel did not offer FUSE_OVER_IO_URING in INIT: "
+				 "/sys/module/fuse/parameters/enable_uring is N, or no CONFIG_FUSE_IO_URING");
+		else if (g.uring_ready && uring_start(why, sizeof(why)) == 0)
+			g.uring_active = true;
+		if (g.uring_active) {
+			logmsg("io_uring: %d queues, %d entries each", uring_queues(), per_queue);
+		} else {
+			logmsg("io_uring: not available (%s); serving over /dev/fuse", why);
+			uring_abandon(ws, nring);
+			nring = 0;
+			g.nworkers = 0;
+		}
+	}
+
+	/* Over io_uring one /dev/fuse worker is enough: only FORGET and INTERRUPT come that way. */
+	int ndev = g.uring_active ? 1 : cfg.threads;
 	int started = 0;
-	for (int i = 0; i < nworkers; i++) {
-		struct worker *w = &ws[i];
+	for (int i = 0; i < ndev; i++) {
+		struct worker *w = &ws[nring + i];
+		memset(w, 0, sizeof(*w)); /* maybe a ring worker's slot before */
 		if (i == 0) {
 			w->fd = g.devfd;
 		} else {
@@ -290,8 +338,9 @@ int main(int argc, char **argv)
 			break;
 		}
 		started++;
-		g.nworkers = started;
+		g.nworkers = nring + started;
 	}
+	started += nring;
 
 	bool by_signal = false;
 	/* The device fd with no events still reports POLLERR once the connection
@@ -339,6 +388,7 @@ int main(int argc, char **argv)
 			nanosleep(&ts, NULL);
 		}
 		pthread_join(ws[i].tid, NULL);
+		uring_worker_free(&ws[i]);
 		free(ws[i].buf);
 		free(ws[i].out);
 		if (ws[i].own_fd)

@@ -479,11 +479,11 @@ static void op_read(struct req *r)
 		return (void)reply_err(r, EINVAL);
 	struct handle *h = handle_of(ri->fh);
 	size_t size = ri->size > OUT_BUFSIZE ? OUT_BUFSIZE : ri->size;
-	ssize_t n = pread(h->fd, r->w->out, size, (off_t)ri->offset);
+	ssize_t n = pread(h->fd, r->out, size, (off_t)ri->offset);
 	if (n < 0)
 		return (void)reply_err(r, errno);
-	defect_on_read(h->fd, ri->offset, r->w->out, &n);
-	reply_buf(r, r->w->out, (size_t)n);
+	defect_on_read(h->fd, ri->offset, r->out, &n);
+	reply_buf(r, r->out, (size_t)n);
 }
 
 /*
@@ -599,15 +599,15 @@ static void op_getxattr(struct req *r, struct inode *ino, bool list)
 	proc_path(path, sizeof(path), ino->fd);
 	defect_on_getxattr();
 	size_t size = gi->size > OUT_BUFSIZE ? OUT_BUFSIZE : gi->size;
-	ssize_t n = list ? listxattr(path, size ? r->w->out : NULL, size)
-			 : getxattr(path, name, size ? r->w->out : NULL, size);
+	ssize_t n = list ? listxattr(path, size ? r->out : NULL, size)
+			 : getxattr(path, name, size ? r->out : NULL, size);
 	if (n < 0)
 		return (void)reply_err(r, errno);
 	if (gi->size == 0) {
 		struct pt_getxattr_out go = {.size = (uint32_t)n};
 		return (void)reply_buf(r, &go, sizeof(go));
 	}
-	reply_buf(r, r->w->out, (size_t)n);
+	reply_buf(r, r->out, (size_t)n);
 }
 
 static void op_removexattr(struct req *r, struct inode *ino)
@@ -650,7 +650,7 @@ static void op_readdir(struct req *r, struct inode *dir, bool plus)
 		return (void)reply_err(r, EINVAL);
 	struct handle *h = handle_of(ri->fh);
 	size_t size = ri->size > OUT_BUFSIZE ? OUT_BUFSIZE : ri->size;
-	char *out = r->w->out;
+	char *out = r->out;
 	size_t used = 0;
 	int err = 0;
 

@@ -4,9 +4,20 @@
 #include "proto.h"
 #include "ops.h"
 
-/* ---- replies ------------------------------------------------------------ */
+/* ---- the /dev/fuse transport --------------------------------------------- */
 
-/* Returns 0, or -errno of the write (ENOENT: the request was interrupted). */
+static int dev_send(struct req *r, struct iovec *v, int cnt, size_t len)
+{
+	(void)len;
+	ssize_t n = writev(r->w->fd, v, cnt);
+	return n < 0 ? -errno : 0;
+}
+
+const struct transport dev_transport = {.name = "/dev/fuse", .send = dev_send};
+
+/* ---- replies (every transport) ------------------------------------------- */
+
+/* Returns 0, or -errno of the delivery (ENOENT: the request was interrupted). */
 int reply_iov(struct req *r, int err, struct iovec *iov, int cnt)
 {
 	struct iovec v[5];
@@ -27,9 +38,9 @@ int reply_iov(struct req *r, int err, struct iovec *iov, int cnt)
 	if (cfg.debug)
 		logmsg("   unique %" PRIu64 ": %s -> %s%s (%zu bytes)", r->in->unique, opname(r->in->opcode),
 		       err ? "error " : "ok", err ? (errname(err) ? errname(err) : strerror(err)) : "", len);
-	ssize_t n = writev(r->w->fd, v, 1 + cnt);
-	if (n < 0) {
-		int e = errno;
+	int rc = r->tp->send(r, v, 1 + cnt, len);
+	if (rc < 0) {
+		int e = -rc;
 		if ((e != ENOENT && e != ENODEV) || watched)
 			logmsg("reply to %s failed: %s", opname(r->in->opcode), strerror(e));
 		return -e;
@@ -50,7 +61,7 @@ int reply_buf(struct req *r, const void *p, size_t len)
 
 /* ---- workers ------------------------------------------------------------ */
 
-static void notify_done(void)
+void notify_done(void)
 {
 	char c = 1;
 	if (write(g.done_pipe[1], &c, 1) < 0) {
@@ -92,6 +103,8 @@ void *worker_main(void *arg)
 			continue;
 		struct req r = {
 			.w = w,
+			.tp = &dev_transport,
+			.out = w->out,
 			.in = (const void *)w->buf,
 			.arg = w->buf + sizeof(struct pt_in_header),
 			.arglen = (size_t)n - sizeof(struct pt_in_header),

@@ -47,6 +47,7 @@ struct config {
 	const char *source;
 	const char *mountpoint;
 	int threads;
+	bool threads_given; /* --threads on the command line */
 	uint64_t timeout_sec;
 	uint32_t timeout_nsec;
 	bool no_allow_other; /* mount without allow_other: only the mounter (root) may enter */
@@ -59,6 +60,7 @@ struct config {
 	const char *selfcheck_path;
 	const char *init_report_path;
 	bool debug;
+	bool io_uring; /* --io-uring: ask for FUSE over io_uring */
 };
 
 extern struct config cfg;
@@ -107,6 +109,8 @@ struct state {
 	uint64_t offered;
 	uint64_t replied;
 	bool pt_negotiated;      /* we asked for it in the INIT reply */
+	bool uring_ready;        /* --io-uring: rings and threads are set up, INIT may ask for it */
+	bool uring_active;       /* requests are served over io_uring */
 	atomic_bool pt_refused;  /* BACKING_OPEN said EPERM: the kernel did not grant it */
 	pthread_mutex_t table_lock;
 	struct inode **buckets;
@@ -123,20 +127,41 @@ struct state {
 
 extern struct state g;
 
+struct uring;
+
 struct worker {
 	pthread_t tid;
 	int fd;
 	bool own_fd;
 	atomic_bool exited;
+	atomic_bool quit;   /* a ring worker stops (io_uring not granted) */
 	char *buf;
 	char *out;
+	struct uring *ring; /* a ring worker (uring.c): its io_uring and entry; NULL on /dev/fuse */
+};
+
+struct req;
+
+/*
+ * How a request arrived and how its reply leaves: the handlers (ops.c) see only struct req and
+ * answer through reply_iov (proto.c), which calls the transport's send.  Two exist: the device
+ * (read(2)/writev(2) on a /dev/fuse fd, proto.c) and FUSE over io_uring (ring entries, uring.c).
+ */
+struct transport {
+	const char *name;
+	/* Deliver one reply: v[0] is the fuse_out_header, v[1..cnt-1] the body, len the total.
+	 * Returns 0, or -errno when the kernel refused it (ENOENT: the request is gone). */
+	int (*send)(struct req *r, struct iovec *v, int cnt, size_t len);
 };
 
 struct req {
-	struct worker *w;
+	struct worker *w;            /* the thread serving it */
+	const struct transport *tp;
+	void *tctx;                  /* the transport's own state for this request (a ring entry) */
 	const struct pt_in_header *in;
-	const char *arg;
+	const char *arg;             /* the arguments after the header, contiguous as on /dev/fuse */
 	size_t arglen;
+	char *out;                   /* OUT_BUFSIZE bytes a handler may build its reply body in */
 };
 
 /* ---- logging and small helpers (util.c) --------------------------------- */
