@@ -80,6 +80,9 @@ const struct defect_def defect_table[D_COUNT] = {
 			     H(AFTER_MOUNT)},
 	[D_MOUNT_ELSEWHERE] = {"mount-elsewhere", NO_OPCODE, "mounts at dirname(mountpoint)/elsewhere", H(MOUNT)},
 	[D_SLOW_GETXATTR] = {"slow-getxattr", NO_OPCODE, "answers every GETXATTR 4 ms late", H(GETXATTR)},
+	[D_IO_URING_NEVER_ASKED] = {"io-uring-never-asked", NO_OPCODE,
+				    "--io-uring sets its rings up but INIT never asks for FUSE_OVER_IO_URING: /dev/fuse serves",
+				    H(INIT_FLAGS)},
 };
 
 /* ---- what is enabled ------------------------------------------------------ */
@@ -197,6 +200,10 @@ uint64_t defect_on_init_flags(uint64_t want)
 	 * the server never even sees the writes it took the job for. */
 	if (on(D_KILLPRIV_V2))
 		want |= PT_INIT_HANDLE_KILLPRIV_V2;
+	/* io-uring-never-asked: the transport a server claims, silently not the one it serves
+	 * (what libfuse's -o io_uring does when the kernel does not offer it) */
+	if (on(D_IO_URING_NEVER_ASKED))
+		want &= ~PT_INIT_OVER_IO_URING;
 	return want;
 }
 

@@ -52,6 +52,7 @@ enum defect {
 	D_FORK_CHILDREN,
 	D_MOUNT_ELSEWHERE,
 	D_SLOW_GETXATTR,
+	D_IO_URING_NEVER_ASKED,
 	D_COUNT
 };
 
@@ -126,7 +127,8 @@ void defect_usage(FILE *f);
 const char *defect_on_mount(const char *mountpoint);
 /* Right after the mount (fork-children). */
 void defect_after_mount(void);
-/* INIT: the flags ptfs asks for, given those it wants (writeback-with-passthrough, killpriv-v2). */
+/* INIT: the flags ptfs asks for, given those it wants (writeback-with-passthrough, killpriv-v2,
+ * io-uring-never-asked). */
 uint64_t defect_on_init_flags(uint64_t want);
 /* INIT: the max_stack_depth of the reply, given the flags replied (bad-stack-depth). */
 uint32_t defect_on_init_depth(uint64_t reply, uint32_t depth);

@@ -4,7 +4,7 @@
 // scripts are not relied on: npm gates them, `--ignore-scripts` skips them, and the installing
 // user may have no compiler). So `fusecert run` builds what is missing, and `fusecert build-ptfs`
 // builds both on demand.
-import { copyFileSync, existsSync, mkdtempSync, renameSync, rmSync, statSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { execa } from 'execa';
 import type { Check } from '../platform/index.ts';
@@ -12,26 +12,9 @@ import type { Check } from '../platform/index.ts';
 const ROOT = path.resolve(import.meta.dirname, '../..');
 export const PTFS_DIR = path.join(ROOT, 'servers/ptfs');
 export const PTFS_BIN = path.join(PTFS_DIR, 'ptfs');
-// the Makefile's sources (its OBJS, their headers)
-const SOURCES = [
-  'Makefile',
-  'fuse_proto.h',
-  'ptfs.h',
-  'main.c',
-  'init.c',
-  'init.h',
-  'proto.c',
-  'proto.h',
-  'ops.c',
-  'ops.h',
-  'iomode.c',
-  'iomode.h',
-  'inodes.c',
-  'inodes.h',
-  'defects.c',
-  'defects.h',
-  'util.c',
-];
+// the Makefile's sources (its OBJS, their headers): every .c and .h beside it, so a new module
+// cannot be left out of the copy the build runs in
+const SOURCES = ['Makefile', ...readdirSync(PTFS_DIR).filter((f) => /\.[ch]$/.test(f)).sort()];
 
 export class PtfsBuildError extends Error {}
 

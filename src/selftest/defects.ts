@@ -17,6 +17,8 @@ export interface DefectEntry {
   strict?: boolean;
   /** the server never gets to the clauses: exit 2 with one error line matching this */
   environmentError?: string;
+  /** claims of the defect's manifest over ptfs's own (e.g. transport io_uring) */
+  claims?: Record<string, unknown>;
 }
 
 /** The `fusecert run` options a defect's run takes besides the server and its families. */

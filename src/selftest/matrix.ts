@@ -5,7 +5,7 @@
 import { expect } from 'vitest';
 import { keyOf } from '../catalogue/index.ts';
 import { causeOf, runOptions, type DefectEntry } from './defects.ts';
-import { fusecert, ptfsManifest } from './util.ts';
+import { fusecert, ptfsClaims, ptfsManifest } from './util.ts';
 import type { Results } from '../report/index.ts';
 
 export interface DefectOutcome {
@@ -44,7 +44,7 @@ const manifestName = (e: DefectEntry) => `ptfs-${e.defect.replace(/\s+/g, '-').t
 /** Certify ptfs with each defect of a group (groupDefects) on their families and assert the matrix's expectations; `done` gets each one's figures first. */
 export async function certifyDefects(es: DefectEntry[], done: (o: DefectOutcome) => void): Promise<void> {
   const e0 = es[0];
-  const servers = es.flatMap((e) => ['--server', ptfsManifest(manifestName(e), e.args)]);
+  const servers = es.flatMap((e) => ['--server', ptfsManifest(manifestName(e), e.args, e.claims ? { claims: { ...ptfsClaims(), ...e.claims } } : {})]);
   // one suite worker: the self-test's pool already runs three runs on two cores, and each further
   // worker of a run with several families costs its start-up (~1 s of CPU) and buys no time back
   const r = await fusecert(['run', ...servers, '--family', e0.families.join(','), ...runOptions(e0), '--jobs', '1']);

@@ -6,7 +6,7 @@ import { execa } from 'execa';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { XMLParser, XMLValidator } from 'fast-xml-parser';
-import { fusecert, ptfsManifest, missing, ROOT, PTFS, type CliRun } from './util.ts';
+import { fusecert, ptfsClaims, ptfsManifest, missing, ROOT, PTFS, type CliRun } from './util.ts';
 import { loadDefects, type DefectEntry } from './defects.ts';
 import { certifyDefects, groupDefects, timingDefect, type DefectOutcome } from './matrix.ts';
 
@@ -156,6 +156,20 @@ const configs: { name: string; server: () => string; args: string[]; check?: (r:
       }
       for (const id of ['NEG-002', 'NEG-004', 'BKG-002', 'BKG-008', 'RW-008']) expect(st(id).status, id).toBe('pass');
       expect(r.results!.clauses.filter((x) => x.id.startsWith('IOM-001') && x.status !== 'pass').map((x) => x.id)).toEqual([]);
+    },
+  },
+  {
+    // the second transport: the run holds the fuse module's enable_uring, ptfs serves from its
+    // rings, the clauses run unchanged, and NEG-007 proves from the kernel's side that the ring did
+    name: 'ptfs --io-uring, claims.transport "io_uring" (the clauses pass over the ring; NEG-007 counts no request over /dev/fuse)',
+    server: () => ptfsManifest('ptfs-io-uring', ['--io-uring'], { claims: { ...ptfsClaims(), transport: 'io_uring' } }),
+    args: ['--family', 'NEG,BKG,RW,MAP,ATT', '--jobs', '2'],
+    check: (r) => {
+      const c = r.results!.clauses.find((x) => x.id === 'NEG-007')!;
+      expect(c.status, c.reason).toBe('pass');
+      const tr = c.evidence.transport as { ring: number; dev: number };
+      expect(tr.dev).toBe(0);
+      expect(tr.ring).toBeGreaterThan(5);
     },
   },
   {

@@ -146,6 +146,9 @@ afterAll(() => {
 });
 
 /** A manifest for ptfs with extra arguments (probe modes, defects), in a temp dir removed after the file's tests. */
+/** The claims of servers/ptfs/manifest.json. */
+export const ptfsClaims = (): Record<string, unknown> => JSON.parse(readFileSync(path.join(ROOT, 'servers/ptfs/manifest.json'), 'utf8')).claims;
+
 export function ptfsManifest(name: string, args: string[], extra: Record<string, unknown> = {}): string {
   const base = JSON.parse(readFileSync(path.join(ROOT, 'servers/ptfs/manifest.json'), 'utf8'));
   const dir = mkdtempSync(path.join(os.tmpdir(), 'fusecert-test-manifest-'));
