@@ -14,7 +14,12 @@ export const PTFS_DIR = path.join(ROOT, 'servers/ptfs');
 export const PTFS_BIN = path.join(PTFS_DIR, 'ptfs');
 // the Makefile's sources (its OBJS, their headers): every .c and .h beside it, so a new module
 // cannot be left out of the copy the build runs in
-const SOURCES = ['Makefile', ...readdirSync(PTFS_DIR).filter((f) => /\.[ch]$/.test(f)).sort()];
+const SOURCES = [
+  'Makefile',
+  ...readdirSync(PTFS_DIR)
+    .filter((f) => /\.[ch]$/.test(f))
+    .sort(),
+];
 
 export class PtfsBuildError extends Error {}
 
