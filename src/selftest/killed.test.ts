@@ -85,8 +85,7 @@ describe.skipIf(why)(`a runner killed with SIGKILL leaves nothing within 5 s${wh
   }, 180_000);
   // A run certifying an io_uring claim holds the fuse module's enable_uring on; its guardian's sweep
   // releases the hold and, as the last holder, writes back the value the run found. The server is
-  // ptfs claiming io_uring (it serves /dev/fuse: only the hold is under test here; once ptfs has
-  // --io-uring its manifest variant is the server to use).
+  // ptfs --io-uring claiming io_uring, killed while its rings serve.
   const noUring = uringParam() === null ? 'no FUSE over io_uring in this kernel (/sys/module/fuse/parameters/enable_uring)' : null;
   test.skipIf(noUring && !strict)(
     `while it holds enable_uring for a server claiming io_uring${noUring ? ` (skipped: ${noUring})` : ''}`,
@@ -94,8 +93,14 @@ describe.skipIf(why)(`a runner killed with SIGKILL leaves nothing within 5 s${wh
       if (noUring) throw new Error(`FUSECERT_STRICT: ${noUring}`);
       const found = uringParam();
       const others = readHoldState()?.holders.length ?? 0;
-      const m = ptfsManifest('ptfs-claims-io-uring', [], { claims: { ...ptfsClaims(), transport: 'io_uring' } });
-      const r = await killRun(['run', '--server', m, '--family', 'RW'], { phase: 'mounted', afterMs: 500, signal: 'SIGKILL', live: /^kernel parameter/ });
+      const m = ptfsManifest('ptfs-claims-io-uring', ['--io-uring'], { claims: { ...ptfsClaims(), transport: 'io_uring' } });
+      // families enough that the run is still going at the kill (RW alone ended in 2.6 s, before it)
+      const r = await killRun(['run', '--server', m, '--family', 'RW,BKG,MAP,ATT'], {
+        phase: 'mounted',
+        afterMs: 500,
+        signal: 'SIGKILL',
+        live: /^kernel parameter/,
+      });
       expect(
         r.before.some((l) => /^kernel parameter enable_uring held for run pid \d+ \(now Y, was [YN]\)/.test(l)),
         describeKill(r),

@@ -140,7 +140,7 @@ describe.skipIf(skip)(`npm package${skip ? ` (skipped: ${skip})` : ''}`, () => {
       expect(clauses.exitCode, clauses.all).toBe(0);
       const catalogue = JSON.parse(clauses.stdout) as { id: string }[];
       const neg = catalogue.map((c) => c.id).filter((id) => id.startsWith('NEG-'));
-      expect(neg.length).toBe(6);
+      expect(neg.length).toBe(7);
       expect(catalogue.length).toBeGreaterThan(50);
 
       // ---- run: a manifest outside the package, pointing at the package's (not yet built) ptfs
