@@ -393,9 +393,15 @@ export class RunGuard {
     this.finished = true;
     this.leaveCgroup();
     // Workers and servers that were told to stop are given a moment to exit by themselves: only
-    // what is still there then was left behind.
+    // what is still there then was left behind. A cgroup can stay populated a moment after its
+    // last listed process is gone (a server's io_uring worker threads end after it: the self-test
+    // once swept such a cgroup, "0 processes", as left behind), so its emptiness is waited for too.
+    const cg = this.state.cgroup;
+    const busy = () =>
+      [...runProcesses(this.state)].some((p) => p !== process.pid && alive(p)) ||
+      (cg !== null && existsSync(cg) && cgroupPopulated(cg) && !cgroupProcs(cg).includes(process.pid));
     const until = Date.now() + 2000;
-    while (Date.now() < until && [...runProcesses(this.state)].some((p) => p !== process.pid && alive(p))) sleepSync(20);
+    while (Date.now() < until && busy()) sleepSync(20);
     const log = sweepRun(this.state, { runnerGone: false });
     this.dismissGuardian();
     return log;
