@@ -254,6 +254,16 @@ static void reply_new_entry(struct req *r, struct inode *parent, const char *nam
 	reply_entry(r, ino, &st);
 }
 
+/* After a call made as the caller (as_caller): back to the server's credentials, then the new
+ * entry, or the call's errno. */
+static void made(struct req *r, struct inode *parent, const char *name, int rc, int e)
+{
+	as_server();
+	if (rc < 0)
+		return (void)reply_err(r, e);
+	reply_new_entry(r, parent, name);
+}
+
 static void op_mknod(struct req *r, struct inode *parent)
 {
 	const struct pt_mknod_in *mi = (const void *)r->arg;
@@ -262,11 +272,7 @@ static void op_mknod(struct req *r, struct inode *parent)
 		return (void)reply_err(r, EINVAL);
 	as_caller(r->in);
 	int rc = mknodat(parent->fd, name, mi->mode, decode_dev(mi->rdev));
-	int e = errno;
-	as_server();
-	if (rc < 0)
-		return (void)reply_err(r, e);
-	reply_new_entry(r, parent, name);
+	made(r, parent, name, rc, errno);
 }
 
 static void op_mkdir(struct req *r, struct inode *parent)
@@ -277,11 +283,7 @@ static void op_mkdir(struct req *r, struct inode *parent)
 		return (void)reply_err(r, EINVAL);
 	as_caller(r->in);
 	int rc = mkdirat(parent->fd, name, mi->mode);
-	int e = errno;
-	as_server();
-	if (rc < 0)
-		return (void)reply_err(r, e);
-	reply_new_entry(r, parent, name);
+	made(r, parent, name, rc, errno);
 }
 
 static void op_symlink(struct req *r, struct inode *parent)
@@ -293,11 +295,7 @@ static void op_symlink(struct req *r, struct inode *parent)
 		return (void)reply_err(r, EINVAL);
 	as_caller(r->in);
 	int rc = symlinkat(target, parent->fd, name);
-	int e = errno;
-	as_server();
-	if (rc < 0)
-		return (void)reply_err(r, e);
-	reply_new_entry(r, parent, name);
+	made(r, parent, name, rc, errno);
 }
 
 static void op_link(struct req *r, struct inode *newparent)

@@ -666,12 +666,17 @@ export class EvidenceSession {
 
   /** Read what is new in both instances; throws EvidenceLostError if the kernel lost events. */
   async flush(): Promise<TraceEvent[]> {
+    return this.flushUpTo(true);
+  }
+
+  /** flush(); without `tracer` the reply tracer is left for later (a window's begin: its records are picked by time) */
+  private async flushUpTo(tracer: boolean): Promise<TraceEvent[]> {
     if (this.closed) throw new Error('EvidenceSession is closed');
     if (this.reader) await this.reader.take();
     let a = this.req ? this.req.drain(!this.reader) : [];
     let b = this.io ? this.io.drain(!this.reader) : [];
     this.checkLoss();
-    if (this.fromTracer) {
+    if (this.fromTracer && tracer) {
       await this.repliesForLedger();
       const all = this.replies!.events;
       const fresh = all.slice(this.repliesFlushed);
@@ -713,7 +718,8 @@ export class EvidenceSession {
     // the reader's start-up (a worker thread, ~30 ms of CPU) is over before fn runs, so it does
     // not land on the workload the window observes; it overlaps whatever ran since open()
     await this.reader?.ready;
-    await this.flush();
+    // the tracer's records are picked by time after the end marker: no tracer flush here
+    await this.flushUpTo(false);
     const from = { req: this.req?.events.length ?? 0, io: this.io?.events.length ?? 0 };
     const repliesFrom = this.replies?.events.length ?? 0;
     this.req?.mark(begin);
