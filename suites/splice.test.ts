@@ -9,6 +9,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { clause, forEachVariant, check, fail, expectBytes, errnoOf, pattern, loadTree, expectFile, applyWrite } from '../src/harness/index.ts';
+import { requestsDuring, windowSummary, counts } from '../src/harness/index.ts';
+import { countOf, type EvidenceWindow } from '../src/evidence/index.ts';
 import { spliceAsync, sendfileAsync, pipe2Async, lseekAsync, SEEK } from '../src/sys/index.ts';
 
 const tree = loadTree('basic');
@@ -329,4 +331,85 @@ forEachVariant({}, (mount) => {
       if (mount.claims.mirror) expectBytes(await readFile(mount.backing('spl-006/app')), native.after, 'the backing file of the O_APPEND file');
     },
   });
+  // SPL-007/008: splice and sendfile of a passthrough file go to the backing file (KERNEL-RULES
+  // F3), as read and write do (NEG-004/005): the bytes alone cannot tell the paths apart.
+  clause({
+    id: 'SPL-007',
+    level: 'MUST',
+    title: 'splice and sendfile from a passthrough-opened file send no FUSE_READ',
+    mount,
+    requires: ['passthrough', 'passthrough-data', 'passthrough-reads', 'tracefs', 'PLT-001'],
+    body: async (t) => {
+      const f = tree.files.find((x) => x.size === 1048579)!;
+      const win = await requestsDuring(mount, 'SPL-007 splice out', async () => {
+        const fh = await open(mount.path(f.path), 'r');
+        try {
+          const spliced = await spliceOut(fh.fd, 0, f.size);
+          // sendfile from the same fd into a pipe: the kernel's splice_read again, by another call
+          const sent = await withPipe(async (r, w) => {
+            const parts: Buffer[] = [];
+            let done = 0;
+            while (done < 262144) {
+              const n = await sendfileAsync(w, fh.fd, 4093 + done, Math.min(PIPE_CHUNK, 262144 - done));
+              if (n === 0) break;
+              parts.push(await drain(r, n));
+              done += n;
+            }
+            return Buffer.concat(parts);
+          });
+          return { spliced, sent };
+        } finally {
+          await fh.close();
+        }
+      });
+      t.note('window', windowSummary(win));
+      expectBytes(win.result.spliced, pattern(f.seed, f.size), `splice of /${f.path} into a pipe`);
+      expectBytes(win.result.sent, pattern(f.seed, 262144, 4093), `sendfile of /${f.path} into a pipe`);
+      expectNoServerSplice(win, 'FUSE_READ', `splicing ${f.size} bytes of /${f.path} (opened O_RDONLY) into a pipe and sendfile of 262144 more`);
+    },
+  });
+
+  clause({
+    id: 'SPL-008',
+    level: 'MUST',
+    title: 'splice into a passthrough-opened file sends no FUSE_WRITE',
+    mount,
+    requires: ['passthrough', 'passthrough-data', 'passthrough-writes', 'tracefs', 'PLT-001'],
+    body: async (t) => {
+      const rel = 'spl-008.bin';
+      const data = pattern(1108, 1048576 + 4099);
+      await writeFile(mount.path(rel), '');
+      const win = await requestsDuring(mount, 'SPL-008 splice in', async () => {
+        const fh = await open(mount.path(rel), 'r+');
+        try {
+          await spliceIn(fh.fd, 0, data);
+        } finally {
+          await fh.close();
+        }
+      });
+      t.note('window', windowSummary(win));
+      expectBytes(await readFile(mount.path(rel)), data, `read back of /${rel} after splicing into it`);
+      if (mount.claims.mirror) expectBytes(await readFile(mount.backing(rel)), data, `the backing file of /${rel}`);
+      expectNoServerSplice(win, 'FUSE_WRITE', `splicing ${data.length} bytes from a pipe into /${rel} (opened O_RDWR)`);
+    },
+  });
 });
+
+/** Fail when a splice window sent `op` to the server: the data did not pass through the backing file. */
+function expectNoServerSplice(win: EvidenceWindow, op: 'FUSE_READ' | 'FUSE_WRITE', what: string): void {
+  const n = countOf(win.requests, op);
+  if (n === 0) return;
+  const opens = countOf(win.requests, 'FUSE_OPEN');
+  const made = win.ledger.opens.filter((o) => o.ok).length;
+  const failed = win.ledger.failedOpens();
+  fail(
+    `${what} sent ${counts(win.requests, [op])} to the server: ` +
+      (failed.length
+        ? `the server's BACKING_OPEN failed with ${failed[0]!.code} and it served the open without passthrough`
+        : opens === 0
+          ? 'the kernel sent no FUSE_OPEN for it (an open without an OPEN request takes no io mode: a connection whose OPEN once answered ENOSYS)'
+          : made === 0
+            ? 'the server answered FUSE_OPEN without FOPEN_PASSTHROUGH (no BACKING_OPEN was made)'
+            : 'a backing id was opened but the splice still went to the server'),
+  );
+}

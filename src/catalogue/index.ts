@@ -97,6 +97,8 @@ export const CLAUSES: Clause[] = [
   c('SPL-004', 'MUST', 'sendfile file->socket', 'bytes'),
   c('SPL-005', 'MUST', 'splice past EOF returns 0', 'byte counts'),
   c('SPL-006', 'MUST', 'splice into an O_APPEND file behaves as on a local filesystem (6.18: EINVAL, file unchanged)', 'errno, bytes, size'),
+  c('SPL-007', 'MUST', 'splice and sendfile from a passthrough-opened file send no FUSE_READ', 'requests: FUSE_READ count, bytes'),
+  c('SPL-008', 'MUST', 'splice into a passthrough-opened file sends no FUSE_WRITE', 'requests: FUSE_WRITE count, bytes'),
 
   c('MAP-001', 'MUST', 'MAP_SHARED read equals the file', 'bytes'),
   c('MAP-002', 'MUST', 'MAP_SHARED write + msync is seen by read() on another fd and in the backing file', 'bytes'),
