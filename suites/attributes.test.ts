@@ -2,7 +2,7 @@
 // several ways (fstat on the writing fd, fstat on another fd, stat and statx by path) and names
 // the view that was stale and by how much. Timestamps follow SPEC §5a: compared with values from
 // the same filesystem, never strictly against Date.now().
-import { open, writeFile, truncate, appendFile, stat, lstat, chmod } from 'node:fs/promises';
+import { open, writeFile, truncate, appendFile, stat, lstat, chmod, utimes } from 'node:fs/promises';
 import { spawn } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
@@ -351,6 +351,51 @@ forEachVariant({}, (mount) => {
         diffs.length === 0,
         `stat through the mount differs from the backing file's: ${diffs.slice(0, 6).join('; ')}${diffs.length > 6 ? `; and ${diffs.length - 6} more` : ''}`,
       );
+    },
+  });
+
+  // ATT-010: a passthrough read never reaches the server, so the server cannot know the file was
+  // read: the kernel invalidates atime after it (KERNEL-RULES G2) and the next stat asks the
+  // server, which must answer with the backing file's atime, not one it keeps itself.
+  clause({
+    id: 'ATT-010',
+    level: 'MUST',
+    title: "atime after a read is the backing file's (stat after a passthrough read asks the server)",
+    mount,
+    requires: ['mirror'],
+    body: async (t) => {
+      const rel = 'att-010.bin';
+      const data = pattern(110, 65536 + 17);
+      await writeFile(mount.path(rel), data);
+      // atime older than mtime (and than a day), so the backing filesystem's relatime updates it
+      // on the next read; set through the mount, so the server sees the SETATTR
+      const now = Date.now() / 1000;
+      await utimes(mount.path(rel), now - 3 * 86400, now - 2 * 86400);
+      const before = await stat(mount.path(rel), { bigint: true });
+      const fh = await open(mount.path(rel), 'r');
+      let viaFd: bigint;
+      try {
+        const buf = Buffer.alloc(data.length);
+        const { bytesRead } = await fh.read(buf, 0, buf.length, 0);
+        check(bytesRead === data.length, `read of /${rel} returned ${bytesRead} bytes, expected ${data.length}`);
+        viaFd = (await fh.stat({ bigint: true })).atimeNs;
+      } finally {
+        await fh.close();
+      }
+      const after = await stat(mount.path(rel), { bigint: true });
+      const backing = await lstat(mount.backing(rel), { bigint: true });
+      const s = (ns: bigint) => `${ns} ns (${new Date(Number(ns / 1000000n)).toISOString()})`;
+      t.note('atime', { beforeRead: s(before.atimeNs), fstatAfterRead: s(viaFd), statAfterRead: s(after.atimeNs), backing: s(backing.atimeNs) });
+      t.note('backingAtimeAdvanced', backing.atimeNs > before.atimeNs);
+      const stale: string[] = [];
+      if (viaFd !== backing.atimeNs) stale.push(`fstat on the reading fd showed ${s(viaFd)}`);
+      if (after.atimeNs !== backing.atimeNs) stale.push(`stat by path showed ${s(after.atimeNs)}`);
+      if (stale.length)
+        fail(
+          `after a read of /${rel}, ${stale.join(' and ')}, while the backing file's atime is ${s(backing.atimeNs)}` +
+            (backing.atimeNs > before.atimeNs ? ` (the read advanced it from ${s(before.atimeNs)})` : '') +
+            ": the server answered GETATTR with an atime other than the backing file's (a passthrough read never reaches the server, so an atime it keeps itself goes stale)",
+        );
     },
   });
 

@@ -83,6 +83,9 @@ const struct defect_def defect_table[D_COUNT] = {
 	[D_IO_URING_NEVER_ASKED] = {"io-uring-never-asked", NO_OPCODE,
 				    "--io-uring sets its rings up but INIT never asks for FUSE_OVER_IO_URING: /dev/fuse serves",
 				    H(INIT_FLAGS)},
+	[D_STALE_ATIME] = {"stale-atime", NO_OPCODE,
+			   "GETATTR keeps the atime of the last LOOKUP/SETATTR/CREATE (reads it never sees)",
+			   H(STAT) | H(GETATTR_REPLY)},
 };
 
 /* ---- what is enabled ------------------------------------------------------ */
@@ -370,6 +373,16 @@ bool defect_on_getattr(struct inode *ino, struct stat *st)
 	*st = ino->stale.attrs;
 	pthread_mutex_unlock(&ino->lock);
 	return have;
+}
+
+void defect_before_getattr_reply(struct inode *ino, struct stat *st)
+{
+	if (!armed_at(HOOK_GETATTR_REPLY))
+		return;
+	pthread_mutex_lock(&ino->lock);
+	if (ino->stale.have)
+		st->st_atim = ino->stale.attrs.st_atim;
+	pthread_mutex_unlock(&ino->lock);
 }
 
 void defect_on_attr(struct pt_attr *a, const struct stat *st)

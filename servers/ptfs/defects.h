@@ -53,6 +53,7 @@ enum defect {
 	D_MOUNT_ELSEWHERE,
 	D_SLOW_GETXATTR,
 	D_IO_URING_NEVER_ASKED,
+	D_STALE_ATIME,
 	D_COUNT
 };
 
@@ -74,6 +75,7 @@ enum defect_hook {
 	HOOK_STAT,            /* defect_on_stat */
 	HOOK_GETATTR,         /* defect_on_getattr */
 	HOOK_ATTR,            /* defect_on_attr */
+	HOOK_GETATTR_REPLY,   /* defect_before_getattr_reply */
 	/* opens, backing ids and releases (ops.c, iomode.c) */
 	HOOK_SERVER_OPEN,     /* defect_on_server_open */
 	HOOK_IO_MODE,         /* defect_before_io_mode */
@@ -159,6 +161,9 @@ bool defect_on_inode_unused(void);
 void defect_on_stat(struct inode *ino, const struct stat *st);
 /* GETATTR, before the backing file is asked: true when *st holds the answer (stale-attrs). */
 bool defect_on_getattr(struct inode *ino, struct stat *st);
+/* GETATTR: the backing file's attributes st are about to be replied (stale-atime keeps the atime
+ * of the last LOOKUP/SETATTR/CREATE). */
+void defect_before_getattr_reply(struct inode *ino, struct stat *st);
 /* A reply's attributes were filled from st (no-exec-bits). */
 void defect_on_attr(struct pt_attr *a, const struct stat *st);
 

@@ -164,6 +164,7 @@ static void op_getattr(struct req *r, struct inode *ino)
 	int rc = stat_inode(ino, &st);
 	if (rc < 0)
 		return (void)reply_err(r, -rc);
+	defect_before_getattr_reply(ino, &st);
 	defect_on_stat(ino, &st);
 	reply_attr(r, &st);
 }

@@ -86,7 +86,7 @@ struct inode {
 	struct {
 		bool have;
 		struct stat attrs;
-	} stale; /* stale-attrs (defects.c): the attributes GETATTR answers with */
+	} stale; /* stale-attrs, stale-atime (defects.c): the attributes of the last LOOKUP/SETATTR/CREATE */
 };
 
 enum handle_kind { H_PT, H_CACHED, H_UNCOUNTED, H_DIR };

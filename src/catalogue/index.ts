@@ -119,6 +119,12 @@ export const CLAUSES: Clause[] = [
     'a write by a user without CAP_FSETID clears set-user-ID and set-group-ID',
     'mode through the mount and of the backing file after an unprivileged append',
   ),
+  c(
+    'ATT-010',
+    'MUST',
+    "atime after a read is the backing file's (stat after a passthrough read asks the server)",
+    'attributes: atime by fstat and stat against the backing file',
+  ),
 
   c('FSX-001', 'MUST', 'seeded random operation sequences on one file agree with a model', 'bytes, size'),
   c('FSX-002', 'MUST', 'random sequences over two fds and a shared mapping agree with a model', 'bytes, size'),

@@ -376,7 +376,7 @@ function shortReadFindings(tl: Timeline, from: number): Finding[] {
 }
 
 /** The attributes the server last answered with, per regular file (for stale-attribute failures). */
-function attrFindings(tl: Timeline, from: number): Finding[] {
+function attrFindings(tl: Timeline, from: number, atime = false): Finding[] {
   const last = new Map<bigint, RequestRecord>();
   for (const r of tl.requests)
     if (
@@ -389,8 +389,8 @@ function attrFindings(tl: Timeline, from: number): Finding[] {
     )
       last.set(r.nodeid, r);
   return [...last.values()].slice(-2).map((r) => ({
-    text: `the server's ${r.opname.replace('FUSE_', '')} reply (unique ${r.unique}, nodeid ${r.nodeid}) gave size ${r.attr!.size}, blocks ${r.attr!.blocks}, mtime ${r.attr!.mtime}.${String(r.attr!.mtimensec).padStart(9, '0')}, mode ${r.attr!.mode.toString(8)} (valid ${r.attrValidMs} ms)`,
-    rule: 'SPEC §5; KERNEL-RULES G1, G4',
+    text: `the server's ${r.opname.replace('FUSE_', '')} reply (unique ${r.unique}, nodeid ${r.nodeid}) gave size ${r.attr!.size}, blocks ${r.attr!.blocks}, mtime ${r.attr!.mtime}.${String(r.attr!.mtimensec).padStart(9, '0')}${atime ? `, atime ${r.attr!.atime}.${String(r.attr!.atimensec).padStart(9, '0')}` : ''}, mode ${r.attr!.mode.toString(8)} (valid ${r.attrValidMs} ms)`,
+    rule: atime ? 'SPEC §5; KERNEL-RULES G2, G4' : 'SPEC §5; KERNEL-RULES G1, G4',
     ts: sentAt(r),
     unique: r.unique,
     rank: 5,
@@ -455,7 +455,7 @@ export function diagnose(tl: Timeline, o: DiagnoseOptions): Finding[] {
   );
   const msg = o.message ?? '';
   out.push(...setattrFindings(tl, from), ...shortReadFindings(tl, from));
-  if (/size|mtime|ctime|blocks|stale|mode|attribute|st_|EACCES/i.test(msg)) out.push(...attrFindings(tl, from));
+  if (/size|[amc]time|blocks|stale|mode|attribute|st_|EACCES/i.test(msg)) out.push(...attrFindings(tl, from, /atime/.test(msg)));
   if (/bytes differ|returned \d+|expected \d+|got \d+ bytes|short|SIGBUS/i.test(msg)) out.push(...serverIoFindings(tl, from));
   // one finding per request, the first kind found
   const seen = new Set<number>();
