@@ -2,6 +2,7 @@
 #include "defects.h"
 #include "inodes.h"
 #include "iomode.h"
+#include "proto.h"
 
 #define H(x) (1u << HOOK_##x)
 
@@ -86,6 +87,9 @@ const struct defect_def defect_table[D_COUNT] = {
 	[D_STALE_ATIME] = {"stale-atime", NO_OPCODE,
 			   "GETATTR keeps the atime of the last LOOKUP/SETATTR/CREATE (reads it never sees)",
 			   H(STAT) | H(GETATTR_REPLY)},
+	[D_NO_OPEN] = {"no-open", NO_OPCODE,
+		       "OPEN answered ENOSYS (libfuse's no-open support): the kernel sets no_open, I/O with fh 0",
+		       H(REQUEST)},
 };
 
 /* ---- what is enabled ------------------------------------------------------ */
@@ -294,11 +298,72 @@ static void close_dev(struct req *r)
 	}
 }
 
+/*
+ * no-open: a server without an open handler that tells libfuse it supports no-open answers OPEN
+ * with ENOSYS. The kernel then sets no_open for the connection: it sends no OPEN again, every open
+ * succeeds at once with no io mode (so none can be passthrough), and reads, writes, flushes and
+ * fsyncs name fh 0. Those are served here from the inode's file.
+ */
+static int inode_file(const struct req *r, int flags)
+{
+	char path[64];
+	proc_path(path, sizeof(path), inode_of(r->in->nodeid)->fd);
+	return open(path, flags | O_CLOEXEC);
+}
+
+static bool no_open_request(struct req *r)
+{
+	uint32_t op = r->in->opcode;
+	if (op == PT_OPEN) {
+		reply_err(r, ENOSYS);
+		return true;
+	}
+	if (op != PT_READ && op != PT_WRITE && op != PT_FLUSH && op != PT_FSYNC && op != PT_RELEASE)
+		return false;
+	/* every one of these starts with the fh */
+	if (r->arglen < sizeof(uint64_t) || *(const uint64_t *)r->arg != 0)
+		return false;
+	if (op == PT_FLUSH || op == PT_RELEASE) {
+		reply_err(r, 0);
+		return true;
+	}
+	int fd = inode_file(r, op == PT_READ ? O_RDONLY : O_WRONLY);
+	if (fd < 0) {
+		reply_err(r, errno);
+		return true;
+	}
+	if (op == PT_READ && r->arglen >= sizeof(struct pt_read_in)) {
+		const struct pt_read_in *ri = (const void *)r->arg;
+		size_t size = ri->size > OUT_BUFSIZE ? OUT_BUFSIZE : ri->size;
+		ssize_t n = pread(fd, r->out, size, (off_t)ri->offset);
+		if (n < 0)
+			reply_err(r, errno);
+		else
+			reply_buf(r, r->out, (size_t)n);
+	} else if (op == PT_WRITE && r->arglen >= sizeof(struct pt_write_in)) {
+		const struct pt_write_in *wi = (const void *)r->arg;
+		ssize_t n = r->arglen - sizeof(*wi) < wi->size ? -1 : pwrite(fd, r->arg + sizeof(*wi), wi->size, (off_t)wi->offset);
+		struct pt_write_out wo = {.size = (uint32_t)n};
+		if (n < 0)
+			reply_err(r, errno ? errno : EINVAL);
+		else
+			reply_buf(r, &wo, sizeof(wo));
+	} else if (op == PT_FSYNC) {
+		reply_err(r, fsync(fd) < 0 ? errno : 0);
+	} else {
+		reply_err(r, EINVAL);
+	}
+	close(fd);
+	return true;
+}
+
 bool defect_on_request(struct req *r)
 {
 	if (!armed_at(HOOK_REQUEST))
 		return false;
 	uint32_t op = r->in->opcode;
+	if (on(D_NO_OPEN) && no_open_request(r))
+		return true;
 	if (on_op(D_CRASH_ON, op)) {
 		logmsg("defect crash-on: aborting on %s", opname(op));
 		abort();

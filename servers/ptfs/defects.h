@@ -54,6 +54,7 @@ enum defect {
 	D_SLOW_GETXATTR,
 	D_IO_URING_NEVER_ASKED,
 	D_STALE_ATIME,
+	D_NO_OPEN,
 	D_COUNT
 };
 
@@ -144,8 +145,8 @@ void defect_on_shutdown(void);
 /* A worker is about to read /dev/fuse: true when it must not (close-dev-on took the device
  * away; the hook parked it a while). */
 bool defect_before_read_device(void);
-/* A request was read, before it is served: true when a defect took it (hang-on, close-dev-on)
- * and it gets no answer; crash-on aborts here. */
+/* A request was read, before it is served: true when a defect took it (hang-on, close-dev-on:
+ * no answer; no-open: answered by the defect); crash-on aborts here. */
 bool defect_on_request(struct req *r);
 /* A reply is about to be written: the header oh and the iovec v[0..*cnt] (v[0] the header, room
  * for one more) of *len bytes may be rewritten. True when the request's opcode is a reply-*

@@ -51,7 +51,7 @@ describe('docs/kernel-rules.md', () => {
   });
 
   test('rulesOf gives the rows that name a clause', () => {
-    expect(rulesOf('NEG-002')).toEqual(['A2', 'A3', 'A4']);
+    expect(rulesOf('NEG-002')).toEqual(['A2', 'A3', 'A4', 'D12']);
     expect(rulesOf('PLT-004[second-backing-object]')).toEqual(rulesOf('PLT-004'));
     expect(rulesOf('PRF-001')).toEqual([]);
   });

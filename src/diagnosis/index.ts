@@ -295,6 +295,24 @@ function unusedPassthrough(tl: Timeline, from: number, claimsPassthrough: boolea
   ];
 }
 
+/**
+ * An OPEN answered ENOSYS, at any time of the connection: the kernel sets no_open, sends no OPEN
+ * again and gives every later open no io mode, so nothing opened after it is in passthrough.
+ */
+function noOpenFindings(tl: Timeline, claimsPassthrough: boolean): Finding[] {
+  const r = tl.requests.find((x) => x.opname === 'FUSE_OPEN' && x.end && Math.abs(x.end.error) === 38);
+  if (!r) return [];
+  return [
+    {
+      text: `the server answered FUSE_OPEN (unique ${r.unique}, nodeid ${r.nodeid}) with ENOSYS, so the kernel set no_open for the connection: it sends no OPEN again and every later open gets no io mode${claimsPassthrough ? ', so no file opened after it can be in passthrough (its reads and writes go to the server with fh 0)' : ''}`,
+      rule: 'KERNEL-RULES D12',
+      ts: sentAt(r),
+      unique: r.unique,
+      rank: 1,
+    },
+  ];
+}
+
 /** Backing ids still registered although every open that named them was released. */
 function leakFindings(tl: Timeline, from: number): Finding[] {
   const leaked: number[] = [];
@@ -428,7 +446,7 @@ export interface DiagnoseOptions {
 export function diagnose(tl: Timeline, o: DiagnoseOptions): Finding[] {
   const from = o.sinceTs;
   const now = o.nowTs ?? Math.max(0, ...tl.requests.map((r) => r.end?.ts ?? sentAt(r)));
-  const out: Finding[] = [...initFindings(tl, o.claimsPassthrough, o.message ?? ''), ...strayFindings(tl, from)];
+  const out: Finding[] = [...initFindings(tl, o.claimsPassthrough, o.message ?? ''), ...noOpenFindings(tl, o.claimsPassthrough), ...strayFindings(tl, from)];
   for (const r of tl.requests) {
     if (sentAt(r) < from) continue;
     const rf = replyFindings(r, now);

@@ -55,6 +55,30 @@ export function expectNoServerIO(win: EvidenceWindow, what: string, ops: string[
   fail(`${what}: the kernel sent ${counts(win.requests, seen)} to the server, so the data did not pass through the backing file`);
 }
 
+/**
+ * Why a window's reads or writes reached the server although the file should be in passthrough,
+ * from what the window holds: a failed BACKING_OPEN, an OPEN answered ENOSYS (no_open), no OPEN
+ * at all, an open reply without FOPEN_PASSTHROUGH, or an id that did not help.
+ */
+export function serverIoCause(win: EvidenceWindow): string {
+  const failed = win.ledger.failedOpens();
+  if (failed.length) return `the server's BACKING_OPEN failed with ${failed[0]!.code} and it served the open without passthrough`;
+  const enosys = win.requests.errors.find((e) => e.opcode === 'FUSE_OPEN' && e.code === 'ENOSYS');
+  if (enosys)
+    return (
+      `the server answered FUSE_OPEN (unique ${enosys.unique}) with ENOSYS: the kernel then sets no_open on the connection, ` +
+      'sends no OPEN again and gives every open no io mode, so no file opened after it can be in passthrough (KERNEL-RULES D12)'
+    );
+  const opens = countOf(win.requests, 'FUSE_OPEN') + countOf(win.requests, 'FUSE_CREATE');
+  if (opens === 0)
+    return (
+      'the kernel sent no FUSE_OPEN for it: an open the server is not asked about takes no io mode and cannot be in passthrough ' +
+      '(the connection has no_open, set by an earlier OPEN answered ENOSYS: KERNEL-RULES D12)'
+    );
+  if (!win.ledger.opens.some((o) => o.ok)) return 'the server answered FUSE_OPEN without FOPEN_PASSTHROUGH (no BACKING_OPEN was made)';
+  return 'a backing id was opened but the data still went to the server';
+}
+
 /** Failed BACKING_OPEN/CLOSE calls of a ledger, in words. */
 export function ledgerFailures(l: BackingLedger): string[] {
   const out: string[] = [];
