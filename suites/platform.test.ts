@@ -14,8 +14,18 @@ async function assertFact(t: ClauseContext, id: FactId): Promise<void> {
 
 // The facts checked as a whole: one clause each. PLT-004 (one testcase per conflict) follows.
 const WHOLE = [
-  { id: 'PLT-001', level: 'INFO', title: 'kernel offers FUSE_PASSTHROUGH in INIT', requires: ['root', 'reference'] },
-  { id: 'PLT-002', level: 'INFO', title: 'BACKING_OPEN/CLOSE error codes are those of SPEC §2', requires: ['root', 'reference'] },
+  {
+    id: 'PLT-001',
+    level: 'INFO',
+    title: 'kernel offers FUSE_PASSTHROUGH in INIT and grants it only with max_stack_depth 1 or 2',
+    requires: ['root', 'reference'],
+  },
+  {
+    id: 'PLT-002',
+    level: 'INFO',
+    title: "BACKING_OPEN/CLOSE error codes and ids are those of SPEC §2 and the kernel's rules",
+    requires: ['root', 'reference'],
+  },
   { id: 'PLT-003', level: 'INFO', title: 'passthrough together with WRITEBACK_CACHE is refused', requires: ['root', 'reference'] },
   { id: 'PLT-005', level: 'INFO', title: 'KEEP_CACHE with passthrough gives EIO', requires: ['root', 'reference'] },
   { id: 'PLT-006', level: 'INFO', title: 'ELOOP for a backing file on a stacked filesystem', requires: ['root', 'reference'] },

@@ -5,6 +5,10 @@
 #include "proto.h"
 #include "init.h"
 
+#include <linux/capability.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+
 /* ---- INIT, probes ------------------------------------------------------- */
 
 static void write_file(const char *path, const char *text)
@@ -27,11 +31,24 @@ static void result_str(char *buf, size_t len, int rc)
 		snprintf(buf, len, "errno:%d", -rc);
 }
 
-static int backing_open_map(int fd, uint32_t flags, uint64_t padding)
+/* BACKING_OPEN through device fd `dev`: the id, or -errno. */
+static int bopen_on(int dev, int fd, uint32_t flags, uint64_t padding)
 {
 	struct pt_backing_map map = {.fd = fd, .flags = flags, .padding = padding};
-	int id = ioctl(g.devfd, PT_DEV_IOC_BACKING_OPEN, &map);
+	int id = ioctl(dev, PT_DEV_IOC_BACKING_OPEN, &map);
 	return id < 0 ? -errno : id;
+}
+
+static int backing_open_map(int fd, uint32_t flags, uint64_t padding)
+{
+	return bopen_on(g.devfd, fd, flags, padding);
+}
+
+/* BACKING_CLOSE through device fd `dev`: 0, or -errno. */
+static int bclose_on(int dev, int id)
+{
+	uint32_t v = (uint32_t)id;
+	return ioctl(dev, PT_DEV_IOC_BACKING_CLOSE, &v) < 0 ? -errno : 0;
 }
 
 static void close_result(char *buf, size_t len, int rc)
@@ -42,65 +59,185 @@ static void close_result(char *buf, size_t len, int rc)
 		result_str(buf, len, rc);
 }
 
-/* The error cases of SPEC.md section 2, run against our own connection. */
+/* The self-check's JSON object, built one "key":"value" pair at a time. */
+struct sc_out {
+	char buf[4096];
+	size_t len;
+};
+
+static void sc_put(struct sc_out *o, const char *key, const char *val)
+{
+	int n = snprintf(o->buf + o->len, sizeof(o->buf) - o->len, "%s\"%s\":\"%s\"", o->len > 1 ? "," : "", key, val);
+	if (n > 0 && o->len + (size_t)n < sizeof(o->buf))
+		o->len += (size_t)n;
+}
+
+static void sc_open(struct sc_out *o, const char *key, int rc)
+{
+	char v[32];
+	result_str(v, sizeof(v), rc);
+	sc_put(o, key, v);
+}
+
+static void sc_close(struct sc_out *o, const char *key, int rc)
+{
+	char v[32];
+	close_result(v, sizeof(v), rc);
+	sc_put(o, key, v);
+}
+
+/* BACKING_OPEN of a file that is not regular: the result, and any id closed at once. */
+static void sc_nonregular(struct sc_out *o, const char *key, int fd)
+{
+	if (fd < 0) {
+		sc_put(o, key, "skipped");
+		return;
+	}
+	int rc = backing_open_map(fd, 0, 0);
+	sc_open(o, key, rc);
+	if (rc > 0)
+		bclose_on(g.devfd, rc);
+}
+
+/* The capability case (B5, C1): a thread of its own drops CAP_SYS_ADMIN from its effective set
+ * with the raw capset syscall, which changes only the calling thread's credentials, so the rest
+ * of the server keeps its capabilities without any restore. */
+struct nocap_case {
+	int file;	/* regular file for BACKING_OPEN */
+	int live_id;	/* an id opened with the capability, for BACKING_CLOSE */
+	int open_rc, close_rc;
+	bool dropped;
+};
+
+static void *nocap_thread(void *arg)
+{
+	struct nocap_case *c = arg;
+	struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0};
+	struct __user_cap_data_struct data[2];
+	memset(data, 0, sizeof(data));
+	if (syscall(SYS_capget, &hdr, data) != 0 || !(data[0].effective & (1u << CAP_SYS_ADMIN)))
+		return NULL;
+	data[0].effective &= ~(1u << CAP_SYS_ADMIN);
+	if (syscall(SYS_capset, &hdr, data) != 0)
+		return NULL;
+	c->dropped = true;
+	c->open_rc = backing_open_map(c->file, 0, 0);
+	c->close_rc = bclose_on(g.devfd, c->live_id);
+	return NULL;
+}
+
+/* The error cases of SPEC.md section 2 and the kernel's rules for backing ids
+ * (docs/kernel-rules.md B, C), run against our own connection. */
 static void ioctl_selfcheck(const char *out_path)
 {
-	char flags_nz[32], pad_nz[32], bad_fd[32], dir[32], pipe_r[32], opath[32], regular[32];
-	char c0[32], cneg[32], cunk[32], creg[32], cdbl[32], copath[32];
+	struct sc_out o = {.buf = "{", .len = 1};
 	int file = open(cfg.source, O_RDWR | O_TMPFILE | O_CLOEXEC, 0600);
 	if (file < 0)
 		file = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
+	char flags_nz[32];
 	result_str(flags_nz, sizeof(flags_nz), backing_open_map(file, 1, 0));
-	result_str(pad_nz, sizeof(pad_nz), backing_open_map(file, 0, 1));
+	sc_put(&o, "flags_nonzero", flags_nz);
+	sc_open(&o, "padding_nonzero", backing_open_map(file, 0, 1));
 	int closed = dup(file);
 	close(closed);
-	result_str(bad_fd, sizeof(bad_fd), backing_open_map(closed, 0, 0));
+	sc_open(&o, "bad_fd", backing_open_map(closed, 0, 0));
+
+	/* not regular: a directory, a pipe, a socket, a character device, a symlink (O_PATH) */
 	int dfd = open(cfg.source, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	int rc = backing_open_map(dfd, 0, 0);
-	result_str(dir, sizeof(dir), rc);
-	if (rc > 0)
-		backing_close(rc);
-	close(dfd);
+	sc_nonregular(&o, "directory", dfd);
+	if (dfd >= 0)
+		close(dfd);
 	int p[2] = {-1, -1};
-	if (pipe(p) == 0) {
-		rc = backing_open_map(p[0], 0, 0);
-		result_str(pipe_r, sizeof(pipe_r), rc);
-		if (rc > 0)
-			backing_close(rc);
+	if (pipe2(p, O_CLOEXEC) != 0)
+		p[0] = p[1] = -1;
+	sc_nonregular(&o, "pipe", p[0]);
+	if (p[0] >= 0) {
 		close(p[0]);
 		close(p[1]);
-	} else {
-		snprintf(pipe_r, sizeof(pipe_r), "skipped");
 	}
+	int sp[2] = {-1, -1};
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) != 0)
+		sp[0] = sp[1] = -1;
+	sc_nonregular(&o, "socket", sp[0]);
+	if (sp[0] >= 0) {
+		close(sp[0]);
+		close(sp[1]);
+	}
+	int cdev = open("/dev/null", O_RDWR | O_CLOEXEC);
+	sc_nonregular(&o, "chardev", cdev);
+	if (cdev >= 0)
+		close(cdev);
+	int lnk = open("/proc/self/exe", O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	sc_nonregular(&o, "symlink_o_path", lnk);
+	if (lnk >= 0)
+		close(lnk);
+
+	/* an O_PATH fd of a regular file is accepted (fget_raw) */
 	char path[64];
 	proc_path(path, sizeof(path), file);
 	int pfd = open(path, O_PATH | O_CLOEXEC);
-	rc = backing_open_map(pfd, 0, 0);
-	result_str(opath, sizeof(opath), rc);
-	close_result(copath, sizeof(copath), rc > 0 ? backing_close(rc) : rc);
-	close(pfd);
+	int rc = backing_open_map(pfd, 0, 0);
+	sc_open(&o, "o_path", rc);
+	sc_close(&o, "close_o_path", rc > 0 ? bclose_on(g.devfd, rc) : rc);
+	if (pfd >= 0)
+		close(pfd);
+
 	int id = backing_open_map(file, 0, 0);
-	result_str(regular, sizeof(regular), id);
-	close(file);
-	close_result(c0, sizeof(c0), backing_close(0));
-	close_result(cneg, sizeof(cneg), backing_close(-1));
-	close_result(cunk, sizeof(cunk), backing_close(INT32_MAX - 7));
+	sc_open(&o, "regular", id);
+	sc_close(&o, "close_id0", bclose_on(g.devfd, 0));
+	sc_close(&o, "close_negative", bclose_on(g.devfd, -1)); /* as a u32: 0xffffffff, above INT_MAX */
+	sc_close(&o, "close_unknown", bclose_on(g.devfd, INT32_MAX - 7));
 	if (id > 0) {
-		close_result(creg, sizeof(creg), backing_close(id));
-		close_result(cdbl, sizeof(cdbl), backing_close(id));
+		sc_close(&o, "close_regular", bclose_on(g.devfd, id));
+		sc_close(&o, "double_close", bclose_on(g.devfd, id));
 	} else {
-		snprintf(creg, sizeof(creg), "skipped");
-		snprintf(cdbl, sizeof(cdbl), "skipped");
+		sc_put(&o, "close_regular", "skipped");
+		sc_put(&o, "double_close", "skipped");
 	}
+	/* ids are allocated cyclically: with `id` closed, the next open gets the next number */
+	int again = backing_open_map(file, 0, 0);
+	sc_open(&o, "regular_again", again);
+	if (again > 0)
+		bclose_on(g.devfd, again);
+
+	/* a clone of the device fd shares the connection's id table */
+	int clone = open("/dev/fuse", O_RDWR | O_CLOEXEC);
+	uint32_t master = (uint32_t)g.devfd;
+	rc = clone < 0 ? -errno : ioctl(clone, PT_DEV_IOC_CLONE, &master) < 0 ? -errno : 0;
+	sc_close(&o, "clone", rc);
+	if (rc == 0) {
+		int a = bopen_on(clone, file, 0, 0);
+		sc_open(&o, "clone_open", a);
+		sc_close(&o, "clone_id_closed_on_original", a > 0 ? bclose_on(g.devfd, a) : a);
+		sc_close(&o, "clone_id_closed_again_on_clone", a > 0 ? bclose_on(clone, a) : a);
+		int b = bopen_on(g.devfd, file, 0, 0);
+		sc_open(&o, "original_open", b);
+		sc_close(&o, "original_id_closed_on_clone", b > 0 ? bclose_on(clone, b) : b);
+	}
+	if (clone >= 0)
+		close(clone);
+
+	/* without CAP_SYS_ADMIN (in a thread of its own) both ioctls give EPERM */
+	struct nocap_case nc = {.file = file, .live_id = backing_open_map(file, 0, 0)};
+	pthread_t t;
+	if (nc.live_id > 0 && pthread_create(&t, NULL, nocap_thread, &nc) == 0)
+		pthread_join(t, NULL);
+	if (nc.dropped) {
+		sc_open(&o, "no_cap_open", nc.open_rc);
+		sc_close(&o, "no_cap_close", nc.close_rc);
+		if (nc.open_rc > 0)
+			bclose_on(g.devfd, nc.open_rc);
+	} else {
+		sc_put(&o, "no_cap_open", "skipped");
+		sc_put(&o, "no_cap_close", "skipped");
+	}
+	/* the id the capability-less thread tried to close is still live */
+	sc_close(&o, "close_after_no_cap", nc.live_id > 0 ? bclose_on(g.devfd, nc.live_id) : nc.live_id);
+	close(file);
+
 	bool granted = id > 0 || strcmp(flags_nz, "EINVAL") == 0;
-	char json[2048];
-	snprintf(json, sizeof(json),
-		 "{\"granted\":%s,\"flags_nonzero\":\"%s\",\"padding_nonzero\":\"%s\",\"bad_fd\":\"%s\","
-		 "\"directory\":\"%s\",\"pipe\":\"%s\",\"o_path\":\"%s\",\"close_o_path\":\"%s\","
-		 "\"regular\":\"%s\",\"close_regular\":\"%s\",\"double_close\":\"%s\","
-		 "\"close_id0\":\"%s\",\"close_negative\":\"%s\",\"close_unknown\":\"%s\"}\n",
-		 granted ? "true" : "false", flags_nz, pad_nz, bad_fd, dir, pipe_r, opath, copath, regular,
-		 creg, cdbl, c0, cneg, cunk);
+	char json[sizeof(o.buf) + 32];
+	snprintf(json, sizeof(json), "{\"granted\":%s,%s}\n", granted ? "true" : "false", o.buf + 1);
 	write_file(out_path, json);
 }
 

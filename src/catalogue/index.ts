@@ -38,8 +38,18 @@ const c = (id: string, level: Level, title: string, observes: string): Clause =>
 });
 
 export const CLAUSES: Clause[] = [
-  c('PLT-001', 'INFO', 'kernel offers FUSE_PASSTHROUGH in INIT', 'INIT flags seen by ptfs --init-report'),
-  c('PLT-002', 'INFO', 'BACKING_OPEN/CLOSE error codes are those of SPEC §2', 'errno of each ioctl case (ptfs --ioctl-selfcheck)'),
+  c(
+    'PLT-001',
+    'INFO',
+    'kernel offers FUSE_PASSTHROUGH in INIT and grants it only with max_stack_depth 1 or 2',
+    'INIT flags seen by ptfs --init-report; borrowed-fd probe with max_stack_depth 1, 0 and 3',
+  ),
+  c(
+    'PLT-002',
+    'INFO',
+    "BACKING_OPEN/CLOSE error codes and ids are those of SPEC §2 and the kernel's rules",
+    'errno or id of each ioctl case (ptfs --ioctl-selfcheck: file kinds, cyclic ids, a cloned fd, no CAP_SYS_ADMIN); borrowed-fd ioctls, also after an abort',
+  ),
   c('PLT-003', 'INFO', 'passthrough together with WRITEBACK_CACHE is refused', 'borrowed-fd probe: EPERM'),
   c('PLT-004', 'INFO', 'each io-mode conflict of SPEC §4 gives EIO and leaves existing fds working', 'errno of open, bytes on existing fds'),
   c('PLT-005', 'INFO', 'KEEP_CACHE with passthrough gives EIO', 'errno of open'),
