@@ -15,9 +15,36 @@ import {
   applyTruncate,
   requestsDuring,
   quiesce,
+  serverIoCause,
+  counts,
+  type Mount,
 } from '../src/harness/index.ts';
+import { countOf, type EvidenceWindow } from '../src/evidence/index.ts';
 import { SYNC_SYSCALLS } from '../src/evidence/index.ts';
 import { lseekAsync, fallocateAsync, copyFileRangeAsync, fsyncAsync, fdatasyncAsync, SEEK, FALLOC_FL } from '../src/sys/index.ts';
+import {
+  aioRun,
+  alignedBuffer,
+  preadv2Async,
+  pwritev2Async,
+  openAsync,
+  closeAsync,
+  preadAsync,
+  pwriteAsync,
+  O,
+  RWF,
+  type AioOp,
+  type AlignedBuffer,
+} from '../src/sys/index.ts';
+
+/** The mount claims that every open of a regular file is in passthrough with its data on the backing file. */
+const fullPassthrough = (m: Mount) => m.claims.passthrough && !m.claims.directIo && (m.claims.passthroughIo ?? 'rw') === 'rw' && m.evidence !== null;
+
+/** On a full-passthrough mount, fail when the window sent FUSE_READ/FUSE_WRITE: the data went through the server. */
+function expectBackingPath(win: EvidenceWindow, what: string): void {
+  const n = countOf(win.requests, 'FUSE_READ') + countOf(win.requests, 'FUSE_WRITE');
+  if (n > 0) fail(`${what} sent ${counts(win.requests, ['FUSE_READ', 'FUSE_WRITE'])} to the server: ${serverIoCause(win)}`);
+}
 
 const tree = loadTree('basic');
 
@@ -612,6 +639,136 @@ forEachVariant({}, (mount) => {
         t.note('fsync', seen);
         await unlink(mount.path(rel)).catch(() => {});
       }
+    },
+  });
+  // RW-015: Linux AIO (io_submit) takes the backing file's asynchronous path in passthrough
+  // (KERNEL-RULES F8: a kiocb that is not synchronous, completed by the backing filesystem).
+  clause({
+    id: 'RW-015',
+    level: 'MUST',
+    title: 'Linux AIO (io_submit) reads, writes and fdsync agree with the model',
+    mount,
+    body: async (t) => {
+      const rel = 'rw-015.bin';
+      let model: Buffer = pattern(1515, 1048576 + 4099);
+      // on a passthrough mirror the file is made behind the mount, so no page of it is cached (a
+      // cached page would hide a FUSE_READ); elsewhere through the mount (a server may not see
+      // files made behind its back: fuse-overlayfs caches its lookups)
+      if (mount.claims.mirror && fullPassthrough(mount)) await writeFile(mount.backing(rel), model);
+      else await writeFile(mount.path(rel), model);
+      const bufs: AlignedBuffer[] = [];
+      const buf = (n: number) => {
+        const b = alignedBuffer(Math.max(n, 1));
+        bufs.push(b);
+        return b;
+      };
+      const fd = await openAsync(mount.path(rel), O.O_RDWR | O.O_CLOEXEC);
+      try {
+        const reads: [number, number][] = [
+          [0, 262144],
+          [4095, 131077],
+          [524289, 65536],
+          [model.length - 1000, 65536], // short at EOF
+        ];
+        const w1 = pattern(1516, 70001);
+        const w2 = pattern(1517, 5000);
+        const run = async () => {
+          const rb = reads.map(([, len]) => buf(len));
+          const got = await aioRun(reads.map(([offset, len], i) => ({ op: 'pread', fd, buf: rb[i]!, len, offset }) satisfies AioOp));
+          const wb = [buf(w1.length), buf(w2.length)];
+          w1.copy(wb[0]!.buf);
+          w2.copy(wb[1]!.buf);
+          const wrote = await aioRun([
+            { op: 'pwrite', fd, buf: wb[0]!, len: w1.length, offset: 12345 },
+            { op: 'pwrite', fd, buf: wb[1]!, len: w2.length, offset: model.length - 2000 }, // extends the file
+          ]);
+          const synced = await aioRun([{ op: 'fdsync', fd }]);
+          return { got, rb, wrote, synced };
+        };
+        const win = fullPassthrough(mount) ? await requestsDuring(mount, 'RW-015 aio', run) : null;
+        const r = win ? win.result : await run();
+        t.note('results', { reads: r.got, writes: r.wrote, fdsync: r.synced });
+        for (const [i, [offset, len]] of reads.entries()) {
+          const want = model.subarray(offset, Math.min(model.length, offset + len));
+          if (r.got[i]! < 0) fail(`AIO pread of ${len} bytes at ${offset} failed with errno ${-r.got[i]!}`);
+          expectBytes(r.rb[i]!.buf.subarray(0, r.got[i]!), want, `AIO pread of ${len} bytes of /${rel} at ${offset}`);
+        }
+        check(r.wrote[0] === w1.length && r.wrote[1] === w2.length, `AIO pwrite results ${r.wrote.join(', ')}, expected ${w1.length}, ${w2.length}`);
+        check(r.synced[0] === 0, `AIO fdsync result ${r.synced[0]}, expected 0`);
+        model = applyWrite(applyWrite(model, 12345, w1), model.length - 2000, w2);
+        if (win) expectBackingPath(win, `AIO reads and writes of /${rel}`);
+      } finally {
+        await closeAsync(fd);
+        for (const b of bufs) b.free();
+      }
+      await expectFile(mount, rel, model, 'file after AIO writes');
+      if (mount.claims.mirror) expectBytes(await readFile(mount.backing(rel)), model, `the backing file of /${rel} after AIO writes`);
+    },
+  });
+
+  // RW-016: the per-call flags of preadv2/pwritev2 reach the backing file (KERNEL-RULES F7: only
+  // NOWAIT, HIPRI, DSYNC, SYNC and APPEND are passed on), and I/O of zero length moves nothing (F10).
+  clause({
+    id: 'RW-016',
+    level: 'MUST',
+    title: 'preadv2/pwritev2 per-call flags: RWF_APPEND appends at the end; RWF_DSYNC, RWF_SYNC, RWF_HIPRI, RWF_NOWAIT keep the bytes right',
+    mount,
+    body: async (t) => {
+      const rel = 'rw-016.bin';
+      let model: Buffer = pattern(1616, 200003);
+      await writeFile(mount.path(rel), model);
+      const fd = await openAsync(mount.path(rel), O.O_RDWR | O.O_CLOEXEC);
+      const b = alignedBuffer(65536);
+      const results: Record<string, string> = {};
+      let win: EvidenceWindow | null = null;
+      try {
+        const write = async (name: string, data: Buffer, offset: number, flags: number) => {
+          data.copy(b.buf);
+          const n = await pwritev2Async(fd, b, data.length, offset, flags).catch((e) => errnoOf(e));
+          results[name] = String(n);
+          if (n !== data.length) fail(`pwritev2 of ${data.length} bytes with ${name} returned ${n}`);
+        };
+        const read = async (name: string, offset: number, len: number, flags: number, mayWait: boolean) => {
+          b.buf.fill(0);
+          const n = await preadv2Async(fd, b, len, offset, flags).catch((e) => errnoOf(e));
+          results[name] = String(n);
+          // RWF_NOWAIT may answer EAGAIN where the data is not at hand, and the VFS refuses it with
+          // EOPNOTSUPP on a file without FMODE_NOWAIT (a FUSE file on 6.18, passthrough or not);
+          // any answer with bytes must carry the file's bytes
+          if (mayWait && (n === 'EAGAIN' || n === 'EOPNOTSUPP')) return;
+          if (typeof n !== 'number') fail(`preadv2 of ${len} bytes at ${offset} with ${name} failed with ${n}`);
+          expectBytes(b.buf.subarray(0, n), model.subarray(offset, offset + len), `preadv2 of ${len} bytes at ${offset} with ${name}`);
+        };
+        const run = async () => {
+          const a = pattern(1617, 5003);
+          await write('RWF_APPEND (offset 0)', a, 0, RWF.RWF_APPEND);
+          model = Buffer.concat([model, a]); // appended at the end, whatever the offset said
+          const d = pattern(1618, 4096);
+          await write('RWF_DSYNC', d, 8191, RWF.RWF_DSYNC);
+          model = applyWrite(model, 8191, d);
+          const s = pattern(1619, 777);
+          await write('RWF_SYNC', s, 100000, RWF.RWF_SYNC);
+          model = applyWrite(model, 100000, s);
+          await read('RWF_NOWAIT', 4000, 65536, RWF.RWF_NOWAIT, true);
+          await read('RWF_HIPRI', model.length - 3000, 65536, RWF.RWF_HIPRI, false);
+          // zero-length I/O returns 0 (F10)
+          results['pwrite of 0 bytes'] = String(await pwriteAsync(fd, Buffer.alloc(0), 50).catch((e) => errnoOf(e)));
+          results['pread of 0 bytes'] = String(await preadAsync(fd, Buffer.alloc(16), 50, 0).catch((e) => errnoOf(e)));
+        };
+        win = fullPassthrough(mount) ? await requestsDuring(mount, 'RW-016 rwf', run) : null;
+        if (!win) await run();
+        t.note('results', results);
+        check(
+          results['pwrite of 0 bytes'] === '0' && results['pread of 0 bytes'] === '0',
+          `zero-length pwrite/pread returned ${results['pwrite of 0 bytes']}/${results['pread of 0 bytes']}, expected 0`,
+        );
+      } finally {
+        b.free();
+        await closeAsync(fd);
+      }
+      await expectFile(mount, rel, model, 'file after pwritev2 with per-call flags (RWF_APPEND appends at the end)');
+      if (mount.claims.mirror) expectBytes(await readFile(mount.backing(rel)), model, `the backing file of /${rel} after pwritev2`);
+      if (win) expectBackingPath(win, `preadv2/pwritev2 of /${rel}`);
     },
   });
 });

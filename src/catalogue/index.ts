@@ -100,6 +100,13 @@ export const CLAUSES: Clause[] = [
   c('RW-012', 'MUST', 'fsync and fdatasync succeed', 'errno'),
   c('RW-013', 'MUST', 'writes through the mount are in the backing file at once, and the reverse', 'bytes of the backing file'),
   c('RW-014', 'MUST', 'fsync and fdatasync reach the server, and the server syncs its file', "requests: FUSE_FSYNC; syscalls of the server's threads"),
+  c('RW-015', 'MUST', 'Linux AIO (io_submit) reads, writes and fdsync agree with the model', 'bytes; requests: FUSE_READ/FUSE_WRITE in passthrough'),
+  c(
+    'RW-016',
+    'MUST',
+    'preadv2/pwritev2 per-call flags: RWF_APPEND appends at the end; RWF_DSYNC, RWF_SYNC, RWF_HIPRI, RWF_NOWAIT keep the bytes right',
+    'bytes, size; requests: FUSE_READ/FUSE_WRITE in passthrough',
+  ),
 
   c('SPL-001', 'MUST', 'splice file->pipe at offsets', 'bytes'),
   c('SPL-002', 'MUST', 'splice pipe->file at offsets', 'bytes'),

@@ -63,18 +63,17 @@ export function expectNoServerIO(win: EvidenceWindow, what: string, ops: string[
 export function serverIoCause(win: EvidenceWindow): string {
   const failed = win.ledger.failedOpens();
   if (failed.length) return `the server's BACKING_OPEN failed with ${failed[0]!.code} and it served the open without passthrough`;
-  const enosys = win.requests.errors.find((e) => e.opcode === 'FUSE_OPEN' && e.code === 'ENOSYS');
-  if (enosys)
+  // an OPEN answered ENOSYS, in the window or before it on this connection (reply evidence)
+  const inWindow = win.requests.errors.find((e) => e.opcode === 'FUSE_OPEN' && e.code === 'ENOSYS');
+  const before = inWindow ? undefined : win.timeline()?.requests.find((r) => r.opname === 'FUSE_OPEN' && r.end && Math.abs(r.end.error) === 38);
+  const enosys = inWindow?.unique ?? before?.unique;
+  if (enosys !== undefined)
     return (
-      `the server answered FUSE_OPEN (unique ${enosys.unique}) with ENOSYS: the kernel then sets no_open on the connection, ` +
+      `the server answered FUSE_OPEN (unique ${enosys}) with ENOSYS: the kernel then sets no_open on the connection, ` +
       'sends no OPEN again and gives every open no io mode, so no file opened after it can be in passthrough (KERNEL-RULES D12)'
     );
   const opens = countOf(win.requests, 'FUSE_OPEN') + countOf(win.requests, 'FUSE_CREATE');
-  if (opens === 0)
-    return (
-      'the kernel sent no FUSE_OPEN for it: an open the server is not asked about takes no io mode and cannot be in passthrough ' +
-      '(the connection has no_open, set by an earlier OPEN answered ENOSYS: KERNEL-RULES D12)'
-    );
+  if (opens === 0) return 'the fd was opened before this window, and that open was not answered with FOPEN_PASSTHROUGH (or its backing id did not take)';
   if (!win.ledger.opens.some((o) => o.ok)) return 'the server answered FUSE_OPEN without FOPEN_PASSTHROUGH (no BACKING_OPEN was made)';
   return 'a backing id was opened but the data still went to the server';
 }

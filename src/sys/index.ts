@@ -125,7 +125,9 @@ export const STATX = {
   STATX_DIOALIGN: 0x2000,
   STATX_ALL: 0xfff,
 } as const;
-export const SYS = { pidfd_open: 434, pidfd_getfd: 438, gettid: 186 } as const;
+export const SYS = { pidfd_open: 434, pidfd_getfd: 438, gettid: 186, io_setup: 206, io_destroy: 207, io_getevents: 208, io_submit: 209 } as const;
+/** per-call flags of preadv2/pwritev2 (include/uapi/linux/fs.h) */
+export const RWF = { RWF_HIPRI: 1, RWF_DSYNC: 2, RWF_SYNC: 4, RWF_NOWAIT: 8, RWF_APPEND: 0x10 } as const;
 /** FUSE device ioctls (SPEC §2) */
 export const FUSE_DEV_IOC = { BACKING_OPEN: 0x4010e501, BACKING_CLOSE: 0x4004e502 } as const;
 
@@ -347,6 +349,9 @@ const f = {
   ioctl_ptr: libc.func('int ioctl(int fd, unsigned long request, void *arg)'),
   ioctl_int: libc.func('int ioctl(int fd, unsigned long request, uint64_t arg)'),
   syscall3: libc.func('long syscall(long number, long a, long b, long c)'),
+  syscall5: libc.func('long syscall(long number, long a, long b, long c, long d, long e)'),
+  preadv2: libc.func('intptr_t preadv2(int fd, void *iov, int iovcnt, int64_t offset, int flags)'),
+  pwritev2: libc.func('intptr_t pwritev2(int fd, void *iov, int iovcnt, int64_t offset, int flags)'),
   statx: libc.func('int statx(int dirfd, const char *path, int flags, uint32_t mask, void *buf)'),
   pread: libc.func('intptr_t pread(int fd, void *buf, size_t count, int64_t offset)'),
   pwrite: libc.func('intptr_t pwrite(int fd, void *buf, size_t count, int64_t offset)'),
@@ -728,3 +733,81 @@ export const { sync: mount, async: mountAsync } = both(
   }),
   nothing,
 );
+
+// ---------------------------------------------------------------------------------------
+// preadv2/pwritev2 (per-call RWF_* flags) and Linux AIO (io_submit)
+
+/** One iovec naming `len` bytes of an AlignedBuffer (its C address; a JS Buffer has none to give). */
+function iovecOf(b: AlignedBuffer, len: number): Buffer {
+  if (len > b.size) throw new RangeError(`length ${len} exceeds buffer of ${b.size} bytes`);
+  const iov = Buffer.alloc(16);
+  iov.writeBigUInt64LE(b.ptr, 0);
+  iov.writeBigUInt64LE(BigInt(len), 8);
+  return iov;
+}
+const rwv2 = (fn: Fn, name: string) => (fd: number, b: AlignedBuffer, len: number, offset: Num, flags: number) => ({
+  fn,
+  args: [fd, iovecOf(b, len), 1, big(offset), flags],
+  fmt: () => `fd=${fd}, count=${len}, offset=${offset}, flags=0x${flags.toString(16)} (${name})`,
+});
+/** preadv2(2) of one AlignedBuffer with per-call RWF_* flags; offset -1 reads at the file position. */
+export const { sync: preadv2, async: preadv2Async } = both('preadv2', rwv2(f.preadv2, 'preadv2'), (r) => toNum(r));
+/** pwritev2(2) of one AlignedBuffer with per-call RWF_* flags (RWF_APPEND writes at the end). */
+export const { sync: pwritev2, async: pwritev2Async } = both('pwritev2', rwv2(f.pwritev2, 'pwritev2'), (r) => toNum(r));
+
+export interface AioOp {
+  op: 'pread' | 'pwrite' | 'fsync' | 'fdsync';
+  fd: number;
+  buf?: AlignedBuffer;
+  len?: number;
+  offset?: number;
+}
+
+const IOCB_CMD = { pread: 0, pwrite: 1, fsync: 2, fdsync: 3 } as const;
+
+/**
+ * Submit ops with io_submit(2) on a fresh AIO context, wait for all of them (io_getevents on a
+ * worker thread, so a server that never answers blocks a worker, not the event loop) and return
+ * each op's result in order: bytes moved or 0, or -errno.
+ */
+export async function aioRun(ops: AioOp[]): Promise<number[]> {
+  const n = ops.length;
+  const mem = alignedBuffer(8 + n * 64 + n * 8 + n * 32, 64);
+  try {
+    const ctxAt = mem.ptr;
+    const iocbAt = (i: number) => mem.ptr + BigInt(8 + i * 64);
+    const listAt = mem.ptr + BigInt(8 + n * 64);
+    const eventsAt = listAt + BigInt(n * 8);
+    for (const [i, o] of ops.entries()) {
+      const at = 8 + i * 64;
+      mem.buf.writeBigUInt64LE(BigInt(i), at); // aio_data: the op's index
+      mem.buf.writeUInt16LE(IOCB_CMD[o.op], at + 16); // aio_lio_opcode
+      mem.buf.writeUInt32LE(o.fd, at + 20); // aio_fildes
+      if (o.buf) mem.buf.writeBigUInt64LE(o.buf.ptr, at + 24); // aio_buf
+      mem.buf.writeBigUInt64LE(BigInt(o.len ?? 0), at + 32); // aio_nbytes
+      mem.buf.writeBigInt64LE(BigInt(o.offset ?? 0), at + 40); // aio_offset
+      mem.buf.writeBigUInt64LE(iocbAt(i), 8 + n * 64 + i * 8);
+    }
+    await callAsync(f.syscall5, 'io_setup', [SYS.io_setup, n, ctxAt, 0, 0, 0], () => `nr_events=${n}`);
+    const ctx = mem.buf.readBigUInt64LE(0);
+    try {
+      const submitted = toNum(await callAsync(f.syscall5, 'io_submit', [SYS.io_submit, ctx, n, listAt, 0, 0], () => `nr=${n}`));
+      if (submitted !== n) throw new SysError('io_submit', 11, `nr=${n}: only ${submitted} submitted`);
+      let got = 0;
+      while (got < n) {
+        const evAt = eventsAt + BigInt(got * 32);
+        got += toNum(await callAsync(f.syscall5, 'io_getevents', [SYS.io_getevents, ctx, 1, n - got, evAt, 0], () => `nr=${n - got}`));
+      }
+      const res = new Array<number>(n).fill(0);
+      for (let k = 0; k < n; k++) {
+        const at = 8 + n * 64 + n * 8 + k * 32;
+        res[Number(mem.buf.readBigUInt64LE(at))] = Number(mem.buf.readBigInt64LE(at + 16));
+      }
+      return res;
+    } finally {
+      await callAsync(f.syscall5, 'io_destroy', [SYS.io_destroy, ctx, 0, 0, 0, 0], () => 'ctx').catch(() => {});
+    }
+  } finally {
+    mem.free();
+  }
+}

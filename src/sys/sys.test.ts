@@ -437,3 +437,54 @@ describe('ioctl, processes, mounts', () => {
     }
   });
 });
+
+describe('preadv2/pwritev2 and Linux AIO', () => {
+  test('pwritev2 with RWF_APPEND writes at the end whatever the offset; preadv2 reads at an offset', async () => {
+    const data = pattern(10000, 21);
+    const p = file('rwf.bin', data);
+    const fd = sys.open(p, O.O_RDWR);
+    const b = sys.alignedBuffer(8192);
+    try {
+      b.buf.write('tail!');
+      expect(await sys.pwritev2Async(fd, b, 5, 0, sys.RWF.RWF_APPEND)).toBe(5);
+      expect(fs.readFileSync(p).subarray(10000).toString()).toBe('tail!');
+      expect(fs.readFileSync(p).subarray(0, 5)).toEqual(data.subarray(0, 5));
+      expect(sys.preadv2(fd, b, 100, 4000, 0)).toBe(100);
+      expect(b.buf.subarray(0, 100)).toEqual(data.subarray(4000, 4100));
+      expect(() => sys.pwritev2(fd, b, 8193, 0, 0)).toThrow(RangeError);
+      expect(() => sys.preadv2(fd, b, 10, 0, 0x4000_0000)).toThrow(/EOPNOTSUPP|EINVAL/);
+    } finally {
+      b.free();
+      sys.close(fd);
+    }
+  });
+
+  test('aioRun: preads, pwrites and fdsync complete with their results in order, a bad fd as -EBADF', async () => {
+    const data = pattern(300000, 22);
+    const p = file('aio.bin', data);
+    const fd = sys.open(p, O.O_RDWR);
+    const r1 = sys.alignedBuffer(65536);
+    const r2 = sys.alignedBuffer(65536);
+    const w = sys.alignedBuffer(4096);
+    try {
+      w.buf.fill(0x5a);
+      const res = await sys.aioRun([
+        { op: 'pread', fd, buf: r1, len: 65536, offset: 4095 },
+        { op: 'pread', fd, buf: r2, len: 65536, offset: 299000 },
+        { op: 'pwrite', fd, buf: w, len: 4096, offset: 100 },
+        { op: 'fdsync', fd },
+      ]);
+      expect(res).toEqual([65536, 1000, 4096, 0]);
+      expect(r1.buf).toEqual(data.subarray(4095, 4095 + 65536));
+      expect(r2.buf.subarray(0, 1000)).toEqual(data.subarray(299000));
+      expect(fs.readFileSync(p).subarray(100, 4196)).toEqual(Buffer.alloc(4096, 0x5a));
+      // io_submit refuses an iocb on a closed fd before queueing it
+      const closed = sys.open(p, O.O_RDONLY);
+      sys.close(closed);
+      await expect(sys.aioRun([{ op: 'pread', fd: closed, buf: r1, len: 10, offset: 0 }])).rejects.toThrow(/EBADF/);
+    } finally {
+      for (const b of [r1, r2, w]) b.free();
+      sys.close(fd);
+    }
+  });
+});
