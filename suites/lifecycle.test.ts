@@ -1,8 +1,9 @@
-import { open, stat, readFile, readdir, writeFile, unlink } from 'node:fs/promises';
-import { clause, useMount, sideBySide, check, errnoFrom, runContext } from '../src/harness/index.ts';
+import { open, stat, readFile, readdir, readlink, writeFile, unlink, statfs } from 'node:fs/promises';
+import { clause, useMount, sideBySide, check, fail, errnoFrom, errnoOf, runContext } from '../src/harness/index.ts';
 import { alive, fuseMountAt, liveThreads } from '../src/mount/index.ts';
+import { umount2Async, MOUNT, openAsync, closeAsync, preadAsync, O } from '../src/sys/index.ts';
 
-// Each lifecycle clause ends its server, so each has a mount of its own, and the four run side by side.
+// Each lifecycle clause ends its server, so each has a mount of its own, and they run side by side.
 sideBySide('LIF-001', () => {
   const clean = useMount();
   clause({
@@ -160,6 +161,110 @@ sideBySide('LIF-004', () => {
         after <= before + 16,
         `the server held ${before} fds before ${cycles} cycles of create/open/read/close/unlink and ${after} after (${after - before} more): it leaks fds (SPEC: close what you open, forget what the kernel forgets)`,
       );
+    },
+  });
+});
+
+/** Processes with an fd on the (deleted) file that was at `path`, from /proc/PID/fd. */
+async function holdersOf(path: string): Promise<{ pid: number; comm: string; fd: number }[]> {
+  const out: { pid: number; comm: string; fd: number }[] = [];
+  const want = `${path} (deleted)`;
+  for (const e of await readdir('/proc').catch(() => [] as string[])) {
+    if (!/^\d+$/.test(e)) continue;
+    const fds = await readdir(`/proc/${e}/fd`).catch(() => [] as string[]);
+    for (const fd of fds) {
+      const target = await readlink(`/proc/${e}/fd/${fd}`).catch(() => '');
+      if (target === want || target === path) {
+        const comm = (await readFile(`/proc/${e}/comm`, 'utf8').catch(() => '?')).trim();
+        out.push({ pid: Number(e), comm, fd: Number(fd) });
+      }
+    }
+  }
+  return out;
+}
+
+// LIF-005 (SHOULD): a server that dies holding backing ids does not free them: the kernel keeps
+// them, and the backing files they pin (an unlinked file's space too), until the connection's
+// last reference goes with the mount (KERNEL-RULES I2). Once the dead server's mount is removed
+// the space must come back; what still holds it then is a process left behind, not the kernel.
+sideBySide('LIF-005', () => {
+  const dead = useMount();
+  const MiB = 1048576;
+  const used = async (dir: string) => {
+    const s = await statfs(dir);
+    return (s.blocks - s.bfree) * s.bsize;
+  };
+  clause({
+    id: 'LIF-005',
+    level: 'SHOULD',
+    title: "the space of a file deleted while open comes back once a killed server's mount is removed",
+    mount: dead,
+    requires: ['passthrough', 'mirror', 'root'],
+    body: async (t) => {
+      const store = dead.ws!.store;
+      const base = await used(store);
+      const rel = 'lif-005.bin';
+      const size = 8 * MiB;
+      await writeFile(dead.path(rel), Buffer.alloc(size, 0x55));
+      const fd = await openAsync(dead.path(rel), O.O_RDWR | O.O_CLOEXEC);
+      let closed = false;
+      try {
+        await unlink(dead.path(rel));
+        const server = dead.server!;
+        for (const p of server.pids) {
+          try {
+            process.kill(p, 'SIGKILL');
+          } catch (e) {
+            if ((e as { code?: string }).code !== 'ESRCH') throw e;
+          }
+        }
+        const until = Date.now() + 5000;
+        while (server.pids.some((p) => liveThreads(p) > 0) && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+        dead.broken = true;
+        // what follows is not the server's doing (it is dead): its timeline would only explain a
+        // failure with the abort we caused, so the evidence ends here
+        await dead.evidence?.close().catch(() => {});
+        dead.evidence = null;
+        // the open fd still reaches its backing file (KERNEL-RULES I1) when it is in passthrough
+        const b = Buffer.alloc(4096);
+        t.note('read on the open fd after the kill', await preadAsync(fd, b, 0).then((n) => `${n} bytes`, errnoOf));
+        // close(2) releases the fd whatever it returns (its FLUSH meets the dead connection: ENOTCONN)
+        closed = true;
+        t.note('close after the kill', await closeAsync(fd).then(() => 'OK', errnoOf));
+        await new Promise((r) => setTimeout(r, 200));
+        const pinned = (await used(store)) - base;
+        t.note('in use after the kill and the last close, mount still there', `${(pinned / MiB).toFixed(1)} MiB`);
+        const mp = dead.mountpoint;
+        const removed = await umount2Async(mp, 0).then(
+          () => 'umount',
+          async () =>
+            umount2Async(mp, MOUNT.MNT_DETACH).then(
+              () => 'lazy umount',
+              (e: unknown) => String((e as Error).message),
+            ),
+        );
+        t.note('removal', removed);
+        check(!fuseMountAt(mp), `the dead server's mount at ${mp} could not be removed (${removed})`);
+        let left = (await used(store)) - base;
+        const by = Date.now() + 3000;
+        while (left > MiB / 2 && Date.now() < by) {
+          await new Promise((r) => setTimeout(r, 25));
+          left = (await used(store)) - base;
+        }
+        t.note('in use after the removal', `${(left / MiB).toFixed(1)} MiB`);
+        if (left > MiB / 2) {
+          const holders = await holdersOf(dead.backing(rel));
+          t.note('holders', holders);
+          fail(
+            `${(left / MiB).toFixed(1)} MiB of the deleted /${rel} (${size / MiB} MiB) stayed in use on the backing filesystem for 3 s after the killed server's mount was removed: ` +
+              (holders.length
+                ? `${holders.map((h) => `process ${h.pid} (${h.comm}${server.pids.includes(h.pid) ? ', the server' : ', not one fusecert started or killed'}) holds it as fd ${h.fd}`).join('; ')}: a helper the server started inherited its fds (no O_CLOEXEC) and outlived it`
+                : 'no process holds it open, so the kernel still pins it (KERNEL-RULES I2 says the ids go with the mount)'),
+          );
+        }
+      } finally {
+        if (!closed) await closeAsync(fd).catch(() => {});
+      }
     },
   });
 });

@@ -90,6 +90,9 @@ const struct defect_def defect_table[D_COUNT] = {
 	[D_NO_OPEN] = {"no-open", NO_OPCODE,
 		       "OPEN answered ENOSYS (libfuse's no-open support): the kernel sets no_open, I/O with fh 0",
 		       H(REQUEST)},
+	[D_LEAK_FDS_TO_CHILD] = {"leak-fds-to-child", NO_OPCODE,
+				 "OPEN fds lack O_CLOEXEC; each OPEN spawns a helper that inherits them and outlives ptfs",
+				 H(SERVER_OPEN) | H(OPEN_REPLY)},
 };
 
 /* ---- what is enabled ------------------------------------------------------ */
@@ -470,6 +473,8 @@ int defect_on_server_open(int flags)
 	/* The defect: the server opens its own fd read-only whatever the open asks, enough for
 	 * BACKING_OPEN (the kernel reopens the backing file with the user's flags), so it never
 	 * learns that the file cannot be opened for writing (a read-only source: EROFS). */
+	if (armed_at(HOOK_SERVER_OPEN) && on(D_LEAK_FDS_TO_CHILD))
+		flags &= ~O_CLOEXEC;
 	return read_only_server_fd() ? (flags & ~O_ACCMODE) | O_RDONLY : flags;
 }
 
@@ -488,9 +493,43 @@ int defect_on_open_served(struct handle *h, int flags)
 	return 0;
 }
 
+/*
+ * leak-fds-to-child: a helper started as a server starts one with fork and exec (a logger, a
+ * hook script): it keeps what exec keeps, the fds without FD_CLOEXEC, which here are the
+ * server's own fds of its OPENs, and it outlives the server in a session of its own. /dev/fuse
+ * (opened O_CLOEXEC) goes, so the connection ends with the server; the backing files stay
+ * open, and the space of an unlinked one is not freed even after the mount is gone.
+ */
+static void spawn_fd_holder(void)
+{
+	static atomic_int spawned;
+	if (atomic_fetch_add(&spawned, 1) >= 16)
+		return;
+	pid_t c = fork();
+	if (c == 0) {
+		for (int fd = 3; fd < 4096; fd++) {
+			int fl = fcntl(fd, F_GETFD);
+			if (fl >= 0 && (fl & FD_CLOEXEC))
+				close(fd);
+		}
+		setsid();
+		sigset_t none;
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		for (;;)
+			pause();
+	}
+	if (c > 0)
+		logmsg("defect leak-fds-to-child: helper %d holds the open files", (int)c);
+}
+
 void defect_before_open_reply(struct inode *ino)
 {
 	if (!armed_at(HOOK_OPEN_REPLY))
+		return;
+	if (on(D_LEAK_FDS_TO_CHILD))
+		spawn_fd_holder();
+	if (!on(D_FD_LEAK))
 		return;
 	char path[64];
 	proc_path(path, sizeof(path), ino->fd);

@@ -55,6 +55,7 @@ enum defect {
 	D_IO_URING_NEVER_ASKED,
 	D_STALE_ATIME,
 	D_NO_OPEN,
+	D_LEAK_FDS_TO_CHILD,
 	D_COUNT
 };
 
@@ -171,7 +172,7 @@ void defect_on_attr(struct pt_attr *a, const struct stat *st);
 /* ---- opens, backing ids, releases --------------------------------------- */
 
 /* OPEN: the flags the server opens its own fd with, given those the open needs
- * (read-only-server-fd). */
+ * (read-only-server-fd, leak-fds-to-child). */
 int defect_on_server_open(int flags);
 /* Before an open's io mode is chosen: true when the defect answered it (oo->open_flags set, the
  * handle takes no io mode: direct-io-for-o-direct). */
@@ -191,7 +192,7 @@ int defect_on_backing_open_failed(int e);
 /* OPEN: the io mode is chosen and the open is about to be answered: 0, or an errno to fail it
  * (read-only-server-fd: a server-served write open needs a writable fd). */
 int defect_on_open_served(struct handle *h, int flags);
-/* An OPEN or CREATE is about to be answered (fd-leak). */
+/* An OPEN or CREATE is about to be answered (fd-leak, leak-fds-to-child). */
 void defect_before_open_reply(struct inode *ino);
 /* A passthrough open's release, under the inode's lock: true when the defect dealt with its
  * backing id (backing-id-per-open). */

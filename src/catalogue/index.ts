@@ -150,6 +150,7 @@ export const CLAUSES: Clause[] = [
   c('LIF-002', 'MUST', 'killing the server gives ENOTCONN and the mount can be removed', 'errno, mountinfo'),
   c('LIF-003', 'INFO', 'what open passthrough fds do after the connection is aborted', 'errno, bytes'),
   c('LIF-004', 'MUST', 'no fd leak in the server after thousands of operations', '/proc/PID/fd count'),
+  c('LIF-005', 'SHOULD', "the space of a file deleted while open comes back once a killed server's mount is removed", 'statfs of the backing tmpfs'),
 
   c('PRF-001', 'SHOULD', 'passthrough sequential read throughput >= 0.8 x native', 'throughput ratio'),
   c('PRF-002', 'SHOULD', 'passthrough sequential write throughput >= 0.8 x native', 'throughput ratio'),
