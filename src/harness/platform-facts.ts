@@ -9,7 +9,7 @@ import { readFile, open as fsOpen, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { makeWorkspace, ServerInstance, type Workspace, type TreeSpec, type SourceKind } from '../mount/index.ts';
 import { EvidenceSession, countOf, type EvidenceWindow } from '../evidence/index.ts';
-import { O, openAsync, closeAsync, preadAsync, pwriteAsync, umount2Async } from '../sys/index.ts';
+import { O, openAsync, closeAsync, preadAsync, pwriteAsync, umount2Async, mountAsync, MOUNT } from '../sys/index.ts';
 import { runContext } from './context.ts';
 import { errnoOf } from './expect.ts';
 import { quiesce } from './windows.ts';
@@ -515,11 +515,38 @@ async function plt006(): Promise<FactResult> {
       const onB = await probeBackingOpen(a.pids, a.connection, b.path('f'));
       evidence.depth1FileOnDepth2Fuse = onB;
       if (onB !== 'ELOOP') problems.push(`max_stack_depth 1: BACKING_OPEN of a file on a depth-2 FUSE passthrough mount gave ${onB}, expected ELOOP`);
+      // A6: a depth-2 mount is as deep as a filesystem may stack, so overlayfs refuses it as a
+      // layer (EINVAL); a depth-1 one it takes (the contrast, so the check can fail both ways)
+      const overDepth2 = await overlayOver(b.ws.scratch, b.path());
+      const overDepth1 = await overlayOver(a.ws.scratch, a.path());
+      evidence.overlayOverDepth2Fuse = overDepth2;
+      evidence.overlayOverDepth1Fuse = overDepth1;
+      if (overDepth2 !== 'EINVAL') problems.push(`an overlayfs with a depth-2 FUSE passthrough mount as its lower layer gave ${overDepth2}, expected EINVAL`);
+      if (overDepth1 !== 'OK') problems.push(`an overlayfs with a depth-1 FUSE passthrough mount as its lower layer gave ${overDepth1}, expected it mounted`);
     });
   });
   return problems.length
     ? { ok: false, detail: problems.join('; '), evidence }
-    : { ok: true, detail: 'ELOOP for backing files on stacked filesystems at depth 1; accepted at depth 2', evidence };
+    : {
+        ok: true,
+        detail:
+          'ELOOP for backing files on stacked filesystems at depth 1; accepted at depth 2; overlayfs refuses a depth-2 FUSE mount as a layer (EINVAL), takes a depth-1 one',
+        evidence,
+      };
+}
+
+/** Mount an overlayfs with `lower` as its lower layer (upper and work under `scratch`), unmount it at once: 'OK' or the errno. */
+async function overlayOver(scratch: string, lower: string): Promise<string> {
+  const dir = path.join(scratch, `ovl-${process.pid}-${Date.now()}`);
+  for (const d of ['upper', 'work', 'merged']) mkdirSync(path.join(dir, d), { recursive: true });
+  const merged = path.join(dir, 'merged');
+  try {
+    await mountAsync('fusecert-ovl-probe', merged, 'overlay', 0, `lowerdir=${lower},upperdir=${dir}/upper,workdir=${dir}/work`);
+  } catch (e) {
+    return errnoOf(e);
+  }
+  await umount2Async(merged, 0).catch(() => umount2Async(merged, MOUNT.MNT_DETACH).catch(() => {}));
+  return 'OK';
 }
 
 async function plt007(): Promise<FactResult> {
