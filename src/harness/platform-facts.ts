@@ -9,7 +9,7 @@ import { readFile, open as fsOpen, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { makeWorkspace, ServerInstance, type Workspace, type TreeSpec, type SourceKind } from '../mount/index.ts';
 import { EvidenceSession, countOf, type EvidenceWindow } from '../evidence/index.ts';
-import { O, openAsync, closeAsync, preadAsync, pwriteAsync, umount2Async, mountAsync, MOUNT } from '../sys/index.ts';
+import { O, openAsync, closeAsync, preadAsync, pwriteAsync, umount2Async, mountAsync, ioctlAsync, MOUNT, FUSE_DEV_IOC } from '../sys/index.ts';
 import { runContext } from './context.ts';
 import { errnoOf } from './expect.ts';
 import { quiesce } from './windows.ts';
@@ -271,9 +271,19 @@ async function plt002(): Promise<FactResult> {
       try {
         const a = await backingOpen(devFd, f, 1);
         const b = await backingOpen(devFd, f, 0, 1n);
-        evidence.borrowedGranted = { flags1: a, padding1: b };
+        // B3: an argument pointer into the unmapped first page (address 8) gives EFAULT
+        const badArg = async (req: number) =>
+          ioctlAsync(devFd, req, 8n).then(
+            (v) => `returned ${v}`,
+            (e: unknown) => errnoOf(e),
+          );
+        const faultOpen = await badArg(FUSE_DEV_IOC.BACKING_OPEN);
+        const faultClose = await badArg(FUSE_DEV_IOC.BACKING_CLOSE);
+        evidence.borrowedGranted = { flags1: a, padding1: b, badPointerOpen: faultOpen, badPointerClose: faultClose };
         expectEq('borrowed-fd BACKING_OPEN flags=1 (granted)', String(a), 'EINVAL');
         expectEq('borrowed-fd BACKING_OPEN padding=1 (granted)', String(b), 'EINVAL');
+        expectEq('borrowed-fd BACKING_OPEN with a bad argument pointer', faultOpen, 'EFAULT');
+        expectEq('borrowed-fd BACKING_CLOSE with a bad argument pointer', faultClose, 'EFAULT');
         if (typeof a === 'number') await backingClose(devFd, a);
         if (typeof b === 'number') await backingClose(devFd, b);
         // 3. the backing ioctls do not look at whether the connection is alive: after an abort
