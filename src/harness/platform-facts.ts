@@ -9,13 +9,27 @@ import { readFile, open as fsOpen, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { makeWorkspace, ServerInstance, type Workspace, type TreeSpec, type SourceKind } from '../mount/index.ts';
 import { EvidenceSession, countOf, type EvidenceWindow } from '../evidence/index.ts';
-import { O, openAsync, closeAsync, preadAsync, pwriteAsync, umount2Async, mountAsync, ioctlAsync, MOUNT, FUSE_DEV_IOC } from '../sys/index.ts';
+import {
+  O,
+  F,
+  openAsync,
+  closeAsync,
+  preadAsync,
+  pwriteAsync,
+  umount2Async,
+  mountAsync,
+  ioctlAsync,
+  fcntlAsync,
+  alignedBuffer,
+  MOUNT,
+  FUSE_DEV_IOC,
+} from '../sys/index.ts';
 import { runContext } from './context.ts';
 import { errnoOf } from './expect.ts';
 import { quiesce } from './windows.ts';
 import { borrowDeviceFd, backingOpen, backingClose, probeNegotiation, probeStackDepth, probeBackingOpen, type NegotiationProbe } from './probe.ts';
 
-export type FactId = 'PLT-001' | 'PLT-002' | 'PLT-003' | 'PLT-004' | 'PLT-005' | 'PLT-006' | 'PLT-007';
+export type FactId = 'PLT-001' | 'PLT-002' | 'PLT-003' | 'PLT-004' | 'PLT-005' | 'PLT-006' | 'PLT-007' | 'PLT-010';
 
 export interface FactResult {
   /** true: honoured; false: the platform does not honour it; null: could not be checked here */
@@ -580,6 +594,53 @@ async function plt007(): Promise<FactResult> {
   });
 }
 
+/**
+ * F6: O_DIRECT reaches a passthrough file's backing file, so on a backing filesystem without
+ * O_DIRECT (ramfs) an fd set to O_DIRECT with fcntl gets EINVAL from its reads and writes, while
+ * a buffered fd of the same file works; an open with O_DIRECT fails EIO (the kernel's reopen of
+ * the backing file fails, D9).
+ */
+async function plt010(): Promise<FactResult> {
+  return withReference({ kind: 'ramfs' }, async (r) => {
+    const evidence: Record<string, unknown> = {};
+    const problems: string[] = [];
+    const p = r.path('f');
+    const fd = await openAsync(p, O.O_RDWR | O.O_CLOEXEC);
+    try {
+      const buf = Buffer.alloc(4096);
+      evidence.bufferedRead = await preadAsync(fd, buf, 0).then((n) => `${n} bytes`, errnoOf);
+      if (evidence.bufferedRead !== '4096 bytes')
+        problems.push(`a buffered read of a ramfs-backed passthrough file gave ${evidence.bufferedRead}, expected 4096 bytes`);
+      const fl = await fcntlAsync(fd, F.F_GETFL);
+      evidence.setfl = await fcntlAsync(fd, F.F_SETFL, fl | O.O_DIRECT).then(() => 'OK', errnoOf);
+      if (evidence.setfl !== 'OK')
+        return { ok: null, detail: `fcntl(F_SETFL, O_DIRECT) on the FUSE file gave ${evidence.setfl}: the case cannot be made here`, evidence };
+      const ab = alignedBuffer(4096);
+      try {
+        evidence.directRead = await preadAsync(fd, ab, 0).then((n) => `${n} bytes`, errnoOf);
+        evidence.directWrite = await pwriteAsync(fd, ab, 0).then((n) => `${n} bytes`, errnoOf);
+      } finally {
+        ab.free();
+      }
+      for (const k of ['directRead', 'directWrite'])
+        if (evidence[k] !== 'EINVAL')
+          problems.push(
+            `${k === 'directRead' ? 'a read' : 'a write'} after fcntl(F_SETFL, O_DIRECT) on a ramfs-backed passthrough file gave ${evidence[k]}, expected EINVAL`,
+          );
+    } finally {
+      await closeAsync(fd);
+    }
+    const o = await openErrno(p, O.O_RDONLY | O.O_DIRECT);
+    evidence.openODirect = 'code' in o ? o.code : 'OK';
+    if ('fd' in o) await closeAsync(o.fd);
+    if (evidence.openODirect !== 'EIO')
+      problems.push(`an O_DIRECT open of a ramfs-backed passthrough file gave ${evidence.openODirect}, expected EIO (the backing file's reopen fails)`);
+    return problems.length
+      ? { ok: false, detail: problems.join('; '), evidence }
+      : { ok: true, detail: 'ramfs backing file: O_DIRECT set by fcntl gives EINVAL to reads and writes, an O_DIRECT open EIO; buffered I/O works', evidence };
+  });
+}
+
 const FACTS: Record<FactId, () => Promise<FactResult>> = {
   'PLT-001': plt001,
   'PLT-002': plt002,
@@ -588,6 +649,7 @@ const FACTS: Record<FactId, () => Promise<FactResult>> = {
   'PLT-005': plt005,
   'PLT-006': plt006,
   'PLT-007': plt007,
+  'PLT-010': plt010,
 };
 
 const memo = new Map<FactId, Promise<FactResult>>();

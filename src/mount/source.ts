@@ -8,8 +8,8 @@ import { register } from './registry.ts';
 import { mountsUnder } from './mountinfo.ts';
 import { loadTree, seedTree, type TreeSpec } from './tree.ts';
 
-/** tmpfs; an overlayfs over tmpfs (the kernel refuses such backing files, ELOOP); or a read-only bind of a tmpfs directory. */
-export type SourceKind = 'tmpfs' | 'overlay' | 'readonly';
+/** tmpfs; an overlayfs over tmpfs (the kernel refuses such backing files, ELOOP); a read-only bind of a tmpfs directory; or ramfs (no O_DIRECT, no size accounting). */
+export type SourceKind = 'tmpfs' | 'overlay' | 'readonly' | 'ramfs';
 
 export interface Workspace {
   base: string;
@@ -46,11 +46,12 @@ export async function makeWorkspace(opts: { tree?: string | TreeSpec | null; kin
   mkdirSync(store);
   mkdirSync(mountpoint, { mode: 0o700 });
   chmodSync(mountpoint, 0o700);
-  await mountFs('tmpfs', 'fusecert-src', store, `size=${opts.sizeMb ?? 1024}m,mode=0755`);
+  if (kind === 'ramfs') await mountFs('ramfs', 'fusecert-src', store, 'mode=0755');
+  else await mountFs('tmpfs', 'fusecert-src', store, `size=${opts.sizeMb ?? 1024}m,mode=0755`);
   let source = path.join(store, 'src');
   const scratch = path.join(store, 'scratch');
   for (const d of ['scratch', 'scratch/lower', 'scratch/work']) mkdirSync(path.join(store, d));
-  if (kind === 'tmpfs' || kind === 'readonly') mkdirSync(source);
+  if (kind === 'tmpfs' || kind === 'readonly' || kind === 'ramfs') mkdirSync(source);
   else {
     for (const d of ['lower', 'upper', 'work', 'merged']) mkdirSync(path.join(store, d));
     source = path.join(store, 'merged');

@@ -367,6 +367,8 @@ const f = {
   free: libc.func('void free(uintptr_t p)'),
   gettid: libc.func('int gettid()'),
   umount2: libc.func('int umount2(const char *target, int flags)'),
+  // variadic in C; declared with a fixed integer argument as ioctl is (see ioctl_int)
+  fcntl: libc.func('int fcntl(int fd, int cmd, long arg)'),
   mount: libc.func('int mount(const char *source, const char *target, const char *fstype, unsigned long flags, const char *data)'),
 };
 
@@ -811,3 +813,12 @@ export async function aioRun(ops: AioOp[]): Promise<number[]> {
     mem.free();
   }
 }
+
+/** fcntl(2) commands used here */
+export const F = { F_GETFL: 3, F_SETFL: 4 } as const;
+/** fcntl(2) with an integer argument (F_GETFL, F_SETFL): its return value. */
+export const { sync: fcntl, async: fcntlAsync } = both(
+  'fcntl',
+  (fd: number, cmd: number, arg: number = 0) => ({ fn: f.fcntl, args: [fd, cmd, arg], fmt: () => `fd=${fd}, cmd=${cmd}, arg=0x${arg.toString(16)}` }),
+  (r) => toNum(r),
+);
