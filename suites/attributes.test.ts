@@ -21,6 +21,8 @@ import {
   statxView,
   type Views,
   type ReproOp,
+  type ClauseContext,
+  type Mount,
 } from '../src/harness/index.ts';
 import { O } from '../src/sys/index.ts';
 import { fuseMountAt } from '../src/mount/index.ts';
@@ -51,16 +53,18 @@ type Writer = 'nobody' | 'root without CAP_FSETID';
  * itself, so a failed write(2) reports its errno name, not a shell's text. Resolves with 'ok' or
  * how the child ended; killed when the clause's signal fires.
  */
-const APPEND_CHILD = `try { require('fs').writeSync(1, process.argv[1]); } catch (e) { process.stderr.write(e.code || String(e)); process.exit(3); }`;
+// fd 3, not stdout: node fstat()s its stdio at start, and on a mount without allow_other that
+// fstat by a user other than the mounter fails (EACCES) and node aborts before the write
+const APPEND_CHILD = `try { require('fs').writeSync(3, process.argv[1]); } catch (e) { process.stderr.write(e.code || String(e)); process.exit(3); }`;
 function appendAsUnprivileged(fd: number, data: string, signal: AbortSignal, writer: Writer): Promise<string> {
   return new Promise((resolve) => {
     // the mounter without CAP_FSETID: uid 0 with the capability gone from its bounding and
     // inheritable sets, so the node it executes never has it (setpriv, util-linux)
     const child =
       writer === 'nobody'
-        ? spawn(process.execPath, ['-e', APPEND_CHILD, data], { uid: UNPRIVILEGED, gid: UNPRIVILEGED, stdio: ['ignore', fd, 'pipe'], signal })
+        ? spawn(process.execPath, ['-e', APPEND_CHILD, data], { uid: UNPRIVILEGED, gid: UNPRIVILEGED, stdio: ['ignore', 'ignore', 'pipe', fd], signal })
         : spawn('setpriv', ['--bounding-set=-fsetid', '--inh-caps=-fsetid', '--', process.execPath, '-e', APPEND_CHILD, data], {
-            stdio: ['ignore', fd, 'pipe'],
+            stdio: ['ignore', 'ignore', 'pipe', fd],
             signal,
           });
     let err = '';
@@ -72,6 +76,40 @@ function appendAsUnprivileged(fd: number, data: string, signal: AbortSignal, wri
       ),
     );
   });
+}
+
+/**
+ * On a mount without allow_other, a user other than the mounter writing through an fd the mounter
+ * opened: the kernel makes the clear-privileges SETATTR on the writer's behalf and refuses it for
+ * such a user (EACCES, KERNEL-RULES G5), so the write fails and the bits stay. Either that or a
+ * write that cleared the bits is safe; a write that kept them is not.
+ */
+async function nonMounterWrite(t: ClauseContext, mount: Mount): Promise<void> {
+  const rel = 'att-009-other.bin';
+  const p = mount.path(rel);
+  await writeFile(p, pattern(91, 4096));
+  await chmod(p, 0o6777);
+  const fh = await open(p, 'a');
+  let how: string;
+  let after: Awaited<ReturnType<typeof fh.stat>>;
+  try {
+    how = await appendAsUnprivileged(fh.fd, 'more', t.signal, 'nobody');
+    after = await fh.stat();
+  } finally {
+    await fh.close();
+  }
+  const mode = after.mode & 0o7777;
+  t.note('non-mounter write (no allow_other)', { uid: UNPRIVILEGED, write: how, size: after.size, mode: mode.toString(8) });
+  if (how === 'ok')
+    check(
+      (mode & 0o6000) === 0,
+      `on a mount without allow_other, a write by uid ${UNPRIVILEGED} through an fd root opened succeeded and left mode ${mode.toString(8)}: the set-user-ID/set-group-ID bits of a mode 6777 file survived a write by a user without CAP_FSETID`,
+    );
+  else
+    check(
+      how === 'write(2) gave EACCES' && after.size === 4096 && mode === 0o6777,
+      `on a mount without allow_other, a write by uid ${UNPRIVILEGED} through an fd root opened ended "${how}" with size ${after.size} and mode ${mode.toString(8)}; the kernel refuses the clear-privileges SETATTR for a user other than the mounter (EACCES, KERNEL-RULES G5), so the write fails and the file stays as it was`,
+    );
 }
 
 forEachVariant({}, (mount) => {
@@ -447,6 +485,7 @@ forEachVariant({}, (mount) => {
         t.note('backing mode after', b.toString(8));
         if (b & 0o6000) kept.push(`the backing file has mode ${b.toString(8)}`);
       }
+      if (writer !== 'nobody') await nonMounterWrite(t, mount);
       check(
         kept.length === 0,
         `a write by ${who} to a mode 6777 file left its set-user-ID/set-group-ID bits: ${kept.join('; ')}; expected 777. The kernel clears them itself unless the server negotiated FUSE_HANDLE_KILLPRIV or FUSE_HANDLE_KILLPRIV_V2, either of which makes it the server's job (and with passthrough the server never sees the write); standalone reproducer: fixtures/repro/killpriv-write.py MOUNTPOINT${writer === 'nobody' ? '' : ' --mounter'}`,
