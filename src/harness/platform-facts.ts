@@ -538,20 +538,21 @@ function openOutOf(rec: RequestRecord | undefined): { flags: number; backingId: 
  */
 function releaseOfRefusedOpen(win: EvidenceWindow<unknown>, connection: number): { ok: boolean; detail: string } {
   const sends = win.events.filter((e) => e.kind === 'request_send' && e.connection === connection) as Extract<TraceEvent, { kind: 'request_send' }>[];
-  const open = sends.filter((e) => e.opname === 'FUSE_OPEN').pop();
+  // by position, not unique: before 6.13 fuse_request_send fires before the unique is given (0)
+  const at = sends.map((e) => e.opname).lastIndexOf('FUSE_OPEN');
+  const open = sends[at];
   if (!open) return { ok: false, detail: `no FUSE_OPEN was sent for the refused open (requests ${JSON.stringify(win.requests.counts)})` };
-  const after = sends.filter((e) => e.ts >= open.ts && e.unique !== open.unique && e.tid === open.tid);
-  const release = after.find((e) => e.opname === 'FUSE_RELEASE');
+  const name = (e: { unique: number }) => (e.unique ? ` (unique ${e.unique})` : '');
+  const after = sends.slice(at + 1).filter((e) => e.tid === open.tid);
+  const rel = after.findIndex((e) => e.opname === 'FUSE_RELEASE');
+  const release = after[rel];
   if (!release)
-    return {
-      ok: false,
-      detail: `the kernel sent no FUSE_RELEASE from the opener's thread after the refused FUSE_OPEN (unique ${open.unique}) before open() returned`,
-    };
-  if (after.some((e) => e.opname === 'FUSE_FLUSH' && e.ts <= release.ts))
-    return { ok: false, detail: `a FUSE_FLUSH came before the FUSE_RELEASE of the refused open (unique ${open.unique})` };
-  let detail = `FUSE_RELEASE (unique ${release.unique}) from the opener's thread right after the refused FUSE_OPEN (unique ${open.unique}), no FUSE_FLUSH`;
+    return { ok: false, detail: `the kernel sent no FUSE_RELEASE from the opener's thread after the refused FUSE_OPEN${name(open)} before open() returned` };
+  if (after.slice(0, rel).some((e) => e.opname === 'FUSE_FLUSH'))
+    return { ok: false, detail: `a FUSE_FLUSH came before the FUSE_RELEASE of the refused open${name(open)}` };
+  let detail = `FUSE_RELEASE${name(release)} from the opener's thread right after the refused FUSE_OPEN${name(open)}, no FUSE_FLUSH`;
   const tl = win.timeline();
-  if (!tl) return { ok: true, detail: `${detail}; fh not compared (no reply tracer)` };
+  if (!tl || !open.unique) return { ok: true, detail: `${detail}; fh not compared (no reply tracer)` };
   const out = openOutOf(tl.byUnique.get(open.unique));
   const fh = tl.byUnique.get(release.unique)?.fh;
   if (!out || fh === undefined) return { ok: true, detail: `${detail}; fh not compared (the tracer did not record the OPEN reply or the RELEASE's fh)` };
