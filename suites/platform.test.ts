@@ -30,6 +30,8 @@ const WHOLE = [
   { id: 'PLT-005', level: 'INFO', title: 'KEEP_CACHE with passthrough gives EIO', requires: ['root', 'reference'] },
   { id: 'PLT-006', level: 'INFO', title: 'ELOOP for a backing file on a stacked filesystem', requires: ['root', 'reference'] },
   { id: 'PLT-007', level: 'INFO', title: 'stat after a passthrough write sends GETATTR', requires: ['root', 'reference', 'tracefs'] },
+  { id: 'PLT-008', level: 'INFO', title: 'open replies the kernel refuses with passthrough give EIO', requires: ['root', 'reference'] },
+  { id: 'PLT-009', level: 'INFO', title: 'what the kernel accepts or ignores beside passthrough', requires: ['root', 'reference', 'tracefs'] },
   { id: 'PLT-010', level: 'INFO', title: 'O_DIRECT on a backing filesystem without it: EINVAL for I/O, EIO for the open', requires: ['root', 'reference'] },
 ] as const satisfies readonly { id: FactId; level: 'INFO'; title: string; requires: readonly Requirement[] }[];
 for (const f of WHOLE) clause({ ...f, requires: [...f.requires], body: (t) => assertFact(t, f.id) });

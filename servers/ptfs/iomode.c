@@ -31,6 +31,71 @@ void backing_release(int id)
 	defect_after_backing_close(id);
 }
 
+/* ---- --probe-open-replies ----------------------------------------------- */
+
+/* The last component of the name an O_PATH fd was opened by ("" if unknown). */
+static const char *name_of(int fd, char *buf, size_t len)
+{
+	char link[64];
+	proc_path(link, sizeof(link), fd);
+	ssize_t n = readlink(link, buf, len - 1);
+	if (n < 0)
+		return "";
+	buf[n] = 0;
+	const char *slash = strrchr(buf, '/');
+	return slash ? slash + 1 : buf;
+}
+
+/*
+ * PLT-008/PLT-009: the open reply of a file is shaped by its name, so one mount holds the cases
+ * of replies the kernel must refuse or honour. flags-HEX ORs those FOPEN_* bits into the reply
+ * (on a connection without passthrough ptfs has no id: a reply the bits make passthrough names
+ * id 1); id-zero, id-negative and id-unknown name backing id 0, -1 and INT_MAX instead of the
+ * inode's; id-closed names an id of the file opened and closed again just before the reply.
+ * The bookkeeping stays the inode's own: the kernel's RELEASE of a refused open undoes it.
+ */
+static void probe_open_reply(struct handle *h, struct pt_open_out *oo)
+{
+	char buf[PATH_MAX];
+	const char *name = name_of(h->inode->fd, buf, sizeof(buf));
+	if (strncmp(name, "flags-", 6) == 0) {
+		char *end;
+		unsigned long bits = strtoul(name + 6, &end, 16);
+		if (end != name + 6 && (*end == 0 || *end == '.')) {
+			oo->open_flags |= (uint32_t)bits;
+			if ((oo->open_flags & PT_FOPEN_PASSTHROUGH) && oo->backing_id == 0)
+				oo->backing_id = 1;
+		}
+		return;
+	}
+	if (!(oo->open_flags & PT_FOPEN_PASSTHROUGH))
+		return;
+	if (strcmp(name, "id-zero") == 0) {
+		oo->backing_id = 0;
+	} else if (strcmp(name, "id-negative") == 0) {
+		oo->backing_id = -1;
+	} else if (strcmp(name, "id-unknown") == 0) {
+		oo->backing_id = INT32_MAX;
+	} else if (strcmp(name, "id-closed") == 0) {
+		int id = backing_open(h->fd);
+		if (id > 0 && backing_close(id) == 0)
+			oo->backing_id = id;
+		else
+			logmsg("--probe-open-replies: id-closed: BACKING_OPEN/CLOSE failed (%d)", id);
+	}
+}
+
+/* OPENDIR under --probe-open-replies: a directory named dir-passthrough is answered with
+ * FOPEN_PASSTHROUGH and an id no BACKING_OPEN returned (the kernel ignores both). */
+void probe_opendir_reply(struct inode *ino, struct pt_open_out *oo)
+{
+	char buf[PATH_MAX];
+	if (!cfg.probe_open_replies || strcmp(name_of(ino->fd, buf, sizeof(buf)), "dir-passthrough") != 0)
+		return;
+	oo->open_flags |= PT_FOPEN_PASSTHROUGH;
+	oo->backing_id = INT32_MAX;
+}
+
 /* ---- io modes ----------------------------------------------------------- */
 
 /*
@@ -125,6 +190,8 @@ int choose_io_mode(struct handle *h, int flags, enum open_kind kind, struct pt_o
 		oo->open_flags = cached_flags;
 	}
 	oo->open_flags |= cfg.open_flags_extra;
+	if (cfg.probe_open_replies)
+		probe_open_reply(h, oo);
 	if (cfg.debug)
 		logmsg("   open of inode %p: open_flags 0x%x backing_id %d (pt_opens %u cached_opens %u)",
 		       (void *)ino, oo->open_flags, oo->backing_id, ino->pt_opens, ino->cached_opens);

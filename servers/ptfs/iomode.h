@@ -19,5 +19,6 @@ int backing_close(int id);
 void backing_release(int id);
 int choose_io_mode(struct handle *h, int flags, enum open_kind kind, struct pt_open_out *oo);
 void release_handle(struct handle *h);
+void probe_opendir_reply(struct inode *ino, struct pt_open_out *oo);
 
 #endif

@@ -51,6 +51,9 @@ static void usage(FILE *f)
 	      "  --backing-ids W          until-release (default: closed at the inode's last release)\n"
 	      "                           or until-forget (kept until the kernel forgets the inode)\n"
 	      "  --open-flags-extra HEX   OR these FOPEN_* bits into every open reply\n"
+	      "  --probe-open-replies     a file's name shapes its open reply: flags-HEX ORs FOPEN_* bits\n"
+	      "                           in, id-zero|id-negative|id-unknown|id-closed name such a backing\n"
+	      "                           id; a directory named dir-passthrough gets FOPEN_PASSTHROUGH\n"
 	      "  --ioctl-selfcheck FILE   run the backing ioctl error cases after INIT, write JSON\n"
 	      "  --init-report FILE       write what the kernel offered in INIT as JSON\n"
 	      "  --defect NAME            inject a server bug (repeatable; hang-on/crash-on take an OPCODE)\n"
@@ -110,6 +113,8 @@ static void parse_args(int argc, char **argv)
 			cfg.timeout_nsec = (uint32_t)((t - (double)cfg.timeout_sec) * 1e9);
 		} else if (strcmp(a, "--no-passthrough") == 0) {
 			cfg.no_passthrough = true;
+		} else if (strcmp(a, "--probe-open-replies") == 0) {
+			cfg.probe_open_replies = true;
 		} else if (strcmp(a, "--io-uring") == 0) {
 			cfg.io_uring = true;
 		} else if (strcmp(a, "--no-allow-other") == 0) {

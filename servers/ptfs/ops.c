@@ -639,6 +639,7 @@ static void op_opendir(struct req *r, struct inode *ino)
 	}
 	h->dp = dp;
 	struct pt_open_out oo = {.fh = (uint64_t)(uintptr_t)h};
+	probe_opendir_reply(ino, &oo);
 	reply_open(r, h, &oo, sizeof(oo));
 }
 

@@ -56,6 +56,7 @@ struct config {
 	bool writeback;
 	enum io_policy policy;
 	bool ids_until_forget; /* --backing-ids until-forget: an inode keeps its id until the kernel forgets it */
+	bool probe_open_replies; /* --probe-open-replies: a file's or directory's name shapes its open reply */
 	uint32_t open_flags_extra;
 	const char *selfcheck_path;
 	const char *init_report_path;

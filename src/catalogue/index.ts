@@ -55,6 +55,8 @@ export const CLAUSES: Clause[] = [
   c('PLT-005', 'INFO', 'KEEP_CACHE with passthrough gives EIO', 'errno of open'),
   c('PLT-006', 'INFO', 'ELOOP for a backing file on a stacked filesystem', 'ledger: BACKING_OPEN -> ELOOP'),
   c('PLT-007', 'INFO', 'stat after a passthrough write sends GETATTR', 'requests: FUSE_GETATTR in the window'),
+  c('PLT-008', 'INFO', 'open replies the kernel refuses with passthrough give EIO', 'errno of open per reply shape (ptfs --probe-open-replies)'),
+  c('PLT-009', 'INFO', 'what the kernel accepts or ignores beside passthrough', 'requests: FUSE_READ/WRITE/FLUSH/READDIR per window; I/O after BACKING_CLOSE'),
   c('PLT-010', 'INFO', 'O_DIRECT on a backing filesystem without it: EINVAL for I/O, EIO for the open', 'errno of read, write and open (ramfs source)'),
 
   c('NEG-001', 'MUST', 'the server mounts, answers INIT and serves a lookup within the mount timeout', 'mountinfo, stat of the root and of a file'),

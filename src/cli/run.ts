@@ -201,7 +201,7 @@ export function checkTransport(spec: ServerSpec, platform: Platform): void {
 }
 
 /**
- * Platform facts (PLT-001..007, checked with the reference server on fresh mounts) of the earlier
+ * Platform facts (PLT-001..009, checked with the reference server on fresh mounts) of the earlier
  * servers of this invocation: the kernel and the reference server are the same for all of them,
  * so a later server's clauses read them instead of mounting the reference again (inside a UML
  * guest each check costs seconds). A PLT clause still checks its fact afresh. `out` keeps what a

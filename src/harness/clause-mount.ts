@@ -1,10 +1,12 @@
 import path from 'node:path';
 import { afterAll, describe } from 'vitest';
 import { resolveServer, type ServerSpec, type Claims } from '../manifest/index.ts';
-import { makeWorkspace, ServerInstance, register, traceCleanup, type Workspace, type SourceKind, type StopReport, type TreeSpec } from '../mount/index.ts';
-import { EvidenceSession, ReplyTracer, replyTracerStatus } from '../evidence/index.ts';
-import { processStart } from '../mount/registry.ts';
+import { makeWorkspace, ServerInstance, traceCleanup, type Workspace, type SourceKind, type StopReport, type TreeSpec } from '../mount/index.ts';
+import { EvidenceSession } from '../evidence/index.ts';
+import { startTracer } from './tracer.ts';
 import { runContext } from './context.ts';
+
+export { startTracer };
 
 export interface MountOptions {
   /** Fixture tree under fixtures/trees (default 'basic'), an inline tree, or null for an empty source. */
@@ -139,27 +141,6 @@ export class Mount {
 
   stderrTail(lines = 20): string {
     return this.server?.stderrTail(lines) ?? '';
-  }
-}
-
-/** A reply tracer registered for the sweep, or why there is none. */
-export async function startTracer(): Promise<{ tracer: ReplyTracer | null; error: string | null }> {
-  const st = replyTracerStatus();
-  if (!st.available) return { tracer: null, error: st.reason! };
-  let forget = () => {};
-  try {
-    traceCleanup('tracer spawn');
-    const tracer = await ReplyTracer.start({ onStarted: (pid) => (forget = register({ kind: 'process', pid, start: processStart(pid) })) });
-    traceCleanup(`tracer ${tracer.pid} ready`);
-    const close = tracer.close.bind(tracer);
-    tracer.close = () => {
-      close();
-      forget();
-    };
-    return { tracer, error: null };
-  } catch (e) {
-    forget();
-    return { tracer: null, error: (e as Error).message };
   }
 }
 

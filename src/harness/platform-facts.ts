@@ -5,17 +5,21 @@
 // Each fact is computed once per worker and cached in the run's state directory for the others.
 import { received } from '../runenv/index.ts';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { readFile, open as fsOpen, stat } from 'node:fs/promises';
+import { readFile, readdir, open as fsOpen, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { makeWorkspace, ServerInstance, type Workspace, type TreeSpec, type SourceKind } from '../mount/index.ts';
-import { EvidenceSession, countOf, type EvidenceWindow } from '../evidence/index.ts';
+import { EvidenceSession, countOf, type EvidenceWindow, type ReplyTracer, type RequestRecord, type TraceEvent } from '../evidence/index.ts';
+import { startTracer } from './tracer.ts';
 import {
   O,
+  PROT,
+  MAP,
   F,
   openAsync,
   closeAsync,
   preadAsync,
   pwriteAsync,
+  mmapAsync,
   umount2Async,
   mountAsync,
   ioctlAsync,
@@ -29,7 +33,11 @@ import { errnoOf } from './expect.ts';
 import { quiesce } from './windows.ts';
 import { borrowDeviceFd, backingOpen, backingClose, probeNegotiation, probeStackDepth, probeBackingOpen, type NegotiationProbe } from './probe.ts';
 
-export type FactId = 'PLT-001' | 'PLT-002' | 'PLT-003' | 'PLT-004' | 'PLT-005' | 'PLT-006' | 'PLT-007' | 'PLT-010';
+export type FactId = 'PLT-001' | 'PLT-002' | 'PLT-003' | 'PLT-004' | 'PLT-005' | 'PLT-006' | 'PLT-007' | 'PLT-008' | 'PLT-009' | 'PLT-010';
+
+const FOPEN_DIRECT_IO = 1 << 0;
+const FOPEN_NOFLUSH = 1 << 5;
+const FOPEN_PASSTHROUGH = 1 << 7;
 
 export interface FactResult {
   /** true: honoured; false: the platform does not honour it; null: could not be checked here */
@@ -59,6 +67,12 @@ export interface RefOptions {
   kind?: SourceKind;
   tree?: TreeSpec | null;
   evidence?: boolean;
+  /**
+   * with `evidence`, also the reply tracer (what the server answered: open flags, backing ids,
+   * file handles), started before the mount so it sees INIT. Where it cannot load (no BPF, a UML
+   * guest) the session reads tracefs alone and windows have no timeline.
+   */
+  replies?: boolean;
   /** abort the connection when fn has not finished by then; default the run's per-clause deadline
    * (3x inside a guest, where a loaded UML kernel is slower), never below 20 s: a run with a short
    * --deadline for a hanging server still gives the reference server its time */
@@ -81,15 +95,36 @@ const DEFAULT_TREE: TreeSpec = {
 export async function withReference<T>(opts: RefOptions, fn: (r: RefMount) => Promise<T>): Promise<T> {
   const ctx = runContext();
   if (!ctx.reference) throw new Error('the reference server (servers/ptfs) is not built: fusecert build-ptfs, or npm run build in a checkout');
-  const ws = await makeWorkspace({ tree: opts.tree === undefined ? DEFAULT_TREE : opts.tree, kind: opts.kind, sizeMb: 64 });
+  // the tracer loads while the workspace is made; until the session owns it, it is ours to close
+  const tracing = opts.evidence && opts.replies ? startTracer() : null;
+  let tracer: ReplyTracer | null = null;
+  let ws: Workspace;
+  try {
+    ws = await makeWorkspace({ tree: opts.tree === undefined ? DEFAULT_TREE : opts.tree, kind: opts.kind, sizeMb: 64 });
+  } catch (e) {
+    (await tracing)?.tracer?.close();
+    throw e;
+  }
   let server: ServerInstance | null = null;
   let evidence: EvidenceSession | null = null;
   try {
+    tracer = tracing ? (await tracing).tracer : null;
     server = await ServerInstance.start(ctx.reference, ws.source, ws.mountpoint, opts.args ?? [], ws.scratch);
     if (opts.evidence) {
+      if (tracer) {
+        try {
+          await tracer.setConnection(server.connection, server.pids);
+        } catch {
+          tracer.close();
+          tracer = null;
+        }
+      }
+      const t = tracer;
+      tracer = null; // the session owns it once open returns
       try {
-        evidence = await EvidenceSession.open({ connection: server.connection, pids: server.pids, label: 'platform' });
+        evidence = await EvidenceSession.open({ connection: server.connection, pids: server.pids, label: 'platform', ...(t ? { replies: t } : {}) });
       } catch {
+        t?.close(); // open may fail before it took the tracer (tracefs unavailable); a second close is harmless
         evidence = null;
       }
     }
@@ -124,6 +159,7 @@ export async function withReference<T>(opts: RefOptions, fn: (r: RefMount) => Pr
     if ('e' in outcome) throw outcome.e;
     return outcome.v;
   } finally {
+    tracer?.close();
     if (evidence) await evidence.close().catch(() => {});
     if (server) await server.stop().catch(() => {});
     await ws.dispose();
@@ -432,14 +468,26 @@ export const IO_MODE_CONFLICTS: Conflict[] = [
 
 /** One §4 conflict: the second open gives EIO, the first fd keeps working, and after its close any mode is allowed. */
 export async function ioModeConflict(c: Conflict): Promise<FactResult> {
-  return withReference({ args: c.args }, async (r) => {
+  return withReference({ args: c.args, evidence: true, replies: true }, async (r) => {
     const problems: string[] = [];
     const ev: Record<string, unknown> = { rule: c.rule, args: c.args };
     const p = r.path('f');
     const fd1 = await openAsync(p, c.first | O.O_CLOEXEC);
     let fd1Open = true;
     try {
-      const second = await openErrno(p, c.second);
+      let second: Awaited<ReturnType<typeof openErrno>>;
+      if (r.evidence) {
+        const win = await r.evidence.window(`refused open ${c.name}`, () => openErrno(p, c.second));
+        second = win.result;
+        if ('code' in second) {
+          const rel = releaseOfRefusedOpen(win, r.connection);
+          ev.releaseAfterRefusedOpen = rel.detail;
+          if (!rel.ok) problems.push(`${c.rule}: ${rel.detail}`);
+        }
+      } else {
+        second = await openErrno(p, c.second);
+        ev.releaseAfterRefusedOpen = 'not checked: tracefs evidence unavailable';
+      }
       ev.secondOpen = 'code' in second ? second.code : 'OK';
       if ('fd' in second) {
         await closeAsync(second.fd);
@@ -479,9 +527,49 @@ export async function ioModeConflict(c: Conflict): Promise<FactResult> {
   });
 }
 
+/** An fuse_open_out as the kernel kept it (else as the server sent it): open_flags and backing_id. */
+function openOutOf(rec: RequestRecord | undefined): { flags: number; backingId: number; fh: bigint } | null {
+  const b = rec?.end?.out[0]?.length ? rec.end.out[0] : rec?.reply?.payload;
+  if (!b || b.length < 16) return null;
+  return { fh: b.readBigUInt64LE(0), flags: b.readUInt32LE(8), backingId: b.readInt32LE(12) };
+}
+
+/**
+ * D11: the kernel releases the handle of an open it refused before open() returns: the opener's
+ * thread sends FUSE_RELEASE after the FUSE_OPEN, with no FUSE_FLUSH between (a close(2) flushes
+ * first). With the reply tracer, the RELEASE must also name the fh the OPEN's reply handed out.
+ */
+function releaseOfRefusedOpen(win: EvidenceWindow<unknown>, connection: number): { ok: boolean; detail: string } {
+  const sends = win.events.filter((e) => e.kind === 'request_send' && e.connection === connection) as Extract<TraceEvent, { kind: 'request_send' }>[];
+  // by position, not unique: before 6.13 fuse_request_send fires before the unique is given (0)
+  const at = sends.map((e) => e.opname).lastIndexOf('FUSE_OPEN');
+  const open = sends[at];
+  if (!open) return { ok: false, detail: `no FUSE_OPEN was sent for the refused open (requests ${JSON.stringify(win.requests.counts)})` };
+  const name = (e: { unique: number }) => (e.unique ? ` (unique ${e.unique})` : '');
+  const after = sends.slice(at + 1).filter((e) => e.tid === open.tid);
+  const rel = after.findIndex((e) => e.opname === 'FUSE_RELEASE');
+  const release = after[rel];
+  if (!release)
+    return { ok: false, detail: `the kernel sent no FUSE_RELEASE from the opener's thread after the refused FUSE_OPEN${name(open)} before open() returned` };
+  if (after.slice(0, rel).some((e) => e.opname === 'FUSE_FLUSH'))
+    return { ok: false, detail: `a FUSE_FLUSH came before the FUSE_RELEASE of the refused open${name(open)}` };
+  let detail = `FUSE_RELEASE${name(release)} from the opener's thread right after the refused FUSE_OPEN${name(open)}, no FUSE_FLUSH`;
+  const tl = win.timeline();
+  if (!tl || !open.unique) return { ok: true, detail: `${detail}; fh not compared (no reply tracer)` };
+  const out = openOutOf(tl.byUnique.get(open.unique));
+  const fh = tl.byUnique.get(release.unique)?.fh;
+  if (!out || fh === undefined) return { ok: true, detail: `${detail}; fh not compared (the tracer did not record the OPEN reply or the RELEASE's fh)` };
+  if (fh !== out.fh) return { ok: false, detail: `the FUSE_RELEASE after the refused open names fh ${fh}, the OPEN reply handed out fh ${out.fh}` };
+  detail += `, for the fh the OPEN reply handed out (${fh}; reply open_flags 0x${out.flags.toString(16)}, backing id ${out.backingId})`;
+  return { ok: true, detail };
+}
+
 async function plt004(): Promise<FactResult> {
-  const results: Record<string, FactResult> = {};
-  for (const c of IO_MODE_CONFLICTS) results[c.name] = await ioModeConflict(c);
+  // the conflicts side by side: each has a mount and an evidence session of its own, and most of
+  // a check is waiting on a mount, a tracer or a tracefs instance
+  const results: Record<string, FactResult> = Object.fromEntries(
+    await Promise.all(IO_MODE_CONFLICTS.map(async (c) => [c.name, await ioModeConflict(c)] as const)),
+  );
   const bad = Object.entries(results).filter(([, v]) => v.ok === false);
   const evidence = Object.fromEntries(Object.entries(results).map(([k, v]) => [k, { ok: v.ok, detail: v.detail, ...v.evidence }]));
   return bad.length
@@ -499,6 +587,271 @@ async function plt005(): Promise<FactResult> {
     return o.code === 'EIO'
       ? { ok: true, detail: 'FOPEN_PASSTHROUGH|FOPEN_KEEP_CACHE: open() gives EIO', evidence: { open: o.code } }
       : { ok: false, detail: `FOPEN_PASSTHROUGH|FOPEN_KEEP_CACHE: open() gave ${o.code}, expected EIO`, evidence: { open: o.code } };
+  });
+}
+
+// ---- PLT-008/PLT-009: open replies, shaped by file name under ptfs --probe-open-replies
+
+interface ReplyCase {
+  /** the file's name, which makes ptfs's reply */
+  file: string;
+  /** what the reply carries */
+  reply: string;
+  /** the rows of docs/kernel-rules.md */
+  rule: string;
+}
+
+/** Replies the kernel must refuse: open() gives EIO. KEEP_CACHE is PLT-005's. */
+export const REFUSED_OPEN_REPLIES: readonly ReplyCase[] = [
+  { file: 'flags-4', reply: 'FOPEN_PASSTHROUGH|FOPEN_NONSEEKABLE', rule: 'D5' },
+  { file: 'flags-8', reply: 'FOPEN_PASSTHROUGH|FOPEN_CACHE_DIR', rule: 'D5' },
+  { file: 'flags-10', reply: 'FOPEN_PASSTHROUGH|FOPEN_STREAM', rule: 'D5' },
+  { file: 'flags-80000000', reply: 'FOPEN_PASSTHROUGH and bit 31 (no FOPEN_* flag)', rule: 'D5' },
+  { file: 'id-zero', reply: 'FOPEN_PASSTHROUGH naming backing id 0', rule: 'D7' },
+  { file: 'id-negative', reply: 'FOPEN_PASSTHROUGH naming backing id -1', rule: 'D7' },
+  { file: 'id-unknown', reply: 'FOPEN_PASSTHROUGH naming backing id INT_MAX (never allocated)', rule: 'D8' },
+  { file: 'id-closed', reply: 'FOPEN_PASSTHROUGH naming an id closed before the reply', rule: 'D8, C5' },
+];
+
+/** Replies the kernel must accept: the flags allowed beside FOPEN_PASSTHROUGH (the other side of D5). */
+export const ACCEPTED_OPEN_REPLIES: readonly ReplyCase[] = [
+  { file: 'plain', reply: 'FOPEN_PASSTHROUGH', rule: 'D1' },
+  { file: 'flags-20', reply: 'FOPEN_PASSTHROUGH|FOPEN_NOFLUSH', rule: 'D5' },
+  { file: 'flags-40', reply: 'FOPEN_PASSTHROUGH|FOPEN_PARALLEL_DIRECT_WRITES', rule: 'D5' },
+  { file: 'flags-1', reply: 'FOPEN_PASSTHROUGH|FOPEN_DIRECT_IO', rule: 'D5' },
+  { file: 'flags-61', reply: 'FOPEN_PASSTHROUGH|FOPEN_DIRECT_IO|FOPEN_NOFLUSH|FOPEN_PARALLEL_DIRECT_WRITES', rule: 'D5' },
+];
+
+const treeOf = (names: readonly string[], dirs: string[] = []): TreeSpec => ({
+  dirs,
+  files: names.map((n, i) => ({ path: n, size: 16384, seed: 80 + i })),
+  symlinks: [],
+});
+
+/** Open each case's file read-only: the errno, or 'OK' after its first 4 KiB read back as the backing file's. */
+async function openCase(r: RefMount, file: string): Promise<string> {
+  const o = await openErrno(r.path(file), O.O_RDONLY);
+  if ('code' in o) return o.code;
+  try {
+    const buf = Buffer.alloc(4096);
+    const n = await preadAsync(o.fd, buf, 0);
+    const want = (await readFile(r.backing(file))).subarray(0, 4096);
+    return n === 4096 && buf.equals(want) ? 'OK' : `opened, but read ${n} bytes that differ from the backing file`;
+  } catch (e) {
+    return `opened, but read failed with ${errnoOf(e)}`;
+  } finally {
+    await closeAsync(o.fd);
+  }
+}
+
+async function plt008(): Promise<FactResult> {
+  const problems: string[] = [];
+  const evidence: Record<string, unknown> = {};
+  const cases = [...REFUSED_OPEN_REPLIES, ...ACCEPTED_OPEN_REPLIES];
+  // D5, D7, D8, C5: one mount, one file per reply
+  await withReference({ args: ['--probe-open-replies'], tree: treeOf(cases.map((c) => c.file)) }, async (r) => {
+    for (const c of cases) {
+      const got = await openCase(r, c.file);
+      const refused = REFUSED_OPEN_REPLIES.includes(c);
+      evidence[c.file] = `${c.reply}: ${got}`;
+      if (refused && got !== 'EIO') problems.push(`${c.rule}: an open reply with ${c.reply} gave ${got === 'OK' ? 'a working open' : got}, expected EIO`);
+      if (!refused && got !== 'OK') problems.push(`${c.rule}: an open reply with ${c.reply} gave ${got}, expected a working open`);
+    }
+    // D11: a refused CREATE reply (the name makes it PASSTHROUGH|NONSEEKABLE) gives EIO, and the file stays
+    const made = 'flags-4.created';
+    const created = await openErrno(r.path(made), O.O_CREAT | O.O_EXCL | O.O_WRONLY);
+    if ('fd' in created) await closeAsync(created.fd);
+    const stays = await stat(r.path(made)).then(
+      () => 'there',
+      (e: unknown) => errnoOf(e),
+    );
+    evidence.refusedCreate = `CREATE replied FOPEN_PASSTHROUGH|FOPEN_NONSEEKABLE: ${'code' in created ? created.code : 'OK'}; the file afterwards: ${stays}`;
+    if (!('code' in created) || created.code !== 'EIO')
+      problems.push(
+        `D5, D11: a CREATE reply with FOPEN_PASSTHROUGH|FOPEN_NONSEEKABLE gave ${'code' in created ? created.code : 'a working open'}, expected EIO`,
+      );
+    if (stays !== 'there') problems.push(`D11: the file of a refused CREATE is gone (stat: ${stays}); the kernel keeps it`);
+  });
+  // D6: FOPEN_PASSTHROUGH on a connection without passthrough; a cached open of the same mount works
+  await withReference({ args: ['--probe-open-replies', '--no-passthrough'], tree: treeOf(['plain', 'flags-80']) }, async (r) => {
+    const plain = await openCase(r, 'plain');
+    const pt = await openCase(r, 'flags-80');
+    evidence.noPassthrough = { plain: `no FOPEN flags: ${plain}`, 'flags-80': `FOPEN_PASSTHROUGH naming id 1: ${pt}` };
+    if (plain !== 'OK') problems.push(`D6 control: a cached open on a connection without passthrough gave ${plain}, expected a working open`);
+    if (pt !== 'EIO') problems.push(`D6: FOPEN_PASSTHROUGH on a connection without passthrough gave ${pt === 'OK' ? 'a working open' : pt}, expected EIO`);
+  });
+  return problems.length
+    ? { ok: false, detail: problems.join('; '), evidence }
+    : {
+        ok: true,
+        detail: `EIO for ${REFUSED_OPEN_REPLIES.length} refused replies (NONSEEKABLE, CACHE_DIR, STREAM, bit 31 beside PASSTHROUGH; id 0, -1, unknown, closed), a refused CREATE (its file stays) and PASSTHROUGH without passthrough; PASSTHROUGH with NOFLUSH, PARALLEL_DIRECT_WRITES, DIRECT_IO opens`,
+        evidence,
+      };
+}
+
+/** The directory of D4 and the files of C4, H2 and F5 in PLT-009's mount. */
+const PLT009_TREE: TreeSpec = {
+  dirs: ['dir-passthrough'],
+  files: [
+    { path: 'dir-passthrough/a', size: 100, seed: 90 },
+    { path: 'plain', size: 65536, seed: 91 },
+    { path: 'flags-20', size: 16384, seed: 92 },
+    { path: 'flags-1', size: 65536, seed: 93 },
+  ],
+  symlinks: [],
+};
+
+/** What ptfs replied to the window's first request of `opname` (reply tracer), or why that is unknown. */
+function replyFlagsIn(win: EvidenceWindow<unknown>, opname: string): { flags: number; backingId: number } | string {
+  const tl = win.timeline();
+  if (!tl) return 'no reply tracer';
+  const send = win.events.find((e) => e.kind === 'request_send' && e.opname === opname) as Extract<TraceEvent, { kind: 'request_send' }> | undefined;
+  const out = send ? openOutOf(tl.byUnique.get(send.unique)) : null;
+  return out ?? `no ${opname} reply recorded`;
+}
+
+async function plt009(): Promise<FactResult> {
+  return withReference({ args: ['--probe-open-replies'], tree: PLT009_TREE, evidence: true, replies: true }, async (r) => {
+    const ev = r.evidence;
+    if (!ev) return { ok: null, detail: 'tracefs evidence unavailable', evidence: {} };
+    const problems: string[] = [];
+    const evidence: Record<string, unknown> = {};
+    const n = (w: EvidenceWindow<unknown>, op: string) => countOf(w.requests, op);
+    /** a reply the case relies on, checked where the tracer saw it */
+    const replied = (w: EvidenceWindow<unknown>, opname: string, want: number, what: string) => {
+      const got = replyFlagsIn(w, opname);
+      if (typeof got === 'string') return `${what} (reply not seen: ${got})`;
+      if ((got.flags & want) !== want)
+        problems.push(`ptfs's ${opname} reply for ${what} had open_flags 0x${got.flags.toString(16)}, not 0x${want.toString(16)}: the case did not run`);
+      return `${what} (reply open_flags 0x${got.flags.toString(16)}, backing id ${got.backingId})`;
+    };
+
+    // C4: the id is closed while its file is open (first passthrough open of the connection)
+    const plain = r.path('plain');
+    const w0 = await ev.window('C4 open', () => openAsync(plain, O.O_RDWR | O.O_CLOEXEC));
+    const fd = w0.result;
+    try {
+      const seen = w0.ledger.ids();
+      const noLedger = w0.ledger.opens.length === 0 && !!ev.ledgerUnavailable;
+      // without a ledger (no syscall tracepoints, no tracer): ids count from 1 on each connection (B12)
+      const id = seen.length === 1 ? seen[0]! : noLedger ? 1 : null;
+      if (id === null) problems.push(`C4: ptfs's BACKING_OPEN for the open was not seen (ids in the window: ${seen.join(', ') || 'none'})`);
+      else {
+        const dev = await borrowDeviceFd(r.pids, r.connection);
+        let closed: string;
+        try {
+          closed = await backingClose(dev, id);
+        } finally {
+          await closeAsync(dev);
+        }
+        const c4: Record<string, unknown> = { id: `${id}${seen.length ? '' : " (the connection's first id: no ledger here)"}`, backingClose: closed };
+        evidence.closeWhileOpen = c4;
+        if (closed !== 'OK') problems.push(`C4: BACKING_CLOSE of the open file's id ${id} gave ${closed}, expected success`);
+        else {
+          const data = Buffer.from('written after the id was closed\n');
+          const wio = await ev.window('C4 I/O after BACKING_CLOSE', async () => {
+            const buf = Buffer.alloc(4096);
+            const got = await preadAsync(fd, buf, 8192);
+            const put = await pwriteAsync(fd, data, 100);
+            return { buf, got, put };
+          });
+          const backing = await readFile(r.backing('plain'));
+          c4.io = `read ${wio.result.got} bytes, wrote ${wio.result.put}; FUSE_READ ${n(wio, 'FUSE_READ')}, FUSE_WRITE ${n(wio, 'FUSE_WRITE')}`;
+          if (wio.result.got !== 4096 || !wio.result.buf.equals(backing.subarray(8192, 12288)))
+            problems.push("C4: a read after BACKING_CLOSE of the open file's id returned wrong data");
+          if (wio.result.put !== data.length || !backing.subarray(100, 100 + data.length).equals(data))
+            problems.push("C4: a write after BACKING_CLOSE of the open file's id did not reach the backing file");
+          if (n(wio, 'FUSE_READ') + n(wio, 'FUSE_WRITE') > 0) problems.push(`C4: after BACKING_CLOSE the open file's I/O went to the server (${c4.io})`);
+          // the cost: ptfs still names the closed id in the next open's reply (C5: EIO)
+          const second = await openErrno(plain, O.O_RDONLY);
+          if ('fd' in second) await closeAsync(second.fd);
+          c4.secondOpenNamingTheClosedId = 'code' in second ? second.code : 'OK';
+          if (!('code' in second) || second.code !== 'EIO')
+            problems.push(`C5: a second open whose reply names the closed id gave ${'code' in second ? second.code : 'a working open'}, expected EIO`);
+        }
+      }
+    } finally {
+      await closeAsync(fd);
+    }
+    await quiesce(r.connection);
+    const reopened = await openCase(r, 'plain');
+    evidence.reopenAfterClose = reopened;
+    if (reopened !== 'OK') problems.push(`C4: after the file was closed, a new open (a new id) gave ${reopened}`);
+
+    // D4: FOPEN_PASSTHROUGH in an OPENDIR reply is ignored
+    const wd = await ev.window('D4 readdir of a directory opened with FOPEN_PASSTHROUGH', async () => {
+      try {
+        return await readdir(r.path('dir-passthrough'));
+      } catch (e) {
+        return errnoOf(e);
+      }
+    });
+    const readdirs = n(wd, 'FUSE_READDIR') + n(wd, 'FUSE_READDIRPLUS');
+    evidence.opendirPassthrough = `${replied(wd, 'FUSE_OPENDIR', FOPEN_PASSTHROUGH, 'OPENDIR')}: ${typeof wd.result === 'string' ? wd.result : `[${wd.result.join(', ')}]`}; FUSE_OPENDIR ${n(wd, 'FUSE_OPENDIR')}, FUSE_READDIR(PLUS) ${readdirs}`;
+    if (typeof wd.result === 'string') problems.push(`D4: readdir of a directory whose OPENDIR reply set FOPEN_PASSTHROUGH failed with ${wd.result}`);
+    else if (wd.result.join() !== 'a') problems.push(`D4: readdir of a directory opened with FOPEN_PASSTHROUGH listed [${wd.result.join(', ')}], expected [a]`);
+    if (n(wd, 'FUSE_OPENDIR') === 0) problems.push('D4: the readdir sent no FUSE_OPENDIR');
+    if (readdirs === 0) problems.push('D4: readdir of a directory opened with FOPEN_PASSTHROUGH sent no FUSE_READDIR/FUSE_READDIRPLUS to the server');
+
+    // H2: close sends FUSE_FLUSH unless the reply set FOPEN_NOFLUSH
+    const openClose = (rel: string) =>
+      ev.window(`H2 open+close ${rel}`, async () => {
+        const f = await openAsync(r.path(rel), O.O_RDONLY | O.O_CLOEXEC);
+        await closeAsync(f);
+      });
+    const wn = await openClose('flags-20');
+    const wp = await openClose('plain');
+    evidence.flushOnClose = {
+      noflush: `${replied(wn, 'FUSE_OPEN', FOPEN_PASSTHROUGH | FOPEN_NOFLUSH, 'PASSTHROUGH|NOFLUSH')}: FUSE_FLUSH ${n(wn, 'FUSE_FLUSH')}`,
+      plain: `${replied(wp, 'FUSE_OPEN', FOPEN_PASSTHROUGH, 'PASSTHROUGH')}: FUSE_FLUSH ${n(wp, 'FUSE_FLUSH')}`,
+    };
+    if (n(wn, 'FUSE_OPEN') === 0 || n(wp, 'FUSE_OPEN') === 0) problems.push('H2: an open sent no FUSE_OPEN');
+    if (n(wn, 'FUSE_FLUSH') > 0) problems.push(`H2: close of a file opened with FOPEN_PASSTHROUGH|FOPEN_NOFLUSH sent ${n(wn, 'FUSE_FLUSH')} FUSE_FLUSH`);
+    if (n(wp, 'FUSE_FLUSH') === 0) problems.push('H2: close of a file opened with FOPEN_PASSTHROUGH alone sent no FUSE_FLUSH');
+
+    // F5: DIRECT_IO|PASSTHROUGH: read and write go to the server, a shared mapping to the backing file
+    const wo = await ev.window('F5 open', () => openAsync(r.path('flags-1'), O.O_RDWR | O.O_CLOEXEC));
+    const fdd = wo.result;
+    try {
+      const want = await readFile(r.backing('flags-1'));
+      const wr = await ev.window('F5 read', async () => {
+        const buf = Buffer.alloc(4096);
+        return { buf, got: await preadAsync(fdd, buf, 0) };
+      });
+      const data = Buffer.alloc(4096, 0x5a);
+      const ww = await ev.window('F5 write', () => pwriteAsync(fdd, data, 16384));
+      data.copy(want, 16384);
+      const wm = await ev.window('F5 shared mapping', async () => {
+        const map = await mmapAsync(fdd, 65536, PROT.PROT_READ, MAP.MAP_SHARED);
+        try {
+          return await map.readAsync(32768, 8192);
+        } finally {
+          map.munmap();
+        }
+      });
+      evidence.directIoPassthrough = `${replied(wo, 'FUSE_OPEN', FOPEN_PASSTHROUGH | FOPEN_DIRECT_IO, 'PASSTHROUGH|DIRECT_IO')}; read: FUSE_READ ${n(wr, 'FUSE_READ')}; write: FUSE_WRITE ${n(ww, 'FUSE_WRITE')}; shared mapping read: FUSE_READ ${n(wm, 'FUSE_READ')}`;
+      if (wr.result.got !== 4096 || !wr.result.buf.equals(want.subarray(0, 4096)))
+        problems.push('F5: a read of a DIRECT_IO|PASSTHROUGH file returned wrong data');
+      if (n(wr, 'FUSE_READ') === 0) problems.push('F5: a read of a DIRECT_IO|PASSTHROUGH file sent no FUSE_READ (DIRECT_IO should take precedence)');
+      if (ww.result !== 4096 || !(await readFile(r.backing('flags-1'))).subarray(16384, 20480).equals(data))
+        problems.push('F5: a write to a DIRECT_IO|PASSTHROUGH file did not reach the backing file');
+      if (n(ww, 'FUSE_WRITE') === 0) problems.push('F5: a write to a DIRECT_IO|PASSTHROUGH file sent no FUSE_WRITE (DIRECT_IO should take precedence)');
+      if (!wm.result.equals(want.subarray(32768, 40960))) problems.push('F5: a shared mapping of a DIRECT_IO|PASSTHROUGH file read wrong data');
+      if (n(wm, 'FUSE_READ') > 0)
+        problems.push(`F5: reading a shared mapping of a DIRECT_IO|PASSTHROUGH file sent ${n(wm, 'FUSE_READ')} FUSE_READ (mmap should go to the backing file)`);
+    } catch (e) {
+      problems.push(`F5: a DIRECT_IO|PASSTHROUGH file: ${errnoOf(e)} (${(e as Error).message})`);
+    } finally {
+      await closeAsync(fdd);
+    }
+    return problems.length
+      ? { ok: false, detail: problems.join('; '), evidence }
+      : {
+          ok: true,
+          detail:
+            'an id closed while its file is open: I/O still passthrough (the next open naming it EIO); FOPEN_PASSTHROUGH in OPENDIR ignored (READDIR sent); NOFLUSH: no FUSE_FLUSH at close; DIRECT_IO|PASSTHROUGH: read/write to the server, shared mapping to the backing file',
+          evidence,
+        };
   });
 }
 
@@ -649,6 +1002,8 @@ const FACTS: Record<FactId, () => Promise<FactResult>> = {
   'PLT-005': plt005,
   'PLT-006': plt006,
   'PLT-007': plt007,
+  'PLT-008': plt008,
+  'PLT-009': plt009,
   'PLT-010': plt010,
 };
 
