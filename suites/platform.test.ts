@@ -2,7 +2,7 @@
 // the reference server (ptfs) in a probe mode, whatever the server under test is; the results
 // are cached for the dependent clauses (src/harness/platform-facts.ts).
 import { clause, clauseEach, fail, type ClauseContext, type Requirement } from '../src/harness/index.ts';
-import { checkFact, platformFact, IO_MODE_CONFLICTS, type FactId } from '../src/harness/platform-facts.ts';
+import { checkFact, platformFact, IO_MODE_CONFLICTS, RELEASE_ORDER, type FactId } from '../src/harness/platform-facts.ts';
 
 async function assertFact(t: ClauseContext, id: FactId): Promise<void> {
   const r = await checkFact(id);
@@ -41,7 +41,10 @@ clauseEach({
   id: 'PLT-004',
   level: 'INFO',
   title: 'each io-mode conflict of SPEC §4 gives EIO and leaves existing fds working',
-  params: IO_MODE_CONFLICTS.map((c) => ({ name: c.name, value: c })),
+  params: [
+    ...IO_MODE_CONFLICTS.map((c) => ({ name: c.name, value: { name: c.name, rule: c.rule } })),
+    { name: RELEASE_ORDER, value: { name: RELEASE_ORDER, rule: 'KERNEL-RULES E4 the backing object goes at the last close, before RELEASE' } },
+  ],
   requires: ['root', 'reference'],
   body: async (t, c) => {
     const r = await platformFact('PLT-004');

@@ -7,7 +7,7 @@ import { received } from '../runenv/index.ts';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { readFile, readdir, open as fsOpen, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { makeWorkspace, ServerInstance, type Workspace, type TreeSpec, type SourceKind } from '../mount/index.ts';
+import { makeWorkspace, ServerInstance, connectionWaiting, type Workspace, type TreeSpec, type SourceKind } from '../mount/index.ts';
 import { EvidenceSession, countOf, type EvidenceWindow, type ReplyTracer, type RequestRecord, type TraceEvent } from '../evidence/index.ts';
 import { startTracer } from './tracer.ts';
 import {
@@ -564,17 +564,71 @@ function releaseOfRefusedOpen(win: EvidenceWindow<unknown>, connection: number):
   return { ok: true, detail };
 }
 
+/** E4: the name of PLT-004's check that the backing object goes at close, before the RELEASE is answered. */
+export const RELEASE_ORDER = 'backing-dropped-before-release';
+
+/**
+ * E4: the inode's last passthrough file drops the backing object at close, before the RELEASE
+ * reaches the server, so another mode is allowed at once. ptfs (by-access: writes passthrough,
+ * reads cached) never answers a RELEASE here: a cached open right after the passthrough fd's
+ * close must succeed while that RELEASE still waits (a refused one would hang: its RELEASE is
+ * synchronous).
+ */
+async function backingDroppedBeforeRelease(): Promise<FactResult> {
+  return withReference({ args: ['--io-policy', 'by-access', '--defect', 'hang-on', 'RELEASE'] }, async (r) => {
+    const ev: Record<string, unknown> = {};
+    const p = r.path('f');
+    // (no refused cached open while fd1 is open: the kernel's RELEASE of a refused open is
+    // synchronous, and ptfs answers no RELEASE here; cached-while-passthrough shows the refusal)
+    const fd1 = await openAsync(p, O.O_WRONLY | O.O_CLOEXEC);
+    await closeAsync(fd1);
+    // the RELEASE of fd1 is queued or with ptfs, which holds it
+    let waiting = connectionWaiting(r.connection) ?? 0;
+    for (let i = 0; i < 50 && waiting === 0; i++) {
+      await sleep(2);
+      waiting = connectionWaiting(r.connection) ?? 0;
+    }
+    ev.requestsWaitingAfterClose = waiting;
+    const after = await openErrno(p, O.O_RDONLY);
+    ev.cachedOpenAfterClose = 'code' in after ? after.code : 'OK';
+    ev.requestsWaitingThen = connectionWaiting(r.connection);
+    if ('fd' in after) await closeAsync(after.fd);
+    const problems: string[] = [];
+    if (waiting === 0) return { ok: null, detail: 'the RELEASE of the passthrough fd was not seen waiting (fusectl): the order cannot be shown', evidence: ev };
+    if (ev.cachedOpenAfterClose !== 'OK')
+      problems.push(
+        `a cached open right after the passthrough fd's close, its RELEASE still unanswered, gave ${ev.cachedOpenAfterClose}: the backing object was not dropped at close`,
+      );
+    return problems.length
+      ? { ok: false, detail: problems.join('; '), evidence: ev }
+      : {
+          ok: true,
+          detail: `the backing object goes at close: a cached open succeeded while the RELEASE still waited (${waiting} request(s) waiting)`,
+          evidence: ev,
+        };
+  });
+}
+
 async function plt004(): Promise<FactResult> {
   // the conflicts side by side: each has a mount and an evidence session of its own, and most of
   // a check is waiting on a mount, a tracer or a tracefs instance
   const results: Record<string, FactResult> = Object.fromEntries(
-    await Promise.all(IO_MODE_CONFLICTS.map(async (c) => [c.name, await ioModeConflict(c)] as const)),
+    await Promise.all([
+      ...IO_MODE_CONFLICTS.map(async (c) => [c.name, await ioModeConflict(c)] as const),
+      (async () =>
+        [
+          RELEASE_ORDER,
+          await backingDroppedBeforeRelease().catch(
+            (e: unknown): FactResult => ({ ok: false, detail: `${COULD_NOT_RUN}: ${(e as Error).message}`, evidence: {} }),
+          ),
+        ] as const)(),
+    ]),
   );
   const bad = Object.entries(results).filter(([, v]) => v.ok === false);
   const evidence = Object.fromEntries(Object.entries(results).map(([k, v]) => [k, { ok: v.ok, detail: v.detail, ...v.evidence }]));
   return bad.length
     ? { ok: false, detail: bad.map(([k, v]) => `${k}: ${v.detail}`).join('; '), evidence }
-    : { ok: true, detail: 'every §4 conflict gives EIO and leaves existing fds working', evidence };
+    : { ok: true, detail: 'every §4 conflict gives EIO and leaves existing fds working; the backing object goes at close, before RELEASE', evidence };
 }
 
 async function plt005(): Promise<FactResult> {
