@@ -33,6 +33,12 @@ const WHOLE = [
   { id: 'PLT-008', level: 'INFO', title: 'open replies the kernel refuses with passthrough give EIO', requires: ['root', 'reference'] },
   { id: 'PLT-009', level: 'INFO', title: 'what the kernel accepts or ignores beside passthrough', requires: ['root', 'reference', 'tracefs'] },
   { id: 'PLT-010', level: 'INFO', title: 'O_DIRECT on a backing filesystem without it: EINVAL for I/O, EIO for the open', requires: ['root', 'reference'] },
+  {
+    id: 'PLT-011',
+    level: 'INFO',
+    title: 'shared mmap of a DIRECT_IO file: ENODEV without DIRECT_IO_ALLOW_MMAP, cached mode with it',
+    requires: ['root', 'reference'],
+  },
 ] as const satisfies readonly { id: FactId; level: 'INFO'; title: string; requires: readonly Requirement[] }[];
 for (const f of WHOLE) clause({ ...f, requires: [...f.requires], body: (t) => assertFact(t, f.id) });
 

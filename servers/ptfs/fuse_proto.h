@@ -32,6 +32,7 @@
 #define PT_INIT_MAX_PAGES (1ULL << 22)
 #define PT_INIT_HANDLE_KILLPRIV_V2 (1ULL << 28)
 #define PT_INIT_INIT_EXT (1ULL << 30)
+#define PT_INIT_DIRECT_IO_ALLOW_MMAP (1ULL << 36) /* flags2 bit 4 (7.39, Linux 6.6) */
 #define PT_INIT_PASSTHROUGH (1ULL << 37)
 #define PT_INIT_OVER_IO_URING (1ULL << 41) /* flags2 bit 9 (7.42, Linux 6.14) */
 

@@ -282,6 +282,8 @@ int handle_init(char *buf)
 		want |= PT_INIT_PASSTHROUGH;
 	if (cfg.writeback)
 		want |= PT_INIT_WRITEBACK_CACHE;
+	if (cfg.direct_io_allow_mmap)
+		want |= PT_INIT_DIRECT_IO_ALLOW_MMAP;
 	if (g.uring_ready)
 		want |= PT_INIT_OVER_IO_URING;
 	want = defect_on_init_flags(want);

@@ -47,6 +47,7 @@ static void usage(FILE *f)
 	      "  --no-allow-other         mount without allow_other (only root may enter)\n"
 	      "  --max-stack-depth N      max_stack_depth in the INIT reply (default 1)\n"
 	      "  --writeback-cache        also request FUSE_WRITEBACK_CACHE (kernel then refuses passthrough)\n"
+	      "  --direct-io-allow-mmap   also request FUSE_DIRECT_IO_ALLOW_MMAP (shared maps of DIRECT_IO files)\n"
 	      "  --io-policy P            passthrough|cached|direct|passthrough-direct|by-access|passthrough-reads\n"
 	      "  --backing-ids W          until-release (default: closed at the inode's last release)\n"
 	      "                           or until-forget (kept until the kernel forgets the inode)\n"
@@ -123,6 +124,8 @@ static void parse_args(int argc, char **argv)
 			cfg.max_stack_depth = (uint32_t)parse_num(a, val, 10, UINT32_MAX);
 		} else if (strcmp(a, "--writeback-cache") == 0) {
 			cfg.writeback = true;
+		} else if (strcmp(a, "--direct-io-allow-mmap") == 0) {
+			cfg.direct_io_allow_mmap = true;
 		} else if (strcmp(a, "--io-policy") == 0) {
 			if (strcmp(val, "passthrough") == 0)
 				cfg.policy = POL_PASSTHROUGH;

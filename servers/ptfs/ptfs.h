@@ -54,6 +54,7 @@ struct config {
 	bool no_passthrough;
 	uint32_t max_stack_depth;
 	bool writeback;
+	bool direct_io_allow_mmap;
 	enum io_policy policy;
 	bool ids_until_forget; /* --backing-ids until-forget: an inode keeps its id until the kernel forgets it */
 	bool probe_open_replies; /* --probe-open-replies: a file's or directory's name shapes its open reply */

@@ -58,6 +58,7 @@ export const CLAUSES: Clause[] = [
   c('PLT-008', 'INFO', 'open replies the kernel refuses with passthrough give EIO', 'errno of open per reply shape (ptfs --probe-open-replies)'),
   c('PLT-009', 'INFO', 'what the kernel accepts or ignores beside passthrough', 'requests: FUSE_READ/WRITE/FLUSH/READDIR per window; I/O after BACKING_CLOSE'),
   c('PLT-010', 'INFO', 'O_DIRECT on a backing filesystem without it: EINVAL for I/O, EIO for the open', 'errno of read, write and open (ramfs source)'),
+  c('PLT-011', 'INFO', 'shared mmap of a DIRECT_IO file: ENODEV without DIRECT_IO_ALLOW_MMAP, cached mode with it', 'errno of mmap and open'),
 
   c('NEG-001', 'MUST', 'the server mounts, answers INIT and serves a lookup within the mount timeout', 'mountinfo, stat of the root and of a file'),
   c('NEG-002', 'MUST', 'a server that claims passthrough gets it enabled', 'borrowed-fd probe and the ledger'),

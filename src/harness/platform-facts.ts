@@ -33,7 +33,7 @@ import { errnoOf } from './expect.ts';
 import { quiesce } from './windows.ts';
 import { borrowDeviceFd, backingOpen, backingClose, probeNegotiation, probeStackDepth, probeBackingOpen, type NegotiationProbe } from './probe.ts';
 
-export type FactId = 'PLT-001' | 'PLT-002' | 'PLT-003' | 'PLT-004' | 'PLT-005' | 'PLT-006' | 'PLT-007' | 'PLT-008' | 'PLT-009' | 'PLT-010';
+export type FactId = 'PLT-001' | 'PLT-002' | 'PLT-003' | 'PLT-004' | 'PLT-005' | 'PLT-006' | 'PLT-007' | 'PLT-008' | 'PLT-009' | 'PLT-010' | 'PLT-011';
 
 const FOPEN_DIRECT_IO = 1 << 0;
 const FOPEN_NOFLUSH = 1 << 5;
@@ -1048,6 +1048,97 @@ async function plt010(): Promise<FactResult> {
   });
 }
 
+/**
+ * E7: a shared mmap of a DIRECT_IO file (ptfs answers O_DIRECT opens FOPEN_DIRECT_IO without
+ * passthrough: no io mode) fails ENODEV unless FUSE_DIRECT_IO_ALLOW_MMAP was negotiated; with it
+ * the mapping puts the inode in cached mode, so a passthrough open fails EIO until the mapping
+ * and the file are gone; a private mapping works either way. Once the inode is in passthrough,
+ * the shared mmap of a DIRECT_IO file is refused before that (ENODEV, E6).
+ */
+async function plt011(): Promise<FactResult> {
+  const base = ['--defect', 'direct-io-for-o-direct'];
+  const mapErrno = async (fd: number, flags: number) => {
+    try {
+      const m = await mmapAsync(fd, 4096, PROT.PROT_READ, flags);
+      return { code: 'OK', m };
+    } catch (e) {
+      return { code: errnoOf(e), m: null };
+    }
+  };
+  const [without, withFlag] = await Promise.all([
+    withReference({ args: base }, async (r) => {
+      const fd = await openAsync(r.path('f'), O.O_RDONLY | O.O_DIRECT | O.O_CLOEXEC);
+      try {
+        const shared = await mapErrno(fd, MAP.MAP_SHARED);
+        shared.m?.munmap();
+        const priv = await mapErrno(fd, MAP.MAP_PRIVATE);
+        priv.m?.munmap();
+        return { sharedMap: shared.code, privateMap: priv.code };
+      } finally {
+        await closeAsync(fd);
+      }
+    }),
+    withReference({ args: [...base, '--direct-io-allow-mmap'] }, async (r) => {
+      const out: Record<string, string> = {};
+      const fd = await openAsync(r.path('f'), O.O_RDONLY | O.O_DIRECT | O.O_CLOEXEC);
+      try {
+        const shared = await mapErrno(fd, MAP.MAP_SHARED);
+        out.sharedMap = shared.code;
+        try {
+          const pt = await openErrno(r.path('f'), O.O_RDONLY);
+          out.passthroughOpenWhileMapped = 'code' in pt ? pt.code : 'OK';
+          if ('fd' in pt) await closeAsync(pt.fd);
+        } finally {
+          shared.m?.munmap();
+        }
+      } finally {
+        await closeAsync(fd);
+      }
+      await quiesce(r.connection);
+      const again = await openErrno(r.path('f'), O.O_RDONLY);
+      out.passthroughOpenAfter = 'code' in again ? again.code : 'OK';
+      if ('fd' in again) await closeAsync(again.fd);
+      await quiesce(r.connection);
+      // a DIRECT_IO open first (no io mode), then a passthrough open beside it (E5): the shared
+      // map of the DIRECT_IO fd is refused now the inode has a backing object (E6)
+      const d = await openAsync(r.path('f'), O.O_RDONLY | O.O_DIRECT | O.O_CLOEXEC);
+      try {
+        const p2 = await openErrno(r.path('f'), O.O_RDONLY);
+        out.passthroughOpenBesideDirectIo = 'code' in p2 ? p2.code : 'OK';
+        if ('fd' in p2) {
+          const m = await mapErrno(d, MAP.MAP_SHARED);
+          m.m?.munmap();
+          out.sharedMapWhilePassthrough = m.code;
+          await closeAsync(p2.fd);
+        }
+      } finally {
+        await closeAsync(d);
+      }
+      return out;
+    }),
+  ]);
+  const evidence = { withoutAllowMmap: without, withAllowMmap: withFlag };
+  const problems: string[] = [];
+  const want = (what: string, got: string | undefined, exp: string) => {
+    if (got !== exp) problems.push(`${what}: ${got ?? 'not reached'}, expected ${exp}`);
+  };
+  want('shared mmap of a DIRECT_IO file without DIRECT_IO_ALLOW_MMAP', without.sharedMap, 'ENODEV');
+  want('private mmap of a DIRECT_IO file without DIRECT_IO_ALLOW_MMAP', without.privateMap, 'OK');
+  want('shared mmap of a DIRECT_IO file with DIRECT_IO_ALLOW_MMAP', withFlag.sharedMap, 'OK');
+  want('passthrough open while a DIRECT_IO file of the inode is mapped shared', withFlag.passthroughOpenWhileMapped, 'EIO');
+  want('passthrough open after the mapping and the file are gone', withFlag.passthroughOpenAfter, 'OK');
+  want('passthrough open beside an earlier DIRECT_IO open', withFlag.passthroughOpenBesideDirectIo, 'OK');
+  want('shared mmap of a DIRECT_IO file while the inode is in passthrough', withFlag.sharedMapWhilePassthrough, 'ENODEV');
+  return problems.length
+    ? { ok: false, detail: problems.join('; '), evidence }
+    : {
+        ok: true,
+        detail:
+          'DIRECT_IO files: shared mmap ENODEV without DIRECT_IO_ALLOW_MMAP; with it the mapping takes cached mode (passthrough opens EIO until it goes); ENODEV once the inode is in passthrough',
+        evidence,
+      };
+}
+
 const FACTS: Record<FactId, () => Promise<FactResult>> = {
   'PLT-001': plt001,
   'PLT-002': plt002,
@@ -1059,6 +1150,7 @@ const FACTS: Record<FactId, () => Promise<FactResult>> = {
   'PLT-008': plt008,
   'PLT-009': plt009,
   'PLT-010': plt010,
+  'PLT-011': plt011,
 };
 
 const memo = new Map<FactId, Promise<FactResult>>();
