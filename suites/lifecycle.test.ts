@@ -3,6 +3,25 @@ import { clause, useMount, sideBySide, check, fail, errnoFrom, errnoOf, runConte
 import { alive, fuseMountAt, liveThreads } from '../src/mount/index.ts';
 import { umount2Async, MOUNT, openAsync, closeAsync, preadAsync, O } from '../src/sys/index.ts';
 
+/**
+ * SIGKILL every process of the server and wait (5 s at most) until every thread of it has exited,
+ * not just its main thread: the leader is a zombie while other threads still exit, and the
+ * /dev/fuse fd (so the connection) goes only with the last of them. A request sent inside that
+ * window can end with EIO (measured with passthrough_hp: stat gave EIO in 23 of 40 kills when it
+ * did not wait), a teardown state of the kernel, not the answer for a dead server.
+ */
+async function killServer(pids: readonly number[]): Promise<void> {
+  for (const p of pids) {
+    try {
+      process.kill(p, 'SIGKILL');
+    } catch (e) {
+      if ((e as { code?: string }).code !== 'ESRCH') throw e; // already gone
+    }
+  }
+  const until = Date.now() + 5000;
+  while (pids.some((p) => liveThreads(p) > 0) && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+}
+
 // Each lifecycle clause ends its server, so each has a mount of its own, and they run side by side.
 sideBySide('LIF-001', () => {
   const clean = useMount();
@@ -46,20 +65,7 @@ sideBySide('LIF-002', () => {
     body: async (t) => {
       const server = killed.server!;
       const file = killed.path('data/f4-4096.bin');
-      for (const p of server.pids) {
-        try {
-          process.kill(p, 'SIGKILL');
-        } catch (e) {
-          if ((e as { code?: string }).code !== 'ESRCH') throw e; // already gone
-        }
-      }
-      // Wait until every thread of the server has exited, not just its main thread: the leader is a
-      // zombie while other threads still exit, and the /dev/fuse fd (so the connection) goes only
-      // with the last of them. A request sent inside that window can end with EIO (measured with
-      // passthrough_hp: stat gave EIO in 23 of 40 kills when it did not wait), a teardown state
-      // of the kernel, not the answer for a dead server.
-      const until = Date.now() + 5000;
-      while (server.pids.some((p) => liveThreads(p) > 0) && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+      await killServer(server.pids);
       t.note(
         'threads left after 5 s',
         server.pids.map(liveThreads).reduce((a, b) => a + b, 0),
@@ -211,15 +217,7 @@ sideBySide('LIF-005', () => {
       try {
         await unlink(dead.path(rel));
         const server = dead.server!;
-        for (const p of server.pids) {
-          try {
-            process.kill(p, 'SIGKILL');
-          } catch (e) {
-            if ((e as { code?: string }).code !== 'ESRCH') throw e;
-          }
-        }
-        const until = Date.now() + 5000;
-        while (server.pids.some((p) => liveThreads(p) > 0) && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+        await killServer(server.pids);
         dead.broken = true;
         // what follows is not the server's doing (it is dead): its timeline would only explain a
         // failure with the abort we caused, so the evidence ends here

@@ -174,6 +174,16 @@ const char *defect_on_mount(const char *mountpoint)
 	return other;
 }
 
+/* A forked helper's life: every signal unblocked (the server's workers block them), then waiting. */
+static void __attribute__((noreturn)) park_forever(void)
+{
+	sigset_t none;
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	for (;;)
+		pause();
+}
+
 void defect_after_mount(void)
 {
 	if (!armed_at(HOOK_AFTER_MOUNT))
@@ -188,11 +198,7 @@ void defect_after_mount(void)
 			signal(SIGTERM, SIG_IGN);
 			signal(SIGINT, SIG_IGN);
 			signal(SIGHUP, SIG_IGN);
-			sigset_t none;
-			sigemptyset(&none);
-			sigprocmask(SIG_SETMASK, &none, NULL);
-			for (;;)
-				pause();
+			park_forever();
 		}
 		if (c > 0)
 			logmsg("defect fork-children: forked helper %d, never reaped or stopped", (int)c);
@@ -513,11 +519,7 @@ static void spawn_fd_holder(void)
 				close(fd);
 		}
 		setsid();
-		sigset_t none;
-		sigemptyset(&none);
-		sigprocmask(SIG_SETMASK, &none, NULL);
-		for (;;)
-			pause();
+		park_forever();
 	}
 	if (c > 0)
 		logmsg("defect leak-fds-to-child: helper %d holds the open files", (int)c);
