@@ -1,7 +1,7 @@
 // BKG: the backing-file lifecycle of the server under test. Opens are made one by one inside
 // evidence windows (FileOpens), so a failing open names what the server did with backing ids;
 // the ledger (ioctl tracepoints of the server's threads) says which ids were opened and closed.
-import { readFile, writeFile, open, unlink, statfs, mkdir, stat } from 'node:fs/promises';
+import { readFile, writeFile, open, unlink, mkdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll } from 'vitest';
 import {
@@ -25,6 +25,7 @@ import {
   ClauseFailure,
   startTracer,
   type Observed,
+  usedBytes,
 } from '../src/harness/index.ts';
 import { O, preadAsync, pwriteAsync, openAsync, closeAsync } from '../src/sys/index.ts';
 import { countOf, EvidenceSession, type EvidenceWindow } from '../src/evidence/index.ts';
@@ -37,11 +38,6 @@ const readonly = useMount({ kind: 'readonly' });
 const tree = loadTree('basic');
 const MiB = 1048576;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function usedBytes(dir: string): Promise<number> {
-  const s = await statfs(dir);
-  return (s.blocks - s.bfree) * s.bsize;
-}
 
 /** Poll until the backing tmpfs usage drops to `target` (+ slack); returns the last usage. */
 async function waitFreed(dir: string, target: number, ms = 3000): Promise<number> {

@@ -1,5 +1,5 @@
-import { open, stat, readFile, readdir, readlink, writeFile, unlink, statfs } from 'node:fs/promises';
-import { clause, useMount, sideBySide, check, fail, errnoFrom, errnoOf, runContext } from '../src/harness/index.ts';
+import { open, stat, readFile, readdir, readlink, writeFile, unlink } from 'node:fs/promises';
+import { clause, useMount, sideBySide, check, fail, errnoFrom, errnoOf, runContext, usedBytes } from '../src/harness/index.ts';
 import { alive, fuseMountAt, liveThreads } from '../src/mount/index.ts';
 import { umount2Async, MOUNT, openAsync, closeAsync, preadAsync, O } from '../src/sys/index.ts';
 
@@ -196,10 +196,6 @@ async function holdersOf(path: string): Promise<{ pid: number; comm: string; fd:
 sideBySide('LIF-005', () => {
   const dead = useMount();
   const MiB = 1048576;
-  const used = async (dir: string) => {
-    const s = await statfs(dir);
-    return (s.blocks - s.bfree) * s.bsize;
-  };
   clause({
     id: 'LIF-005',
     level: 'SHOULD',
@@ -208,7 +204,7 @@ sideBySide('LIF-005', () => {
     requires: ['passthrough', 'mirror', 'root'],
     body: async (t) => {
       const store = dead.ws!.store;
-      const base = await used(store);
+      const base = await usedBytes(store);
       const rel = 'lif-005.bin';
       const size = 8 * MiB;
       await writeFile(dead.path(rel), Buffer.alloc(size, 0x55));
@@ -230,7 +226,7 @@ sideBySide('LIF-005', () => {
         closed = true;
         t.note('close after the kill', await closeAsync(fd).then(() => 'OK', errnoOf));
         await new Promise((r) => setTimeout(r, 200));
-        const pinned = (await used(store)) - base;
+        const pinned = (await usedBytes(store)) - base;
         t.note('in use after the kill and the last close, mount still there', `${(pinned / MiB).toFixed(1)} MiB`);
         const mp = dead.mountpoint;
         const removed = await umount2Async(mp, 0).then(
@@ -243,11 +239,11 @@ sideBySide('LIF-005', () => {
         );
         t.note('removal', removed);
         check(!fuseMountAt(mp), `the dead server's mount at ${mp} could not be removed (${removed})`);
-        let left = (await used(store)) - base;
+        let left = (await usedBytes(store)) - base;
         const by = Date.now() + 3000;
         while (left > MiB / 2 && Date.now() < by) {
           await new Promise((r) => setTimeout(r, 25));
-          left = (await used(store)) - base;
+          left = (await usedBytes(store)) - base;
         }
         t.note('in use after the removal', `${(left / MiB).toFixed(1)} MiB`);
         if (left > MiB / 2) {

@@ -1,6 +1,6 @@
 // Whole-file checks shared by the data suites: the file read through the mount (a fresh fd) and,
 // for servers that claim to mirror their source, the backing file read directly, against a model.
-import { open, readFile } from 'node:fs/promises';
+import { open, readFile, statfs } from 'node:fs/promises';
 import type { Mount } from './clause-mount.ts';
 import { check, expectBytes } from './expect.ts';
 
@@ -40,4 +40,10 @@ export function applyWrite(model: Buffer, off: number, data: Buffer): Buffer {
 export function applyTruncate(model: Buffer, size: number): Buffer {
   if (size <= model.length) return Buffer.from(model.subarray(0, size));
   return Buffer.concat([model, Buffer.alloc(size - model.length)]);
+}
+
+/** Bytes in use on the filesystem of `dir` (statfs: blocks less free blocks). */
+export async function usedBytes(dir: string): Promise<number> {
+  const s = await statfs(dir);
+  return (s.blocks - s.bfree) * s.bsize;
 }

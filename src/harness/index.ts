@@ -17,7 +17,7 @@ export { check, fail, expectBytes, errnoFrom, errnoOf, ClauseFailure } from './e
 export { pattern, loadTree, type TreeSpec } from '../mount/index.ts';
 export { MapperChild, MapperError, withMapper } from './child.ts';
 export { attrViews, fstatView, statView, statxView, expectSize, plainViews, msOf, type AttrView, type Views } from './attrs.ts';
-export { expectFile, preadFull, applyWrite, applyTruncate } from './files.ts';
+export { expectFile, preadFull, applyWrite, applyTruncate, usedBytes } from './files.ts';
 export { quiesce, requestsDuring, expectNoServerIO, ledgerFailures, serverIoCause, windowSummary, counts, type Observed } from './windows.ts';
 export {
   devFuseFds,
