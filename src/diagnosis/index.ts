@@ -295,22 +295,26 @@ function unusedPassthrough(tl: Timeline, from: number, claimsPassthrough: boolea
   ];
 }
 
+export const NO_OPEN_RULE = 'KERNEL-RULES D12';
+
+/** The first OPEN of the connection answered ENOSYS, from its timeline, or undefined. */
+export function noOpenRequest(tl: Timeline): RequestRecord | undefined {
+  return tl.requests.find((x) => x.opname === 'FUSE_OPEN' && x.end && Math.abs(x.end.error) === 38);
+}
+
+/** What an OPEN answered ENOSYS did (KERNEL-RULES D12), in the words of the finding and of the clauses that cite it. */
+export function noOpenText(r: { unique: number; nodeid?: bigint | number }, claimsPassthrough = true): string {
+  return `the server answered FUSE_OPEN (unique ${r.unique}${r.nodeid !== undefined ? `, nodeid ${r.nodeid}` : ''}) with ENOSYS, so the kernel set no_open for the connection: it sends no OPEN again and every later open gets no io mode${claimsPassthrough ? ', so no file opened after it can be in passthrough (its reads and writes go to the server with fh 0)' : ''}`;
+}
+
 /**
  * An OPEN answered ENOSYS, at any time of the connection: the kernel sets no_open, sends no OPEN
  * again and gives every later open no io mode, so nothing opened after it is in passthrough.
  */
 function noOpenFindings(tl: Timeline, claimsPassthrough: boolean): Finding[] {
-  const r = tl.requests.find((x) => x.opname === 'FUSE_OPEN' && x.end && Math.abs(x.end.error) === 38);
+  const r = noOpenRequest(tl);
   if (!r) return [];
-  return [
-    {
-      text: `the server answered FUSE_OPEN (unique ${r.unique}, nodeid ${r.nodeid}) with ENOSYS, so the kernel set no_open for the connection: it sends no OPEN again and every later open gets no io mode${claimsPassthrough ? ', so no file opened after it can be in passthrough (its reads and writes go to the server with fh 0)' : ''}`,
-      rule: 'KERNEL-RULES D12',
-      ts: sentAt(r),
-      unique: r.unique,
-      rank: 1,
-    },
-  ];
+  return [{ text: noOpenText(r, claimsPassthrough), rule: NO_OPEN_RULE, ts: sentAt(r), unique: r.unique, rank: 1 }];
 }
 
 /** Backing ids still registered although every open that named them was released. */

@@ -4,6 +4,7 @@ import { connectionWaiting } from '../mount/index.ts';
 import { countOf, type EvidenceWindow, type BackingLedger, type RequestSummary } from '../evidence/index.ts';
 import type { EvidenceSession } from '../evidence/index.ts';
 import { fail } from './expect.ts';
+import { noOpenRequest, noOpenText, NO_OPEN_RULE } from '../diagnosis/index.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -63,15 +64,15 @@ export function expectNoServerIO(win: EvidenceWindow, what: string, ops: string[
 export function serverIoCause(win: EvidenceWindow): string {
   const failed = win.ledger.failedOpens();
   if (failed.length) return `the server's BACKING_OPEN failed with ${failed[0]!.code} and it served the open without passthrough`;
-  // an OPEN answered ENOSYS, in the window or before it on this connection (reply evidence)
+  // an OPEN answered ENOSYS, in the window or before it on this connection: in the finding's
+  // words when the timeline has it (the failure then gets no second cause saying the same)
+  const rec = (() => {
+    const tl = win.timeline();
+    return tl ? noOpenRequest(tl) : undefined;
+  })();
   const inWindow = win.requests.errors.find((e) => e.opcode === 'FUSE_OPEN' && e.code === 'ENOSYS');
-  const before = inWindow ? undefined : win.timeline()?.requests.find((r) => r.opname === 'FUSE_OPEN' && r.end && Math.abs(r.end.error) === 38);
-  const enosys = inWindow?.unique ?? before?.unique;
-  if (enosys !== undefined)
-    return (
-      `the server answered FUSE_OPEN (unique ${enosys}) with ENOSYS: the kernel then sets no_open on the connection, ` +
-      'sends no OPEN again and gives every open no io mode, so no file opened after it can be in passthrough (KERNEL-RULES D12)'
-    );
+  const enosys = rec ?? inWindow;
+  if (enosys) return `${noOpenText(enosys)} (${NO_OPEN_RULE})`;
   const opens = countOf(win.requests, 'FUSE_OPEN') + countOf(win.requests, 'FUSE_CREATE');
   if (opens === 0) return 'the fd was opened before this window, and that open was not answered with FOPEN_PASSTHROUGH (or its backing id did not take)';
   if (!win.ledger.opens.some((o) => o.ok)) return 'the server answered FUSE_OPEN without FOPEN_PASSTHROUGH (no BACKING_OPEN was made)';
